@@ -1,0 +1,144 @@
+"""Reads what a transfer needs off a botocore client and a TransferConfig, exactly as boto3
+would resolve it, and turns it into the plain values the Rust engine takes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from boto3.s3.transfer import TransferConfig
+from botocore import handlers
+from botocore.exceptions import NoCredentialsError
+from botocore.regions import EndpointResolverBuiltins
+from botocore.serialize import create_serializer
+from botocore.validate import validate_parameters
+from s3transfer.manager import TransferManager
+from s3transfer.upload import UploadSubmissionTask
+from s3transfer.utils import set_default_checksum_algorithm
+
+from . import _core
+
+# Total attempts per request when the client's retry config names only a mode, as botocore.
+_DEFAULT_ATTEMPTS = {"legacy": 5, "standard": 3, "adaptive": 3}
+
+
+def connection(client: Any) -> _core.Connection:
+    """The endpoint, region, credentials and HTTP settings the botocore client would use."""
+    credentials = client._request_signer._credentials
+    if credentials is None:
+        raise NoCredentialsError()
+    frozen = credentials.get_frozen_credentials()
+    builtins = client._ruleset_resolver._builtins
+    config = client.meta.config
+    return _core.Connection(
+        endpoint_url=builtins.get(EndpointResolverBuiltins.SDK_ENDPOINT),
+        region=client.meta.region_name or "us-east-1",
+        access_key=frozen.access_key,
+        secret_key=frozen.secret_key,
+        session_token=frozen.token,
+        force_path_style=bool(builtins.get(EndpointResolverBuiltins.AWS_S3_FORCE_PATH_STYLE)),
+        connect_timeout=float(config.connect_timeout),
+        read_timeout=float(config.read_timeout),
+        max_attempts=_total_attempts(config.retries or {}),
+        request_checksum_calculation=config.request_checksum_calculation or "when_supported",
+        response_checksum_validation=config.response_checksum_validation or "when_supported",
+    )
+
+
+def _total_attempts(retries: dict) -> int:
+    if "total_max_attempts" in retries:
+        return int(retries["total_max_attempts"])
+    if "max_attempts" in retries:
+        return int(retries["max_attempts"]) + 1
+    return _DEFAULT_ATTEMPTS.get(retries.get("mode", "legacy"), 5)
+
+
+def options(config: TransferConfig | None) -> _core.Options:
+    """The TransferConfig values the engine acts on; boto3's defaults when `config` is None."""
+    config = config if config is not None else TransferConfig()
+    return _core.Options(
+        multipart_threshold=config.multipart_threshold,
+        multipart_chunksize=config.multipart_chunksize,
+        # use_threads=False means one request at a time in s3transfer.
+        max_concurrency=config.max_concurrency if config.use_threads else 1,
+        num_download_attempts=config.num_download_attempts,
+    )
+
+
+def _check_known_args(extra_args: dict, allowed: list[str]) -> None:
+    """The ValueError s3transfer raises for an ExtraArgs key it does not know."""
+    for name in extra_args:
+        if name not in allowed:
+            raise ValueError(
+                "Invalid extra_args key '{}', must be one of: {}".format(name, ", ".join(allowed))
+            )
+
+
+class UploadPlan:
+    """ExtraArgs of an upload, split per S3 operation as s3transfer splits them, and encoded into
+    request headers by botocore's own serializer (so Metadata, Expires, SSE-C keys and the rest
+    are sent byte for byte as boto3 sends them)."""
+
+    def __init__(self, client: Any, bucket: str, key: str, extra_args: dict | None):
+        args = dict(extra_args or {})
+        _check_known_args(args, TransferManager.ALLOWED_UPLOAD_ARGS)
+        if client.meta.config.request_checksum_calculation != "when_required":
+            set_default_checksum_algorithm(args)
+        handlers.validate_ascii_metadata({"Metadata": args.get("Metadata", {})})
+        validate_parameters(
+            {"Bucket": bucket, "Key": key, **args},
+            client.meta.service_model.operation_model("PutObject").input_shape,
+        )
+        self._client = client
+        self._bucket = bucket
+        self._key = key
+        put_args = _without(args, UploadSubmissionTask.PUT_OBJECT_BLOCKLIST)
+        multipart_args = dict(args)
+        # A full-object checksum given by the user makes s3transfer ask for that algorithm and
+        # the FULL_OBJECT type on the multipart upload.
+        for name in UploadSubmissionTask.CREATE_MULTIPART_BLOCKLIST:
+            if name.startswith("Checksum") and name in multipart_args:
+                multipart_args["ChecksumType"] = "FULL_OBJECT"
+                multipart_args["ChecksumAlgorithm"] = name.replace("Checksum", "")
+        create_args = _without(multipart_args, UploadSubmissionTask.CREATE_MULTIPART_BLOCKLIST)
+        part_args = _only(multipart_args, UploadSubmissionTask.UPLOAD_PART_ARGS)
+        complete_args = _only(multipart_args, UploadSubmissionTask.COMPLETE_MULTIPART_ARGS)
+        # The engine's SDK computes body checksums itself: it takes the algorithm, not a header.
+        self.put_object_checksum = put_args.pop("ChecksumAlgorithm", None)
+        self.upload_part_checksum = part_args.pop("ChecksumAlgorithm", None)
+        self.headers = {
+            "PutObject": self._headers("PutObject", put_args),
+            "CreateMultipartUpload": self._headers("CreateMultipartUpload", create_args),
+            "UploadPart": self._headers("UploadPart", part_args),
+            "CompleteMultipartUpload": self._headers("CompleteMultipartUpload", complete_args),
+        }
+
+    def _headers(self, operation: str, args: dict) -> list[tuple[str, str]]:
+        params = {"Bucket": self._bucket, "Key": self._key, **args}
+        handlers.sse_md5(params)
+        model = self._client.meta.service_model.operation_model(operation)
+        # Without validation: the arguments were validated once, and UploadPart's own required
+        # members (UploadId, PartNumber) do not make headers.
+        serializer = create_serializer(model.metadata["protocol"], include_validation=False)
+        request = serializer.serialize_to_request(params, model)
+        return [(name, str(value)) for name, value in request["headers"].items()]
+
+
+def download_args(client: Any, bucket: str, key: str, extra_args: dict | None) -> dict[str, str]:
+    """Download ExtraArgs checked as s3transfer and botocore check them, the SSE-C key encoded
+    as botocore encodes it."""
+    args = dict(extra_args or {})
+    _check_known_args(args, TransferManager.ALLOWED_DOWNLOAD_ARGS)
+    validate_parameters(
+        {"Bucket": bucket, "Key": key, **args},
+        client.meta.service_model.operation_model("GetObject").input_shape,
+    )
+    handlers.sse_md5(args)
+    return {name: str(value) for name, value in args.items()}
+
+
+def _without(args: dict, names: list[str]) -> dict:
+    return {name: value for name, value in args.items() if name not in names}
+
+
+def _only(args: dict, names: list[str]) -> dict:
+    return {name: value for name, value in args.items() if name in names}

@@ -1,0 +1,20 @@
+//! s3turbo's engine. The transfer code (`upload`, `download`, `plan`, `progress`, `client`,
+//! `runtime`, `errors`) is plain Rust that knows nothing of Python; `python` is the pyo3 glue.
+
+mod client;
+mod download;
+mod errors;
+mod plan;
+mod progress;
+mod python;
+mod request;
+mod runtime;
+mod upload;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    python::register(module)
+}

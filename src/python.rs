@@ -1,0 +1,352 @@
+//! The pyo3 glue: turns Python arguments into owned Rust values, runs the transfer on the
+//! engine's runtime with the GIL released, feeds progress to the Python callback from the
+//! waiting thread, and converts `TransferError` into the exceptions boto3 raises.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_s3::types::ChecksumAlgorithm;
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::ConnectionSettings;
+use crate::download::{self, DownloadArgs, DownloadRequest};
+use crate::errors::TransferError;
+use crate::progress::Progress;
+use crate::request::{Headers, TransferOptions};
+use crate::runtime::{engine, Completion};
+use crate::upload::{self, UploadHeaders, UploadRequest};
+
+/// How often the waiting thread wakes to report progress and look for Ctrl-C.
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Connection and signing settings read from a botocore client.
+#[pyclass(frozen, module = "s3turbo._core")]
+pub struct Connection {
+    settings: ConnectionSettings,
+}
+
+#[pymethods]
+impl Connection {
+    #[new]
+    #[pyo3(signature = (*, endpoint_url, region, access_key, secret_key, session_token,
+                        force_path_style, connect_timeout, read_timeout, max_attempts,
+                        request_checksum_calculation, response_checksum_validation))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        endpoint_url: Option<String>,
+        region: String,
+        access_key: String,
+        secret_key: String,
+        session_token: Option<String>,
+        force_path_style: bool,
+        connect_timeout: f64,
+        read_timeout: f64,
+        max_attempts: u32,
+        request_checksum_calculation: &str,
+        response_checksum_validation: &str,
+    ) -> Self {
+        let millis = |seconds: f64| (seconds.max(0.0) * 1000.0) as u64;
+        Self {
+            settings: ConnectionSettings {
+                endpoint_url,
+                region,
+                access_key,
+                secret_key,
+                session_token,
+                force_path_style,
+                connect_timeout_ms: millis(connect_timeout),
+                read_timeout_ms: millis(read_timeout),
+                max_attempts,
+                checksum_when_supported: request_checksum_calculation == "when_supported",
+                validate_when_supported: response_checksum_validation == "when_supported",
+            },
+        }
+    }
+}
+
+/// The TransferConfig values the engine uses.
+#[pyclass(frozen, module = "s3turbo._core")]
+pub struct Options {
+    options: TransferOptions,
+}
+
+#[pymethods]
+impl Options {
+    #[new]
+    #[pyo3(signature = (*, multipart_threshold, multipart_chunksize, max_concurrency,
+                        num_download_attempts))]
+    fn new(
+        multipart_threshold: u64,
+        multipart_chunksize: u64,
+        max_concurrency: usize,
+        num_download_attempts: u32,
+    ) -> Self {
+        Self {
+            options: TransferOptions {
+                multipart_threshold,
+                multipart_chunksize,
+                max_concurrency,
+                num_download_attempts,
+            },
+        }
+    }
+}
+
+type HeaderPairs = Vec<(String, String)>;
+
+/// Uploads a local file. `headers` maps an operation name ("PutObject",
+/// "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload") to its extra headers;
+/// the two checksum arguments name the algorithm the SDK computes for those bodies.
+#[pyfunction]
+#[pyo3(signature = (connection, options, filename, bucket, key, *, headers,
+                    put_object_checksum, upload_part_checksum, callback))]
+#[allow(clippy::too_many_arguments)]
+fn upload_file(
+    py: Python<'_>,
+    connection: &Connection,
+    options: &Options,
+    filename: PathBuf,
+    bucket: String,
+    key: String,
+    mut headers: HashMap<String, HeaderPairs>,
+    put_object_checksum: Option<String>,
+    upload_part_checksum: Option<String>,
+    callback: Option<Bound<'_, PyAny>>,
+) -> PyResult<()> {
+    let mut take = |operation: &str| Headers::new(headers.remove(operation).unwrap_or_default());
+    let headers = UploadHeaders {
+        put_object: take("PutObject").map_err(to_py_err)?,
+        create_multipart_upload: take("CreateMultipartUpload").map_err(to_py_err)?,
+        upload_part: take("UploadPart").map_err(to_py_err)?,
+        complete_multipart_upload: take("CompleteMultipartUpload").map_err(to_py_err)?,
+    };
+    let request = UploadRequest {
+        bucket,
+        key,
+        path: filename,
+        headers,
+        put_object_checksum: put_object_checksum.as_deref().map(ChecksumAlgorithm::from),
+        upload_part_checksum: upload_part_checksum.as_deref().map(ChecksumAlgorithm::from),
+        options: options.options,
+    };
+    let settings = connection.settings.clone();
+    run_transfer(
+        py,
+        &settings,
+        callback,
+        move |client, endpoint, progress, cancel| async move {
+            upload::upload_file(&client, &endpoint, request, progress, cancel).await
+        },
+    )
+}
+
+/// Downloads an object to a local path. `extra_args` holds boto3's download ExtraArgs, already
+/// encoded (SSE-C key in base64 with its MD5).
+#[pyfunction]
+#[pyo3(signature = (connection, options, bucket, key, filename, *, extra_args, callback))]
+#[allow(clippy::too_many_arguments)]
+fn download_file(
+    py: Python<'_>,
+    connection: &Connection,
+    options: &Options,
+    bucket: String,
+    key: String,
+    filename: PathBuf,
+    extra_args: HashMap<String, String>,
+    callback: Option<Bound<'_, PyAny>>,
+) -> PyResult<()> {
+    let arg = |name: &str| extra_args.get(name).cloned();
+    let request = DownloadRequest {
+        bucket,
+        key,
+        path: filename,
+        args: DownloadArgs {
+            version_id: arg("VersionId"),
+            sse_customer_algorithm: arg("SSECustomerAlgorithm"),
+            sse_customer_key: arg("SSECustomerKey"),
+            sse_customer_key_md5: arg("SSECustomerKeyMD5"),
+            request_payer: arg("RequestPayer"),
+            expected_bucket_owner: arg("ExpectedBucketOwner"),
+            checksum_mode: arg("ChecksumMode"),
+        },
+        options: options.options,
+    };
+    let settings = connection.settings.clone();
+    run_transfer(
+        py,
+        &settings,
+        callback,
+        move |client, endpoint, progress, cancel| async move {
+            download::download_file(&client, &endpoint, request, progress, cancel).await
+        },
+    )
+}
+
+/// Runs one transfer on the engine and waits for it with the GIL released, waking every
+/// `POLL_INTERVAL` to hand progress to `callback` and to run Python's signal handlers. A
+/// callback that raises, or Ctrl-C, cancels the transfer; the engine cleans up (aborts the
+/// multipart upload, removes the temporary file) before the exception reaches the caller.
+fn run_transfer<F, Fut>(
+    py: Python<'_>,
+    settings: &ConnectionSettings,
+    callback: Option<Bound<'_, PyAny>>,
+    transfer: F,
+) -> PyResult<()>
+where
+    F: FnOnce(aws_sdk_s3::Client, String, Arc<Progress>, CancellationToken) -> Fut,
+    Fut: Future<Output = Result<(), TransferError>> + Send + 'static,
+{
+    let engine = engine().map_err(|e| PyRuntimeError::new_err(format!("s3turbo engine: {e}")))?;
+    let client = engine.clients.get(settings);
+    let progress = Progress::new();
+    let cancel = CancellationToken::new();
+    let done = Completion::new();
+    let future = transfer(
+        client,
+        settings.endpoint_label(),
+        progress.clone(),
+        cancel.clone(),
+    );
+    let task_done = done.clone();
+    engine.runtime.spawn(async move {
+        // A guard, so that a panic in the transfer still wakes the waiting thread.
+        let guard = PanicGuard(task_done);
+        guard.0.set(Some(future.await));
+    });
+
+    let mut reported: i64 = 0;
+    let mut deliver = || -> PyResult<()> {
+        let Some(callback) = &callback else {
+            return Ok(());
+        };
+        let transferred = progress.transferred();
+        if transferred != reported {
+            let increment = transferred - reported;
+            reported = transferred;
+            callback.call1((increment,))?;
+        }
+        Ok(())
+    };
+    let stop = |error: PyErr| -> PyResult<()> {
+        cancel.cancel();
+        // Wait for the engine's clean-up; it is bounded by the SDK's timeouts.
+        py.detach(|| while done.wait_timeout(POLL_INTERVAL).is_none() {});
+        Err(error)
+    };
+    loop {
+        match py.detach(|| done.wait_timeout(POLL_INTERVAL)) {
+            Some(Some(result)) => {
+                deliver()?;
+                return result.map_err(to_py_err);
+            }
+            Some(None) => {
+                return Err(PyRuntimeError::new_err(
+                    "s3turbo: the transfer task panicked (a bug: please report it)",
+                ))
+            }
+            None => {}
+        }
+        if let Err(error) = deliver().and_then(|()| py.check_signals()) {
+            return stop(error);
+        }
+    }
+}
+
+/// Wakes the waiting thread with `None` if the transfer task unwinds before setting a result.
+struct PanicGuard(Arc<Completion<Option<Result<(), TransferError>>>>);
+
+impl Drop for PanicGuard {
+    fn drop(&mut self) {
+        self.0.set(None);
+    }
+}
+
+/// The exception boto3 raises for the same failure.
+fn to_py_err(error: TransferError) -> PyErr {
+    Python::attach(|py| match error {
+        TransferError::Service {
+            operation,
+            status,
+            code,
+            message,
+            request_id,
+        } => botocore_error(py, "ClientError", |kwargs| {
+            let response = PyDict::new(py);
+            let details = PyDict::new(py);
+            details.set_item("Code", code)?;
+            details.set_item("Message", message)?;
+            response.set_item("Error", details)?;
+            let metadata = PyDict::new(py);
+            metadata.set_item("HTTPStatusCode", status)?;
+            if let Some(request_id) = request_id {
+                metadata.set_item("RequestId", request_id)?;
+            }
+            response.set_item("ResponseMetadata", metadata)?;
+            kwargs.set_item("error_response", response)?;
+            kwargs.set_item("operation_name", operation)
+        }),
+        TransferError::Connection { endpoint, detail } => {
+            botocore_error(py, "EndpointConnectionError", |kwargs| {
+                kwargs.set_item("endpoint_url", endpoint)?;
+                kwargs.set_item("error", detail)
+            })
+        }
+        TransferError::Timeout { endpoint, detail } => {
+            botocore_error(py, "ReadTimeoutError", |kwargs| {
+                kwargs.set_item("endpoint_url", endpoint)?;
+                kwargs.set_item("error", detail)
+            })
+        }
+        TransferError::Io { path, source } => match source.raw_os_error() {
+            // OSError(errno, strerror, filename) picks the subclass (FileNotFoundError, ...).
+            Some(errno) => PyOSError::new_err((errno, os_strerror(&source), path)),
+            None => PyOSError::new_err(format!("{}: {source}", path.display())),
+        },
+        TransferError::Cancelled => PyRuntimeError::new_err("s3turbo: the transfer was cancelled"),
+        TransferError::InvalidInput(message) => PyValueError::new_err(message),
+    })
+}
+
+/// `std::io::Error`'s message without the " (os error N)" suffix, as Python words it.
+fn os_strerror(error: &std::io::Error) -> String {
+    let text = error.to_string();
+    match text.find(" (os error") {
+        Some(end) => text[..end].to_owned(),
+        None => text,
+    }
+}
+
+/// Builds `botocore.exceptions.<name>(**kwargs)`.
+fn botocore_error(
+    py: Python<'_>,
+    name: &str,
+    fill: impl FnOnce(&Bound<'_, PyDict>) -> PyResult<()>,
+) -> PyErr {
+    let build = || -> PyResult<PyErr> {
+        let class = py.import("botocore.exceptions")?.getattr(name)?;
+        let kwargs = PyDict::new(py);
+        if name == "ClientError" {
+            fill(&kwargs)?;
+            let response = kwargs.get_item("error_response")?;
+            let operation = kwargs.get_item("operation_name")?;
+            return Ok(PyErr::from_value(class.call1((response, operation))?));
+        }
+        fill(&kwargs)?;
+        Ok(PyErr::from_value(class.call((), Some(&kwargs))?))
+    };
+    build().unwrap_or_else(|e| e)
+}
+
+pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_class::<Connection>()?;
+    module.add_class::<Options>()?;
+    module.add_function(wrap_pyfunction!(upload_file, module)?)?;
+    module.add_function(wrap_pyfunction!(download_file, module)?)?;
+    Ok(())
+}
