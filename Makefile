@@ -1,0 +1,48 @@
+# s3turbo: `make help` lists the targets. Everything installs into this folder (.venv, .tools,
+# target) from the package registries; nothing is needed beforehand but Rust and Python 3.10+.
+
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+S3S_FS := .tools/s3s-fs/bin/s3s-fs
+export VIRTUAL_ENV := $(abspath $(VENV))
+
+.DEFAULT_GOAL := help
+.PHONY: help demo test lint fmt develop develop-release
+
+help:  ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+demo: $(VENV)/.installed $(S3S_FS) develop-release  ## 1 GiB up and down through a local s3s-fs: s3turbo next to boto3
+	$(VPY) benchmarks/demo.py
+
+test: $(VENV)/.installed $(S3S_FS) develop  ## install everything, then cargo test and pytest
+	cargo test
+	$(VPY) -m pytest -q
+
+lint:  $(VENV)/.installed  ## rustfmt, clippy, ruff
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+	$(VENV)/bin/ruff check python tests benchmarks
+	$(VENV)/bin/ruff format --check python tests benchmarks
+
+fmt: $(VENV)/.installed  ## format Rust and Python
+	cargo fmt
+	$(VENV)/bin/ruff format python tests benchmarks
+
+develop: $(VENV)/.installed  ## debug build of the extension into .venv
+	$(VENV)/bin/maturin develop --quiet
+
+develop-release: $(VENV)/.installed  ## release build of the extension into .venv
+	$(VENV)/bin/maturin develop --release --quiet
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --upgrade pip
+	$(VPY) -m pip install --quiet "maturin>=1.7,<2" boto3 "moto[server]>=5" "pytest>=8" ruff
+	touch $@
+
+# The S3 server the tests and the demo run against (DESIGN.md section 5). 0.14.1 is the last
+# version that builds with our rustc.
+$(S3S_FS):
+	cargo install s3s-fs --version 0.14.1 --features binary --locked --root .tools/s3s-fs

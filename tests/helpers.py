@@ -1,0 +1,63 @@
+"""Small helpers shared by the test modules."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from pathlib import Path
+
+KIB = 1024
+MIB = 1024 * KIB
+THRESHOLD = 8 * MIB  # boto3's default multipart_threshold and multipart_chunksize
+
+# The sizes the foundation issue asks for: empty, one byte, either side of the threshold, and
+# a multipart object with an odd tail.
+SIZES = [0, 1, THRESHOLD - 1, THRESHOLD + 1, 48 * MIB + 12_345]
+
+
+def write_random(path: Path, size: int) -> Path:
+    """A file of `size` random bytes (random, so a misplaced part cannot go unnoticed)."""
+    with open(path, "wb") as out:
+        remaining = size
+        while remaining:
+            chunk = os.urandom(min(remaining, 4 * MIB))
+            out.write(chunk)
+            remaining -= len(chunk)
+    return path
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as source:
+        while chunk := source.read(MIB):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_object(client, bucket: str, key: str) -> str:
+    body = client.get_object(Bucket=bucket, Key=key)["Body"]
+    digest = hashlib.sha256()
+    while chunk := body.read(MIB):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+class Callbacks:
+    """A Callback that records each increment and the thread it came on."""
+
+    def __init__(self):
+        self.increments: list[int] = []
+        self.threads: set[int] = set()
+
+    def __call__(self, increment: int) -> None:
+        self.increments.append(increment)
+        self.threads.add(threading.get_ident())
+
+    @property
+    def total(self) -> int:
+        return sum(self.increments)
+
+
+def listing(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())

@@ -1,0 +1,124 @@
+"""download_file on the engine, compared with boto3's on the same server."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import ClientError
+from helpers import MIB, SIZES, THRESHOLD, Callbacks, listing, sha256_file, write_random
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_download_matches_boto3(server, bucket, tmp_path, size):
+    source = write_random(tmp_path / "source.bin", size)
+    boto = server.boto3_client()
+    boto.upload_file(str(source), bucket, "k")
+    callbacks = Callbacks()
+
+    server.s3turbo_client().download_file(
+        bucket, "k", str(tmp_path / "turbo.bin"), Callback=callbacks
+    )
+    boto.download_file(bucket, "k", str(tmp_path / "boto3.bin"))
+
+    assert sha256_file(tmp_path / "turbo.bin") == sha256_file(source)
+    assert sha256_file(tmp_path / "boto3.bin") == sha256_file(source)
+    assert callbacks.total == size
+    assert 0 not in callbacks.increments
+    assert callbacks.threads <= {threading.get_ident()}
+    # Nothing but the three files: no temporary file left behind.
+    assert listing(tmp_path) == ["boto3.bin", "source.bin", "turbo.bin"]
+
+
+def test_download_overwrites_and_honours_config(server, bucket, tmp_path):
+    source = write_random(tmp_path / "source.bin", 11 * MIB + 3)
+    server.boto3_client().upload_file(str(source), bucket, "k")
+    destination = tmp_path / "out.bin"
+    destination.write_bytes(b"old content that is longer than nothing")
+    config = TransferConfig(
+        multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB, max_concurrency=3
+    )
+    server.s3turbo_client().download_file(bucket, "k", destination, Config=config)
+    assert sha256_file(destination) == sha256_file(source)
+
+
+def test_missing_key_is_a_404_client_error_as_in_boto3(server, bucket, tmp_path):
+    errors = []
+    for client in (server.s3turbo_client(), server.boto3_client()):
+        with pytest.raises(ClientError) as caught:
+            client.download_file(bucket, "missing", str(tmp_path / "out.bin"))
+        errors.append(caught.value)
+    ours, theirs = errors
+    assert type(ours) is type(theirs)
+    assert ours.response["Error"]["Code"] == theirs.response["Error"]["Code"] == "404"
+    assert ours.response["Error"]["Message"] == theirs.response["Error"]["Message"]
+    assert ours.operation_name == theirs.operation_name == "HeadObject"
+    assert str(ours) == str(theirs)
+    assert listing(tmp_path) == []
+
+
+def test_missing_bucket_as_in_boto3(moto, tmp_path):
+    errors = []
+    for client in (moto.s3turbo_client(), moto.boto3_client()):
+        with pytest.raises(ClientError) as caught:
+            client.download_file("no-such-bucket-here", "k", str(tmp_path / "out.bin"))
+        errors.append(caught.value)
+    assert type(errors[0]) is type(errors[1])
+    assert errors[0].response["Error"]["Code"] == errors[1].response["Error"]["Code"]
+
+
+def test_wrong_secret_is_a_403_as_in_boto3(s3s_fs, tmp_path):
+    bucket = s3s_fs.new_bucket()
+    s3s_fs.boto3_client().put_object(Bucket=bucket, Key="k", Body=b"data")
+    codes = []
+    for client in (
+        s3s_fs.s3turbo_client(aws_secret_access_key="wrong"),
+        s3s_fs.boto3_client(aws_secret_access_key="wrong"),
+    ):
+        with pytest.raises(ClientError) as caught:
+            client.download_file(bucket, "k", str(tmp_path / "out.bin"))
+        codes.append(caught.value.response["Error"]["Code"])
+    assert codes == ["403", "403"]
+
+
+def test_missing_destination_directory_is_an_os_error(server, bucket, tmp_path):
+    server.boto3_client().put_object(Bucket=bucket, Key="k", Body=b"data")
+    destination = tmp_path / "no" / "such" / "dir" / "out.bin"
+    for client in (server.s3turbo_client(), server.boto3_client()):
+        with pytest.raises(FileNotFoundError):
+            client.download_file(bucket, "k", str(destination))
+    assert listing(tmp_path) == []
+
+
+def test_failed_download_leaves_the_destination_untouched(server, bucket, tmp_path):
+    destination = tmp_path / "precious.bin"
+    destination.write_bytes(b"keep me")
+    with pytest.raises(ClientError):
+        server.s3turbo_client().download_file(bucket, "missing", str(destination))
+    assert destination.read_bytes() == b"keep me"
+    assert listing(tmp_path) == ["precious.bin"]
+
+
+def test_interrupted_download_leaves_the_destination_untouched(server, bucket, tmp_path):
+    source = write_random(tmp_path / "source.bin", 4 * THRESHOLD)
+    server.boto3_client().upload_file(str(source), bucket, "k")
+    destination = tmp_path / "precious.bin"
+    destination.write_bytes(b"keep me")
+
+    class Stop(Exception):
+        pass
+
+    def callback(increment):
+        raise Stop()
+
+    with pytest.raises(Stop):
+        server.s3turbo_client().download_file(bucket, "k", str(destination), Callback=callback)
+    assert destination.read_bytes() == b"keep me"
+    assert listing(tmp_path) == ["precious.bin", "source.bin"]
+
+
+def test_unknown_download_arg_is_a_value_error(server, bucket, tmp_path):
+    for client in (server.s3turbo_client(), server.boto3_client()):
+        with pytest.raises(ValueError, match="Invalid extra_args key 'Range'"):
+            client.download_file(bucket, "k", str(tmp_path / "o"), ExtraArgs={"Range": "bytes=0-1"})

@@ -1,0 +1,147 @@
+"""upload_file on the engine, compared with boto3's on the same server."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from boto3.exceptions import S3UploadFailedError
+from boto3.s3.transfer import TransferConfig
+from helpers import MIB, SIZES, THRESHOLD, Callbacks, sha256_file, sha256_object, write_random
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_upload_matches_boto3(server, bucket, tmp_path, size):
+    source = write_random(tmp_path / "source.bin", size)
+    turbo, boto = server.s3turbo_client(), server.boto3_client()
+    callbacks = Callbacks()
+
+    turbo.upload_file(str(source), bucket, "turbo", Callback=callbacks)
+    boto.upload_file(str(source), bucket, "boto3")
+
+    assert sha256_object(boto, bucket, "turbo") == sha256_file(source)
+    ours, theirs = (boto.head_object(Bucket=bucket, Key=k) for k in ("turbo", "boto3"))
+    assert ours["ContentLength"] == theirs["ContentLength"] == size
+    # Same part sizes give the same ETag, "-N" suffix for multipart included.
+    assert ours["ETag"] == theirs["ETag"]
+    assert ("-" in ours["ETag"]) == (size >= THRESHOLD)
+    assert callbacks.total == size
+    assert 0 not in callbacks.increments
+    # Callbacks come from the calling thread, never from the engine's workers.
+    assert callbacks.threads <= {threading.get_ident()}
+
+
+def test_extra_args_reach_the_object_as_with_boto3(server, bucket, tmp_path):
+    source = write_random(tmp_path / "source.bin", 3 * MIB)
+    extra = {
+        "ContentType": "application/x-parquet",
+        "Metadata": {"origin": "pipeline-7", "owner": "data"},
+        "CacheControl": "max-age=60",
+        "ContentDisposition": 'attachment; filename="a.parquet"',
+    }
+    server.s3turbo_client().upload_file(str(source), bucket, "turbo", ExtraArgs=extra)
+    boto = server.boto3_client()
+    boto.upload_file(str(source), bucket, "boto3", ExtraArgs=extra)
+    ours, theirs = (boto.head_object(Bucket=bucket, Key=k) for k in ("turbo", "boto3"))
+    for field in ("ContentType", "Metadata", "CacheControl", "ContentDisposition"):
+        assert ours.get(field) == theirs.get(field), field
+    assert ours["ContentType"] == "application/x-parquet"
+    assert ours["Metadata"] == {"origin": "pipeline-7", "owner": "data"}
+
+
+def test_extra_args_on_a_multipart_upload(server, bucket, tmp_path):
+    source = write_random(tmp_path / "source.bin", THRESHOLD + 5)
+    extra = {"ContentType": "text/csv", "Metadata": {"k": "v"}}
+    server.s3turbo_client().upload_file(str(source), bucket, "turbo", ExtraArgs=extra)
+    head = server.boto3_client().head_object(Bucket=bucket, Key="turbo")
+    assert head["ContentType"] == "text/csv"
+    assert head["Metadata"] == {"k": "v"}
+    assert head["ETag"].endswith('-2"')
+
+
+def test_transfer_config_is_honoured(server, bucket, tmp_path):
+    source = write_random(tmp_path / "source.bin", 12 * MIB + 1)
+    config = TransferConfig(
+        multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB, max_concurrency=2
+    )
+    server.s3turbo_client().upload_file(str(source), bucket, "k", Config=config)
+    boto = server.boto3_client()
+    boto.upload_file(str(source), bucket, "b", Config=config)
+    ours, theirs = (boto.head_object(Bucket=bucket, Key=k)["ETag"] for k in ("k", "b"))
+    assert ours == theirs
+    assert ours.endswith('-3"')
+
+
+def test_no_threads_and_path_like_filename(server, bucket, tmp_path):
+    source = write_random(tmp_path / "source.bin", THRESHOLD + 1)
+    config = TransferConfig(use_threads=False)
+    server.s3turbo_client().upload_file(source, bucket, "k", Config=config)
+    assert sha256_object(server.boto3_client(), bucket, "k") == sha256_file(source)
+
+
+def test_unknown_extra_arg_is_a_value_error_as_in_boto3(server, bucket, tmp_path):
+    source = write_random(tmp_path / "source.bin", 10)
+    errors = []
+    for client in (server.s3turbo_client(), server.boto3_client()):
+        with pytest.raises(ValueError) as caught:
+            client.upload_file(str(source), bucket, "k", ExtraArgs={"Colour": "blue"})
+        errors.append(str(caught.value))
+    assert errors[0] == errors[1]
+    assert "Invalid extra_args key 'Colour'" in errors[0]
+
+
+def test_filename_of_wrong_type_is_a_value_error(server, bucket):
+    for client in (server.s3turbo_client(), server.boto3_client()):
+        with pytest.raises(ValueError, match="Filename must be a string"):
+            client.upload_file(42, bucket, "k")
+
+
+def test_missing_local_file(server, bucket, tmp_path):
+    missing = tmp_path / "nope.bin"
+    for client in (server.s3turbo_client(), server.boto3_client()):
+        with pytest.raises(FileNotFoundError):
+            client.upload_file(str(missing), bucket, "k")
+
+
+def test_missing_bucket_is_wrapped_as_boto3_wraps_it(moto, tmp_path):
+    source = write_random(tmp_path / "source.bin", 10)
+    messages = []
+    for client in (moto.s3turbo_client(), moto.boto3_client()):
+        with pytest.raises(S3UploadFailedError) as caught:
+            client.upload_file(str(source), "no-such-bucket-here", "k")
+        messages.append(str(caught.value))
+    assert messages[0] == messages[1]
+    assert "NoSuchBucket" in messages[0]
+
+
+@pytest.mark.parametrize("size", [10, THRESHOLD + 1])
+def test_wrong_secret_is_refused(s3s_fs, tmp_path, size):
+    bucket = s3s_fs.new_bucket()
+    source = write_random(tmp_path / "source.bin", size)
+    messages = []
+    for client in (
+        s3s_fs.s3turbo_client(aws_secret_access_key="wrong"),
+        s3s_fs.boto3_client(aws_secret_access_key="wrong"),
+    ):
+        with pytest.raises(S3UploadFailedError) as caught:
+            client.upload_file(str(source), bucket, "k")
+        messages.append(str(caught.value))
+    assert "SignatureDoesNotMatch" in messages[0]
+    assert messages[0].split(":")[0] == messages[1].split(":")[0]
+
+
+def test_callback_exception_aborts_the_multipart_upload(moto, tmp_path):
+    bucket = moto.new_bucket()
+    source = write_random(tmp_path / "source.bin", 48 * MIB)
+
+    class Stop(Exception):
+        pass
+
+    def callback(increment):
+        raise Stop("enough")
+
+    with pytest.raises(Stop, match="enough"):
+        moto.s3turbo_client().upload_file(str(source), bucket, "k", Callback=callback)
+    boto = moto.boto3_client()
+    assert boto.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert boto.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
