@@ -6,6 +6,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::Arc;
 
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
@@ -42,6 +43,22 @@ pub struct UploadRequest {
     pub put_object_checksum: Option<ChecksumAlgorithm>,
     pub upload_part_checksum: Option<ChecksumAlgorithm>,
     pub options: TransferOptions,
+}
+
+/// Sets a precomputed body checksum on a PutObject or UploadPart builder (their setters share
+/// names). The SDK then sends it as a header instead of computing it in an aws-chunked trailer.
+macro_rules! with_body_checksum {
+    ($builder:expr, $algorithm:expr, $value:expr) => {{
+        let builder = $builder;
+        match ($algorithm, $value) {
+            (Some(ChecksumAlgorithm::Crc32), Some(value)) => builder.checksum_crc32(value),
+            (Some(ChecksumAlgorithm::Crc32C), Some(value)) => builder.checksum_crc32_c(value),
+            (Some(ChecksumAlgorithm::Crc64Nvme), Some(value)) => builder.checksum_crc64_nvme(value),
+            (Some(ChecksumAlgorithm::Sha1), Some(value)) => builder.checksum_sha1(value),
+            (Some(ChecksumAlgorithm::Sha256), Some(value)) => builder.checksum_sha256(value),
+            _ => builder,
+        }
+    }};
 }
 
 struct Target<'a> {
@@ -105,22 +122,28 @@ impl Target<'_> {
         whole: Part,
         progress: &Arc<Progress>,
     ) -> Result<(), TransferError> {
-        let data = read_part(file, &self.request.path, whole).await?;
         let request = self.request;
-        with_headers(
-            self.client
-                .put_object()
-                .bucket(&request.bucket)
-                .key(&request.key)
-                .set_checksum_algorithm(request.put_object_checksum.clone())
-                .content_length(data.len() as i64)
-                .body(counting_stream(data, progress))
-                .customize(),
-            &request.headers.put_object,
-        )
-        .send()
-        .await
-        .map_err(|e| TransferError::from_sdk("PutObject", self.endpoint, e))?;
+        let checksum = request.put_object_checksum.as_ref();
+        let (data, checksum_value) = read_part(file, &request.path, whole, checksum).await?;
+        let builder = self
+            .client
+            .put_object()
+            .bucket(&request.bucket)
+            .key(&request.key)
+            .set_checksum_algorithm(checksum.cloned())
+            .content_length(data.len() as i64)
+            .body(counting_stream(data, progress));
+        let builder = with_body_checksum!(builder, checksum, checksum_value);
+        let operation = with_headers(builder.customize(), &request.headers.put_object);
+        // See `upload_part` for why a checksummed body is sent unsigned.
+        let operation = match checksum {
+            Some(_) => operation.disable_payload_signing(),
+            None => operation,
+        };
+        operation
+            .send()
+            .await
+            .map_err(|e| TransferError::from_sdk("PutObject", self.endpoint, e))?;
         Ok(())
     }
 
@@ -201,24 +224,33 @@ impl Target<'_> {
         progress: &Arc<Progress>,
     ) -> Result<CompletedPart, TransferError> {
         let request = self.request;
-        let data = read_part(file, &request.path, part).await?;
+        let checksum = request.upload_part_checksum.as_ref();
+        let (data, checksum_value) = read_part(file, &request.path, part, checksum).await?;
         let number = i32::try_from(part.number).unwrap_or(i32::MAX);
-        let output = with_headers(
-            self.client
-                .upload_part()
-                .bucket(&request.bucket)
-                .key(&request.key)
-                .upload_id(upload_id)
-                .part_number(number)
-                .set_checksum_algorithm(request.upload_part_checksum.clone())
-                .content_length(data.len() as i64)
-                .body(counting_stream(data, progress))
-                .customize(),
-            &request.headers.upload_part,
-        )
-        .send()
-        .await
-        .map_err(|e| TransferError::from_sdk("UploadPart", self.endpoint, e))?;
+        let builder = self
+            .client
+            .upload_part()
+            .bucket(&request.bucket)
+            .key(&request.key)
+            .upload_id(upload_id)
+            .part_number(number)
+            .set_checksum_algorithm(checksum.cloned())
+            .content_length(data.len() as i64)
+            .body(counting_stream(data, progress));
+        let builder = with_body_checksum!(builder, checksum, checksum_value);
+        let operation = with_headers(builder.customize(), &request.headers.upload_part);
+        // The checksum, computed with the read and sent as a header, lets S3 verify the body.
+        // Signing the body too would cost a SHA-256 pass over every byte (over plain HTTP the
+        // SDK would even sign each aws-chunked chunk). Without a checksum the signature is the
+        // only integrity check, so it stays.
+        let operation = match checksum {
+            Some(_) => operation.disable_payload_signing(),
+            None => operation,
+        };
+        let output = operation
+            .send()
+            .await
+            .map_err(|e| TransferError::from_sdk("UploadPart", self.endpoint, e))?;
         Ok(CompletedPart::builder()
             .part_number(number)
             .set_e_tag(output.e_tag)
@@ -258,20 +290,44 @@ impl Target<'_> {
 }
 
 /// Reads one part with a positional read on the blocking pool, so concurrent parts never
-/// share a file cursor and tokio workers never wait on the disk.
-async fn read_part(file: &Arc<File>, path: &Path, part: Part) -> Result<Bytes, TransferError> {
+/// share a file cursor and tokio workers never wait on the disk. The part's checksum (base64, as
+/// S3 takes it) is computed there too, while the bytes are hot in the cache.
+async fn read_part(
+    file: &Arc<File>,
+    path: &Path,
+    part: Part,
+    checksum: Option<&ChecksumAlgorithm>,
+) -> Result<(Bytes, Option<String>), TransferError> {
     let file = file.clone();
     let len = usize::try_from(part.len)
         .map_err(|_| TransferError::InvalidInput(format!("part of {} bytes", part.len)))?;
+    let checksum = checksum.map(checksum_impl).transpose()?;
     let read = tokio::task::spawn_blocking(move || {
         let mut buffer = vec![0u8; len];
-        file.read_exact_at(&mut buffer, part.offset)
-            .map(|()| buffer)
+        file.read_exact_at(&mut buffer, part.offset)?;
+        let value = checksum.map(|mut checksum| {
+            checksum.update(&buffer);
+            let value = checksum.header_value();
+            String::from_utf8_lossy(value.as_bytes()).into_owned()
+        });
+        Ok::<_, std::io::Error>((Bytes::from(buffer), value))
     })
     .await
     .map_err(|e| TransferError::InvalidInput(format!("file reader failed: {e}")))?;
-    read.map(Bytes::from)
-        .map_err(|e| TransferError::io(path, e))
+    read.map_err(|e| TransferError::io(path, e))
+}
+
+fn checksum_impl(
+    algorithm: &ChecksumAlgorithm,
+) -> Result<Box<dyn aws_smithy_checksums::http::HttpChecksum>, TransferError> {
+    aws_smithy_checksums::ChecksumAlgorithm::from_str(algorithm.as_str())
+        .map(|algorithm| algorithm.into_impl())
+        .map_err(|_| {
+            TransferError::InvalidInput(format!(
+                "unsupported ChecksumAlgorithm {:?}",
+                algorithm.as_str()
+            ))
+        })
 }
 
 /// A request body that the SDK can replay on retry; each replay first takes back the progress

@@ -9,7 +9,7 @@ import time
 
 import boto3
 import pytest
-from botocore.exceptions import NoCredentialsError
+from botocore.exceptions import NoCredentialsError, ParamValidationError
 from helpers import MIB, sha256_file, write_random
 
 import s3turbo
@@ -96,3 +96,41 @@ def test_ctrl_c_stops_a_multipart_upload_and_aborts_it(moto, tmp_path):
     boto = moto.boto3_client()
     assert boto.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     assert boto.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+
+@pytest.mark.parametrize(
+    "bucket_name, key",
+    [("", "k"), ("bad/bucket", "k"), ("ok-bucket", ""), (None, "k"), ("ok-bucket", 7)],
+)
+def test_invalid_bucket_or_key_is_refused_as_in_boto3(server, tmp_path, bucket_name, key):
+    source = write_random(tmp_path / "source.bin", 10)
+    for client in (server.s3turbo_client(), server.boto3_client()):
+        with pytest.raises((ParamValidationError, TypeError)) as upload_error:
+            client.upload_file(str(source), bucket_name, key)
+        with pytest.raises((ParamValidationError, TypeError)) as download_error:
+            client.download_file(bucket_name, key, str(tmp_path / "out"))
+        if bucket_name is not None:  # boto3 itself crashes with a TypeError on None
+            assert upload_error.type is ParamValidationError
+            assert download_error.type is ParamValidationError
+    assert not (tmp_path / "out").exists()
+
+
+def test_calls_the_engine_cannot_honour_go_to_boto3(s3s_fs, tmp_path, monkeypatch, caplog):
+    """max_bandwidth and S3TURBO_DISABLE=1 are served by boto3 itself (the debug log says so),
+    with the same result."""
+    bucket = s3s_fs.new_bucket()
+    source = write_random(tmp_path / "source.bin", 300_000)
+    client = s3s_fs.s3turbo_client()
+    slow = s3turbo.TransferConfig(max_bandwidth=10 * MIB)
+    with caplog.at_level("DEBUG", logger="s3turbo"):
+        client.upload_file(str(source), bucket, "engine")
+        assert caplog.records == []  # the engine served it
+        client.upload_file(str(source), bucket, "k", Config=slow)
+        monkeypatch.setenv("S3TURBO_DISABLE", "1")
+        client.download_file(bucket, "k", str(tmp_path / "out.bin"))
+    assert sha256_file(tmp_path / "out.bin") == sha256_file(source)
+    reasons = [r.getMessage() for r in caplog.records if r.name == "s3turbo"]
+    assert any(
+        "upload_file falls back to boto3: TransferConfig.max_bandwidth" in m for m in reasons
+    )
+    assert any("download_file falls back to boto3: S3TURBO_DISABLE" in m for m in reasons)

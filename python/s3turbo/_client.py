@@ -3,6 +3,7 @@ served by the Rust engine."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +14,8 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
 from . import _core, _settings
+
+logger = logging.getLogger("s3turbo")
 
 
 def client(*args: Any, **kwargs: Any) -> Client:
@@ -27,6 +30,19 @@ def _filename(filename: str | os.PathLike) -> str:
     if not isinstance(filename, str):
         raise ValueError("Filename must be a string or a path-like object")
     return filename
+
+
+def _boto3_must_serve(method: str, config: TransferConfig | None) -> bool:
+    """Whether a call goes to boto3's own implementation because the engine would not honour it
+    faithfully (or acceleration is turned off). Says why in a debug log line."""
+    if os.environ.get("S3TURBO_DISABLE", "") not in ("", "0"):
+        reason = "S3TURBO_DISABLE is set"
+    elif config is not None and getattr(config, "max_bandwidth", None) is not None:
+        reason = "TransferConfig.max_bandwidth is not yet honoured by the engine"
+    else:
+        return False
+    logger.debug("s3turbo: %s falls back to boto3: %s", method, reason)
+    return True
 
 
 class Client:
@@ -54,6 +70,8 @@ class Client:
         Callback: Callable[[int], Any] | None = None,
         Config: TransferConfig | None = None,
     ) -> None:
+        if _boto3_must_serve("upload_file", Config):
+            return self._client.upload_file(Filename, Bucket, Key, ExtraArgs, Callback, Config)
         filename = _filename(Filename)
         plan = _settings.UploadPlan(self._client, Bucket, Key, ExtraArgs)
         try:
@@ -83,6 +101,8 @@ class Client:
         Callback: Callable[[int], Any] | None = None,
         Config: TransferConfig | None = None,
     ) -> None:
+        if _boto3_must_serve("download_file", Config):
+            return self._client.download_file(Bucket, Key, Filename, ExtraArgs, Callback, Config)
         filename = _filename(Filename)
         extra_args = _settings.download_args(self._client, Bucket, Key, ExtraArgs)
         try:

@@ -83,11 +83,7 @@ class UploadPlan:
         _check_known_args(args, TransferManager.ALLOWED_UPLOAD_ARGS)
         if client.meta.config.request_checksum_calculation != "when_required":
             set_default_checksum_algorithm(args)
-        handlers.validate_ascii_metadata({"Metadata": args.get("Metadata", {})})
-        validate_parameters(
-            {"Bucket": bucket, "Key": key, **args},
-            client.meta.service_model.operation_model("PutObject").input_shape,
-        )
+        _validate(client, "PutObject", {"Bucket": bucket, "Key": key, **args})
         self._client = client
         self._bucket = bucket
         self._key = key
@@ -128,12 +124,17 @@ def download_args(client: Any, bucket: str, key: str, extra_args: dict | None) -
     as botocore encodes it."""
     args = dict(extra_args or {})
     _check_known_args(args, TransferManager.ALLOWED_DOWNLOAD_ARGS)
-    validate_parameters(
-        {"Bucket": bucket, "Key": key, **args},
-        client.meta.service_model.operation_model("GetObject").input_shape,
-    )
+    _validate(client, "GetObject", {"Bucket": bucket, "Key": key, **args})
     handlers.sse_md5(args)
     return {name: str(value) for name, value in args.items()}
+
+
+def _validate(client: Any, operation: str, params: dict) -> None:
+    """The ParamValidationError botocore raises before sending `operation`: types and lengths
+    from the service model, then the bucket name and ASCII-only metadata."""
+    validate_parameters(params, client.meta.service_model.operation_model(operation).input_shape)
+    handlers.validate_bucket_name(params)
+    handlers.validate_ascii_metadata(params)
 
 
 def _without(args: dict, names: list[str]) -> dict:
