@@ -70,7 +70,10 @@ pub async fn download_file(
             .send() => head.map_err(|e| TransferError::from_sdk("HeadObject", endpoint, e))?,
         _ = cancel.cancelled() => return Err(TransferError::Cancelled),
     };
-    let size = u64::try_from(head.content_length.unwrap_or(0)).unwrap_or(0);
+    let size = head
+        .content_length
+        .and_then(|length| u64::try_from(length).ok())
+        .ok_or_else(|| TransferError::Internal("HeadObject answered without a size".to_owned()))?;
     let temp = TempFile::create(&request.path)?;
     temp.file
         .set_len(size)
@@ -128,9 +131,12 @@ impl Fetcher<'_> {
         let mut tries = 0;
         loop {
             tries += 1;
-            attempt.restart();
-            match self.fetch_part_once(part, &attempt).await {
+            let generation = attempt.restart();
+            match self.fetch_part_once(part, &attempt, generation).await {
                 Err(e) if e.is_transient() && tries < attempts => continue,
+                Err(e) if e.is_transient() => {
+                    return Err(TransferError::RetriesExceeded(Box::new(e)))
+                }
                 result => return result,
             }
         }
@@ -140,6 +146,7 @@ impl Fetcher<'_> {
         &self,
         part: Part,
         attempt: &AttemptCounter,
+        generation: u64,
     ) -> Result<(), TransferError> {
         let request = self.request;
         let response = with_download_args!(self.client.get_object(), &request.args)
@@ -169,7 +176,7 @@ impl Fetcher<'_> {
                 .write_all_at(&chunk, offset)
                 .map_err(|e| TransferError::io(self.temp_path, e))?;
             offset += chunk.len() as u64;
-            attempt.add(chunk.len() as u64);
+            attempt.add(generation, chunk.len() as u64);
         }
         if offset != end {
             return Err(body_error(self.endpoint, "the response ended early"));

@@ -28,6 +28,12 @@ pub enum TransferError {
     Cancelled,
     /// Arguments the engine cannot act on (e.g. more than 10,000 parts).
     InvalidInput(String),
+    /// A ranged GET kept failing after `num_download_attempts` tries (boto3's
+    /// RetriesExceededError); holds the last error.
+    RetriesExceeded(Box<TransferError>),
+    /// Something that should not happen: a response without a field S3 always sends, a worker
+    /// task that died.
+    Internal(String),
 }
 
 impl TransferError {
@@ -95,10 +101,8 @@ impl TransferError {
                 endpoint,
                 detail: format!("{context:?}"),
             },
-            other => TransferError::Connection {
-                endpoint,
-                detail: format!("{other:?}"),
-            },
+            // The SDK could not build the request: retrying cannot help.
+            other => TransferError::InvalidInput(format!("{other:?}")),
         }
     }
 

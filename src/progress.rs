@@ -5,7 +5,7 @@
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -32,33 +32,49 @@ impl Progress {
     }
 }
 
-/// What one attempt at sending or receiving a part has counted, so that a retry can take it
-/// back before starting again.
+/// What the current attempt at sending or receiving one part has counted, so that a retry can
+/// take it back before starting again. Each attempt gets a generation: bytes that a superseded
+/// attempt still moves (an old request body the HTTP client is still draining) are ignored, so
+/// the total can never exceed what was finally transferred.
 #[derive(Debug)]
 pub struct AttemptCounter {
     progress: Arc<Progress>,
-    counted: AtomicI64,
+    current: Mutex<Attempt>,
+}
+
+#[derive(Debug, Default)]
+struct Attempt {
+    generation: u64,
+    counted: i64,
 }
 
 impl AttemptCounter {
     pub fn new(progress: Arc<Progress>) -> Arc<Self> {
         Arc::new(Self {
             progress,
-            counted: AtomicI64::new(0),
+            current: Mutex::new(Attempt::default()),
         })
     }
 
-    pub fn add(&self, bytes: u64) {
-        let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
-        self.counted.fetch_add(bytes, Ordering::Relaxed);
-        self.progress.add(bytes);
+    /// Starts a new attempt and returns its generation; whatever the previous attempt counted
+    /// is reported back as negative.
+    pub fn restart(&self) -> u64 {
+        let mut attempt = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if attempt.counted != 0 {
+            self.progress.add(-attempt.counted);
+        }
+        attempt.generation += 1;
+        attempt.counted = 0;
+        attempt.generation
     }
 
-    /// Starts a new attempt: whatever the previous one counted is reported back as negative.
-    pub fn restart(&self) {
-        let previous = self.counted.swap(0, Ordering::Relaxed);
-        if previous != 0 {
-            self.progress.add(-previous);
+    /// Counts `bytes` moved by attempt `generation`, unless a newer attempt has started.
+    pub fn add(&self, generation: u64, bytes: u64) {
+        let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+        let mut attempt = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if attempt.generation == generation {
+            attempt.counted += bytes;
+            self.progress.add(bytes);
         }
     }
 }
@@ -71,13 +87,17 @@ const FRAME_SIZE: usize = 256 * 1024;
 pub struct CountingBody {
     remaining: Bytes,
     counter: Arc<AttemptCounter>,
+    generation: u64,
 }
 
 impl CountingBody {
+    /// A body for a new attempt: what earlier bodies of this part counted is taken back.
     pub fn new(data: Bytes, counter: Arc<AttemptCounter>) -> Self {
+        let generation = counter.restart();
         Self {
             remaining: data,
             counter,
+            generation,
         }
     }
 }
@@ -95,7 +115,7 @@ impl http_body::Body for CountingBody {
         }
         let take = self.remaining.len().min(FRAME_SIZE);
         let frame = self.remaining.split_to(take);
-        self.counter.add(frame.len() as u64);
+        self.counter.add(self.generation, frame.len() as u64);
         Poll::Ready(Some(Ok(Frame::data(frame))))
     }
 
@@ -116,11 +136,14 @@ mod tests {
     fn a_retried_attempt_is_taken_back() {
         let progress = Progress::new();
         let attempt = AttemptCounter::new(progress.clone());
-        attempt.add(100);
-        attempt.restart();
+        let first = attempt.restart();
+        attempt.add(first, 100);
+        let second = attempt.restart();
         assert_eq!(progress.transferred(), 0);
-        attempt.add(40);
-        attempt.add(60);
+        attempt.add(second, 40);
+        // The superseded attempt is still sending: not counted.
+        attempt.add(first, 30);
+        attempt.add(second, 60);
         assert_eq!(progress.transferred(), 100);
     }
 

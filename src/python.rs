@@ -105,7 +105,8 @@ type HeaderPairs = Vec<(String, String)>;
 /// the two checksum arguments name the algorithm the SDK computes for those bodies.
 #[pyfunction]
 #[pyo3(signature = (connection, options, filename, bucket, key, *, headers,
-                    put_object_checksum, upload_part_checksum, callback))]
+                    put_object_checksum, put_object_checksum_value, upload_part_checksum,
+                    callback))]
 #[allow(clippy::too_many_arguments)]
 fn upload_file(
     py: Python<'_>,
@@ -116,6 +117,7 @@ fn upload_file(
     key: String,
     mut headers: HashMap<String, HeaderPairs>,
     put_object_checksum: Option<String>,
+    put_object_checksum_value: Option<String>,
     upload_part_checksum: Option<String>,
     callback: Option<Bound<'_, PyAny>>,
 ) -> PyResult<()> {
@@ -132,6 +134,7 @@ fn upload_file(
         path: filename,
         headers,
         put_object_checksum: put_object_checksum.as_deref().map(ChecksumAlgorithm::from),
+        put_object_checksum_value,
         upload_part_checksum: upload_part_checksum.as_deref().map(ChecksumAlgorithm::from),
         options: options.options,
     };
@@ -235,8 +238,11 @@ where
     };
     let stop = |error: PyErr| -> PyResult<()> {
         cancel.cancel();
-        // Wait for the engine's clean-up; it is bounded by the SDK's timeouts.
-        py.detach(|| while done.wait_timeout(POLL_INTERVAL).is_none() {});
+        // Wait for the engine's clean-up (abort the multipart upload, remove the temporary
+        // file). A second Ctrl-C stops waiting; the clean-up then goes on in the background.
+        while py.detach(|| done.wait_timeout(POLL_INTERVAL)).is_none() {
+            py.check_signals()?;
+        }
         Err(error)
     };
     loop {
@@ -269,47 +275,69 @@ impl Drop for PanicGuard {
 
 /// The exception boto3 raises for the same failure.
 fn to_py_err(error: TransferError) -> PyErr {
-    Python::attach(|py| match error {
+    Python::attach(|py| build_py_err(py, error).unwrap_or_else(|failed_to_build| failed_to_build))
+}
+
+fn build_py_err(py: Python<'_>, error: TransferError) -> PyResult<PyErr> {
+    let botocore = py.import("botocore.exceptions")?;
+    let with_endpoint = |class: &str, endpoint: String, detail: String| -> PyResult<PyErr> {
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("endpoint_url", endpoint)?;
+        kwargs.set_item("error", detail)?;
+        Ok(PyErr::from_value(
+            botocore.getattr(class)?.call((), Some(&kwargs))?,
+        ))
+    };
+    Ok(match error {
         TransferError::Service {
             operation,
             status,
             code,
             message,
             request_id,
-        } => botocore_error(py, "ClientError", |kwargs| {
-            let response = PyDict::new(py);
+        } => {
             let details = PyDict::new(py);
             details.set_item("Code", code)?;
             details.set_item("Message", message)?;
-            response.set_item("Error", details)?;
             let metadata = PyDict::new(py);
             metadata.set_item("HTTPStatusCode", status)?;
             if let Some(request_id) = request_id {
                 metadata.set_item("RequestId", request_id)?;
             }
+            let response = PyDict::new(py);
+            response.set_item("Error", details)?;
             response.set_item("ResponseMetadata", metadata)?;
-            kwargs.set_item("error_response", response)?;
-            kwargs.set_item("operation_name", operation)
-        }),
+            PyErr::from_value(
+                botocore
+                    .getattr("ClientError")?
+                    .call1((response, operation))?,
+            )
+        }
         TransferError::Connection { endpoint, detail } => {
-            botocore_error(py, "EndpointConnectionError", |kwargs| {
-                kwargs.set_item("endpoint_url", endpoint)?;
-                kwargs.set_item("error", detail)
-            })
+            with_endpoint("EndpointConnectionError", endpoint, detail)?
         }
         TransferError::Timeout { endpoint, detail } => {
-            botocore_error(py, "ReadTimeoutError", |kwargs| {
-                kwargs.set_item("endpoint_url", endpoint)?;
-                kwargs.set_item("error", detail)
-            })
+            with_endpoint("ReadTimeoutError", endpoint, detail)?
         }
-        TransferError::Io { path, source } => match source.raw_os_error() {
-            // OSError(errno, strerror, filename) picks the subclass (FileNotFoundError, ...).
-            Some(errno) => PyOSError::new_err((errno, os_strerror(&source), path)),
-            None => PyOSError::new_err(format!("{}: {source}", path.display())),
-        },
+        TransferError::RetriesExceeded(last) => {
+            let last = build_py_err(py, *last)?.into_value(py);
+            PyErr::from_value(
+                py.import("boto3.exceptions")?
+                    .getattr("RetriesExceededError")?
+                    .call1((last,))?,
+            )
+        }
+        TransferError::Io { path, source } => {
+            let path = path.to_string_lossy().into_owned();
+            match source.raw_os_error() {
+                // OSError(errno, strerror, filename) picks the subclass (FileNotFoundError, ...).
+                Some(errno) => PyOSError::new_err((errno, os_strerror(&source), path)),
+                None => PyOSError::new_err(format!("{path}: {source}")),
+            }
+        }
         TransferError::Cancelled => PyRuntimeError::new_err("s3turbo: the transfer was cancelled"),
         TransferError::InvalidInput(message) => PyValueError::new_err(message),
+        TransferError::Internal(message) => PyRuntimeError::new_err(format!("s3turbo: {message}")),
     })
 }
 
@@ -320,27 +348,6 @@ fn os_strerror(error: &std::io::Error) -> String {
         Some(end) => text[..end].to_owned(),
         None => text,
     }
-}
-
-/// Builds `botocore.exceptions.<name>(**kwargs)`.
-fn botocore_error(
-    py: Python<'_>,
-    name: &str,
-    fill: impl FnOnce(&Bound<'_, PyDict>) -> PyResult<()>,
-) -> PyErr {
-    let build = || -> PyResult<PyErr> {
-        let class = py.import("botocore.exceptions")?.getattr(name)?;
-        let kwargs = PyDict::new(py);
-        if name == "ClientError" {
-            fill(&kwargs)?;
-            let response = kwargs.get_item("error_response")?;
-            let operation = kwargs.get_item("operation_name")?;
-            return Ok(PyErr::from_value(class.call1((response, operation))?));
-        }
-        fill(&kwargs)?;
-        Ok(PyErr::from_value(class.call((), Some(&kwargs))?))
-    };
-    build().unwrap_or_else(|e| e)
 }
 
 pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {

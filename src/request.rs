@@ -32,6 +32,10 @@ impl Headers {
         }
         Ok(Self(pairs.into()))
     }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.0.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+    }
 }
 
 /// Adds `headers` to the request before it is signed.

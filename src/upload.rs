@@ -41,12 +41,17 @@ pub struct UploadRequest {
     /// The checksum the SDK computes for a PutObject body and for each part body, as boto3's
     /// settings and ExtraArgs choose them (they differ when a full-object checksum is given).
     pub put_object_checksum: Option<ChecksumAlgorithm>,
+    /// A full-object checksum the user gave (ExtraArgs ChecksumCRC32, ...) for a PutObject;
+    /// sent as it is instead of computed.
+    pub put_object_checksum_value: Option<String>,
     pub upload_part_checksum: Option<ChecksumAlgorithm>,
     pub options: TransferOptions,
 }
 
 /// Sets a precomputed body checksum on a PutObject or UploadPart builder (their setters share
-/// names). The SDK then sends it as a header instead of computing it in an aws-chunked trailer.
+/// names). The SDK then sends it as a header instead of computing it into an aws-chunked
+/// trailer, which over plain HTTP also signs every chunk with SHA-256; the body goes out as
+/// UNSIGNED-PAYLOAD and S3 verifies it by the checksum.
 macro_rules! with_body_checksum {
     ($builder:expr, $algorithm:expr, $value:expr) => {{
         let builder = $builder;
@@ -87,7 +92,7 @@ pub async fn upload_file(
         Ok((Arc::new(file), metadata.len()))
     })
     .await
-    .map_err(|e| TransferError::InvalidInput(format!("file reader failed: {e}")))?;
+    .map_err(|e| TransferError::Internal(format!("file reader failed: {e}")))?;
     let (file, size) = file?;
     if size > plan::MAX_OBJECT_SIZE {
         return Err(TransferError::InvalidInput(format!(
@@ -124,7 +129,9 @@ impl Target<'_> {
     ) -> Result<(), TransferError> {
         let request = self.request;
         let checksum = request.put_object_checksum.as_ref();
-        let (data, checksum_value) = read_part(file, &request.path, whole, checksum).await?;
+        let given = request.put_object_checksum_value.clone();
+        let to_compute = if given.is_some() { None } else { checksum };
+        let (data, computed) = read_part(file, &request.path, whole, to_compute).await?;
         let builder = self
             .client
             .put_object()
@@ -133,12 +140,17 @@ impl Target<'_> {
             .set_checksum_algorithm(checksum.cloned())
             .content_length(data.len() as i64)
             .body(counting_stream(data, progress));
-        let builder = with_body_checksum!(builder, checksum, checksum_value);
-        let operation = with_headers(builder.customize(), &request.headers.put_object);
-        // See `upload_part` for why a checksummed body is sent unsigned.
-        let operation = match checksum {
-            Some(_) => operation.disable_payload_signing(),
-            None => operation,
+        let builder = with_body_checksum!(builder, checksum, given.or(computed));
+        let headers = &request.headers.put_object;
+        let operation = with_headers(builder.customize(), headers);
+        // aws-sdk-s3 labels every PutObject body application/octet-stream; boto3 sends no
+        // Content-Type unless asked, and S3 then stores binary/octet-stream. Match boto3.
+        let operation = if headers.contains("content-type") {
+            operation
+        } else {
+            operation.mutate_request(|request| {
+                request.headers_mut().remove("content-type");
+            })
         };
         operation
             .send()
@@ -166,12 +178,8 @@ impl Target<'_> {
         .send()
         .await
         .map_err(|e| TransferError::from_sdk("CreateMultipartUpload", self.endpoint, e))?;
-        let upload_id = created.upload_id.ok_or_else(|| TransferError::Service {
-            operation: "CreateMultipartUpload",
-            status: 200,
-            code: "InvalidResponse".to_owned(),
-            message: "the response has no UploadId".to_owned(),
-            request_id: None,
+        let upload_id = created.upload_id.ok_or_else(|| {
+            TransferError::Internal("CreateMultipartUpload answered without an UploadId".to_owned())
         })?;
 
         let parts = plan::split(
@@ -238,16 +246,7 @@ impl Target<'_> {
             .content_length(data.len() as i64)
             .body(counting_stream(data, progress));
         let builder = with_body_checksum!(builder, checksum, checksum_value);
-        let operation = with_headers(builder.customize(), &request.headers.upload_part);
-        // The checksum, computed with the read and sent as a header, lets S3 verify the body.
-        // Signing the body too would cost a SHA-256 pass over every byte (over plain HTTP the
-        // SDK would even sign each aws-chunked chunk). Without a checksum the signature is the
-        // only integrity check, so it stays.
-        let operation = match checksum {
-            Some(_) => operation.disable_payload_signing(),
-            None => operation,
-        };
-        let output = operation
+        let output = with_headers(builder.customize(), &request.headers.upload_part)
             .send()
             .await
             .map_err(|e| TransferError::from_sdk("UploadPart", self.endpoint, e))?;
@@ -313,7 +312,7 @@ async fn read_part(
         Ok::<_, std::io::Error>((Bytes::from(buffer), value))
     })
     .await
-    .map_err(|e| TransferError::InvalidInput(format!("file reader failed: {e}")))?;
+    .map_err(|e| TransferError::Internal(format!("file reader failed: {e}")))?;
     read.map_err(|e| TransferError::io(path, e))
 }
 
@@ -335,7 +334,6 @@ fn checksum_impl(
 fn counting_stream(data: Bytes, progress: &Arc<Progress>) -> ByteStream {
     let attempt = AttemptCounter::new(progress.clone());
     ByteStream::new(SdkBody::retryable(move || {
-        attempt.restart();
         SdkBody::from_body_1_x(CountingBody::new(data.clone(), attempt.clone()))
     }))
 }

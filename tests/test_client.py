@@ -9,6 +9,9 @@ import time
 
 import boto3
 import pytest
+from boto3.exceptions import S3UploadFailedError
+from botocore import UNSIGNED
+from botocore.config import Config
 from botocore.exceptions import NoCredentialsError, ParamValidationError
 from helpers import MIB, sha256_file, write_random
 
@@ -46,6 +49,9 @@ def test_no_credentials_as_in_boto3(server, tmp_path, monkeypatch):
     for client in (s3turbo.client("s3", **kwargs), boto3.client("s3", **kwargs)):
         with pytest.raises(NoCredentialsError):
             client.upload_file(str(source), "bucket", "k")
+        # The local file is looked at before any request.
+        with pytest.raises(FileNotFoundError):
+            client.upload_file(str(tmp_path / "missing"), "bucket", "k")
         with pytest.raises(NoCredentialsError):
             client.download_file("bucket", "k", str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
@@ -128,9 +134,14 @@ def test_calls_the_engine_cannot_honour_go_to_boto3(s3s_fs, tmp_path, monkeypatc
         client.upload_file(str(source), bucket, "k", Config=slow)
         monkeypatch.setenv("S3TURBO_DISABLE", "1")
         client.download_file(bucket, "k", str(tmp_path / "out.bin"))
+        monkeypatch.delenv("S3TURBO_DISABLE")
+        anonymous = s3s_fs.s3turbo_client(config=Config(signature_version=UNSIGNED))
+        with pytest.raises(S3UploadFailedError):  # s3s-fs refuses unsigned requests
+            anonymous.upload_file(str(source), bucket, "anonymous")
     assert sha256_file(tmp_path / "out.bin") == sha256_file(source)
     reasons = [r.getMessage() for r in caplog.records if r.name == "s3turbo"]
     assert any(
         "upload_file falls back to boto3: TransferConfig.max_bandwidth" in m for m in reasons
     )
     assert any("download_file falls back to boto3: S3TURBO_DISABLE" in m for m in reasons)
+    assert any("upload_file falls back to boto3: anonymous" in m for m in reasons)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import threading
+import zlib
 
 import pytest
 from boto3.exceptions import S3UploadFailedError
@@ -22,6 +24,7 @@ def test_upload_matches_boto3(server, bucket, tmp_path, size):
     assert sha256_object(boto, bucket, "turbo") == sha256_file(source)
     ours, theirs = (boto.head_object(Bucket=bucket, Key=k) for k in ("turbo", "boto3"))
     assert ours["ContentLength"] == theirs["ContentLength"] == size
+    assert ours.get("ContentType") == theirs.get("ContentType")
     # Same part sizes give the same ETag, "-N" suffix for multipart included.
     assert ours["ETag"] == theirs["ETag"]
     assert ("-" in ours["ETag"]) == (size >= THRESHOLD)
@@ -145,3 +148,25 @@ def test_callback_exception_aborts_the_multipart_upload(moto, tmp_path):
     boto = moto.boto3_client()
     assert boto.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     assert boto.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+
+@pytest.mark.parametrize("size", [1000, THRESHOLD + 1])
+def test_full_object_checksum_given_by_the_user(server, bucket, tmp_path, size):
+    """ExtraArgs ChecksumCRC32 (a full-object checksum) is sent once, as boto3 sends it: the
+    server accepts the right value and refuses a wrong one alike for both."""
+    source = write_random(tmp_path / "source.bin", size)
+    right = base64.b64encode(zlib.crc32(source.read_bytes()).to_bytes(4, "big")).decode()
+    wrong = base64.b64encode((zlib.crc32(b"other") or 1).to_bytes(4, "big")).decode()
+    outcomes = []
+    for name, client in (("turbo", server.s3turbo_client()), ("boto3", server.boto3_client())):
+        for label, value in (("right", right), ("wrong", wrong)):
+            try:
+                client.upload_file(
+                    str(source), bucket, f"{name}-{label}", ExtraArgs={"ChecksumCRC32": value}
+                )
+                outcomes.append((label, "stored"))
+            except S3UploadFailedError as error:
+                cause = error.__cause__ or error.__context__
+                outcomes.append((label, cause.response["Error"]["Code"]))
+    assert outcomes[:2] == outcomes[2:]
+    assert outcomes[0] == ("right", "stored")

@@ -32,17 +32,25 @@ def _filename(filename: str | os.PathLike) -> str:
     return filename
 
 
-def _boto3_must_serve(method: str, config: TransferConfig | None) -> bool:
+def _boto3_must_serve(method: str, client: Any, config: TransferConfig | None) -> bool:
     """Whether a call goes to boto3's own implementation because the engine would not honour it
-    faithfully (or acceleration is turned off). Says why in a debug log line."""
+    faithfully (or acceleration is turned off)."""
+    reason = _unsupported_setting(client, config)
+    if reason is not None:
+        _log_fallback(method, reason)
+    return reason is not None
+
+
+def _unsupported_setting(client: Any, config: TransferConfig | None) -> str | None:
     if os.environ.get("S3TURBO_DISABLE", "") not in ("", "0"):
-        reason = "S3TURBO_DISABLE is set"
-    elif config is not None and getattr(config, "max_bandwidth", None) is not None:
-        reason = "TransferConfig.max_bandwidth is not yet honoured by the engine"
-    else:
-        return False
+        return "S3TURBO_DISABLE is set"
+    if config is not None and getattr(config, "max_bandwidth", None) is not None:
+        return "TransferConfig.max_bandwidth is not yet honoured by the engine"
+    return _settings.unsupported_client_setting(client)
+
+
+def _log_fallback(method: str, reason: str) -> None:
     logger.debug("s3turbo: %s falls back to boto3: %s", method, reason)
-    return True
 
 
 class Client:
@@ -70,10 +78,16 @@ class Client:
         Callback: Callable[[int], Any] | None = None,
         Config: TransferConfig | None = None,
     ) -> None:
-        if _boto3_must_serve("upload_file", Config):
+        if _boto3_must_serve("upload_file", self._client, Config):
             return self._client.upload_file(Filename, Bucket, Key, ExtraArgs, Callback, Config)
         filename = _filename(Filename)
         plan = _settings.UploadPlan(self._client, Bucket, Key, ExtraArgs)
+        if plan.unsupported:
+            _log_fallback("upload_file", plan.unsupported)
+            return self._client.upload_file(Filename, Bucket, Key, ExtraArgs, Callback, Config)
+        # Before any request, as s3transfer sizes the file: a missing file is FileNotFoundError
+        # whatever else is wrong.
+        os.stat(filename)
         try:
             _core.upload_file(
                 _settings.connection(self._client),
@@ -83,14 +97,15 @@ class Client:
                 Key,
                 headers=plan.headers,
                 put_object_checksum=plan.put_object_checksum,
+                put_object_checksum_value=plan.put_object_checksum_value,
                 upload_part_checksum=plan.upload_part_checksum,
                 callback=Callback,
             )
         except ClientError as error:
             # boto3 wraps every ClientError of upload_file, keeping the message.
             raise S3UploadFailedError(
-                f"Failed to upload {filename} to {Bucket}/{Key}: {self._modeled(error)}"
-            ) from None
+                f"Failed to upload {filename} to {Bucket}/{Key}: {error}"
+            ) from error
 
     def download_file(
         self,
@@ -101,7 +116,7 @@ class Client:
         Callback: Callable[[int], Any] | None = None,
         Config: TransferConfig | None = None,
     ) -> None:
-        if _boto3_must_serve("download_file", Config):
+        if _boto3_must_serve("download_file", self._client, Config):
             return self._client.download_file(Bucket, Key, Filename, ExtraArgs, Callback, Config)
         filename = _filename(Filename)
         extra_args = _settings.download_args(self._client, Bucket, Key, ExtraArgs)

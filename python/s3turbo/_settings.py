@@ -6,16 +6,21 @@ from __future__ import annotations
 from typing import Any
 
 from boto3.s3.transfer import TransferConfig
-from botocore import handlers
+from botocore import UNSIGNED, handlers
 from botocore.exceptions import NoCredentialsError
+from botocore.httpsession import get_cert_path
 from botocore.regions import EndpointResolverBuiltins
 from botocore.serialize import create_serializer
 from botocore.validate import validate_parameters
+from s3transfer.constants import FULL_OBJECT_CHECKSUM_ARGS
 from s3transfer.manager import TransferManager
 from s3transfer.upload import UploadSubmissionTask
 from s3transfer.utils import set_default_checksum_algorithm
 
 from . import _core
+
+# Body checksums the engine computes; a call asking for another goes to boto3.
+ENGINE_CHECKSUMS = {"CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"}
 
 # Total attempts per request when the client's retry config names only a mode, as botocore.
 _DEFAULT_ATTEMPTS = {"legacy": 5, "standard": 3, "adaptive": 3}
@@ -42,6 +47,28 @@ def connection(client: Any) -> _core.Connection:
         request_checksum_calculation=config.request_checksum_calculation or "when_supported",
         response_checksum_validation=config.response_checksum_validation or "when_supported",
     )
+
+
+def unsupported_client_setting(client: Any) -> str | None:
+    """A client setting the engine does not honour yet, so that boto3 serves the call."""
+    config = client.meta.config
+    if config.signature_version == UNSIGNED:
+        return "anonymous (UNSIGNED) requests"
+    if config.proxies:
+        return "proxies"
+    # TLS settings matter only for https; the engine trusts the system's roots.
+    verify = getattr(client._endpoint.http_session, "_verify", True)
+    if client.meta.endpoint_url.startswith("https:") and verify not in (True, get_cert_path(True)):
+        return "verify=False or a custom CA bundle (AWS_CA_BUNDLE)"
+    builtins = client._ruleset_resolver._builtins
+    for builtin in (
+        EndpointResolverBuiltins.AWS_S3_ACCELERATE,
+        EndpointResolverBuiltins.AWS_USE_DUALSTACK,
+        EndpointResolverBuiltins.AWS_USE_FIPS,
+    ):
+        if builtins.get(builtin):
+            return f"{builtin.value} endpoints"
+    return None
 
 
 def _total_attempts(retries: dict) -> int:
@@ -83,7 +110,6 @@ class UploadPlan:
         _check_known_args(args, TransferManager.ALLOWED_UPLOAD_ARGS)
         if client.meta.config.request_checksum_calculation != "when_required":
             set_default_checksum_algorithm(args)
-        _validate(client, "PutObject", {"Bucket": bucket, "Key": key, **args})
         self._client = client
         self._bucket = bucket
         self._key = key
@@ -91,16 +117,32 @@ class UploadPlan:
         multipart_args = dict(args)
         # A full-object checksum given by the user makes s3transfer ask for that algorithm and
         # the FULL_OBJECT type on the multipart upload.
-        for name in UploadSubmissionTask.CREATE_MULTIPART_BLOCKLIST:
-            if name.startswith("Checksum") and name in multipart_args:
+        for name in FULL_OBJECT_CHECKSUM_ARGS:
+            if name in multipart_args:
                 multipart_args["ChecksumType"] = "FULL_OBJECT"
                 multipart_args["ChecksumAlgorithm"] = name.replace("Checksum", "")
         create_args = _without(multipart_args, UploadSubmissionTask.CREATE_MULTIPART_BLOCKLIST)
         part_args = _only(multipart_args, UploadSubmissionTask.UPLOAD_PART_ARGS)
         complete_args = _only(multipart_args, UploadSubmissionTask.COMPLETE_MULTIPART_ARGS)
-        # The engine's SDK computes body checksums itself: it takes the algorithm, not a header.
+        # Checked as botocore checks each request boto3 may send ("-" stands for the UploadId
+        # the engine fills in).
+        target = {"Bucket": bucket, "Key": key}
+        _validate(client, "PutObject", {**target, **put_args})
+        _validate(client, "CreateMultipartUpload", {**target, **create_args})
+        _validate(client, "CompleteMultipartUpload", {**target, "UploadId": "-", **complete_args})
+
+        # Body checksums are the engine's: it takes the algorithm (and a full-object value the
+        # user gave), not a header.
         self.put_object_checksum = put_args.pop("ChecksumAlgorithm", None)
+        self.put_object_checksum_value = None
+        for name in FULL_OBJECT_CHECKSUM_ARGS:
+            if name in put_args:
+                self.put_object_checksum = name.replace("Checksum", "")
+                self.put_object_checksum_value = put_args.pop(name)
         self.upload_part_checksum = part_args.pop("ChecksumAlgorithm", None)
+        algorithms = {self.put_object_checksum, self.upload_part_checksum} - {None}
+        unsupported = {a for a in algorithms if a.upper() not in ENGINE_CHECKSUMS}
+        self.unsupported = f"ChecksumAlgorithm {sorted(unsupported)}" if unsupported else None
         self.headers = {
             "PutObject": self._headers("PutObject", put_args),
             "CreateMultipartUpload": self._headers("CreateMultipartUpload", create_args),
