@@ -19,6 +19,9 @@ use crate::plan::{self, Part};
 use crate::progress::{AttemptCounter, Progress};
 use crate::request::TransferOptions;
 
+/// How much of a part is gathered before one positional write.
+const WRITE_SIZE: usize = 1024 * 1024;
+
 /// boto3's ALLOWED_DOWNLOAD_ARGS, already encoded as S3 expects them (the SSE-C key in base64
 /// with its MD5).
 #[derive(Debug, Clone, Default)]
@@ -158,30 +161,52 @@ impl Fetcher<'_> {
             .await
             .map_err(|e| TransferError::from_sdk("GetObject", self.endpoint, e))?;
         let mut body = response.body;
-        let mut offset = part.offset;
         let end = part.offset + part.len;
+        // Received chunks are small (tens of KiB); gathering them into larger positional writes
+        // saves system calls and contention on the file between concurrent parts.
+        let mut pending = Vec::with_capacity(WRITE_SIZE.min(part.len as usize));
+        let mut offset = part.offset;
         while let Some(chunk) = body
             .try_next()
             .await
             .map_err(|e| body_error(self.endpoint, e))?
         {
-            if offset + chunk.len() as u64 > end {
+            if offset + (pending.len() + chunk.len()) as u64 > end {
                 return Err(body_error(
                     self.endpoint,
                     "more bytes than the requested range",
                 ));
             }
-            // A positional write into the page cache: short enough to do on the worker.
-            self.file
-                .write_all_at(&chunk, offset)
-                .map_err(|e| TransferError::io(self.temp_path, e))?;
-            offset += chunk.len() as u64;
-            attempt.add(generation, chunk.len() as u64);
+            pending.extend_from_slice(&chunk);
+            if pending.len() >= WRITE_SIZE {
+                offset = self.write(&mut pending, offset, attempt, generation)?;
+            }
         }
+        let offset = self.write(&mut pending, offset, attempt, generation)?;
         if offset != end {
             return Err(body_error(self.endpoint, "the response ended early"));
         }
         Ok(())
+    }
+}
+
+impl Fetcher<'_> {
+    /// Writes `pending` at `offset` and empties it; returns the offset after it. A positional
+    /// write into the page cache: short enough to do on the worker.
+    fn write(
+        &self,
+        pending: &mut Vec<u8>,
+        offset: u64,
+        attempt: &AttemptCounter,
+        generation: u64,
+    ) -> Result<u64, TransferError> {
+        self.file
+            .write_all_at(pending, offset)
+            .map_err(|e| TransferError::io(self.temp_path, e))?;
+        let written = pending.len() as u64;
+        pending.clear();
+        attempt.add(generation, written);
+        Ok(offset + written)
     }
 }
 
