@@ -138,10 +138,9 @@ fn upload_file(
         upload_part_checksum: upload_part_checksum.as_deref().map(ChecksumAlgorithm::from),
         options: options.options,
     };
-    let settings = connection.settings.clone();
     run_transfer(
         py,
-        &settings,
+        &connection.settings,
         callback,
         move |client, endpoint, progress, cancel| async move {
             upload::upload_file(&client, &endpoint, request, progress, cancel).await
@@ -180,10 +179,9 @@ fn download_file(
         },
         options: options.options,
     };
-    let settings = connection.settings.clone();
     run_transfer(
         py,
-        &settings,
+        &connection.settings,
         callback,
         move |client, endpoint, progress, cancel| async move {
             download::download_file(&client, &endpoint, request, progress, cancel).await
