@@ -5,6 +5,7 @@ mod client;
 mod download;
 mod errors;
 mod plan;
+mod presign;
 mod progress;
 mod python;
 mod request;

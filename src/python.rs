@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::client::ConnectionSettings;
 use crate::download::{self, DownloadArgs, DownloadRequest};
 use crate::errors::TransferError;
+use crate::presign::{self, PresignRequest};
 use crate::progress::Progress;
 use crate::request::{Headers, TransferOptions};
 use crate::runtime::{engine, Completion};
@@ -348,10 +349,48 @@ fn os_strerror(error: &std::io::Error) -> String {
     }
 }
 
+/// A SigV4 presigned URL, computed locally (see `presign.rs` for the arguments).
+#[pyfunction]
+#[pyo3(signature = (method, endpoint, host, path_prefix, key, query, headers, region,
+                    access_key, secret_key, session_token, expires_in, now))]
+#[allow(clippy::too_many_arguments)]
+fn presign_url(
+    method: &str,
+    endpoint: &str,
+    host: &str,
+    path_prefix: &str,
+    key: &str,
+    query: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
+    region: &str,
+    access_key: &str,
+    secret_key: &str,
+    session_token: Option<&str>,
+    expires_in: &str,
+    now: f64,
+) -> String {
+    presign::presign_url(&PresignRequest {
+        method,
+        endpoint,
+        host,
+        path_prefix,
+        key,
+        query: &query,
+        headers: &headers,
+        region,
+        access_key,
+        secret_key,
+        session_token,
+        expires_in,
+        now: now.floor() as i64,
+    })
+}
+
 pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<Connection>()?;
     module.add_class::<Options>()?;
     module.add_function(wrap_pyfunction!(upload_file, module)?)?;
     module.add_function(wrap_pyfunction!(download_file, module)?)?;
+    module.add_function(wrap_pyfunction!(presign_url, module)?)?;
     Ok(())
 }

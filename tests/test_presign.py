@@ -1,0 +1,149 @@
+"""generate_presigned_url: computed by the engine, identical to botocore's SigV4 URL, and
+accepted (or refused) by a server that checks signatures."""
+
+from __future__ import annotations
+
+import datetime
+import time
+import urllib.error
+import urllib.request
+from unittest import mock
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ParamValidationError, UnknownClientMethodError
+
+import s3turbo
+import s3turbo._presign as presign
+
+FIXED = datetime.datetime(2026, 11, 26, 13, 0, 7, tzinfo=datetime.timezone.utc)
+
+CASES = [
+    ("get_object", {"Bucket": "bkt", "Key": "k"}),
+    ("get_object", {"Bucket": "bkt", "Key": "a b/ü+c~!*()'", "VersionId": "v1"}),
+    (
+        "get_object",
+        {
+            "Bucket": "bkt",
+            "Key": "report.csv",
+            "ResponseContentType": "text/csv",
+            "ResponseContentDisposition": 'attachment; filename="r.csv"',
+        },
+    ),
+    ("head_object", {"Bucket": "bkt", "Key": "/leading/slash"}),
+    ("delete_object", {"Bucket": "bkt", "Key": "k"}),
+    ("put_object", {"Bucket": "bkt", "Key": "k", "ContentType": "text/plain"}),
+    ("put_object", {"Bucket": "bkt", "Key": "k", "Metadata": {"Owner": "x", "a": "b"}}),
+    ("upload_part", {"Bucket": "bkt", "Key": "k", "UploadId": "u-1", "PartNumber": 3}),
+]
+
+CLIENTS = [
+    {"endpoint_url": "http://127.0.0.1:9000", "region_name": "us-east-1"},
+    {"region_name": "eu-west-1", "aws_session_token": "session/token+="},
+    {"region_name": "us-east-1"},
+    {"region_name": "us-west-2", "config": Config(s3={"addressing_style": "path"})},
+]
+
+
+@pytest.fixture
+def frozen_time():
+    with (
+        mock.patch("botocore.auth.get_current_datetime", return_value=FIXED),
+        mock.patch.object(presign, "_now", return_value=FIXED.timestamp()),
+    ):
+        yield
+
+
+@pytest.mark.parametrize("client_kwargs", CLIENTS)
+@pytest.mark.parametrize("method, params", CASES)
+def test_url_is_botocores_sigv4_url(frozen_time, client_kwargs, method, params):
+    kwargs = {"aws_access_key_id": "AKIDEXAMPLE", "aws_secret_access_key": "secret/key+1"}
+    kwargs.update(client_kwargs)
+    config = kwargs.pop("config", Config())
+    turbo = s3turbo.client("s3", config=config, **kwargs)
+    boto = boto3.client("s3", config=config.merge(Config(signature_version="s3v4")), **kwargs)
+    for expires, http_method in ((3600, None), (60, "PUT")):
+        ours = turbo.generate_presigned_url(
+            method, Params=params, ExpiresIn=expires, HttpMethod=http_method
+        )
+        theirs = boto.generate_presigned_url(
+            method, Params=params, ExpiresIn=expires, HttpMethod=http_method
+        )
+        assert ours == theirs
+
+
+def test_the_engine_makes_the_url(frozen_time, monkeypatch):
+    """The fast path really serves get_object (not a silent fallback to boto3)."""
+    client = s3turbo.client(
+        "s3", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b"
+    )
+    calls = []
+    monkeypatch.setattr(presign._core, "presign_url", lambda *a: calls.append(a) or "url")
+    assert client.generate_presigned_url("get_object", Params={"Bucket": "b", "Key": "k"}) == "url"
+    assert len(calls) == 1
+
+
+def test_unknown_method_and_bad_params_as_in_boto3():
+    kwargs = {"region_name": "us-east-1", "aws_access_key_id": "a", "aws_secret_access_key": "b"}
+    for client in (s3turbo.client("s3", **kwargs), boto3.client("s3", **kwargs)):
+        with pytest.raises(UnknownClientMethodError):
+            client.generate_presigned_url("no_such_method", Params={})
+        with pytest.raises(ParamValidationError):
+            client.generate_presigned_url("get_object", Params={"Bucket": "bad/name", "Key": "k"})
+        with pytest.raises(ParamValidationError):
+            client.generate_presigned_url("get_object", Params={"Bucket": "b", "Key": ""})
+        with pytest.raises(ParamValidationError):
+            client.generate_presigned_url("get_object", Params={"Key": "k"})
+        with pytest.raises(ParamValidationError):
+            client.generate_presigned_url(
+                "upload_part", Params={"Bucket": "b", "Key": "k", "PartNumber": "3"}
+            )
+
+
+def fetch(
+    url: str, method: str = "GET", data: bytes | None = None, headers=None
+) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_presigned_get_put_and_refusals(s3s_fs):
+    bucket = s3s_fs.new_bucket()
+    client = s3s_fs.s3turbo_client()
+    client.put_object(Bucket=bucket, Key="dir/file name.txt", Body=b"hello presigned")
+
+    url = client.generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": "dir/file name.txt"}
+    )
+    assert fetch(url) == (200, b"hello presigned")
+
+    # An altered key or signature is refused.
+    assert fetch(url.replace("file%20name", "file%20namf"))[0] in (400, 403)
+    signature = url.rsplit("=", 1)[1]
+    tampered = url[: -len(signature)] + ("0" if signature[0] != "0" else "1") + signature[1:]
+    assert fetch(tampered)[0] in (400, 403)
+
+    # A presigned PUT uploads, with the content type it was signed for.
+    put_url = client.generate_presigned_url(
+        "put_object", Params={"Bucket": bucket, "Key": "up.txt", "ContentType": "text/plain"}
+    )
+    assert fetch(put_url, "PUT", b"uploaded", {"Content-Type": "text/plain"})[0] == 200
+    head = client.head_object(Bucket=bucket, Key="up.txt")
+    assert head["ContentType"] == "text/plain"
+    assert client.get_object(Bucket=bucket, Key="up.txt")["Body"].read() == b"uploaded"
+
+
+def test_expired_url_is_refused(s3s_fs):
+    bucket = s3s_fs.new_bucket()
+    client = s3s_fs.s3turbo_client()
+    client.put_object(Bucket=bucket, Key="k", Body=b"x")
+    url = client.generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": "k"}, ExpiresIn=1
+    )
+    time.sleep(2.1)
+    assert fetch(url)[0] in (400, 403)
