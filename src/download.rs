@@ -1,4 +1,4 @@
-//! Download to a local path: HeadObject for size and ETag, then ranged GETs with
+//! Downloads. To a local path: HeadObject for size and ETag, then ranged GETs with
 //! `If-Match: <ETag>` in parallel (so parts of two versions of an object are never mixed),
 //! written with positional writes into a temporary file beside the destination. The temporary
 //! file is renamed over the destination only on success, and removed on failure.
@@ -11,16 +11,15 @@ use std::sync::Arc;
 
 use aws_sdk_s3::types::{ChecksumMode, RequestPayer};
 use aws_sdk_s3::Client;
+use bytes::BytesMut;
 use futures_util::{StreamExt, TryStreamExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::errors::{body_error, TransferError};
+use crate::handoff::ChunkQueue;
 use crate::plan::{self, Part};
 use crate::progress::{AttemptCounter, Progress};
 use crate::request::TransferOptions;
-
-/// How much of a part is gathered before one positional write.
-const WRITE_SIZE: usize = 1024 * 1024;
 
 /// boto3's ALLOWED_DOWNLOAD_ARGS, already encoded as S3 expects them (the SSE-C key in base64
 /// with its MD5).
@@ -39,6 +38,7 @@ pub struct DownloadArgs {
 pub struct DownloadRequest {
     pub bucket: String,
     pub key: String,
+    /// The destination of `download_file`; unused by `download_to_queue`.
     pub path: PathBuf,
     pub args: DownloadArgs,
     pub options: TransferOptions,
@@ -66,76 +66,146 @@ pub async fn download_file(
     progress: Arc<Progress>,
     cancel: CancellationToken,
 ) -> Result<(), TransferError> {
-    let head = tokio::select! {
-        head = with_download_args!(client.head_object(), &request.args)
-            .bucket(&request.bucket)
-            .key(&request.key)
-            .send() => head.map_err(|e| TransferError::from_sdk("HeadObject", endpoint, e))?,
-        _ = cancel.cancelled() => return Err(TransferError::Cancelled),
-    };
-    let size = head
-        .content_length
-        .and_then(|length| u64::try_from(length).ok())
-        .ok_or_else(|| TransferError::Internal("HeadObject answered without a size".to_owned()))?;
+    let fetcher = Fetcher::new(client, endpoint, &request);
+    let head = fetcher.head(&cancel).await?;
     let temp = TempFile::create(&request.path)?;
     temp.file
-        .set_len(size)
+        .set_len(head.size)
         .map_err(|e| TransferError::io(&temp.path, e))?;
-
-    let part_size = if size < request.options.multipart_threshold {
-        size
-    } else {
-        request.options.multipart_chunksize
+    let parts = fetcher.parts(head.size);
+    let concurrency = request.options.max_concurrency.max(1);
+    let (fetcher, temp_ref, progress) = (&fetcher, &temp, &progress);
+    let fetch_all = futures_util::stream::iter(parts)
+        .map(|part| {
+            let mut writer = FileRange::new(temp_ref, part);
+            let etag = head.etag.as_deref();
+            async move { fetcher.fetch_part(part, etag, progress, &mut writer).await }
+        })
+        .buffer_unordered(concurrency)
+        .try_collect::<()>();
+    tokio::select! {
+        result = fetch_all => result?,
+        _ = cancel.cancelled() => return Err(TransferError::Cancelled),
     };
-    let fetcher = Fetcher {
-        client,
-        endpoint,
-        request: &request,
-        etag: head.e_tag,
-        file: &temp.file,
-        temp_path: &temp.path,
-    };
-    let fetched = tokio::select! {
-        result = fetcher.fetch_all(plan::split(size, part_size), &progress) => result,
-        _ = cancel.cancelled() => Err(TransferError::Cancelled),
-    };
-    fetched?;
     temp.persist(&request.path)
+}
+
+/// Download into a sink that takes the object in order (`download_fileobj`): parts are fetched
+/// in parallel, and handed to `queue` in order as each one and those before it are complete;
+/// `on_chunk` tells the consumer there is something to take. Memory stays bounded by about
+/// `max_concurrency` parts in flight plus those waiting in the queue.
+pub async fn download_to_queue(
+    client: &Client,
+    endpoint: &str,
+    request: DownloadRequest,
+    queue: Arc<ChunkQueue>,
+    on_chunk: impl Fn() + Send + Sync,
+    progress: Arc<Progress>,
+    cancel: CancellationToken,
+) -> Result<(), TransferError> {
+    let fetcher = Fetcher::new(client, endpoint, &request);
+    let head = fetcher.head(&cancel).await?;
+    let concurrency = request.options.max_concurrency.max(1);
+    let (fetcher_ref, progress) = (&fetcher, &progress);
+    let mut in_order = futures_util::stream::iter(fetcher.parts(head.size))
+        .map(|part| {
+            let etag = head.etag.as_deref();
+            let fetcher = fetcher_ref;
+            async move {
+                let mut buffer = MemoryRange::default();
+                fetcher
+                    .fetch_part(part, etag, progress, &mut buffer)
+                    .await?;
+                Ok::<_, TransferError>(buffer.0.freeze())
+            }
+        })
+        .buffered(concurrency);
+    let deliver_all = async {
+        while let Some(chunk) = in_order.try_next().await? {
+            queue.push(chunk).await;
+            on_chunk();
+        }
+        Ok(())
+    };
+    tokio::select! {
+        result = deliver_all => result,
+        _ = cancel.cancelled() => Err(TransferError::Cancelled),
+    }
+}
+
+struct Head {
+    size: u64,
+    etag: Option<String>,
 }
 
 struct Fetcher<'a> {
     client: &'a Client,
     endpoint: &'a str,
     request: &'a DownloadRequest,
-    etag: Option<String>,
-    file: &'a File,
-    temp_path: &'a Path,
 }
 
-impl Fetcher<'_> {
-    async fn fetch_all(
-        &self,
-        parts: Vec<Part>,
-        progress: &Arc<Progress>,
-    ) -> Result<(), TransferError> {
-        futures_util::stream::iter(parts)
-            .map(|part| self.fetch_part(part, progress))
-            .buffer_unordered(self.request.options.max_concurrency.max(1))
-            .try_collect::<()>()
-            .await
+impl<'a> Fetcher<'a> {
+    fn new(client: &'a Client, endpoint: &'a str, request: &'a DownloadRequest) -> Self {
+        Self {
+            client,
+            endpoint,
+            request,
+        }
     }
 
-    /// Fetches one range, retrying a broken or timed-out response up to `num_download_attempts`
-    /// times in all, as s3transfer does for errors the SDK's own retries do not cover (those in
-    /// the middle of a body).
-    async fn fetch_part(&self, part: Part, progress: &Arc<Progress>) -> Result<(), TransferError> {
+    async fn head(&self, cancel: &CancellationToken) -> Result<Head, TransferError> {
+        let request = self.request;
+        let head = tokio::select! {
+            head = with_download_args!(self.client.head_object(), &request.args)
+                .bucket(&request.bucket)
+                .key(&request.key)
+                .send() => head.map_err(|e| TransferError::from_sdk("HeadObject", self.endpoint, e))?,
+            _ = cancel.cancelled() => return Err(TransferError::Cancelled),
+        };
+        let size = head
+            .content_length
+            .and_then(|length| u64::try_from(length).ok())
+            .ok_or_else(|| {
+                TransferError::Internal("HeadObject answered without a size".to_owned())
+            })?;
+        Ok(Head {
+            size,
+            etag: head.e_tag,
+        })
+    }
+
+    /// One range below the multipart threshold, ranges of `multipart_chunksize` above it.
+    fn parts(&self, size: u64) -> Vec<Part> {
+        let options = &self.request.options;
+        let part_size = if size < options.multipart_threshold {
+            size
+        } else {
+            options.multipart_chunksize
+        };
+        plan::split(size, part_size)
+    }
+
+    /// Fetches one range into `writer`, retrying a broken or timed-out response up to
+    /// `num_download_attempts` times in all, as s3transfer does for errors the SDK's own
+    /// retries do not cover (those in the middle of a body).
+    async fn fetch_part(
+        &self,
+        part: Part,
+        etag: Option<&str>,
+        progress: &Arc<Progress>,
+        writer: &mut impl PartWriter,
+    ) -> Result<(), TransferError> {
         let attempt = AttemptCounter::new(progress.clone());
         let attempts = self.request.options.num_download_attempts.max(1);
         let mut tries = 0;
         loop {
             tries += 1;
             let generation = attempt.restart();
-            match self.fetch_part_once(part, &attempt, generation).await {
+            writer.restart();
+            match self
+                .fetch_part_once(part, etag, &attempt, generation, writer)
+                .await
+            {
                 Err(e) if e.is_transient() && tries < attempts => continue,
                 Err(e) if e.is_transient() => {
                     return Err(TransferError::RetriesExceeded(Box::new(e)))
@@ -148,65 +218,120 @@ impl Fetcher<'_> {
     async fn fetch_part_once(
         &self,
         part: Part,
+        etag: Option<&str>,
         attempt: &AttemptCounter,
         generation: u64,
+        writer: &mut impl PartWriter,
     ) -> Result<(), TransferError> {
         let request = self.request;
         let response = with_download_args!(self.client.get_object(), &request.args)
             .bucket(&request.bucket)
             .key(&request.key)
             .range(part.range_header())
-            .set_if_match(self.etag.clone())
+            .set_if_match(etag.map(str::to_owned))
             .send()
             .await
             .map_err(|e| TransferError::from_sdk("GetObject", self.endpoint, e))?;
         let mut body = response.body;
-        let end = part.offset + part.len;
-        // Received chunks are small (tens of KiB); gathering them into larger positional writes
-        // saves system calls and contention on the file between concurrent parts.
-        let mut pending = Vec::with_capacity(WRITE_SIZE.min(part.len as usize));
-        let mut offset = part.offset;
+        let mut received = 0u64;
         while let Some(chunk) = body
             .try_next()
             .await
             .map_err(|e| body_error(self.endpoint, e))?
         {
-            if offset + (pending.len() + chunk.len()) as u64 > end {
+            received += chunk.len() as u64;
+            if received > part.len {
                 return Err(body_error(
                     self.endpoint,
                     "more bytes than the requested range",
                 ));
             }
-            pending.extend_from_slice(&chunk);
-            if pending.len() >= WRITE_SIZE {
-                offset = self.write(&mut pending, offset, attempt, generation)?;
-            }
+            writer.write(&chunk)?;
+            attempt.add(generation, chunk.len() as u64);
         }
-        let offset = self.write(&mut pending, offset, attempt, generation)?;
-        if offset != end {
+        if received != part.len {
             return Err(body_error(self.endpoint, "the response ended early"));
         }
+        writer.finish()
+    }
+}
+
+/// Where the bytes of one part go, in order; `restart` forgets a failed attempt's bytes.
+trait PartWriter {
+    fn restart(&mut self);
+    fn write(&mut self, data: &[u8]) -> Result<(), TransferError>;
+    fn finish(&mut self) -> Result<(), TransferError>;
+}
+
+/// One part's range of the temporary file. Received chunks are small (tens of KiB); gathering
+/// them into larger positional writes saves system calls and contention on the file between
+/// concurrent parts.
+struct FileRange<'a> {
+    temp: &'a TempFile,
+    part: Part,
+    pending: Vec<u8>,
+    offset: u64,
+}
+
+/// How much of a part is gathered before one positional write.
+const WRITE_SIZE: usize = 1024 * 1024;
+
+impl<'a> FileRange<'a> {
+    fn new(temp: &'a TempFile, part: Part) -> Self {
+        Self {
+            temp,
+            part,
+            pending: Vec::new(),
+            offset: part.offset,
+        }
+    }
+}
+
+impl PartWriter for FileRange<'_> {
+    fn restart(&mut self) {
+        self.pending.clear();
+        self.offset = self.part.offset;
+    }
+
+    fn write(&mut self, data: &[u8]) -> Result<(), TransferError> {
+        if self.pending.capacity() == 0 {
+            self.pending.reserve(WRITE_SIZE.min(self.part.len as usize));
+        }
+        self.pending.extend_from_slice(data);
+        if self.pending.len() >= WRITE_SIZE {
+            self.finish()?;
+        }
+        Ok(())
+    }
+
+    /// A positional write into the page cache: short enough to do on the worker.
+    fn finish(&mut self) -> Result<(), TransferError> {
+        self.temp
+            .file
+            .write_all_at(&self.pending, self.offset)
+            .map_err(|e| TransferError::io(&self.temp.path, e))?;
+        self.offset += self.pending.len() as u64;
+        self.pending.clear();
         Ok(())
     }
 }
 
-impl Fetcher<'_> {
-    /// Writes `pending` at `offset` and empties it; returns the offset after it. A positional
-    /// write into the page cache: short enough to do on the worker.
-    fn write(
-        &self,
-        pending: &mut Vec<u8>,
-        offset: u64,
-        attempt: &AttemptCounter,
-        generation: u64,
-    ) -> Result<u64, TransferError> {
-        self.file
-            .write_all_at(pending, offset)
-            .map_err(|e| TransferError::io(self.temp_path, e))?;
-        let written = pending.len() as u64;
-        pending.clear();
-        attempt.add(generation, written);
-        Ok(offset + written)
+/// One part held in memory until it can be handed over in order.
+#[derive(Default)]
+struct MemoryRange(BytesMut);
+
+impl PartWriter for MemoryRange {
+    fn restart(&mut self) {
+        self.0.clear();
+    }
+
+    fn write(&mut self, data: &[u8]) -> Result<(), TransferError> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), TransferError> {
+        Ok(())
     }
 }
 

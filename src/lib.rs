@@ -4,6 +4,7 @@
 mod client;
 mod download;
 mod errors;
+mod handoff;
 mod plan;
 mod presign;
 mod progress;

@@ -11,16 +11,17 @@ use std::time::Duration;
 use aws_sdk_s3::types::ChecksumAlgorithm;
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyBytes, PyDict};
 use tokio_util::sync::CancellationToken;
 
 use crate::client::ConnectionSettings;
 use crate::download::{self, DownloadArgs, DownloadRequest};
 use crate::errors::TransferError;
+use crate::handoff::{ChunkQueue, Completion};
 use crate::presign::{self, PresignRequest};
 use crate::progress::Progress;
 use crate::request::{Headers, TransferOptions};
-use crate::runtime::{engine, Completion};
+use crate::runtime::engine;
 use crate::upload::{self, UploadHeaders, UploadRequest};
 
 /// How often the waiting thread wakes to report progress and look for Ctrl-C.
@@ -143,14 +144,21 @@ fn upload_file(
         py,
         &connection.settings,
         callback,
-        move |client, endpoint, progress, cancel| async move {
-            upload::upload_file(&client, &endpoint, request, progress, cancel).await
+        no_pump,
+        move |task| async move {
+            upload::upload_file(
+                &task.client,
+                &task.endpoint,
+                request,
+                task.progress,
+                task.cancel,
+            )
+            .await
         },
     )
 }
 
-/// Downloads an object to a local path. `extra_args` holds boto3's download ExtraArgs, already
-/// encoded (SSE-C key in base64 with its MD5).
+/// Downloads an object to a local path.
 #[pyfunction]
 #[pyo3(signature = (connection, options, bucket, key, filename, *, extra_args, callback))]
 #[allow(clippy::too_many_arguments)]
@@ -164,11 +172,86 @@ fn download_file(
     extra_args: HashMap<String, String>,
     callback: Option<Bound<'_, PyAny>>,
 ) -> PyResult<()> {
+    let request = download_request(bucket, key, filename, &extra_args, options);
+    run_transfer(
+        py,
+        &connection.settings,
+        callback,
+        no_pump,
+        move |task| async move {
+            download::download_file(
+                &task.client,
+                &task.endpoint,
+                request,
+                task.progress,
+                task.cancel,
+            )
+            .await
+        },
+    )
+}
+
+/// Downloads an object into a file object: `write` (the object's bound method) is called with
+/// the object's bytes in order, from this thread.
+#[pyfunction]
+#[pyo3(signature = (connection, options, bucket, key, write, *, extra_args, callback))]
+#[allow(clippy::too_many_arguments)]
+fn download_fileobj(
+    py: Python<'_>,
+    connection: &Connection,
+    options: &Options,
+    bucket: String,
+    key: String,
+    write: Bound<'_, PyAny>,
+    extra_args: HashMap<String, String>,
+    callback: Option<Bound<'_, PyAny>>,
+) -> PyResult<()> {
+    let request = download_request(bucket, key, PathBuf::new(), &extra_args, options);
+    // Two parts may wait for the writer: enough to keep the downloads going without holding
+    // much more than `max_concurrency` parts in memory.
+    let queue = ChunkQueue::new(2);
+    let ready = queue.clone();
+    let write_ready = |py: Python<'_>, _finished: bool| -> PyResult<()> {
+        while let Some(chunk) = ready.pop() {
+            write.call1((PyBytes::new(py, &chunk),))?;
+        }
+        Ok(())
+    };
+    run_transfer(
+        py,
+        &connection.settings,
+        callback,
+        write_ready,
+        move |task| async move {
+            let wake = task.wake;
+            download::download_to_queue(
+                &task.client,
+                &task.endpoint,
+                request,
+                queue,
+                move || wake(),
+                task.progress,
+                task.cancel,
+            )
+            .await
+        },
+    )
+}
+
+/// `extra_args` holds boto3's download ExtraArgs, already encoded (SSE-C key in base64 with
+/// its MD5).
+fn download_request(
+    bucket: String,
+    key: String,
+    path: PathBuf,
+    extra_args: &HashMap<String, String>,
+    options: &Options,
+) -> DownloadRequest {
     let arg = |name: &str| extra_args.get(name).cloned();
-    let request = DownloadRequest {
+    DownloadRequest {
         bucket,
         key,
-        path: filename,
+        path,
         args: DownloadArgs {
             version_id: arg("VersionId"),
             sse_customer_algorithm: arg("SSECustomerAlgorithm"),
@@ -179,42 +262,48 @@ fn download_file(
             checksum_mode: arg("ChecksumMode"),
         },
         options: options.options,
-    };
-    run_transfer(
-        py,
-        &connection.settings,
-        callback,
-        move |client, endpoint, progress, cancel| async move {
-            download::download_file(&client, &endpoint, request, progress, cancel).await
-        },
-    )
+    }
+}
+
+/// What a transfer task gets from `run_transfer`.
+struct TaskContext {
+    client: aws_sdk_s3::Client,
+    endpoint: String,
+    progress: Arc<Progress>,
+    cancel: CancellationToken,
+    /// Wakes the waiting thread early, to run its pump (data to write, room to read into).
+    wake: Arc<dyn Fn() + Send + Sync>,
 }
 
 /// Runs one transfer on the engine and waits for it with the GIL released, waking every
-/// `POLL_INTERVAL` to hand progress to `callback` and to run Python's signal handlers. A
-/// callback that raises, or Ctrl-C, cancels the transfer; the engine cleans up (aborts the
-/// multipart upload, removes the temporary file) before the exception reaches the caller.
+/// `POLL_INTERVAL` (or when the task wakes it) to run `pump` (the file-object I/O that must
+/// happen on this thread; `true` once the task has finished), to hand progress to `callback`
+/// and to run Python's signal handlers. An exception from the pump or the callback, or Ctrl-C,
+/// cancels the transfer; the engine cleans up (aborts the multipart upload, removes the
+/// temporary file) before the exception reaches the caller.
 fn run_transfer<F, Fut>(
     py: Python<'_>,
     settings: &ConnectionSettings,
     callback: Option<Bound<'_, PyAny>>,
+    mut pump: impl FnMut(Python<'_>, bool) -> PyResult<()>,
     transfer: F,
 ) -> PyResult<()>
 where
-    F: FnOnce(aws_sdk_s3::Client, String, Arc<Progress>, CancellationToken) -> Fut,
+    F: FnOnce(TaskContext) -> Fut,
     Fut: Future<Output = Result<(), TransferError>> + Send + 'static,
 {
     let engine = engine().map_err(|e| PyRuntimeError::new_err(format!("s3turbo engine: {e}")))?;
-    let client = engine.clients.get(settings);
     let progress = Progress::new();
     let cancel = CancellationToken::new();
     let done = Completion::new();
-    let future = transfer(
-        client,
-        settings.endpoint_label(),
-        progress.clone(),
-        cancel.clone(),
-    );
+    let poke = done.clone();
+    let future = transfer(TaskContext {
+        client: engine.clients.get(settings),
+        endpoint: settings.endpoint_label(),
+        progress: progress.clone(),
+        cancel: cancel.clone(),
+        wake: Arc::new(move || poke.poke()),
+    });
     let task_done = done.clone();
     engine.runtime.spawn(async move {
         // A guard, so that a panic in the transfer still wakes the waiting thread.
@@ -246,10 +335,11 @@ where
     };
     loop {
         match py.detach(|| done.wait_timeout(POLL_INTERVAL)) {
-            Some(Some(result)) => {
-                deliver()?;
-                return result.map_err(to_py_err);
+            Some(Some(Ok(()))) => {
+                pump(py, true)?;
+                return deliver();
             }
+            Some(Some(Err(error))) => return Err(to_py_err(error)),
             Some(None) => {
                 return Err(PyRuntimeError::new_err(
                     "s3turbo: the transfer task panicked (a bug: please report it)",
@@ -257,10 +347,18 @@ where
             }
             None => {}
         }
-        if let Err(error) = deliver().and_then(|()| py.check_signals()) {
+        let step = pump(py, false)
+            .and_then(|()| deliver())
+            .and_then(|()| py.check_signals());
+        if let Err(error) = step {
             return stop(error);
         }
     }
+}
+
+/// For transfers with no file object: nothing to do on the waiting thread.
+fn no_pump(_: Python<'_>, _: bool) -> PyResult<()> {
+    Ok(())
 }
 
 /// Wakes the waiting thread with `None` if the transfer task unwinds before setting a result.
@@ -391,6 +489,7 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<Options>()?;
     module.add_function(wrap_pyfunction!(upload_file, module)?)?;
     module.add_function(wrap_pyfunction!(download_file, module)?)?;
+    module.add_function(wrap_pyfunction!(download_fileobj, module)?)?;
     module.add_function(wrap_pyfunction!(presign_url, module)?)?;
     Ok(())
 }

@@ -125,16 +125,37 @@ class Client:
         if _boto3_must_serve("download_file", self._client, Config):
             return self._client.download_file(Bucket, Key, Filename, ExtraArgs, Callback, Config)
         filename = _filename(Filename)
-        extra_args = _settings.download_args(self._client, Bucket, Key, ExtraArgs)
+        self._download(_core.download_file, Bucket, Key, filename, ExtraArgs, Callback, Config)
+
+    def download_fileobj(
+        self,
+        Bucket: str,
+        Key: str,
+        Fileobj: Any,
+        ExtraArgs: dict | None = None,
+        Callback: Callable[[int], Any] | None = None,
+        Config: TransferConfig | None = None,
+    ) -> None:
+        if not hasattr(Fileobj, "write"):
+            raise ValueError("Fileobj must implement write")
+        if _boto3_must_serve("download_fileobj", self._client, Config):
+            return self._client.download_fileobj(Bucket, Key, Fileobj, ExtraArgs, Callback, Config)
+        # The engine fetches parts in parallel; Fileobj.write gets them in order, on this thread.
+        self._download(
+            _core.download_fileobj, Bucket, Key, Fileobj.write, ExtraArgs, Callback, Config
+        )
+
+    def _download(self, engine_call, bucket, key, destination, extra_args, callback, config):
+        extra_args = _settings.download_args(self._client, bucket, key, extra_args)
         try:
-            _core.download_file(
+            engine_call(
                 _settings.connection(self._client),
-                _settings.options(Config),
-                Bucket,
-                Key,
-                filename,
+                _settings.options(config),
+                bucket,
+                key,
+                destination,
                 extra_args=extra_args,
-                callback=Callback,
+                callback=callback,
             )
         except ClientError as error:
             raise self._modeled(error) from None
