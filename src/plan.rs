@@ -34,6 +34,12 @@ pub fn upload_part_size(requested: u64, size: u64) -> u64 {
     part_size
 }
 
+/// The part size for a stream of unknown length: the requested size within S3's limits (the
+/// 10,000-part limit then caps the stream at 10,000 parts of that size, as in s3transfer).
+pub fn stream_part_size(requested: u64) -> u64 {
+    requested.clamp(MIN_PART_SIZE, MAX_PART_SIZE)
+}
+
 /// Cuts `size` bytes into parts of `part_size` (the last one shorter). An empty object has no
 /// parts.
 pub fn split(size: u64, part_size: u64) -> Vec<Part> {

@@ -9,15 +9,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_s3::types::ChecksumAlgorithm;
+use bytes::Bytes;
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::ConnectionSettings;
 use crate::download::{self, DownloadArgs, DownloadRequest};
 use crate::errors::TransferError;
 use crate::handoff::{ChunkQueue, Completion};
+use crate::plan;
 use crate::presign::{self, PresignRequest};
 use crate::progress::Progress;
 use crate::request::{Headers, TransferOptions};
@@ -102,44 +105,78 @@ impl Options {
 
 type HeaderPairs = Vec<(String, String)>;
 
-/// Uploads a local file. `headers` maps an operation name ("PutObject",
-/// "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload") to its extra headers;
-/// the two checksum arguments name the algorithm the SDK computes for those bodies.
+/// What to upload where, with the user's ExtraArgs already split per operation and encoded.
+/// `headers` maps an operation name ("PutObject", "CreateMultipartUpload", "UploadPart",
+/// "CompleteMultipartUpload") to its extra headers; the checksum arguments name the
+/// algorithms the engine computes for those bodies (and a full-object value the user gave).
+#[pyclass(frozen, module = "s3turbo._core")]
+pub struct Upload {
+    bucket: String,
+    key: String,
+    headers: UploadHeaders,
+    put_object_checksum: Option<ChecksumAlgorithm>,
+    put_object_checksum_value: Option<String>,
+    upload_part_checksum: Option<ChecksumAlgorithm>,
+}
+
+#[pymethods]
+impl Upload {
+    #[new]
+    #[pyo3(signature = (*, bucket, key, headers, put_object_checksum, put_object_checksum_value,
+                        upload_part_checksum))]
+    fn new(
+        bucket: String,
+        key: String,
+        mut headers: HashMap<String, HeaderPairs>,
+        put_object_checksum: Option<String>,
+        put_object_checksum_value: Option<String>,
+        upload_part_checksum: Option<String>,
+    ) -> PyResult<Self> {
+        let mut take = |operation: &str| {
+            Headers::new(headers.remove(operation).unwrap_or_default()).map_err(to_py_err)
+        };
+        Ok(Self {
+            bucket,
+            key,
+            headers: UploadHeaders {
+                put_object: take("PutObject")?,
+                create_multipart_upload: take("CreateMultipartUpload")?,
+                upload_part: take("UploadPart")?,
+                complete_multipart_upload: take("CompleteMultipartUpload")?,
+            },
+            put_object_checksum: put_object_checksum.as_deref().map(ChecksumAlgorithm::from),
+            put_object_checksum_value,
+            upload_part_checksum: upload_part_checksum.as_deref().map(ChecksumAlgorithm::from),
+        })
+    }
+}
+
+impl Upload {
+    fn request(&self, options: &Options) -> UploadRequest {
+        UploadRequest {
+            bucket: self.bucket.clone(),
+            key: self.key.clone(),
+            headers: self.headers.clone(),
+            put_object_checksum: self.put_object_checksum.clone(),
+            put_object_checksum_value: self.put_object_checksum_value.clone(),
+            upload_part_checksum: self.upload_part_checksum.clone(),
+            options: options.options,
+        }
+    }
+}
+
+/// Uploads a local file.
 #[pyfunction]
-#[pyo3(signature = (connection, options, filename, bucket, key, *, headers,
-                    put_object_checksum, put_object_checksum_value, upload_part_checksum,
-                    callback))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (connection, options, upload, filename, *, callback))]
 fn upload_file(
     py: Python<'_>,
     connection: &Connection,
     options: &Options,
+    upload: &Upload,
     filename: PathBuf,
-    bucket: String,
-    key: String,
-    mut headers: HashMap<String, HeaderPairs>,
-    put_object_checksum: Option<String>,
-    put_object_checksum_value: Option<String>,
-    upload_part_checksum: Option<String>,
     callback: Option<Bound<'_, PyAny>>,
 ) -> PyResult<()> {
-    let mut take = |operation: &str| Headers::new(headers.remove(operation).unwrap_or_default());
-    let headers = UploadHeaders {
-        put_object: take("PutObject").map_err(to_py_err)?,
-        create_multipart_upload: take("CreateMultipartUpload").map_err(to_py_err)?,
-        upload_part: take("UploadPart").map_err(to_py_err)?,
-        complete_multipart_upload: take("CompleteMultipartUpload").map_err(to_py_err)?,
-    };
-    let request = UploadRequest {
-        bucket,
-        key,
-        path: filename,
-        headers,
-        put_object_checksum: put_object_checksum.as_deref().map(ChecksumAlgorithm::from),
-        put_object_checksum_value,
-        upload_part_checksum: upload_part_checksum.as_deref().map(ChecksumAlgorithm::from),
-        options: options.options,
-    };
+    let request = upload.request(options);
     run_transfer(
         py,
         &connection.settings,
@@ -150,6 +187,62 @@ fn upload_file(
                 &task.client,
                 &task.endpoint,
                 request,
+                filename,
+                task.progress,
+                task.cancel,
+            )
+            .await
+        },
+    )
+}
+
+/// Uploads a stream: `read(n)` (from the Python layer) returns the next block of `n` bytes,
+/// shorter only at the end, and `b""` after it. It is called on this thread whenever the
+/// engine has room for another block, so memory stays bounded whatever the stream's length.
+#[pyfunction]
+#[pyo3(signature = (connection, options, upload, read, *, callback))]
+fn upload_fileobj(
+    py: Python<'_>,
+    connection: &Connection,
+    options: &Options,
+    upload: &Upload,
+    read: Bound<'_, PyAny>,
+    callback: Option<Bound<'_, PyAny>>,
+) -> PyResult<()> {
+    let request = upload.request(options);
+    let block_size = plan::stream_part_size(options.options.multipart_chunksize);
+    // One block waits for the engine while it uploads others: reading stays just ahead.
+    let (sender, blocks) = mpsc::channel::<Bytes>(1);
+    let mut sender = Some(sender);
+    let read_ahead = |_: Python<'_>, finished: bool| -> PyResult<()> {
+        while let (false, Some(open)) = (finished, &sender) {
+            // Full: the engine wakes us when it takes a block. Closed: it stopped reading.
+            let Ok(room) = open.clone().try_reserve_owned() else {
+                break;
+            };
+            let block = read.call1((block_size,))?;
+            let block = block.cast::<PyBytes>()?.as_bytes();
+            if block.is_empty() {
+                sender = None; // the end of the stream
+            } else {
+                room.send(Bytes::copy_from_slice(block));
+            }
+        }
+        Ok(())
+    };
+    run_transfer(
+        py,
+        &connection.settings,
+        callback,
+        read_ahead,
+        move |task| async move {
+            let wake = task.wake;
+            upload::upload_stream(
+                &task.client,
+                &task.endpoint,
+                request,
+                blocks,
+                move || wake(),
                 task.progress,
                 task.cancel,
             )
@@ -333,6 +426,10 @@ where
         }
         Err(error)
     };
+    // The pump may have work before the task can ask for it (the first blocks of a stream).
+    if let Err(error) = pump(py, false) {
+        return stop(error);
+    }
     loop {
         match py.detach(|| done.wait_timeout(POLL_INTERVAL)) {
             Some(Some(Ok(()))) => {
@@ -487,7 +584,9 @@ fn presign_url(
 pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<Connection>()?;
     module.add_class::<Options>()?;
+    module.add_class::<Upload>()?;
     module.add_function(wrap_pyfunction!(upload_file, module)?)?;
+    module.add_function(wrap_pyfunction!(upload_fileobj, module)?)?;
     module.add_function(wrap_pyfunction!(download_file, module)?)?;
     module.add_function(wrap_pyfunction!(download_fileobj, module)?)?;
     module.add_function(wrap_pyfunction!(presign_url, module)?)?;

@@ -1,9 +1,11 @@
-//! Upload of a local file: one PutObject below the multipart threshold, otherwise a multipart
-//! upload with parts read by positional reads (no shared cursor) and up to `max_concurrency`
-//! parts in flight. A multipart upload that fails or is cancelled is aborted, so no parts are
+//! Uploads. From a local file: one PutObject below the multipart threshold, otherwise a
+//! multipart upload with parts read by positional reads (no shared cursor) and up to
+//! `max_concurrency` parts in flight. From a stream (`upload_stream`): blocks read by the
+//! caller, uploaded the same way. A multipart upload that fails or is cancelled is aborted, so no parts are
 //! left behind in the bucket.
 
 use std::fs::File;
+use std::future::Future;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -11,10 +13,12 @@ use std::sync::Arc;
 
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
+use aws_smithy_checksums::http::HttpChecksum;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::byte_stream::ByteStream;
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::errors::TransferError;
@@ -36,7 +40,6 @@ pub struct UploadHeaders {
 pub struct UploadRequest {
     pub bucket: String,
     pub key: String,
-    pub path: PathBuf,
     pub headers: UploadHeaders,
     /// The checksum the SDK computes for a PutObject body and for each part body, as boto3's
     /// settings and ExtraArgs choose them (they differ when a full-object checksum is given).
@@ -76,16 +79,17 @@ pub async fn upload_file(
     client: &Client,
     endpoint: &str,
     request: UploadRequest,
+    path: PathBuf,
     progress: Arc<Progress>,
     cancel: CancellationToken,
 ) -> Result<(), TransferError> {
-    let path = request.path.clone();
+    let opened = path.clone();
     let file = tokio::task::spawn_blocking(move || {
-        let file = File::open(&path).map_err(|e| TransferError::io(&path, e))?;
-        let metadata = file.metadata().map_err(|e| TransferError::io(&path, e))?;
+        let file = File::open(&opened).map_err(|e| TransferError::io(&opened, e))?;
+        let metadata = file.metadata().map_err(|e| TransferError::io(&opened, e))?;
         if metadata.is_dir() {
             return Err(TransferError::io(
-                &path,
+                &opened,
                 std::io::Error::from_raw_os_error(21), // EISDIR, as Python's open() reports it
             ));
         }
@@ -97,7 +101,7 @@ pub async fn upload_file(
     if size > plan::MAX_OBJECT_SIZE {
         return Err(TransferError::InvalidInput(format!(
             "{} is {size} bytes; S3 objects are at most 5 TiB",
-            request.path.display()
+            path.display()
         )));
     }
     let target = Target {
@@ -111,27 +115,151 @@ pub async fn upload_file(
             offset: 0,
             len: size,
         };
-        tokio::select! {
-            result = target.put_object(&file, whole, &progress) => result,
+        let checksum = target.put_object_checksum_to_compute();
+        let put = async {
+            let (data, checksum) = read_part(&file, &path, whole, checksum).await?;
+            target.put_object(data, checksum, &progress).await
+        };
+        return tokio::select! {
+            result = put => result,
             _ = cancel.cancelled() => Err(TransferError::Cancelled),
-        }
-    } else {
-        target.multipart(&file, size, &progress, &cancel).await
+        };
     }
+    let part_size = plan::upload_part_size(request.options.multipart_chunksize, size);
+    let checksum = request.upload_part_checksum.clone();
+    let jobs = futures_util::stream::iter(plan::split(size, part_size))
+        .map(move |part| file_part(file.clone(), path.clone(), part, checksum.clone()));
+    target.multipart(jobs, &progress, &cancel).await
+}
+
+async fn file_part(
+    file: Arc<File>,
+    path: PathBuf,
+    part: Part,
+    checksum: Option<ChecksumAlgorithm>,
+) -> Result<PartData, TransferError> {
+    let (data, checksum) = read_part(&file, &path, part, checksum.as_ref()).await?;
+    Ok(PartData {
+        number: part.number,
+        data,
+        checksum,
+    })
+}
+
+/// Upload from a stream of unknown length (`upload_fileobj`): `blocks` brings the stream in
+/// blocks of `stream_part_size`, read on the caller's thread; `on_taken` tells the reader there
+/// is room for another. As s3transfer does, a stream that ends before the multipart threshold
+/// is one PutObject; a longer one is a multipart upload, one part per block, up to
+/// `max_concurrency` in flight.
+pub async fn upload_stream(
+    client: &Client,
+    endpoint: &str,
+    request: UploadRequest,
+    mut blocks: mpsc::Receiver<Bytes>,
+    on_taken: impl Fn() + Send + Sync,
+    progress: Arc<Progress>,
+    cancel: CancellationToken,
+) -> Result<(), TransferError> {
+    let target = Target {
+        client,
+        endpoint,
+        request: &request,
+    };
+    let mut initial = Vec::new();
+    let mut initial_len = 0u64;
+    let mut ended = false;
+    while initial_len < request.options.multipart_threshold || initial.is_empty() {
+        let block = tokio::select! {
+            block = blocks.recv() => block,
+            _ = cancel.cancelled() => return Err(TransferError::Cancelled),
+        };
+        on_taken();
+        match block {
+            Some(block) => {
+                initial_len += block.len() as u64;
+                initial.push(block);
+            }
+            None => {
+                ended = true;
+                break;
+            }
+        }
+    }
+    if ended && initial_len < request.options.multipart_threshold {
+        let data = concat(initial);
+        let put = async {
+            let checksum = checksum_of(&data, target.put_object_checksum_to_compute()).await?;
+            target.put_object(data, checksum, &progress).await
+        };
+        return tokio::select! {
+            result = put => result,
+            _ = cancel.cancelled() => Err(TransferError::Cancelled),
+        };
+    }
+    let rest = futures_util::stream::unfold(blocks, |mut blocks| async {
+        let block = blocks.recv().await;
+        block.map(|block| (block, blocks))
+    })
+    .inspect(|_| on_taken());
+    let checksum = request.upload_part_checksum.clone();
+    let jobs = futures_util::stream::iter(initial)
+        .chain(rest)
+        .enumerate()
+        .map(move |(index, data)| stream_part(index, data, checksum.clone()));
+    target.multipart(jobs, &progress, &cancel).await
+}
+
+async fn stream_part(
+    index: usize,
+    data: Bytes,
+    checksum: Option<ChecksumAlgorithm>,
+) -> Result<PartData, TransferError> {
+    let number = u32::try_from(index + 1)
+        .ok()
+        .filter(|n| u64::from(*n) <= plan::MAX_PARTS)
+        .ok_or_else(|| {
+            TransferError::InvalidInput(format!(
+                "the stream is longer than S3's {} parts of {} bytes",
+                plan::MAX_PARTS,
+                data.len()
+            ))
+        })?;
+    let checksum = checksum_of(&data, checksum.as_ref()).await?;
+    Ok(PartData {
+        number,
+        data,
+        checksum,
+    })
+}
+
+/// The body and checksum of one part, ready to send.
+struct PartData {
+    number: u32,
+    data: Bytes,
+    checksum: Option<String>,
 }
 
 impl Target<'_> {
+    /// The algorithm to compute for a PutObject body: none when the user gave the value.
+    fn put_object_checksum_to_compute(&self) -> Option<&ChecksumAlgorithm> {
+        match self.request.put_object_checksum_value {
+            Some(_) => None,
+            None => self.request.put_object_checksum.as_ref(),
+        }
+    }
+
     async fn put_object(
         &self,
-        file: &Arc<File>,
-        whole: Part,
+        data: Bytes,
+        computed_checksum: Option<String>,
         progress: &Arc<Progress>,
     ) -> Result<(), TransferError> {
         let request = self.request;
         let checksum = request.put_object_checksum.as_ref();
-        let given = request.put_object_checksum_value.clone();
-        let to_compute = if given.is_some() { None } else { checksum };
-        let (data, computed) = read_part(file, &request.path, whole, to_compute).await?;
+        let value = request
+            .put_object_checksum_value
+            .clone()
+            .or(computed_checksum);
         let builder = self
             .client
             .put_object()
@@ -140,7 +268,7 @@ impl Target<'_> {
             .set_checksum_algorithm(checksum.cloned())
             .content_length(data.len() as i64)
             .body(counting_stream(data, progress));
-        let builder = with_body_checksum!(builder, checksum, given.or(computed));
+        let builder = with_body_checksum!(builder, checksum, value);
         let headers = &request.headers.put_object;
         let operation = with_headers(builder.customize(), headers);
         // aws-sdk-s3 labels every PutObject body application/octet-stream; boto3 sends no
@@ -159,13 +287,18 @@ impl Target<'_> {
         Ok(())
     }
 
-    async fn multipart(
+    /// Creates the multipart upload, uploads the parts `jobs` produce with up to
+    /// `max_concurrency` in flight, and completes it; aborts it on any failure or cancellation.
+    async fn multipart<S, F>(
         &self,
-        file: &Arc<File>,
-        size: u64,
+        jobs: S,
         progress: &Arc<Progress>,
         cancel: &CancellationToken,
-    ) -> Result<(), TransferError> {
+    ) -> Result<(), TransferError>
+    where
+        S: futures_util::Stream<Item = F>,
+        F: Future<Output = Result<PartData, TransferError>>,
+    {
         let request = self.request;
         let created = with_headers(
             self.client
@@ -182,16 +315,20 @@ impl Target<'_> {
             TransferError::Internal("CreateMultipartUpload answered without an UploadId".to_owned())
         })?;
 
-        let parts = plan::split(
-            size,
-            plan::upload_part_size(request.options.multipart_chunksize, size),
-        );
+        let upload_id = upload_id.as_str();
+        let upload_all = jobs
+            .map(|job| self.upload_job(upload_id, job, progress))
+            .buffer_unordered(request.options.max_concurrency.max(1))
+            .try_collect::<Vec<CompletedPart>>();
         let uploaded = tokio::select! {
-            result = self.upload_parts(file, &upload_id, parts, progress) => result,
+            result = upload_all => result,
             _ = cancel.cancelled() => Err(TransferError::Cancelled),
         };
         let completed = match uploaded {
-            Ok(parts) => self.complete(&upload_id, parts).await,
+            Ok(mut parts) => {
+                parts.sort_by_key(|part| part.part_number);
+                self.complete(upload_id, parts).await
+            }
             Err(e) => Err(e),
         };
         if completed.is_err() {
@@ -201,39 +338,30 @@ impl Target<'_> {
                 .abort_multipart_upload()
                 .bucket(&request.bucket)
                 .key(&request.key)
-                .upload_id(&upload_id)
+                .upload_id(upload_id)
                 .send()
                 .await;
         }
         completed
     }
 
-    async fn upload_parts(
+    async fn upload_job(
         &self,
-        file: &Arc<File>,
         upload_id: &str,
-        parts: Vec<Part>,
+        job: impl Future<Output = Result<PartData, TransferError>>,
         progress: &Arc<Progress>,
-    ) -> Result<Vec<CompletedPart>, TransferError> {
-        let mut completed: Vec<CompletedPart> = futures_util::stream::iter(parts)
-            .map(|part| self.upload_part(file, upload_id, part, progress))
-            .buffer_unordered(self.request.options.max_concurrency.max(1))
-            .try_collect()
-            .await?;
-        completed.sort_by_key(|part| part.part_number);
-        Ok(completed)
+    ) -> Result<CompletedPart, TransferError> {
+        self.upload_part(upload_id, job.await?, progress).await
     }
 
     async fn upload_part(
         &self,
-        file: &Arc<File>,
         upload_id: &str,
-        part: Part,
+        part: PartData,
         progress: &Arc<Progress>,
     ) -> Result<CompletedPart, TransferError> {
         let request = self.request;
         let checksum = request.upload_part_checksum.as_ref();
-        let (data, checksum_value) = read_part(file, &request.path, part, checksum).await?;
         let number = i32::try_from(part.number).unwrap_or(i32::MAX);
         let builder = self
             .client
@@ -243,9 +371,9 @@ impl Target<'_> {
             .upload_id(upload_id)
             .part_number(number)
             .set_checksum_algorithm(checksum.cloned())
-            .content_length(data.len() as i64)
-            .body(counting_stream(data, progress));
-        let builder = with_body_checksum!(builder, checksum, checksum_value);
+            .content_length(part.data.len() as i64)
+            .body(counting_stream(part.data, progress));
+        let builder = with_body_checksum!(builder, checksum, part.checksum);
         let output = with_headers(builder.customize(), &request.headers.upload_part)
             .send()
             .await
@@ -288,6 +416,35 @@ impl Target<'_> {
     }
 }
 
+/// One `Bytes` of the blocks, copying only when there are several.
+fn concat(blocks: Vec<Bytes>) -> Bytes {
+    match <[Bytes; 1]>::try_from(blocks) {
+        Ok([single]) => single,
+        Err(blocks) => blocks.concat().into(),
+    }
+}
+
+/// The checksum of a body (base64, as S3 takes it), computed on the blocking pool: a SHA-256
+/// of a large part would hold a tokio worker for milliseconds.
+async fn checksum_of(
+    data: &Bytes,
+    algorithm: Option<&ChecksumAlgorithm>,
+) -> Result<Option<String>, TransferError> {
+    let Some(algorithm) = algorithm else {
+        return Ok(None);
+    };
+    let checksum = checksum_impl(algorithm)?;
+    let data = data.clone();
+    tokio::task::spawn_blocking(move || Some(checksum_value(checksum, &data)))
+        .await
+        .map_err(|e| TransferError::Internal(format!("checksum task failed: {e}")))
+}
+
+fn checksum_value(mut checksum: Box<dyn HttpChecksum>, data: &[u8]) -> String {
+    checksum.update(data);
+    String::from_utf8_lossy(checksum.header_value().as_bytes()).into_owned()
+}
+
 /// Reads one part with a positional read on the blocking pool, so concurrent parts never
 /// share a file cursor and tokio workers never wait on the disk. The part's checksum (base64, as
 /// S3 takes it) is computed there too, while the bytes are hot in the cache.
@@ -304,11 +461,7 @@ async fn read_part(
     let read = tokio::task::spawn_blocking(move || {
         let mut buffer = vec![0u8; len];
         file.read_exact_at(&mut buffer, part.offset)?;
-        let value = checksum.map(|mut checksum| {
-            checksum.update(&buffer);
-            let value = checksum.header_value();
-            String::from_utf8_lossy(value.as_bytes()).into_owned()
-        });
+        let value = checksum.map(|checksum| checksum_value(checksum, &buffer));
         Ok::<_, std::io::Error>((Bytes::from(buffer), value))
     })
     .await
@@ -316,9 +469,7 @@ async fn read_part(
     read.map_err(|e| TransferError::io(path, e))
 }
 
-fn checksum_impl(
-    algorithm: &ChecksumAlgorithm,
-) -> Result<Box<dyn aws_smithy_checksums::http::HttpChecksum>, TransferError> {
+fn checksum_impl(algorithm: &ChecksumAlgorithm) -> Result<Box<dyn HttpChecksum>, TransferError> {
     aws_smithy_checksums::ChecksumAlgorithm::from_str(algorithm.as_str())
         .map(|algorithm| algorithm.into_impl())
         .map_err(|_| {

@@ -66,3 +66,113 @@ def test_download_fileobj_sink_error_reaches_the_caller(server, bucket):
     server.boto3_client().put_object(Bucket=bucket, Key="k", Body=b"x" * 100)
     with pytest.raises(TypeError):
         server.s3turbo_client().download_fileobj(bucket, "k", io.StringIO())
+
+
+class ReadOnlyStream:
+    """A non-seekable stream of unknown length with only `read`; with `max_read`, reads return
+    at most that much, as a pipe's do."""
+
+    def __init__(self, data: bytes, max_read: int | None = None):
+        self._data = memoryview(data)
+        self._position = 0
+        self._max_read = max_read
+
+    def read(self, size: int = -1) -> bytes:
+        if size < 0:
+            size = len(self._data)
+        size = min(size, self._max_read or size)
+        chunk = bytes(self._data[self._position : self._position + size])
+        self._position += len(chunk)
+        return chunk
+
+
+@pytest.mark.parametrize("size", [0, 1, THRESHOLD - 1, THRESHOLD, 20 * MIB + 5])
+def test_upload_fileobj_from_bytesio_matches_boto3(server, bucket, tmp_path, size):
+    data = write_random(tmp_path / "source.bin", size).read_bytes()
+    callbacks = Callbacks()
+    server.s3turbo_client().upload_fileobj(io.BytesIO(data), bucket, "turbo", Callback=callbacks)
+    boto = server.boto3_client()
+    boto.upload_fileobj(io.BytesIO(data), bucket, "boto3")
+    assert boto.get_object(Bucket=bucket, Key="turbo")["Body"].read() == data
+    ours, theirs = (boto.head_object(Bucket=bucket, Key=k) for k in ("turbo", "boto3"))
+    assert ours["ETag"] == theirs["ETag"]
+    assert ours.get("ContentType") == theirs.get("ContentType")
+    assert callbacks.total == size
+    assert 0 not in callbacks.increments
+
+
+def test_upload_fileobj_from_a_real_file_with_extra_args(server, bucket, tmp_path):
+    source = write_random(tmp_path / "source.bin", THRESHOLD + 1)
+    extra = {"ContentType": "text/csv", "Metadata": {"k": "v"}}
+    with open(source, "rb") as file:
+        server.s3turbo_client().upload_fileobj(file, bucket, "k", ExtraArgs=extra)
+    boto = server.boto3_client()
+    head = boto.head_object(Bucket=bucket, Key="k")
+    assert (head["ContentType"], head["Metadata"]) == ("text/csv", {"k": "v"})
+    assert boto.get_object(Bucket=bucket, Key="k")["Body"].read() == source.read_bytes()
+
+
+def test_upload_fileobj_from_a_non_seekable_stream(s3s_fs, tmp_path):
+    bucket = s3s_fs.new_bucket()
+    data = write_random(tmp_path / "source.bin", 40 * MIB + 12_345).read_bytes()
+    turbo, boto = s3s_fs.s3turbo_client(), s3s_fs.boto3_client()
+    callbacks = Callbacks()
+    turbo.upload_fileobj(ReadOnlyStream(data), bucket, "turbo", Callback=callbacks)
+    boto.upload_fileobj(ReadOnlyStream(data), bucket, "boto3")
+    ours, theirs = (boto.head_object(Bucket=bucket, Key=k)["ETag"] for k in ("turbo", "boto3"))
+    assert ours == theirs and ours.endswith('-6"')
+    assert callbacks.total == len(data)
+    # A stream that returns short reads, as a pipe does, still makes whole parts.
+    turbo.upload_fileobj(ReadOnlyStream(data, max_read=MIB + 3), bucket, "short-reads")
+    for key in ("turbo", "short-reads"):
+        body = boto.get_object(Bucket=bucket, Key=key)["Body"].read()
+        assert hashlib.sha256(body).digest() == hashlib.sha256(data).digest()
+    assert boto.head_object(Bucket=bucket, Key="short-reads")["ETag"] == ours
+
+
+def test_upload_fileobj_bad_objects(server, bucket, tmp_path):
+    text_file = tmp_path / "text.txt"
+    text_file.write_text("hello")
+    client = server.s3turbo_client()
+    with pytest.raises(ValueError, match="Fileobj must implement read"):
+        client.upload_fileobj(object(), bucket, "k")
+    with pytest.raises(TypeError, match="binary"):
+        client.upload_fileobj(io.StringIO("text"), bucket, "k")
+    with open(text_file) as opened_as_text, pytest.raises(TypeError, match="binary"):
+        client.upload_fileobj(opened_as_text, bucket, "k")
+
+    class ReturnsStr:
+        def read(self, size=-1):
+            return "not bytes"
+
+    with pytest.raises(TypeError, match="binary"):
+        client.upload_fileobj(ReturnsStr(), bucket, "k")
+    boto = server.boto3_client()
+    assert boto.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+
+def test_upload_fileobj_raises_the_client_error_itself(moto):
+    errors = []
+    for client in (moto.s3turbo_client(), moto.boto3_client()):
+        with pytest.raises(ClientError) as caught:
+            client.upload_fileobj(io.BytesIO(b"data"), "no-such-bucket-here", "k")
+        errors.append(caught.value)
+    assert type(errors[0]) is type(errors[1])
+    assert errors[0].response["Error"]["Code"] == errors[1].response["Error"]["Code"]
+
+
+def test_upload_fileobj_callback_error_aborts_the_multipart_upload(moto, tmp_path):
+    bucket = moto.new_bucket()
+    data = write_random(tmp_path / "source.bin", 3 * THRESHOLD).read_bytes()
+
+    class Stop(Exception):
+        pass
+
+    def callback(increment):
+        raise Stop()
+
+    with pytest.raises(Stop):
+        moto.s3turbo_client().upload_fileobj(ReadOnlyStream(data), bucket, "k", Callback=callback)
+    boto = moto.boto3_client()
+    assert boto.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert boto.list_objects_v2(Bucket=bucket).get("KeyCount") == 0

@@ -3,6 +3,7 @@ served by the Rust engine."""
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from collections.abc import Callable
@@ -31,6 +32,31 @@ def _filename(filename: str | os.PathLike) -> str:
     if not isinstance(filename, str):
         raise ValueError("Filename must be a string or a path-like object")
     return filename
+
+
+def _block_reader(fileobj: Any) -> Callable[[int], bytes]:
+    """`read(n)` for the engine: the next `n` bytes of `fileobj` (fewer only at its end), as
+    bytes. Short reads (pipes, sockets) are read on until the block is full."""
+
+    def read(size: int) -> bytes:
+        data = fileobj.read(size)
+        if isinstance(data, str):
+            raise TypeError("upload_fileobj needs a binary file object: read() returned str")
+        if data is None:
+            raise ValueError("upload_fileobj needs a blocking file object: read() returned None")
+        if 0 < len(data) < size:
+            pieces = [data]
+            missing = size - len(data)
+            while missing:
+                more = fileobj.read(missing)
+                if not more:
+                    break
+                pieces.append(more)
+                missing -= len(more)
+            data = b"".join(pieces)
+        return data if type(data) is bytes else bytes(data)
+
+    return read
 
 
 def _boto3_must_serve(method: str, client: Any, config: TransferConfig | None) -> bool:
@@ -87,9 +113,8 @@ class Client:
         if _boto3_must_serve("upload_file", self._client, Config):
             return self._client.upload_file(Filename, Bucket, Key, ExtraArgs, Callback, Config)
         filename = _filename(Filename)
-        plan = _settings.UploadPlan(self._client, Bucket, Key, ExtraArgs)
-        if plan.unsupported:
-            _log_fallback("upload_file", plan.unsupported)
+        plan = self._upload_plan("upload_file", Bucket, Key, ExtraArgs)
+        if plan is None:
             return self._client.upload_file(Filename, Bucket, Key, ExtraArgs, Callback, Config)
         # Before any request, as s3transfer sizes the file: a missing file is FileNotFoundError
         # whatever else is wrong.
@@ -98,13 +123,8 @@ class Client:
             _core.upload_file(
                 _settings.connection(self._client),
                 _settings.options(Config),
+                plan.upload,
                 filename,
-                Bucket,
-                Key,
-                headers=plan.headers,
-                put_object_checksum=plan.put_object_checksum,
-                put_object_checksum_value=plan.put_object_checksum_value,
-                upload_part_checksum=plan.upload_part_checksum,
                 callback=Callback,
             )
         except ClientError as error:
@@ -112,6 +132,41 @@ class Client:
             raise S3UploadFailedError(
                 f"Failed to upload {filename} to {Bucket}/{Key}: {error}"
             ) from error
+
+    def upload_fileobj(
+        self,
+        Fileobj: Any,
+        Bucket: str,
+        Key: str,
+        ExtraArgs: dict | None = None,
+        Callback: Callable[[int], Any] | None = None,
+        Config: TransferConfig | None = None,
+    ) -> None:
+        if not hasattr(Fileobj, "read"):
+            raise ValueError("Fileobj must implement read")
+        if isinstance(Fileobj, io.TextIOBase):
+            # boto3 would wait forever on a text stream; say what is wrong instead.
+            raise TypeError("upload_fileobj needs a binary file object, not a text stream")
+        if _boto3_must_serve("upload_fileobj", self._client, Config):
+            return self._client.upload_fileobj(Fileobj, Bucket, Key, ExtraArgs, Callback, Config)
+        plan = self._upload_plan("upload_fileobj", Bucket, Key, ExtraArgs)
+        if plan is None:
+            return self._client.upload_fileobj(Fileobj, Bucket, Key, ExtraArgs, Callback, Config)
+        # Service errors are raised as they are: boto3 wraps them only in upload_file.
+        self._call_engine(
+            _core.upload_fileobj,
+            plan.upload,
+            _block_reader(Fileobj),
+            Config=Config,
+            Callback=Callback,
+        )
+
+    def _upload_plan(self, method, bucket, key, extra_args) -> _settings.UploadPlan | None:
+        plan = _settings.UploadPlan(self._client, bucket, key, extra_args)
+        if plan.unsupported:
+            _log_fallback(method, plan.unsupported)
+            return None
+        return plan
 
     def download_file(
         self,
@@ -147,15 +202,26 @@ class Client:
 
     def _download(self, engine_call, bucket, key, destination, extra_args, callback, config):
         extra_args = _settings.download_args(self._client, bucket, key, extra_args)
+        self._call_engine(
+            engine_call,
+            bucket,
+            key,
+            destination,
+            extra_args=extra_args,
+            Config=config,
+            Callback=callback,
+        )
+
+    def _call_engine(self, engine_call, *args, Config, Callback, **kwargs):
+        """Runs `engine_call` with this client's connection settings and the TransferConfig's
+        options; a service error comes out as the client's modeled exception class."""
         try:
             engine_call(
                 _settings.connection(self._client),
-                _settings.options(config),
-                bucket,
-                key,
-                destination,
-                extra_args=extra_args,
-                callback=callback,
+                _settings.options(Config),
+                *args,
+                callback=Callback,
+                **kwargs,
             )
         except ClientError as error:
             raise self._modeled(error) from None

@@ -103,7 +103,8 @@ def _check_known_args(extra_args: dict, allowed: list[str]) -> None:
 class UploadPlan:
     """ExtraArgs of an upload, split per S3 operation as s3transfer splits them, and encoded into
     request headers by botocore's own serializer (so Metadata, Expires, SSE-C keys and the rest
-    are sent byte for byte as boto3 sends them)."""
+    are sent byte for byte as boto3 sends them). `upload` is the engine's form of it;
+    `unsupported` says why boto3 must serve the call instead, if it must."""
 
     def __init__(self, client: Any, bucket: str, key: str, extra_args: dict | None):
         args = dict(extra_args or {})
@@ -133,22 +134,29 @@ class UploadPlan:
 
         # Body checksums are the engine's: it takes the algorithm (and a full-object value the
         # user gave), not a header.
-        self.put_object_checksum = put_args.pop("ChecksumAlgorithm", None)
-        self.put_object_checksum_value = None
+        put_checksum = put_args.pop("ChecksumAlgorithm", None)
+        put_checksum_value = None
         for name in FULL_OBJECT_CHECKSUM_ARGS:
             if name in put_args:
-                self.put_object_checksum = name.replace("Checksum", "")
-                self.put_object_checksum_value = put_args.pop(name)
-        self.upload_part_checksum = part_args.pop("ChecksumAlgorithm", None)
-        algorithms = {self.put_object_checksum, self.upload_part_checksum} - {None}
-        unsupported = {a for a in algorithms if a.upper() not in ENGINE_CHECKSUMS}
+                put_checksum = name.replace("Checksum", "")
+                put_checksum_value = put_args.pop(name)
+        part_checksum = part_args.pop("ChecksumAlgorithm", None)
+        algorithms = (put_checksum, part_checksum)
+        unsupported = {a for a in algorithms if a and a.upper() not in ENGINE_CHECKSUMS}
         self.unsupported = f"ChecksumAlgorithm {sorted(unsupported)}" if unsupported else None
-        self.headers = {
-            "PutObject": self._headers("PutObject", put_args),
-            "CreateMultipartUpload": self._headers("CreateMultipartUpload", create_args),
-            "UploadPart": self._headers("UploadPart", part_args),
-            "CompleteMultipartUpload": self._headers("CompleteMultipartUpload", complete_args),
-        }
+        self.upload = _core.Upload(
+            bucket=bucket,
+            key=key,
+            headers={
+                "PutObject": self._headers("PutObject", put_args),
+                "CreateMultipartUpload": self._headers("CreateMultipartUpload", create_args),
+                "UploadPart": self._headers("UploadPart", part_args),
+                "CompleteMultipartUpload": self._headers("CompleteMultipartUpload", complete_args),
+            },
+            put_object_checksum=put_checksum,
+            put_object_checksum_value=put_checksum_value,
+            upload_part_checksum=part_checksum,
+        )
 
     def _headers(self, operation: str, args: dict) -> list[tuple[str, str]]:
         params = {"Bucket": self._bucket, "Key": self._key, **args}
