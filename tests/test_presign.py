@@ -147,3 +147,31 @@ def test_expired_url_is_refused(s3s_fs):
     )
     time.sleep(2.1)
     assert fetch(url)[0] in (400, 403)
+
+
+def post_form(url: str, fields: dict, file_content: bytes) -> int:
+    """An HTML form POST (multipart/form-data), as a browser sends it."""
+    boundary = "s3turbo-test-boundary"
+    lines = []
+    for name, value in fields.items():
+        lines += [f"--{boundary}", f'Content-Disposition: form-data; name="{name}"', "", value]
+    lines += [
+        f"--{boundary}",
+        'Content-Disposition: form-data; name="file"; filename="upload.txt"',
+        "Content-Type: text/plain",
+        "",
+    ]
+    body = "\r\n".join(lines).encode() + b"\r\n" + file_content + f"\r\n--{boundary}--\r\n".encode()
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    return fetch(url, "POST", body, headers)[0]
+
+
+def test_presigned_post_uploads_a_form(moto):
+    bucket = moto.new_bucket()
+    client = moto.s3turbo_client()
+    post = client.generate_presigned_post(bucket, "form/upload.txt", ExpiresIn=600)
+    assert set(post) == {"url", "fields"} and post["fields"]["key"] == "form/upload.txt"
+    assert post_form(post["url"], post["fields"], b"posted by a form") in (200, 201, 204)
+    assert client.get_object(Bucket=bucket, Key="form/upload.txt")["Body"].read() == (
+        b"posted by a form"
+    )
