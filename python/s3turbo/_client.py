@@ -120,12 +120,8 @@ class Client:
         # whatever else is wrong.
         os.stat(filename)
         try:
-            _core.upload_file(
-                _settings.connection(self._client),
-                _settings.options(Config),
-                plan.upload,
-                filename,
-                callback=Callback,
+            self._call_engine(
+                _core.upload_file, plan.upload, filename, Config=Config, Callback=Callback
             )
         except ClientError as error:
             # boto3 wraps every ClientError of upload_file, keeping the message.
