@@ -8,13 +8,16 @@ S3S_FS := .tools/s3s-fs/bin/s3s-fs
 export VIRTUAL_ENV := $(abspath $(VENV))
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint fmt develop develop-release
+.PHONY: help demo bench test lint fmt develop develop-release
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 demo: $(VENV)/.installed $(S3S_FS) develop-release  ## 1 GiB up and down through a local s3s-fs: s3turbo next to boto3
 	$(VPY) benchmarks/demo.py
+
+bench: $(VENV)/.installed $(S3S_FS) develop-release  ## boto3 vs s3turbo: rates, CPU/GiB, peak RSS (benchmarks/bench.py)
+	$(VPY) benchmarks/bench.py $(BENCH_ARGS)
 
 test: $(VENV)/.installed $(S3S_FS) develop  ## install everything, then cargo test and pytest
 	cargo test

@@ -1,0 +1,188 @@
+"""`make bench`: boto3 and s3turbo on the same work, side by side, in one run (DESIGN.md
+section 6).
+
+A local s3s-fs (signature checking on) serves a tmpfs folder. Each measurement runs in a fresh
+process, so that its peak RSS is its own; the engines alternate, round after round, so that
+the machine's drift hits both alike. Printed per engine: the rate, client CPU seconds per GiB
+(getrusage of the measuring process: the server's CPU is not in it), peak RSS, and the ratio to
+boto3 (medians over the rounds). boto3's spread across its own rounds shows the noise.
+
+    .venv/bin/python benchmarks/bench.py [--rounds N] [--big-mib N] [--small-files N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from servers import ACCESS_KEY, SECRET_KEY, start_s3s_fs, stop  # noqa: E402
+
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+BUCKET = "bench"
+ENGINES = ("boto3", "s3turbo")
+WORKLOADS = ("upload", "download", "small-upload", "small-download", "presign")
+
+
+def make_client(engine: str, endpoint: str):
+    import boto3
+
+    import s3turbo
+
+    kwargs = {
+        "endpoint_url": endpoint,
+        "region_name": "us-east-1",
+        "aws_access_key_id": ACCESS_KEY,
+        "aws_secret_access_key": SECRET_KEY,
+    }
+    return (s3turbo.client if engine == "s3turbo" else boto3.client)("s3", **kwargs)
+
+
+def measure(engine: str, workload: str, endpoint: str, workdir: Path, count: int) -> dict:
+    """One measurement, in this (child) process. Returns what it moved and what it cost."""
+    client = make_client(engine, endpoint)
+    client.head_bucket(Bucket=BUCKET)  # connections and imports warm before the clock starts
+    small = sorted((workdir / "small").iterdir())
+    out = workdir / f"out-{engine}"
+    out.mkdir(exist_ok=True)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime
+    start = time.perf_counter()
+    if workload == "upload":
+        client.upload_file(str(workdir / "big.bin"), BUCKET, f"big-{engine}")
+        units, volume = 1, (workdir / "big.bin").stat().st_size
+    elif workload == "download":
+        client.download_file(BUCKET, "big.bin", str(out / "big.bin"))
+        units, volume = 1, (out / "big.bin").stat().st_size
+    elif workload == "small-upload":
+        for path in small:
+            client.upload_file(str(path), BUCKET, f"up-{engine}/{path.name}")
+        units, volume = len(small), sum(p.stat().st_size for p in small)
+    elif workload == "small-download":
+        for path in small:
+            client.download_file(BUCKET, f"small/{path.name}", str(out / path.name))
+        units, volume = len(small), sum(p.stat().st_size for p in small)
+    else:
+        for i in range(count):
+            client.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": f"k/{i}"})
+        units, volume = count, 0
+    elapsed = time.perf_counter() - start
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    shutil.rmtree(out, ignore_errors=True)
+    return {
+        "seconds": elapsed,
+        "units": units,
+        "bytes": volume,
+        "cpu": usage.ru_utime + usage.ru_stime - cpu,
+        "peak_rss_mib": usage.ru_maxrss / 1024,
+    }
+
+
+def prepare(workdir: Path, endpoint: str, big_mib: int, small_files: int) -> None:
+    with open(workdir / "big.bin", "wb") as out:
+        block = os.urandom(16 * MIB)
+        for _ in range(big_mib // 16):
+            out.write(block)
+    (workdir / "small").mkdir()
+    for i in range(small_files):
+        (workdir / "small" / f"f{i:05d}.bin").write_bytes(os.urandom(16 * 1024))
+    client = make_client("boto3", endpoint)
+    client.create_bucket(Bucket=BUCKET)
+    client.upload_file(str(workdir / "big.bin"), BUCKET, "big.bin")
+    for path in sorted((workdir / "small").iterdir()):
+        client.upload_file(str(path), BUCKET, f"small/{path.name}")
+
+
+def run_child(engine: str, workload: str, endpoint: str, workdir: Path, count: int) -> dict:
+    command = [sys.executable, __file__, "--child", engine, workload, endpoint, str(workdir)]
+    output = subprocess.run(
+        [*command, str(count)], check=True, capture_output=True, text=True
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def report(results: dict[tuple[str, str], list[dict]]) -> None:
+    print(
+        f"\n{'workload':16}{'engine':10}{'rate':>18}{'CPU s/GiB':>12}{'peak RSS':>11}"
+        f"{'rate x':>9}{'CPU x':>8}{'noise':>8}"
+    )
+    for workload in WORKLOADS:
+        rows = {}
+        for engine in ENGINES:
+            runs = results.get((engine, workload), [])
+            if not runs:
+                continue
+            rates = [r["units"] / r["seconds"] for r in runs]
+            byte_rates = [r["bytes"] / MIB / r["seconds"] for r in runs]
+            cpu = [r["cpu"] / (r["bytes"] / GIB) if r["bytes"] else r["cpu"] for r in runs]
+            rows[engine] = {
+                "rate": statistics.median(
+                    byte_rates if workload in ("upload", "download") else rates
+                ),
+                "cpu": statistics.median(cpu),
+                "rss": max(r["peak_rss_mib"] for r in runs),
+                "noise": (max(rates) / min(rates) - 1) if len(rates) > 1 else 0.0,
+            }
+        unit = {"upload": "MiB/s", "download": "MiB/s", "presign": "URLs/s"}.get(
+            workload, "files/s"
+        )
+        base = rows.get("boto3")
+        for engine, row in rows.items():
+            ratio = f"{row['rate'] / base['rate']:8.2f}x" if base else ""
+            cpu_ratio = f"{row['cpu'] / base['cpu']:7.2f}x" if base and base["cpu"] else ""
+            print(
+                f"{workload:16}{engine:10}{row['rate']:12.1f} {unit:6}{row['cpu']:11.2f}"
+                f"{row['rss']:8.0f} MiB{ratio:>9}{cpu_ratio:>8}{row['noise']:7.0%}"
+            )
+    print(
+        "\nrate x / CPU x: s3turbo over boto3 (medians). CPU s/GiB is of the client process only"
+        " (for presign: CPU s for the whole run). noise: spread of that engine's own rounds."
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--big-mib", type=int, default=1024)
+    parser.add_argument("--small-files", type=int, default=1000)
+    parser.add_argument("--presign-count", type=int, default=10_000)
+    parser.add_argument("--workloads", default=",".join(WORKLOADS))
+    args = parser.parse_args()
+    workloads = [w for w in args.workloads.split(",") if w]
+    base = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    workdir = Path(tempfile.mkdtemp(prefix="s3turbo-bench-", dir=base))
+    (workdir / "server").mkdir()
+    process, endpoint = start_s3s_fs(workdir / "server")
+    try:
+        print(f"Preparing {args.big_mib} MiB and {args.small_files} x 16 KiB in {workdir} ...")
+        prepare(workdir, endpoint, args.big_mib, args.small_files)
+        results: dict[tuple[str, str], list[dict]] = {}
+        for round_number in range(args.rounds):
+            for workload in workloads:
+                order = ENGINES if round_number % 2 == 0 else tuple(reversed(ENGINES))
+                for engine in order:
+                    run = run_child(engine, workload, endpoint, workdir, args.presign_count)
+                    results.setdefault((engine, workload), []).append(run)
+            print(f"  round {round_number + 1} of {args.rounds} done", flush=True)
+        report(results)
+    finally:
+        stop(process)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--child"]:
+        engine, workload, endpoint, workdir, count = sys.argv[2:7]
+        print(json.dumps(measure(engine, workload, endpoint, Path(workdir), int(count))))
+    else:
+        main()
