@@ -2,12 +2,15 @@
 
 ``s3turbo.client("s3", ...)`` takes the same arguments as ``boto3.client`` and returns a client
 whose ``upload_file``, ``download_file``, ``upload_fileobj``, ``download_fileobj`` and
-``generate_presigned_url`` run on the engine; everything else is boto3's.
+``generate_presigned_url`` run on the engine; everything else is boto3's. ``s3turbo.patch()``
+does the same for every S3 client and resource boto3 creates afterwards, and
+``s3turbo.accelerate(client)`` for one existing client.
 """
 
 from boto3.s3.transfer import TransferConfig
 
 from ._client import Client, client
 from ._core import __version__
+from ._patch import accelerate, patch, unpatch
 
-__all__ = ["Client", "TransferConfig", "client", "__version__"]
+__all__ = ["Client", "TransferConfig", "accelerate", "client", "patch", "unpatch", "__version__"]

@@ -10,6 +10,11 @@ from collections.abc import Callable
 from typing import Any
 
 import boto3
+
+# boto3's own implementations, called for what the engine does not serve. They are module
+# functions, not the client's methods: after s3turbo.patch() those are the engine's.
+import boto3.s3.inject as boto3_transfers
+import botocore.signers as boto3_presign
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
@@ -77,7 +82,7 @@ def _unsupported_setting(client: Any, config: TransferConfig | None) -> str | No
         return "S3TURBO_DISABLE is set"
     if config is not None and getattr(config, "max_bandwidth", None) is not None:
         return "TransferConfig.max_bandwidth is not yet honoured by the engine"
-    return _settings.unsupported_client_setting(client)
+    return _settings.unsupported_client_setting(client) or _settings.interception(client)
 
 
 def _log_fallback(method: str, reason: str) -> None:
@@ -111,11 +116,15 @@ class Client:
         Config: TransferConfig | None = None,
     ) -> None:
         if _boto3_must_serve("upload_file", self._client, Config):
-            return self._client.upload_file(Filename, Bucket, Key, ExtraArgs, Callback, Config)
+            return boto3_transfers.upload_file(
+                self._client, Filename, Bucket, Key, ExtraArgs, Callback, Config
+            )
         filename = _filename(Filename)
         plan = self._upload_plan("upload_file", Bucket, Key, ExtraArgs)
         if plan is None:
-            return self._client.upload_file(Filename, Bucket, Key, ExtraArgs, Callback, Config)
+            return boto3_transfers.upload_file(
+                self._client, Filename, Bucket, Key, ExtraArgs, Callback, Config
+            )
         # Before any request, as s3transfer sizes the file: a missing file is FileNotFoundError
         # whatever else is wrong.
         os.stat(filename)
@@ -144,10 +153,14 @@ class Client:
             # boto3 would wait forever on a text stream; say what is wrong instead.
             raise TypeError("upload_fileobj needs a binary file object, not a text stream")
         if _boto3_must_serve("upload_fileobj", self._client, Config):
-            return self._client.upload_fileobj(Fileobj, Bucket, Key, ExtraArgs, Callback, Config)
+            return boto3_transfers.upload_fileobj(
+                self._client, Fileobj, Bucket, Key, ExtraArgs, Callback, Config
+            )
         plan = self._upload_plan("upload_fileobj", Bucket, Key, ExtraArgs)
         if plan is None:
-            return self._client.upload_fileobj(Fileobj, Bucket, Key, ExtraArgs, Callback, Config)
+            return boto3_transfers.upload_fileobj(
+                self._client, Fileobj, Bucket, Key, ExtraArgs, Callback, Config
+            )
         # Service errors are raised as they are: boto3 wraps them only in upload_file.
         self._call_engine(
             _core.upload_fileobj,
@@ -174,7 +187,9 @@ class Client:
         Config: TransferConfig | None = None,
     ) -> None:
         if _boto3_must_serve("download_file", self._client, Config):
-            return self._client.download_file(Bucket, Key, Filename, ExtraArgs, Callback, Config)
+            return boto3_transfers.download_file(
+                self._client, Bucket, Key, Filename, ExtraArgs, Callback, Config
+            )
         filename = _filename(Filename)
         self._download(_core.download_file, Bucket, Key, filename, ExtraArgs, Callback, Config)
 
@@ -190,7 +205,9 @@ class Client:
         if not hasattr(Fileobj, "write"):
             raise ValueError("Fileobj must implement write")
         if _boto3_must_serve("download_fileobj", self._client, Config):
-            return self._client.download_fileobj(Bucket, Key, Fileobj, ExtraArgs, Callback, Config)
+            return boto3_transfers.download_fileobj(
+                self._client, Bucket, Key, Fileobj, ExtraArgs, Callback, Config
+            )
         # The engine fetches parts in parallel; Fileobj.write gets them in order, on this thread.
         self._download(
             _core.download_fileobj, Bucket, Key, Fileobj.write, ExtraArgs, Callback, Config
@@ -235,8 +252,8 @@ class Client:
             url = self._presigner.url(ClientMethod, Params, ExpiresIn, HttpMethod)
             if url is not None:
                 return url
-        return self._client.generate_presigned_url(
-            ClientMethod, Params=Params, ExpiresIn=ExpiresIn, HttpMethod=HttpMethod
+        return boto3_presign.generate_presigned_url(
+            self._client, ClientMethod, Params=Params, ExpiresIn=ExpiresIn, HttpMethod=HttpMethod
         )
 
     def _modeled(self, error: ClientError) -> ClientError:

@@ -3,6 +3,7 @@ would resolve it, and turns it into the plain values the Rust engine takes."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from boto3.s3.transfer import TransferConfig
@@ -11,6 +12,7 @@ from botocore.exceptions import NoCredentialsError
 from botocore.httpsession import get_cert_path
 from botocore.regions import EndpointResolverBuiltins
 from botocore.serialize import create_serializer
+from botocore.stub import Stubber
 from botocore.validate import validate_parameters
 from s3transfer.constants import FULL_OBJECT_CHECKSUM_ARGS
 from s3transfer.manager import TransferManager
@@ -68,6 +70,19 @@ def unsupported_client_setting(client: Any) -> str | None:
     ):
         if builtins.get(builtin):
             return f"{builtin.value} endpoints"
+    return None
+
+
+def interception(client: Any) -> str | None:
+    """Whether something intercepts this client's requests that the engine would bypass: moto's
+    mock_aws, or a botocore Stubber activated on the client. Their calls must stay boto3's."""
+    moto = sys.modules.get("moto.core.models")
+    if moto is not None and getattr(getattr(moto, "botocore_stubber", None), "enabled", False):
+        return "moto's mock_aws is active"
+    emitter = getattr(client.meta.events, "_emitter", client.meta.events)
+    handlers = emitter._handlers.prefix_search("before-call.s3.PutObject")
+    if any(isinstance(getattr(handler, "__self__", None), Stubber) for handler in handlers):
+        return "a botocore Stubber is active on the client"
     return None
 
 

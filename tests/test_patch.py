@@ -1,0 +1,185 @@
+"""s3turbo.patch(): plain boto3 code, unchanged, on the engine; and what must stay boto3's."""
+
+from __future__ import annotations
+
+import io
+
+import boto3
+import boto3.s3.inject
+import pytest
+from boto3.exceptions import S3UploadFailedError
+from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import ClientError
+from botocore.stub import Stubber
+from helpers import MIB, THRESHOLD, Callbacks, sha256_file, write_random
+
+import s3turbo
+import s3turbo._core
+
+
+@pytest.fixture
+def engine_calls(monkeypatch):
+    """Counts the calls that reach the engine, by name."""
+    calls: dict[str, int] = {}
+    for name in ("upload_file", "download_file", "upload_fileobj", "download_fileobj"):
+        original = getattr(s3turbo._core, name)
+
+        def counting(*args, _name=name, _original=original, **kwargs):
+            calls[_name] = calls.get(_name, 0) + 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(s3turbo._core, name, counting)
+    return calls
+
+
+@pytest.fixture(params=["boto3", "patched"])
+def mode(request):
+    """Each compatibility test runs twice: on plain boto3, then after s3turbo.patch(). The same
+    assertions hold for both, so each one states boto3's behaviour and checks ours."""
+    if request.param == "patched":
+        s3turbo.patch()
+    yield request.param
+    s3turbo.unpatch()
+
+
+def test_compatibility_client_transfers(mode, server, tmp_path, engine_calls):
+    boto = server.boto3_client()
+    bucket = server.new_bucket()
+    source = write_random(tmp_path / "source.bin", THRESHOLD + 12_345)
+    callbacks = Callbacks()
+    config = TransferConfig(multipart_chunksize=5 * MIB, max_concurrency=4)
+    extra = {"ContentType": "text/csv", "Metadata": {"k": "v"}}
+    boto.upload_file(
+        str(source), bucket, "a/file.csv", ExtraArgs=extra, Callback=callbacks, Config=config
+    )
+    head = boto.head_object(Bucket=bucket, Key="a/file.csv")
+    assert (head["ContentType"], head["Metadata"], head["ETag"][-3:]) == (
+        "text/csv",
+        {"k": "v"},
+        '-2"',
+    )
+    assert callbacks.total == source.stat().st_size
+
+    boto.upload_fileobj(io.BytesIO(b"small object"), bucket, "a/small.txt")
+    sink = io.BytesIO()
+    boto.download_fileobj(bucket, "a/small.txt", sink)
+    assert sink.getvalue() == b"small object"
+
+    # The loop boto3 tutorials teach: list, then download each object.
+    downloaded = []
+    for page in boto.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="a/"):
+        for item in page["Contents"]:
+            target = tmp_path / item["Key"].replace("/", "_")
+            boto.download_file(bucket, item["Key"], str(target))
+            downloaded.append((item["Key"], target.stat().st_size))
+    assert downloaded == [("a/file.csv", source.stat().st_size), ("a/small.txt", 12)]
+    assert sha256_file(tmp_path / "a_file.csv") == sha256_file(source)
+
+    with pytest.raises(ClientError) as missing:
+        boto.download_file(bucket, "missing", str(tmp_path / "x"))
+    assert missing.value.response["Error"]["Code"] == "404"
+    with pytest.raises(ValueError, match="Invalid extra_args key"):
+        boto.upload_file(str(source), bucket, "k", ExtraArgs={"Nope": 1})
+    expected_engine_calls = {
+        "upload_file": 1,
+        "upload_fileobj": 1,
+        "download_fileobj": 1,
+        "download_file": 3,
+    }
+    assert engine_calls == (expected_engine_calls if mode == "patched" else {})
+
+
+def test_compatibility_resources(mode, server, tmp_path, engine_calls):
+    s3 = boto3.resource("s3", **server.client_kwargs())
+    bucket = s3.Bucket(server.new_bucket())
+    source = write_random(tmp_path / "source.bin", 2 * MIB)
+    bucket.upload_file(str(source), "via-bucket")
+    s3.Object(bucket.name, "via-bucket").download_file(str(tmp_path / "out.bin"))
+    assert sha256_file(tmp_path / "out.bin") == sha256_file(source)
+    bucket.Object("via-object").upload_fileobj(io.BytesIO(b"object"))
+    sink = io.BytesIO()
+    bucket.download_fileobj("via-object", sink)
+    assert sink.getvalue() == b"object"
+    assert sorted(o.key for o in bucket.objects.all()) == ["via-bucket", "via-object"]
+    assert sum(engine_calls.values()) == (4 if mode == "patched" else 0)
+
+
+def test_compatibility_missing_bucket(mode, moto, tmp_path):
+    source = write_random(tmp_path / "source.bin", 10)
+    boto = moto.boto3_client()
+    with pytest.raises(S3UploadFailedError, match="NoSuchBucket"):
+        boto.upload_file(str(source), "no-such-bucket-here", "k")
+    with pytest.raises(boto.exceptions.NoSuchBucket):
+        boto.upload_fileobj(io.BytesIO(b"x"), "no-such-bucket-here", "k")
+
+
+def test_patch_is_idempotent_and_unpatch_restores_boto3(s3s_fs):
+    try:
+        s3turbo.patch()
+        s3turbo.patch()
+        patched = s3s_fs.boto3_client()
+        assert type(patched).upload_file is not boto3.s3.inject.upload_file
+        assert type(patched).upload_file.__name__ == "upload_file"
+    finally:
+        s3turbo.unpatch()
+    restored = s3s_fs.boto3_client()
+    for name in ("upload_file", "download_file", "upload_fileobj", "download_fileobj"):
+        assert getattr(type(restored), name) is getattr(boto3.s3.inject, name)
+    assert boto3.s3.inject.inject_s3_transfer_methods.__module__ == "boto3.s3.inject"
+
+
+def test_mock_aws_suite_keeps_passing_after_patch(tmp_path, monkeypatch, engine_calls):
+    """A test written the usual way with moto's mock_aws: no server, no network."""
+    from moto import mock_aws
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    source = write_random(tmp_path / "source.bin", THRESHOLD + 1)
+    s3turbo.patch()
+    try:
+        with mock_aws():
+            client = boto3.client("s3", region_name="us-east-1")
+            client.create_bucket(Bucket="mocked")
+            client.upload_file(str(source), "mocked", "k")
+            client.download_file("mocked", "k", str(tmp_path / "out.bin"))
+            assert sha256_file(tmp_path / "out.bin") == sha256_file(source)
+            assert client.generate_presigned_url(
+                "get_object", Params={"Bucket": "mocked", "Key": "k"}
+            )
+    finally:
+        s3turbo.unpatch()
+    assert engine_calls == {}
+
+
+def test_stubber_keeps_working_after_patch(tmp_path, engine_calls):
+    s3turbo.patch()
+    try:
+        client = boto3.client(
+            "s3", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b"
+        )
+        with Stubber(client) as stubber:
+            stubber.add_response(
+                "head_object", {"ContentLength": 5, "ETag": '"e"'}, {"Bucket": "b", "Key": "k"}
+            )
+            stubber.add_response(
+                "get_object",
+                {"Body": io.BytesIO(b"hello"), "ContentLength": 5, "ETag": '"e"'},
+            )
+            client.download_file("b", "k", str(tmp_path / "out.txt"))
+            stubber.assert_no_pending_responses()
+    finally:
+        s3turbo.unpatch()
+    assert (tmp_path / "out.txt").read_bytes() == b"hello"
+    assert engine_calls == {}
+
+
+def test_accelerate_keeps_the_clients_settings(s3s_fs, tmp_path, engine_calls):
+    plain = s3s_fs.boto3_client()
+    bucket = s3s_fs.new_bucket()
+    fast = s3turbo.accelerate(plain)
+    source = write_random(tmp_path / "source.bin", 1000)
+    fast.upload_file(str(source), bucket, "k")
+    assert fast.head_object(Bucket=bucket, Key="k")["ContentLength"] == 1000
+    assert fast.meta is plain.meta
+    assert engine_calls == {"upload_file": 1}
