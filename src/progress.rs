@@ -149,7 +149,6 @@ mod tests {
 
     #[tokio::test]
     async fn counting_body_counts_every_byte_once() {
-        use http_body_util_free::collect;
         let progress = Progress::new();
         let data = Bytes::from(vec![7u8; 3 * FRAME_SIZE + 5]);
         let body = CountingBody::new(data.clone(), AttemptCounter::new(progress.clone()));
@@ -162,22 +161,17 @@ mod tests {
         assert_eq!(progress.transferred(), data.len() as i64);
     }
 
-    /// Drains a body without pulling in another crate.
-    mod http_body_util_free {
-        use super::*;
-        use std::future::poll_fn;
-
-        pub async fn collect(mut body: CountingBody) -> Vec<u8> {
-            let mut out = Vec::new();
-            while let Some(frame) =
-                poll_fn(|cx| http_body::Body::poll_frame(Pin::new(&mut body), cx)).await
-            {
-                let Ok(frame) = frame;
-                if let Ok(data) = frame.into_data() {
-                    out.extend_from_slice(&data);
-                }
+    /// Drains a body the way the HTTP client does, frame by frame.
+    async fn collect(mut body: CountingBody) -> Vec<u8> {
+        let mut out = Vec::new();
+        while let Some(frame) =
+            std::future::poll_fn(|cx| http_body::Body::poll_frame(Pin::new(&mut body), cx)).await
+        {
+            let Ok(frame) = frame;
+            if let Ok(data) = frame.into_data() {
+                out.extend_from_slice(&data);
             }
-            out
         }
+        out
     }
 }
