@@ -42,7 +42,7 @@ develop-release: $(VENV)/.installed  ## release build of the extension into .ven
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
-	$(VPY) -m pip install --quiet "maturin>=1.7,<2" boto3 "moto[server]>=5" "pytest>=8" ruff
+	$(VPY) -m pip install --quiet "maturin>=1.7,<2" boto3 "moto[server]>=5" "pytest>=8" hypothesis ruff
 	touch $@
 
 # The S3 server the tests and the demo run against (DESIGN.md section 5). 0.14.1 is the last

@@ -10,9 +10,11 @@ use aws_credential_types::Credentials;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
-    BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    BehaviorVersion, IdentityCache, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
 use aws_sdk_s3::Client;
+
+use crate::credentials::{CredentialSource, RefreshingProvider};
 
 /// Everything that decides how requests are sent and signed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -20,9 +22,7 @@ pub struct ConnectionSettings {
     /// A custom endpoint (`endpoint_url`, `AWS_ENDPOINT_URL`); `None` lets the region decide.
     pub endpoint_url: Option<String>,
     pub region: String,
-    pub access_key: String,
-    pub secret_key: String,
-    pub session_token: Option<String>,
+    pub credentials: CredentialSource,
     pub force_path_style: bool,
     pub connect_timeout_ms: u64,
     pub read_timeout_ms: u64,
@@ -43,13 +43,6 @@ impl ConnectionSettings {
     }
 
     fn build_client(&self) -> Client {
-        let credentials = Credentials::new(
-            &self.access_key,
-            &self.secret_key,
-            self.session_token.clone(),
-            None,
-            "s3turbo-botocore",
-        );
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_millis(self.connect_timeout_ms))
             .read_timeout(Duration::from_millis(self.read_timeout_ms))
@@ -57,7 +50,6 @@ impl ConnectionSettings {
         let mut config = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(self.region.clone()))
-            .credentials_provider(credentials)
             .force_path_style(self.force_path_style)
             .timeout_config(timeouts)
             .retry_config(RetryConfig::standard().with_max_attempts(self.max_attempts.max(1)))
@@ -71,6 +63,24 @@ impl ConnectionSettings {
             } else {
                 ResponseChecksumValidation::WhenRequired
             });
+        config = match &self.credentials {
+            CredentialSource::Fixed {
+                access_key,
+                secret_key,
+                session_token,
+            } => config.credentials_provider(Credentials::new(
+                access_key,
+                secret_key,
+                session_token.clone(),
+                None,
+                "s3turbo-botocore",
+            )),
+            // The provider keeps the credentials until botocore's refresh time: a second cache
+            // in front of it would only hold them longer.
+            CredentialSource::Refreshable(source) => config
+                .credentials_provider(RefreshingProvider::new(source.clone()))
+                .identity_cache(IdentityCache::no_cache()),
+        };
         if let Some(endpoint) = &self.endpoint_url {
             config = config.endpoint_url(endpoint);
         }

@@ -2,6 +2,7 @@
 //! `runtime`, `errors`) is plain Rust that knows nothing of Python; `python` is the pyo3 glue.
 
 mod client;
+mod credentials;
 mod download;
 mod errors;
 mod handoff;

@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::ConnectionSettings;
+use crate::credentials::{CredentialSource, FetchedCredentials, RefreshableSource};
 use crate::download::{self, DownloadArgs, DownloadRequest};
 use crate::errors::TransferError;
 use crate::handoff::{ChunkQueue, Completion};
@@ -38,10 +39,14 @@ pub struct Connection {
 
 #[pymethods]
 impl Connection {
+    /// `refresh`, for refreshable botocore credentials, returns `(access_key, secret_key,
+    /// session_token, seconds until botocore refreshes them or None)` through botocore, which
+    /// refreshes them when due; `credentials_id` names the botocore object it reads.
     #[new]
     #[pyo3(signature = (*, endpoint_url, region, access_key, secret_key, session_token,
-                        force_path_style, connect_timeout, read_timeout, max_attempts,
-                        request_checksum_calculation, response_checksum_validation))]
+                        refresh, credentials_id, force_path_style, connect_timeout, read_timeout,
+                        max_attempts, request_checksum_calculation,
+                        response_checksum_validation))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         endpoint_url: Option<String>,
@@ -49,6 +54,8 @@ impl Connection {
         access_key: String,
         secret_key: String,
         session_token: Option<String>,
+        refresh: Option<Py<PyAny>>,
+        credentials_id: usize,
         force_path_style: bool,
         connect_timeout: f64,
         read_timeout: f64,
@@ -57,13 +64,22 @@ impl Connection {
         response_checksum_validation: &str,
     ) -> Self {
         let millis = |seconds: f64| (seconds.max(0.0) * 1000.0) as u64;
+        let credentials = match refresh {
+            Some(refresh) => CredentialSource::Refreshable(RefreshableSource {
+                id: credentials_id,
+                fetch: Arc::new(move || fetch_credentials(&refresh)),
+            }),
+            None => CredentialSource::Fixed {
+                access_key,
+                secret_key,
+                session_token,
+            },
+        };
         Self {
             settings: ConnectionSettings {
                 endpoint_url,
                 region,
-                access_key,
-                secret_key,
-                session_token,
+                credentials,
                 force_path_style,
                 connect_timeout_ms: millis(connect_timeout),
                 read_timeout_ms: millis(read_timeout),
@@ -73,6 +89,25 @@ impl Connection {
             },
         }
     }
+}
+
+/// Calls the Python `refresh` of a `Connection` (from an engine thread: it takes the GIL).
+fn fetch_credentials(refresh: &Py<PyAny>) -> Result<FetchedCredentials, String> {
+    Python::attach(|py| {
+        let (access_key, secret_key, session_token, refresh_in): (
+            String,
+            String,
+            Option<String>,
+            Option<f64>,
+        ) = refresh.bind(py).call0()?.extract()?;
+        Ok(FetchedCredentials {
+            access_key,
+            secret_key,
+            session_token,
+            refresh_in: refresh_in.map(|seconds| Duration::from_secs_f64(seconds.max(0.0))),
+        })
+    })
+    .map_err(|error: PyErr| format!("refreshing the botocore credentials failed: {error}"))
 }
 
 /// The TransferConfig values the engine uses.

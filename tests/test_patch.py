@@ -183,3 +183,39 @@ def test_accelerate_keeps_the_clients_settings(s3s_fs, tmp_path, engine_calls):
     assert fast.head_object(Bucket=bucket, Key="k")["ContentLength"] == 1000
     assert fast.meta is plain.meta
     assert engine_calls == {"upload_file": 1}
+
+
+def test_user_event_handlers_keep_seeing_their_requests(s3s_fs, tmp_path, engine_calls, caplog):
+    """A handler the user registered on an operation the engine sends (here: adding a header,
+    as tracing libraries do) makes that client's transfers boto3's, so the handler still runs.
+    A handler on another operation does not."""
+    s3turbo.patch()
+    try:
+        client = s3s_fs.boto3_client()
+        bucket = s3s_fs.new_bucket()
+        source = write_random(tmp_path / "source.bin", 1000)
+        client.meta.events.register("before-call.s3.ListObjectsV2", lambda **_: None)
+        client.upload_file(str(source), bucket, "engine")
+        assert engine_calls == {"upload_file": 1}
+
+        sent = []
+
+        def tag_request(request, **_):
+            request.headers["x-amz-meta-traced"] = "yes"
+            sent.append(request.method)
+
+        client.meta.events.register("before-sign.s3", tag_request)
+        with caplog.at_level("DEBUG", logger="s3turbo"):
+            client.upload_file(str(source), bucket, "traced")
+            client.download_file(bucket, "traced", str(tmp_path / "out.bin"))
+        assert engine_calls == {"upload_file": 1}
+        assert "PUT" in sent and "GET" in sent
+        assert client.head_object(Bucket=bucket, Key="traced")["Metadata"] == {"traced": "yes"}
+        assert any("an event handler is registered on" in r.getMessage() for r in caplog.records)
+
+        client.meta.events.unregister("before-sign.s3", tag_request)
+        client.download_file(bucket, "traced", str(tmp_path / "out.bin"))
+        assert engine_calls == {"upload_file": 1, "download_file": 1}
+    finally:
+        s3turbo.unpatch()
+    assert sha256_file(tmp_path / "out.bin") == sha256_file(source)

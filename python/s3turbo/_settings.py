@@ -4,10 +4,13 @@ would resolve it, and turns it into the plain values the Rust engine takes."""
 from __future__ import annotations
 
 import sys
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 from boto3.s3.transfer import TransferConfig
 from botocore import UNSIGNED, handlers
+from botocore.credentials import RefreshableCredentials
 from botocore.exceptions import NoCredentialsError
 from botocore.httpsession import get_cert_path
 from botocore.regions import EndpointResolverBuiltins
@@ -34,6 +37,7 @@ def connection(client: Any) -> _core.Connection:
     if credentials is None:
         raise NoCredentialsError()
     frozen = credentials.get_frozen_credentials()
+    refreshable = isinstance(credentials, RefreshableCredentials)
     builtins = client._ruleset_resolver._builtins
     config = client.meta.config
     return _core.Connection(
@@ -42,6 +46,8 @@ def connection(client: Any) -> _core.Connection:
         access_key=frozen.access_key,
         secret_key=frozen.secret_key,
         session_token=frozen.token,
+        refresh=_refresher(credentials) if refreshable else None,
+        credentials_id=id(credentials),
         force_path_style=bool(builtins.get(EndpointResolverBuiltins.AWS_S3_FORCE_PATH_STYLE)),
         connect_timeout=float(config.connect_timeout),
         read_timeout=float(config.read_timeout),
@@ -49,6 +55,21 @@ def connection(client: Any) -> _core.Connection:
         request_checksum_calculation=config.request_checksum_calculation or "when_supported",
         response_checksum_validation=config.response_checksum_validation or "when_supported",
     )
+
+
+def _refresher(credentials: RefreshableCredentials) -> Callable[[], tuple]:
+    """What the engine calls (from its own threads) for credentials during a transfer:
+    botocore's current ones, refreshed by botocore if due, and the seconds until botocore would
+    refresh them next (its advisory refresh time)."""
+
+    def refresh() -> tuple:
+        frozen = credentials.get_frozen_credentials()
+        if credentials._expiry_time is None:
+            return frozen.access_key, frozen.secret_key, frozen.token, None
+        refresh_in = credentials._seconds_remaining() - credentials._advisory_refresh_timeout
+        return frozen.access_key, frozen.secret_key, frozen.token, refresh_in
+
+    return refresh
 
 
 def unsupported_client_setting(client: Any) -> str | None:
@@ -74,16 +95,70 @@ def unsupported_client_setting(client: Any) -> str | None:
 
 
 def interception(client: Any) -> str | None:
-    """Whether something intercepts this client's requests that the engine would bypass: moto's
-    mock_aws, or a botocore Stubber activated on the client. Their calls must stay boto3's."""
+    """Whether something watches or changes this client's requests that the engine would
+    bypass: moto's mock_aws, a botocore Stubber, or event handlers the user registered on the
+    operations the engine sends. Their calls must stay boto3's."""
     moto = sys.modules.get("moto.core.models")
     if moto is not None and getattr(getattr(moto, "botocore_stubber", None), "enabled", False):
         return "moto's mock_aws is active"
     emitter = getattr(client.meta.events, "_emitter", client.meta.events)
-    handlers = emitter._handlers.prefix_search("before-call.s3.PutObject")
-    if any(isinstance(getattr(handler, "__self__", None), Stubber) for handler in handlers):
-        return "a botocore Stubber is active on the client"
+    cached = _handler_checks.get(emitter)
+    # botocore replaces the emitter's lookup cache whenever a handler is (un)registered.
+    if cached is None or cached[0] is not emitter._lookup_cache:
+        cached = (emitter._lookup_cache, _foreign_handler(emitter))
+        _handler_checks[emitter] = cached
+    return cached[1]
+
+
+# The S3 operations the engine sends, and the events botocore emits around each one.
+_ENGINE_OPERATIONS = (
+    "PutObject",
+    "CreateMultipartUpload",
+    "UploadPart",
+    "CompleteMultipartUpload",
+    "AbortMultipartUpload",
+    "HeadObject",
+    "GetObject",
+)
+_OPERATION_EVENTS = (
+    "provide-client-params",
+    "before-parameter-build",
+    "before-endpoint-resolution",
+    "before-call",
+    "request-created",
+    "choose-signer",
+    "before-sign",
+    "before-send",
+    "response-received",
+    "needs-retry",
+    "after-call",
+    "after-call-error",
+)
+# Handlers from these packages are botocore's and boto3's own (the engine does what they do),
+# ours, or moto's inactive stubber (mock_aws is checked above).
+_LIBRARY_PACKAGES = {"botocore", "boto3", "s3transfer", "s3turbo", "moto"}
+
+_handler_checks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _foreign_handler(emitter: Any) -> str | None:
+    for operation in _ENGINE_OPERATIONS:
+        for event in _OPERATION_EVENTS:
+            event_name = f"{event}.s3.{operation}"
+            for handler in emitter._handlers.prefix_search(event_name):
+                if isinstance(getattr(handler, "__self__", None), Stubber):
+                    return "a botocore Stubber is active on the client"
+                if _package_of(handler) not in _LIBRARY_PACKAGES:
+                    return f"an event handler is registered on {event_name}: {handler!r}"
     return None
+
+
+def _package_of(handler: Any) -> str:
+    """The top-level package that defined `handler` (a function, method, partial or callable
+    object)."""
+    target = getattr(handler, "func", handler)
+    module = getattr(target, "__module__", None) or type(target).__module__ or ""
+    return module.partition(".")[0]
 
 
 def _total_attempts(retries: dict) -> int:

@@ -1,0 +1,114 @@
+"""Credentials that botocore refreshes (assume-role, SSO, IMDS) are refreshed during a transfer
+that outlives them, through botocore, and the engine signs with the refreshed ones."""
+
+from __future__ import annotations
+
+import io
+import time
+from datetime import datetime, timedelta, timezone
+
+import boto3
+import botocore.session
+import pytest
+from botocore.credentials import CredentialProvider, RefreshableCredentials
+from botocore.exceptions import ClientError
+from helpers import MIB
+
+import s3turbo
+from servers import ACCESS_KEY, SECRET_KEY
+
+PART = 5 * MIB
+
+
+class ShortLivedCredentials(CredentialProvider):
+    """A credential provider, as assume-role's, whose credentials last `lifetime` seconds and
+    are due for refresh `advisory` seconds before that. `secrets` gives the secret key of each
+    refresh in turn (the last one repeats)."""
+
+    METHOD = "s3turbo-test"
+
+    def __init__(self, secrets: list[str], lifetime: float = 3.0, advisory: float = 2.0):
+        super().__init__()
+        self.secrets = secrets
+        self.lifetime = lifetime
+        self.advisory = advisory
+        self.fetches = 0
+
+    def _metadata(self) -> dict:
+        secret = self.secrets[min(self.fetches, len(self.secrets) - 1)]
+        self.fetches += 1
+        expiry = datetime.now(timezone.utc) + timedelta(seconds=self.lifetime)
+        return {
+            "access_key": ACCESS_KEY,
+            "secret_key": secret,
+            "token": None,
+            "expiry_time": expiry.isoformat(),
+        }
+
+    def load(self) -> RefreshableCredentials:
+        return RefreshableCredentials.create_from_metadata(
+            self._metadata(),
+            refresh_using=self._metadata,
+            method=self.METHOD,
+            advisory_timeout=self.advisory,
+            mandatory_timeout=self.advisory / 2,
+        )
+
+
+def client_with(provider: CredentialProvider, server) -> s3turbo.Client:
+    session = botocore.session.Session()
+    session.get_component("credential_provider").insert_before("env", provider)
+    kwargs = server.client_kwargs()
+    for name in ("aws_access_key_id", "aws_secret_access_key"):
+        kwargs.pop(name)
+    return s3turbo.Client(boto3.Session(botocore_session=session).client("s3", **kwargs))
+
+
+class SlowStream(io.RawIOBase):
+    """`parts` blocks of PART bytes, each after `delay` seconds: a transfer that takes as long
+    as the test needs without moving much data."""
+
+    def __init__(self, parts: int, delay: float):
+        self.remaining = parts
+        self.delay = delay
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if not self.remaining:
+            return b""
+        self.remaining -= 1
+        time.sleep(self.delay)
+        return bytes([self.remaining % 256]) * PART
+
+
+CONFIG = s3turbo.TransferConfig(multipart_threshold=PART, multipart_chunksize=PART)
+
+
+def test_refreshable_credentials_are_refreshed_during_a_long_upload(s3s_fs):
+    bucket = s3s_fs.new_bucket()
+    provider = ShortLivedCredentials([SECRET_KEY])
+    client = client_with(provider, s3s_fs)
+    started = time.monotonic()
+    client.upload_fileobj(SlowStream(parts=8, delay=0.5), bucket, "k", Config=CONFIG)
+    assert time.monotonic() - started > 3.5
+    # One fetch when the client was made; then one about every second of the transfer, each
+    # signed with what botocore handed out (s3s-fs checks every signature).
+    assert provider.fetches >= 3
+    head = s3s_fs.boto3_client().head_object(Bucket=bucket, Key="k")
+    assert head["ContentLength"] == 8 * PART
+
+
+def test_the_engine_signs_with_the_refreshed_credentials(s3s_fs):
+    """The first refresh hands out a secret the server does not know: the parts signed after it
+    are refused, so the upload fails (and is aborted), as it would with boto3."""
+    bucket = s3s_fs.new_bucket()
+    provider = ShortLivedCredentials([SECRET_KEY, SECRET_KEY, "not-the-secret"])
+    client = client_with(provider, s3s_fs)
+    with pytest.raises(ClientError) as raised:
+        client.upload_fileobj(SlowStream(parts=8, delay=0.5), bucket, "k", Config=CONFIG)
+    assert raised.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+    assert provider.fetches >= 3
+    listing = s3s_fs.boto3_client().list_objects_v2(Bucket=bucket)
+    assert listing.get("KeyCount") == 0
