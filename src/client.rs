@@ -3,18 +3,25 @@
 //! across calls.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use aws_credential_types::Credentials;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::SharedHttpClient;
 use aws_sdk_s3::config::{
     BehaviorVersion, IdentityCache, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
 use aws_sdk_s3::Client;
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
+use aws_smithy_http_client::{Builder, ConnectorBuilder};
+use rustls_pki_types::{pem::PemObject, CertificateDer};
 
 use crate::credentials::{CredentialSource, RefreshingProvider};
+use crate::errors::TransferError;
 
 /// Everything that decides how requests are sent and signed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -24,10 +31,19 @@ pub struct ConnectionSettings {
     pub region: String,
     pub credentials: CredentialSource,
     pub force_path_style: bool,
+    /// botocore's `verify` when it names a CA bundle (AWS_CA_BUNDLE, `ca_bundle` in the config
+    /// file): then only its certificates are trusted, as botocore trusts only them.
+    pub ca_bundle: Option<PathBuf>,
+    /// botocore's `proxies` for http:// and https:// URLs. Without them, the environment's
+    /// (HTTP_PROXY, HTTPS_PROXY, NO_PROXY), as botocore.
+    pub http_proxy: Option<String>,
+    pub https_proxy: Option<String>,
     pub connect_timeout_ms: u64,
     pub read_timeout_ms: u64,
     /// Total attempts per request, the first included.
     pub max_attempts: u32,
+    /// botocore's retry mode "adaptive" (client-side rate limiting); otherwise "standard".
+    pub adaptive_retries: bool,
     /// botocore's `request_checksum_calculation == "when_supported"`.
     pub checksum_when_supported: bool,
     /// botocore's `response_checksum_validation == "when_supported"`.
@@ -42,7 +58,7 @@ impl ConnectionSettings {
             .unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", self.region))
     }
 
-    fn build_client(&self) -> Client {
+    fn build_client(&self) -> Result<Client, TransferError> {
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_millis(self.connect_timeout_ms))
             .read_timeout(Duration::from_millis(self.read_timeout_ms))
@@ -52,7 +68,14 @@ impl ConnectionSettings {
             .region(Region::new(self.region.clone()))
             .force_path_style(self.force_path_style)
             .timeout_config(timeouts)
-            .retry_config(RetryConfig::standard().with_max_attempts(self.max_attempts.max(1)))
+            .retry_config(
+                if self.adaptive_retries {
+                    RetryConfig::adaptive()
+                } else {
+                    RetryConfig::standard()
+                }
+                .with_max_attempts(self.max_attempts.max(1)),
+            )
             .request_checksum_calculation(if self.checksum_when_supported {
                 RequestChecksumCalculation::WhenSupported
             } else {
@@ -84,8 +107,101 @@ impl ConnectionSettings {
         if let Some(endpoint) = &self.endpoint_url {
             config = config.endpoint_url(endpoint);
         }
-        Client::from_conf(config.build())
+        if self.ca_bundle.is_some() || self.http_proxy.is_some() || self.https_proxy.is_some() {
+            config = config.http_client(self.https_client()?);
+        }
+        Ok(Client::from_conf(config.build()))
     }
+
+    /// The SDK's default HTTPS client (rustls, aws-lc, proxies from the environment), with
+    /// this client's CA bundle and proxies instead.
+    fn https_client(&self) -> Result<SharedHttpClient, TransferError> {
+        let trust_store = match &self.ca_bundle {
+            Some(path) => ca_bundle_trust_store(path)?,
+            None => TrustStore::default(),
+        };
+        let tls_context = TlsContext::builder()
+            .with_trust_store(trust_store)
+            .build()
+            .map_err(|e| TransferError::InvalidInput(format!("TLS settings: {e}")))?;
+        let proxy = self.proxy_config()?;
+        Ok(
+            Builder::new().build_with_connector_fn(move |settings, components| {
+                let mut connector = ConnectorBuilder::default()
+                    .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+                    .tls_context(tls_context.clone());
+                connector.set_connector_settings(settings.cloned());
+                connector.set_sleep_impl(components.and_then(|c| c.sleep_impl()));
+                connector.set_proxy_config(Some(proxy.clone()));
+                connector.build()
+            }),
+        )
+    }
+
+    fn proxy_config(&self) -> Result<ProxyConfig, TransferError> {
+        let invalid = |e: aws_smithy_http_client::proxy::ProxyError| {
+            TransferError::InvalidInput(format!("proxies: {e}"))
+        };
+        Ok(match (&self.http_proxy, &self.https_proxy) {
+            (None, None) => ProxyConfig::from_env(),
+            (Some(http), Some(https)) if http == https => {
+                ProxyConfig::all(http).map_err(invalid)?
+            }
+            (Some(http), None) => ProxyConfig::http(http).map_err(invalid)?,
+            (None, Some(https)) => ProxyConfig::https(https).map_err(invalid)?,
+            (Some(_), Some(_)) => {
+                return Err(TransferError::InvalidInput(
+                    "proxies: one proxy for http and another for https is not supported".into(),
+                ))
+            }
+        })
+    }
+}
+
+/// The certificates of a PEM CA bundle that rustls accepts as trust anchors. The SDK's TLS
+/// setup panics on a certificate it cannot parse, and system bundles may hold such: they are
+/// left out here, as OpenSSL (botocore's TLS) skips them too.
+fn ca_bundle_trust_store(path: &PathBuf) -> Result<TrustStore, TransferError> {
+    let pem = std::fs::read(path).map_err(|source| TransferError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let mut trust_store = TrustStore::empty();
+    let mut usable = 0;
+    for block in pem_certificate_blocks(&pem) {
+        let parses = CertificateDer::pem_slice_iter(block)
+            .all(|der| der.is_ok_and(|der| rustls::RootCertStore::empty().add(der).is_ok()));
+        if parses {
+            trust_store = trust_store.with_pem_certificate(block);
+            usable += 1;
+        }
+    }
+    if usable == 0 {
+        return Err(TransferError::InvalidInput(format!(
+            "no usable certificate in the CA bundle {}",
+            path.display()
+        )));
+    }
+    Ok(trust_store)
+}
+
+/// Each `-----BEGIN CERTIFICATE-----` ... `-----END CERTIFICATE-----` block of a PEM file.
+fn pem_certificate_blocks(pem: &[u8]) -> impl Iterator<Item = &[u8]> {
+    const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
+    const END: &[u8] = b"-----END CERTIFICATE-----";
+    let find = |haystack: &[u8], needle: &[u8]| {
+        haystack
+            .windows(needle.len())
+            .position(|window| window == needle)
+    };
+    let mut rest = pem;
+    std::iter::from_fn(move || {
+        let start = find(rest, BEGIN)?;
+        let end = start + find(&rest[start..], END)? + END.len();
+        let block = &rest[start..end];
+        rest = &rest[end..];
+        Some(block)
+    })
 }
 
 /// Clients by settings. Rotating credentials make new entries, so the cache is emptied when it
@@ -98,19 +214,19 @@ pub struct ClientCache {
 const MAX_CACHED_CLIENTS: usize = 32;
 
 impl ClientCache {
-    pub fn get(&self, settings: &ConnectionSettings) -> Client {
+    pub fn get(&self, settings: &ConnectionSettings) -> Result<Client, TransferError> {
         let mut clients = self
             .clients
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(client) = clients.get(settings) {
-            return client.clone();
+            return Ok(client.clone());
         }
         if clients.len() >= MAX_CACHED_CLIENTS {
             clients.clear();
         }
-        let client = settings.build_client();
+        let client = settings.build_client()?;
         clients.insert(settings.clone(), client.clone());
-        client
+        Ok(client)
     }
 }

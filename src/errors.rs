@@ -20,6 +20,8 @@ pub enum TransferError {
     },
     /// The endpoint could not be reached, or the connection broke mid-response.
     Connection { endpoint: String, detail: String },
+    /// The server's TLS certificate was not trusted (botocore's `SSLError`).
+    Tls { endpoint: String, detail: String },
     /// A connect or read timeout.
     Timeout { endpoint: String, detail: String },
     /// A local file could not be read or written.
@@ -90,9 +92,12 @@ impl TransferError {
                 detail: "operation timed out".to_owned(),
             },
             SdkError::DispatchFailure(failure) => {
-                let detail = format!("{:?}", failure.as_connector_error());
+                let connector_error = failure.as_connector_error();
+                let detail = format!("{connector_error:?}");
                 if failure.is_timeout() {
                     TransferError::Timeout { endpoint, detail }
+                } else if connector_error.is_some_and(|e| caused_by_tls(e)) {
+                    TransferError::Tls { endpoint, detail }
                 } else {
                     TransferError::Connection { endpoint, detail }
                 }
@@ -114,6 +119,22 @@ impl TransferError {
             TransferError::Connection { .. } | TransferError::Timeout { .. }
         )
     }
+}
+
+/// Whether rustls refused the connection somewhere down `error`'s chain of causes (io::Error
+/// hides its inner error from `source()`, so it is opened explicitly).
+fn caused_by_tls(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        let inner = error
+            .downcast_ref::<io::Error>()
+            .and_then(|io| io.get_ref());
+        if error.is::<rustls::Error>() || inner.is_some_and(|inner| caused_by_tls(inner)) {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 /// An error while streaming a response body: the connection broke after the headers.

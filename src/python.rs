@@ -44,9 +44,9 @@ impl Connection {
     /// refreshes them when due; `credentials_id` names the botocore object it reads.
     #[new]
     #[pyo3(signature = (*, endpoint_url, region, access_key, secret_key, session_token,
-                        refresh, credentials_id, force_path_style, connect_timeout, read_timeout,
-                        max_attempts, request_checksum_calculation,
-                        response_checksum_validation))]
+                        refresh, credentials_id, force_path_style, ca_bundle, http_proxy,
+                        https_proxy, connect_timeout, read_timeout, max_attempts, retry_mode,
+                        request_checksum_calculation, response_checksum_validation))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         endpoint_url: Option<String>,
@@ -57,9 +57,13 @@ impl Connection {
         refresh: Option<Py<PyAny>>,
         credentials_id: usize,
         force_path_style: bool,
+        ca_bundle: Option<PathBuf>,
+        http_proxy: Option<String>,
+        https_proxy: Option<String>,
         connect_timeout: f64,
         read_timeout: f64,
         max_attempts: u32,
+        retry_mode: &str,
         request_checksum_calculation: &str,
         response_checksum_validation: &str,
     ) -> Self {
@@ -81,9 +85,13 @@ impl Connection {
                 region,
                 credentials,
                 force_path_style,
+                ca_bundle,
+                http_proxy,
+                https_proxy,
                 connect_timeout_ms: millis(connect_timeout),
                 read_timeout_ms: millis(read_timeout),
                 max_attempts,
+                adaptive_retries: retry_mode == "adaptive",
                 checksum_when_supported: request_checksum_calculation == "when_supported",
                 validate_when_supported: response_checksum_validation == "when_supported",
             },
@@ -421,12 +429,13 @@ where
     Fut: Future<Output = Result<(), TransferError>> + Send + 'static,
 {
     let engine = engine().map_err(|e| PyRuntimeError::new_err(format!("s3turbo engine: {e}")))?;
+    let client = engine.clients.get(settings).map_err(to_py_err)?;
     let progress = Progress::new();
     let cancel = CancellationToken::new();
     let done = Completion::new();
     let poke = done.clone();
     let future = transfer(TaskContext {
-        client: engine.clients.get(settings),
+        client,
         endpoint: settings.endpoint_label(),
         progress: progress.clone(),
         cancel: cancel.clone(),
@@ -545,6 +554,7 @@ fn build_py_err(py: Python<'_>, error: TransferError) -> PyResult<PyErr> {
         TransferError::Connection { endpoint, detail } => {
             with_endpoint("EndpointConnectionError", endpoint, detail)?
         }
+        TransferError::Tls { endpoint, detail } => with_endpoint("SSLError", endpoint, detail)?,
         TransferError::Timeout { endpoint, detail } => {
             with_endpoint("ReadTimeoutError", endpoint, detail)?
         }

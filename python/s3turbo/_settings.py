@@ -3,6 +3,7 @@ would resolve it, and turns it into the plain values the Rust engine takes."""
 
 from __future__ import annotations
 
+import os
 import sys
 import weakref
 from collections.abc import Callable
@@ -49,9 +50,13 @@ def connection(client: Any) -> _core.Connection:
         refresh=_refresher(credentials) if refreshable else None,
         credentials_id=id(credentials),
         force_path_style=bool(builtins.get(EndpointResolverBuiltins.AWS_S3_FORCE_PATH_STYLE)),
+        ca_bundle=_ca_bundle(client),
+        http_proxy=(config.proxies or {}).get("http"),
+        https_proxy=(config.proxies or {}).get("https"),
         connect_timeout=float(config.connect_timeout),
         read_timeout=float(config.read_timeout),
         max_attempts=_total_attempts(config.retries or {}),
+        retry_mode=(config.retries or {}).get("mode", "legacy"),
         request_checksum_calculation=config.request_checksum_calculation or "when_supported",
         response_checksum_validation=config.response_checksum_validation or "when_supported",
     )
@@ -72,17 +77,38 @@ def _refresher(credentials: RefreshableCredentials) -> Callable[[], tuple]:
     return refresh
 
 
+def _ca_bundle(client: Any) -> str | None:
+    """The CA bundle botocore verifies https servers with, when it is not its default one
+    (verify=<path>, AWS_CA_BUNDLE, ca_bundle in the config file)."""
+    verify = getattr(client._endpoint.http_session, "_verify", True)
+    https = client.meta.endpoint_url.startswith("https:")
+    if https and isinstance(verify, str) and verify != get_cert_path(True):
+        return verify
+    return None
+
+
 def unsupported_client_setting(client: Any) -> str | None:
-    """A client setting the engine does not honour yet, so that boto3 serves the call."""
+    """A client setting the engine does not honour, so that boto3 serves the call."""
     config = client.meta.config
     if config.signature_version == UNSIGNED:
         return "anonymous (UNSIGNED) requests"
-    if config.proxies:
-        return "proxies"
-    # TLS settings matter only for https; the engine trusts the system's roots.
+    if config.signature_version not in (None, "s3v4", "v4"):
+        return f"signature_version {config.signature_version!r}"
+    if config.proxies_config:
+        return "proxies_config"
+    proxies = config.proxies or {}
+    if set(proxies) - {"http", "https"}:
+        return "proxies for other schemes than http and https"
+    if any(not url.startswith("http://") or "@" in url for url in proxies.values()):
+        return "https or authenticated proxies"
+    if len(set(proxies.values())) > 1:
+        return "different proxies for http and https"
     verify = getattr(client._endpoint.http_session, "_verify", True)
-    if client.meta.endpoint_url.startswith("https:") and verify not in (True, get_cert_path(True)):
-        return "verify=False or a custom CA bundle (AWS_CA_BUNDLE)"
+    if verify is False:
+        return "verify=False"
+    ca_bundle = _ca_bundle(client)
+    if ca_bundle is not None and not os.path.isfile(ca_bundle):
+        return f"the CA bundle {ca_bundle!r} is not a file"
     builtins = client._ruleset_resolver._builtins
     for builtin in (
         EndpointResolverBuiltins.AWS_S3_ACCELERATE,

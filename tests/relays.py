@@ -1,0 +1,176 @@
+"""Two small TCP relays for testing network settings against the real servers: a TLS front
+(https with a certificate from a test CA) and an HTTP forward proxy."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import socket
+import ssl
+import threading
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+
+class Relay:
+    """Accepts connections on 127.0.0.1 and pipes each one to the socket `upstream` opens for
+    it, both ways, until either side closes."""
+
+    def __init__(self):
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.connections = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._listener.close()
+
+    def upstream(self, client: socket.socket) -> tuple[socket.socket, socket.socket, bytes]:
+        """The (possibly wrapped) client socket, the upstream socket, and bytes already read
+        from the client that are due upstream."""
+        raise NotImplementedError
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        try:
+            client, server, pending = self.upstream(client)
+        except (OSError, ValueError):
+            client.close()
+            return
+        server.sendall(pending)
+        threading.Thread(target=_pipe, args=(server, client), daemon=True).start()
+        _pipe(client, server)
+
+
+def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while data := source.recv(256 * 1024):
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for sock in (source, sink):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class TlsFront(Relay):
+    """https://localhost:<port> in front of a plain-http server on 127.0.0.1:`target_port`."""
+
+    def __init__(self, target_port: int, certificates: Certificates):
+        self._target_port = target_port
+        self._context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._context.load_cert_chain(certificates.server_cert, certificates.server_key)
+        super().__init__()
+
+    def upstream(self, client):
+        tls_client = self._context.wrap_socket(client, server_side=True)
+        return tls_client, socket.create_connection(("127.0.0.1", self._target_port)), b""
+
+
+class ForwardProxy(Relay):
+    """An HTTP proxy whose host names exist only here: `hosts` maps each to a port on
+    127.0.0.1, so a client that reaches such a host went through the proxy. It forwards
+    absolute-form requests (`PUT http://name:port/key HTTP/1.1`, sent on as they are) and
+    tunnels CONNECT requests."""
+
+    def __init__(self, hosts: dict[str, int]):
+        self._hosts = hosts
+        super().__init__()
+
+    def upstream(self, client):
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = client.recv(4096)
+            if not chunk:
+                raise ValueError("connection closed before a request head")
+            head += chunk
+        method, target, _ = head.split(b" ", 2)
+        # Every request of a kept-alive connection goes to the same host: the first decides.
+        authority = target.decode().split("://", 1)[-1].split("/", 1)[0]
+        server = socket.create_connection(("127.0.0.1", self._hosts[authority.split(":")[0]]))
+        if method == b"CONNECT":
+            client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            return client, server, head.split(b"\r\n\r\n", 1)[1]
+        return client, server, head
+
+
+class Certificates:
+    """A test CA and a certificate for localhost signed by it, as PEM files in `directory`."""
+
+    def __init__(self, directory: Path):
+        now = datetime.datetime.now(datetime.timezone.utc)
+        validity = (now - datetime.timedelta(days=1), now + datetime.timedelta(days=1))
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "s3turbo test CA")])
+        ca_cert = (
+            _builder(ca_name, ca_name, ca_key, validity)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+        cert = (
+            _builder(name, ca_name, key, validity)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.SubjectAlternativeName(
+                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                ),
+                critical=False,
+            )
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256())
+        )
+        self.ca_bundle = directory / "ca.pem"
+        self.server_cert = directory / "server.pem"
+        self.server_key = directory / "server.key"
+        self.ca_bundle.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+        self.server_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        self.server_key.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+
+
+def _builder(subject, issuer, key, validity) -> x509.CertificateBuilder:
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(validity[0])
+        .not_valid_after(validity[1])
+    )

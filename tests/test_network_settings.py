@@ -1,0 +1,97 @@
+"""Network settings of the botocore client that the engine honours itself: a custom CA bundle
+(verify=<path>, AWS_CA_BUNDLE) and explicit proxies, through real relays in front of s3s-fs."""
+
+from __future__ import annotations
+
+import pytest
+from botocore.config import Config
+from botocore.exceptions import SSLError
+from helpers import MIB, sha256_file, write_random
+
+from relays import Certificates, ForwardProxy, TlsFront
+
+ONE_ATTEMPT = {"total_max_attempts": 1}
+
+
+def s3s_fs_port(server) -> int:
+    return int(server.endpoint_url.rsplit(":", 1)[1])
+
+
+@pytest.fixture
+def certificates(tmp_path_factory):
+    return Certificates(tmp_path_factory.mktemp("certificates"))
+
+
+@pytest.fixture
+def https_front(s3s_fs, certificates):
+    front = TlsFront(s3s_fs_port(s3s_fs), certificates)
+    yield front
+    front.close()
+
+
+def assert_engine_served(caplog):
+    fallbacks = [r.getMessage() for r in caplog.records if "falls back" in r.getMessage()]
+    assert fallbacks == []
+
+
+def round_trip(client, bucket, tmp_path, size=MIB + 17):
+    source = write_random(tmp_path / "source.bin", size)
+    client.upload_file(str(source), bucket, "k")
+    client.download_file(bucket, "k", str(tmp_path / "out.bin"))
+    assert sha256_file(tmp_path / "out.bin") == sha256_file(source)
+
+
+def test_custom_ca_bundle(s3s_fs, https_front, certificates, tmp_path, monkeypatch, caplog):
+    bucket = s3s_fs.new_bucket()
+    endpoint = f"https://localhost:{https_front.port}"
+    with caplog.at_level("DEBUG", logger="s3turbo"):
+        client = s3s_fs.s3turbo_client(endpoint_url=endpoint, verify=str(certificates.ca_bundle))
+        round_trip(client, bucket, tmp_path)
+        monkeypatch.setenv("AWS_CA_BUNDLE", str(certificates.ca_bundle))
+        round_trip(s3s_fs.s3turbo_client(endpoint_url=endpoint), bucket, tmp_path)
+    assert_engine_served(caplog)
+    assert https_front.connections >= 1
+
+
+def test_untrusted_certificate_is_an_ssl_error_as_in_boto3(
+    s3s_fs, https_front, tmp_path_factory, tmp_path, caplog
+):
+    """Verified against another CA's bundle, the server's certificate is refused: botocore's
+    SSLError from both, with no file left behind."""
+    bucket = s3s_fs.new_bucket()
+    source = write_random(tmp_path / "source.bin", 1000)
+    other_ca = Certificates(tmp_path_factory.mktemp("other-ca")).ca_bundle
+    kwargs = {
+        "endpoint_url": f"https://localhost:{https_front.port}",
+        "verify": str(other_ca),
+        "config": Config(retries=ONE_ATTEMPT),
+    }
+    with caplog.at_level("DEBUG", logger="s3turbo"):
+        for client in (s3s_fs.boto3_client(**kwargs), s3s_fs.s3turbo_client(**kwargs)):
+            with pytest.raises(SSLError):
+                client.upload_file(str(source), bucket, "k")
+            with pytest.raises(SSLError):
+                client.download_file(bucket, "k", str(tmp_path / "out.bin"))
+    assert_engine_served(caplog)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["source.bin"]
+
+
+def test_explicit_proxy(s3s_fs, tmp_path, caplog):
+    """The endpoint's host name resolves only inside the proxy: the transfer works only if the
+    engine sends its requests through it."""
+    proxy = ForwardProxy({"s3.via-proxy.test": s3s_fs_port(s3s_fs)})
+    bucket = s3s_fs.new_bucket()
+    config = Config(
+        proxies={"http": f"http://127.0.0.1:{proxy.port}"},
+        s3={"addressing_style": "path"},
+        retries=ONE_ATTEMPT,
+    )
+    endpoint = f"http://s3.via-proxy.test:{s3s_fs_port(s3s_fs)}"
+    try:
+        with caplog.at_level("DEBUG", logger="s3turbo"):
+            client = s3s_fs.s3turbo_client(endpoint_url=endpoint, config=config)
+            round_trip(client, bucket, tmp_path, size=9 * MIB)
+        assert_engine_served(caplog)
+        assert proxy.connections >= 1
+    finally:
+        proxy.close()
