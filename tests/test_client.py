@@ -37,13 +37,7 @@ def test_other_methods_are_boto3s(server, bucket):
     assert "upload_file" in dir(client) and "list_buckets" in dir(client)
 
 
-def test_no_credentials_as_in_boto3(server, tmp_path, monkeypatch):
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+def test_no_credentials_as_in_boto3(server, tmp_path, without_credentials):
     source = write_random(tmp_path / "source.bin", 10)
     kwargs = {"endpoint_url": server.endpoint_url, "region_name": "us-east-1"}
     for client in (s3turbo.client("s3", **kwargs), boto3.client("s3", **kwargs)):

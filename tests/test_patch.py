@@ -9,7 +9,7 @@ import boto3.s3.inject
 import pytest
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, NoCredentialsError
 from botocore.stub import Stubber
 from helpers import MIB, THRESHOLD, Callbacks, sha256_file, write_random
 
@@ -111,6 +111,16 @@ def test_compatibility_missing_bucket(mode, moto, tmp_path):
         boto.upload_file(str(source), "no-such-bucket-here", "k")
     with pytest.raises(boto.exceptions.NoSuchBucket):
         boto.upload_fileobj(io.BytesIO(b"x"), "no-such-bucket-here", "k")
+
+
+def test_compatibility_no_credentials(mode, s3s_fs, tmp_path, without_credentials):
+    source = write_random(tmp_path / "source.bin", 10)
+    boto = boto3.client("s3", endpoint_url=s3s_fs.endpoint_url, region_name="us-east-1")
+    with pytest.raises(NoCredentialsError):
+        boto.upload_file(str(source), "bucket", "k")
+    with pytest.raises(NoCredentialsError):
+        boto.download_fileobj("bucket", "k", io.BytesIO())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["source.bin"]
 
 
 def test_patch_is_idempotent_and_unpatch_restores_boto3(s3s_fs):
