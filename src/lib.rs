@@ -1,6 +1,7 @@
 //! s3turbo's engine. The transfer code (`upload`, `download`, `plan`, `progress`, `client`,
 //! `runtime`, `errors`) is plain Rust that knows nothing of Python; `python` is the pyo3 glue.
 
+mod batch;
 mod client;
 mod credentials;
 mod download;

@@ -16,6 +16,7 @@ use pyo3::types::{PyBytes, PyDict};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::batch::{self, FileDownload, FileUpload};
 use crate::client::ConnectionSettings;
 use crate::credentials::{CredentialSource, FetchedCredentials, RefreshableSource};
 use crate::download::{self, DownloadArgs, DownloadRequest};
@@ -374,6 +375,104 @@ fn download_fileobj(
     )
 }
 
+/// Uploads many files with the same arguments (the directory API): `files` holds
+/// `(path, key, content type or None)`. Returns, for each file in order, None or the exception
+/// its upload failed with. The callback gets the bytes of all of them.
+#[pyfunction]
+#[pyo3(signature = (connection, options, upload, files, objects_in_flight, *, callback))]
+fn upload_files(
+    py: Python<'_>,
+    connection: &Connection,
+    options: &Options,
+    upload: &Upload,
+    files: Vec<(PathBuf, String, Option<String>)>,
+    objects_in_flight: usize,
+    callback: Option<Bound<'_, PyAny>>,
+) -> PyResult<Vec<Option<Py<PyAny>>>> {
+    let shared = upload.request(options);
+    let files = files
+        .into_iter()
+        .map(|(path, key, content_type)| FileUpload {
+            path,
+            key,
+            content_type,
+        })
+        .collect();
+    let results = run_transfer(
+        py,
+        &connection.settings,
+        callback,
+        no_pump,
+        move |task| async move {
+            Ok(batch::upload_files(
+                &task.client,
+                &task.endpoint,
+                shared,
+                files,
+                objects_in_flight,
+                task.progress,
+                task.cancel,
+            )
+            .await)
+        },
+    )?;
+    Ok(exceptions(py, results))
+}
+
+/// Downloads many objects of one bucket (the directory API): `files` holds `(key, path)`.
+/// Returns, for each in order, None or the exception its download failed with.
+#[pyfunction]
+#[pyo3(signature = (connection, options, bucket, files, objects_in_flight, *, extra_args,
+                    callback))]
+#[allow(clippy::too_many_arguments)]
+fn download_files(
+    py: Python<'_>,
+    connection: &Connection,
+    options: &Options,
+    bucket: String,
+    files: Vec<(String, PathBuf)>,
+    objects_in_flight: usize,
+    extra_args: HashMap<String, String>,
+    callback: Option<Bound<'_, PyAny>>,
+) -> PyResult<Vec<Option<Py<PyAny>>>> {
+    let shared = download_request(bucket, String::new(), PathBuf::new(), &extra_args, options);
+    let files = files
+        .into_iter()
+        .map(|(key, path)| FileDownload { key, path })
+        .collect();
+    let results = run_transfer(
+        py,
+        &connection.settings,
+        callback,
+        no_pump,
+        move |task| async move {
+            Ok(batch::download_files(
+                &task.client,
+                &task.endpoint,
+                shared,
+                files,
+                objects_in_flight,
+                task.progress,
+                task.cancel,
+            )
+            .await)
+        },
+    )?;
+    Ok(exceptions(py, results))
+}
+
+/// Each result as None or the exception boto3 would raise for it.
+fn exceptions(py: Python<'_>, results: batch::Results) -> Vec<Option<Py<PyAny>>> {
+    results
+        .into_iter()
+        .map(|result| {
+            result
+                .err()
+                .map(|error| to_py_err(error).into_value(py).into_any())
+        })
+        .collect()
+}
+
 /// `extra_args` holds boto3's download ExtraArgs, already encoded (SSE-C key in base64 with
 /// its MD5).
 fn download_request(
@@ -417,16 +516,17 @@ struct TaskContext {
 /// and to run Python's signal handlers. An exception from the pump or the callback, or Ctrl-C,
 /// cancels the transfer; the engine cleans up (aborts the multipart upload, removes the
 /// temporary file) before the exception reaches the caller.
-fn run_transfer<F, Fut>(
+fn run_transfer<F, Fut, T>(
     py: Python<'_>,
     settings: &ConnectionSettings,
     callback: Option<Bound<'_, PyAny>>,
     mut pump: impl FnMut(Python<'_>, bool) -> PyResult<()>,
     transfer: F,
-) -> PyResult<()>
+) -> PyResult<T>
 where
     F: FnOnce(TaskContext) -> Fut,
-    Fut: Future<Output = Result<(), TransferError>> + Send + 'static,
+    Fut: Future<Output = Result<T, TransferError>> + Send + 'static,
+    T: Send + 'static,
 {
     let engine = engine().map_err(|e| PyRuntimeError::new_err(format!("s3turbo engine: {e}")))?;
     let client = engine.clients.get(settings).map_err(to_py_err)?;
@@ -461,7 +561,7 @@ where
         }
         Ok(())
     };
-    let stop = |error: PyErr| -> PyResult<()> {
+    let stop = |error: PyErr| -> PyResult<T> {
         cancel.cancel();
         // Wait for the engine's clean-up (abort the multipart upload, remove the temporary
         // file). A second Ctrl-C stops waiting; the clean-up then goes on in the background.
@@ -476,9 +576,10 @@ where
     }
     loop {
         match py.detach(|| done.wait_timeout(POLL_INTERVAL)) {
-            Some(Some(Ok(()))) => {
+            Some(Some(Ok(value))) => {
                 pump(py, true)?;
-                return deliver();
+                deliver()?;
+                return Ok(value);
             }
             Some(Some(Err(error))) => return Err(to_py_err(error)),
             Some(None) => {
@@ -503,9 +604,9 @@ fn no_pump(_: Python<'_>, _: bool) -> PyResult<()> {
 }
 
 /// Wakes the waiting thread with `None` if the transfer task unwinds before setting a result.
-struct PanicGuard(Arc<Completion<Option<Result<(), TransferError>>>>);
+struct PanicGuard<T>(Arc<Completion<Option<Result<T, TransferError>>>>);
 
-impl Drop for PanicGuard {
+impl<T> Drop for PanicGuard<T> {
     fn drop(&mut self) {
         self.0.set(None);
     }
@@ -634,6 +735,8 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(upload_fileobj, module)?)?;
     module.add_function(wrap_pyfunction!(download_file, module)?)?;
     module.add_function(wrap_pyfunction!(download_fileobj, module)?)?;
+    module.add_function(wrap_pyfunction!(upload_files, module)?)?;
+    module.add_function(wrap_pyfunction!(download_files, module)?)?;
     module.add_function(wrap_pyfunction!(presign_url, module)?)?;
     Ok(())
 }

@@ -36,6 +36,16 @@ impl Headers {
     pub fn contains(&self, name: &str) -> bool {
         self.0.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
     }
+
+    /// These headers and `name: value`, unless a header of that name is already here.
+    pub fn with_default(&self, name: &str, value: &str) -> Result<Self, TransferError> {
+        if self.contains(name) {
+            return Ok(self.clone());
+        }
+        let mut pairs = self.0.to_vec();
+        pairs.push((name.to_owned(), value.to_owned()));
+        Self::new(pairs)
+    }
 }
 
 /// Adds `headers` to the request before it is signed.

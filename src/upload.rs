@@ -51,6 +51,31 @@ pub struct UploadRequest {
     pub options: TransferOptions,
 }
 
+impl UploadRequest {
+    /// The same upload arguments for another object (the directory API), with a content type
+    /// for it unless the arguments already name one.
+    pub fn for_object(
+        &self,
+        key: String,
+        content_type: Option<&str>,
+    ) -> Result<UploadRequest, TransferError> {
+        let mut headers = self.headers.clone();
+        if let Some(content_type) = content_type {
+            headers.put_object = headers
+                .put_object
+                .with_default("Content-Type", content_type)?;
+            headers.create_multipart_upload = headers
+                .create_multipart_upload
+                .with_default("Content-Type", content_type)?;
+        }
+        Ok(UploadRequest {
+            key,
+            headers,
+            ..self.clone()
+        })
+    }
+}
+
 /// Sets a precomputed body checksum on a PutObject or UploadPart builder (their setters share
 /// names). The SDK then sends it as a header instead of computing it into an aws-chunked
 /// trailer, which over plain HTTP also signs every chunk with SHA-256; the body goes out as

@@ -4,13 +4,24 @@
 whose ``upload_file``, ``download_file``, ``upload_fileobj``, ``download_fileobj`` and
 ``generate_presigned_url`` run on the engine; everything else is boto3's. ``s3turbo.patch()``
 does the same for every S3 client and resource boto3 creates afterwards, and
-``s3turbo.accelerate(client)`` for one existing client.
+``s3turbo.accelerate(client)`` for one existing client. ``upload_directory`` and
+``download_directory`` move whole folders, many objects at once.
 """
 
 from boto3.s3.transfer import TransferConfig
 
 from ._client import Client, client
 from ._core import __version__
+from ._directory import DirectoryTransferError
 from ._patch import accelerate, patch, unpatch
 
-__all__ = ["Client", "TransferConfig", "accelerate", "client", "patch", "unpatch", "__version__"]
+__all__ = [
+    "Client",
+    "DirectoryTransferError",
+    "TransferConfig",
+    "accelerate",
+    "client",
+    "patch",
+    "unpatch",
+    "__version__",
+]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import boto3
@@ -18,8 +18,9 @@ import botocore.signers as boto3_presign
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
+from s3transfer.compat import readable
 
-from . import _core, _settings
+from . import _core, _directory, _settings
 from ._presign import Presigner
 
 logger = logging.getLogger("s3turbo")
@@ -37,6 +38,35 @@ def _filename(filename: str | os.PathLike) -> str:
     if not isinstance(filename, str):
         raise ValueError("Filename must be a string or a path-like object")
     return filename
+
+
+def _check_transfer_args(bucket: Any, extra_args: Any, config: Any) -> None:
+    """Arguments boto3 crashes on with an unrelated error (a regex TypeError for a Bucket that is
+    not a str, an AttributeError for ExtraArgs that is not a dict or a Config of another class),
+    refused up front with a clear error, of the crash's type where that is a sensible one."""
+    if not isinstance(bucket, str):
+        raise TypeError(f"Bucket must be a str, not {type(bucket).__name__}")
+    if extra_args and not isinstance(extra_args, Mapping):
+        # s3transfer iterates ExtraArgs for its names: ValueError for an iterable, else TypeError.
+        error = ValueError if isinstance(extra_args, Iterable) else TypeError
+        raise error(f"ExtraArgs must be a dict, not {type(extra_args).__name__}")
+    if config is not None and not isinstance(config, TransferConfig):
+        raise TypeError(
+            f"Config must be a boto3.s3.transfer.TransferConfig, not {type(config).__name__}"
+        )
+
+
+def _check_presign_args(params: Any, http_method: Any) -> None:
+    """Presign arguments boto3 crashes on with an AttributeError, refused with a TypeError."""
+    if params is not None and not isinstance(params, Mapping):
+        raise TypeError(f"Params must be a dict, not {type(params).__name__}")
+    metadata = (params or {}).get("Metadata")
+    if isinstance(metadata, Mapping) and not all(
+        isinstance(name, str) and isinstance(value, str) for name, value in metadata.items()
+    ):
+        raise TypeError("Params['Metadata'] must map str to str")
+    if http_method is not None and not isinstance(http_method, str):
+        raise TypeError(f"HttpMethod must be a str, not {type(http_method).__name__}")
 
 
 def _block_reader(fileobj: Any) -> Callable[[int], bytes]:
@@ -115,6 +145,7 @@ class Client:
         Callback: Callable[[int], Any] | None = None,
         Config: TransferConfig | None = None,
     ) -> None:
+        _check_transfer_args(Bucket, ExtraArgs, Config)
         if _boto3_must_serve("upload_file", self._client, Config):
             return boto3_transfers.upload_file(
                 self._client, Filename, Bucket, Key, ExtraArgs, Callback, Config
@@ -149,6 +180,10 @@ class Client:
     ) -> None:
         if not hasattr(Fileobj, "read"):
             raise ValueError("Fileobj must implement read")
+        _check_transfer_args(Bucket, ExtraArgs, Config)
+        if not readable(Fileobj):
+            # s3transfer's error for a file object it cannot read from (opened for writing).
+            raise RuntimeError(f"Input {Fileobj} of type: {type(Fileobj)} is not supported.")
         if isinstance(Fileobj, io.TextIOBase):
             # boto3 would wait forever on a text stream; say what is wrong instead.
             raise TypeError("upload_fileobj needs a binary file object, not a text stream")
@@ -186,6 +221,7 @@ class Client:
         Callback: Callable[[int], Any] | None = None,
         Config: TransferConfig | None = None,
     ) -> None:
+        _check_transfer_args(Bucket, ExtraArgs, Config)
         if _boto3_must_serve("download_file", self._client, Config):
             return boto3_transfers.download_file(
                 self._client, Bucket, Key, Filename, ExtraArgs, Callback, Config
@@ -204,6 +240,7 @@ class Client:
     ) -> None:
         if not hasattr(Fileobj, "write"):
             raise ValueError("Fileobj must implement write")
+        _check_transfer_args(Bucket, ExtraArgs, Config)
         if _boto3_must_serve("download_fileobj", self._client, Config):
             return boto3_transfers.download_fileobj(
                 self._client, Bucket, Key, Fileobj, ExtraArgs, Callback, Config
@@ -248,12 +285,51 @@ class Client:
     ) -> str:
         """A SigV4 presigned URL computed by the engine; boto3 makes the ones it does not
         cover (see _presign.py)."""
+        _check_presign_args(Params, HttpMethod)
+        # As botocore: the method is signed upper-cased, and None means the default expiry.
+        HttpMethod = HttpMethod.upper() if HttpMethod is not None else None
+        ExpiresIn = 3600 if ExpiresIn is None else ExpiresIn
         if not _disabled():
             url = self._presigner.url(ClientMethod, Params, ExpiresIn, HttpMethod)
             if url is not None:
                 return url
         return boto3_presign.generate_presigned_url(
             self._client, ClientMethod, Params=Params, ExpiresIn=ExpiresIn, HttpMethod=HttpMethod
+        )
+
+    def upload_directory(
+        self,
+        local_dir: str | os.PathLike,
+        Bucket: str,
+        Prefix: str = "",
+        ExtraArgs: dict | None = None,
+        Callback: Callable[[int], Any] | None = None,
+        Config: TransferConfig | None = None,
+    ) -> dict[str, str]:
+        """Uploads every file under `local_dir` to `Prefix` + its relative path ("/"-separated),
+        many at once; ContentType is guessed from each name unless ExtraArgs gives one. Returns
+        {key: path}; raises s3turbo.DirectoryTransferError, after the others are done, if any
+        failed."""
+        boto3_serves = _boto3_must_serve("upload_directory", self._client, Config)
+        return _directory.upload_directory(
+            self, local_dir, Bucket, Prefix, ExtraArgs, Callback, Config, boto3_serves
+        )
+
+    def download_directory(
+        self,
+        Bucket: str,
+        Prefix: str,
+        local_dir: str | os.PathLike,
+        ExtraArgs: dict | None = None,
+        Callback: Callable[[int], Any] | None = None,
+        Config: TransferConfig | None = None,
+    ) -> dict[str, str]:
+        """Downloads every object under `Prefix` to `local_dir` + the rest of its key, many at
+        once; a key that would land outside `local_dir` is refused. Returns {key: path}; raises
+        s3turbo.DirectoryTransferError, after the others are done, if any failed."""
+        boto3_serves = _boto3_must_serve("download_directory", self._client, Config)
+        return _directory.download_directory(
+            self, Bucket, Prefix, local_dir, ExtraArgs, Callback, Config, boto3_serves
         )
 
     def _modeled(self, error: ClientError) -> ClientError:

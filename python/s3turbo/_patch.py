@@ -50,7 +50,19 @@ def generate_presigned_url(self, ClientMethod, Params=None, ExpiresIn=3600, Http
     return _engine(self).generate_presigned_url(ClientMethod, Params, ExpiresIn, HttpMethod)
 
 
+def upload_directory(
+    self, local_dir, Bucket, Prefix="", ExtraArgs=None, Callback=None, Config=None
+):
+    return _engine(self).upload_directory(local_dir, Bucket, Prefix, ExtraArgs, Callback, Config)
+
+
+def download_directory(self, Bucket, Prefix, local_dir, ExtraArgs=None, Callback=None, Config=None):
+    return _engine(self).download_directory(Bucket, Prefix, local_dir, ExtraArgs, Callback, Config)
+
+
 _ENGINE_METHODS = {
+    "upload_directory": upload_directory,
+    "download_directory": download_directory,
     "upload_file": upload_file,
     "download_file": download_file,
     "upload_fileobj": upload_fileobj,
@@ -68,8 +80,9 @@ def _inject_engine_methods(class_attributes, **kwargs):
 
 def patch() -> None:
     """From now on, S3 clients and resources that boto3 creates use the engine for
-    upload_file, download_file, upload_fileobj, download_fileobj and generate_presigned_url.
-    Calling it again changes nothing."""
+    upload_file, download_file, upload_fileobj, download_fileobj and generate_presigned_url,
+    and have s3turbo's upload_directory and download_directory. Calling it again changes
+    nothing."""
     global _boto3_inject
     with _lock:
         if _boto3_inject is None:

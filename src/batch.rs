@@ -1,0 +1,127 @@
+//! Many objects in one call (the directory API). Each object is an ordinary upload or
+//! download; up to `objects_in_flight` of them run at once on the one client and its connection
+//! pool, their bytes counted in one `Progress`. One object's failure does not stop the others:
+//! each gets its own result, in the order the objects were given.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use aws_sdk_s3::Client;
+use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::download::{self, DownloadRequest};
+use crate::errors::TransferError;
+use crate::progress::Progress;
+use crate::upload::{self, UploadRequest};
+
+pub struct FileUpload {
+    pub path: PathBuf,
+    pub key: String,
+    /// Sent unless the shared arguments already name a content type.
+    pub content_type: Option<String>,
+}
+
+pub struct FileDownload {
+    pub key: String,
+    pub path: PathBuf,
+}
+
+pub type Results = Vec<Result<(), TransferError>>;
+
+/// Uploads `files`, each with the arguments of `shared` (whose key is ignored).
+pub async fn upload_files(
+    client: &Client,
+    endpoint: &str,
+    shared: UploadRequest,
+    files: Vec<FileUpload>,
+    objects_in_flight: usize,
+    progress: Arc<Progress>,
+    cancel: CancellationToken,
+) -> Results {
+    // Each job owns what it uses: futures borrowing from the caller across a stream are not
+    // `Send` to the compiler's satisfaction.
+    let uploads = files.into_iter().map(|file| {
+        let request = shared.for_object(file.key, file.content_type.as_deref());
+        let (client, endpoint) = (client.clone(), endpoint.to_owned());
+        let (progress, cancel) = (progress.clone(), cancel.clone());
+        async move {
+            upload::upload_file(&client, &endpoint, request?, file.path, progress, cancel).await
+        }
+    });
+    run_all(uploads, objects_in_flight).await
+}
+
+/// Downloads `files`, each with the arguments of `shared` (whose key and path are ignored).
+pub async fn download_files(
+    client: &Client,
+    endpoint: &str,
+    shared: DownloadRequest,
+    files: Vec<FileDownload>,
+    objects_in_flight: usize,
+    progress: Arc<Progress>,
+    cancel: CancellationToken,
+) -> Results {
+    let downloads = files.into_iter().map(|file| {
+        let request = DownloadRequest {
+            key: file.key,
+            path: file.path,
+            ..shared.clone()
+        };
+        let (client, endpoint) = (client.clone(), endpoint.to_owned());
+        let (progress, cancel) = (progress.clone(), cancel.clone());
+        async move { download::download_file(&client, &endpoint, request, progress, cancel).await }
+    });
+    run_all(downloads, objects_in_flight).await
+}
+
+/// Runs `jobs` with at most `in_flight` at once, whichever finish first making room, and
+/// returns their results in the jobs' order.
+async fn run_all<F>(jobs: impl Iterator<Item = F>, in_flight: usize) -> Results
+where
+    F: Future<Output = Result<(), TransferError>>,
+{
+    let mut results: Vec<(usize, Result<(), TransferError>)> =
+        futures_util::stream::iter(jobs.enumerate())
+            .map(|(index, job)| async move { (index, job.await) })
+            .buffer_unordered(in_flight.max(1))
+            .collect()
+            .await;
+    results.sort_unstable_by_key(|(index, _)| *index);
+    results.into_iter().map(|(_, result)| result).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn results_keep_the_jobs_order_and_in_flight_is_bounded() {
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let jobs = (0..12u64).map(|n| {
+            let (running, most) = (running.clone(), most.clone());
+            async move {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                // Later jobs finish first.
+                tokio::time::sleep(Duration::from_millis(30 - 2 * n)).await;
+                running.fetch_sub(1, Ordering::SeqCst);
+                if n % 5 == 0 {
+                    Err(TransferError::InvalidInput(format!("job {n}")))
+                } else {
+                    Ok(())
+                }
+            }
+        });
+        let results = run_all(jobs, 4).await;
+        let failed: Vec<usize> = (0..results.len())
+            .filter(|&i| results[i].is_err())
+            .collect();
+        assert_eq!(failed, vec![0, 5, 10]);
+        assert_eq!(most.load(Ordering::SeqCst), 4);
+    }
+}

@@ -1,0 +1,170 @@
+"""upload_directory and download_directory: whole folders, many objects at once, one Callback,
+a report of what failed, and keys that cannot escape the local folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import boto3
+import pytest
+from helpers import Callbacks
+
+import s3turbo
+
+# A folder with nesting, an empty folder, spaces and non-ASCII names, and several extensions.
+TREE = {
+    "top.txt": b"top level",
+    "data/table.csv": b"a,b\n1,2\n",
+    "data/deeper/still deeper/notes with spaces.json": b'{"k": 1}',
+    "données/ünïcode — 名前.bin": os.urandom(70_000),
+    "data/no-extension": b"\x00\x01",
+}
+
+
+def make_tree(root: Path, tree: dict[str, bytes] = TREE) -> Path:
+    for relative, content in tree.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+    (root / "empty folder").mkdir()
+    return root
+
+
+def read_tree(root: Path) -> dict[str, bytes]:
+    return {
+        path.relative_to(root).as_posix(): path.read_bytes()
+        for path in root.rglob("*")
+        if path.is_file()
+    }
+
+
+def test_upload_directory(server, bucket, tmp_path):
+    source = make_tree(tmp_path / "source")
+    callbacks = Callbacks()
+    uploaded = server.s3turbo_client().upload_directory(
+        source, bucket, "backup", Callback=callbacks
+    )
+    assert uploaded == {f"backup/{name}": str(source / name) for name in TREE}
+    boto = server.boto3_client()
+    listed = boto.list_objects_v2(Bucket=bucket)["Contents"]
+    # The empty folder has no object to become.
+    assert sorted(item["Key"] for item in listed) == sorted(f"backup/{name}" for name in TREE)
+    for name, content in TREE.items():
+        assert boto.get_object(Bucket=bucket, Key=f"backup/{name}")["Body"].read() == content
+    # A name without a known extension gets no content type, as with boto3's upload_file.
+    boto.upload_file(str(source / "data/no-extension"), bucket, "by-boto3")
+    content_types = {
+        name: boto.head_object(Bucket=bucket, Key=key).get("ContentType")
+        for name, key in [
+            ("top.txt", "backup/top.txt"),
+            ("data/table.csv", "backup/data/table.csv"),
+            ("data/no-extension", "backup/data/no-extension"),
+            ("boto3", "by-boto3"),
+        ]
+    }
+    assert content_types.pop("data/no-extension") == content_types.pop("boto3")
+    assert content_types == {"top.txt": "text/plain", "data/table.csv": "text/csv"}
+    assert callbacks.total == sum(len(content) for content in TREE.values())
+
+
+def test_extra_args_apply_to_every_object(server, bucket, tmp_path):
+    source = make_tree(tmp_path / "source")
+    extra = {"ContentType": "application/x-mine", "Metadata": {"batch": "7"}}
+    server.s3turbo_client().upload_directory(source, bucket, "", ExtraArgs=extra)
+    boto = server.boto3_client()
+    for name in TREE:
+        head = boto.head_object(Bucket=bucket, Key=name)
+        assert (head["ContentType"], head["Metadata"]) == ("application/x-mine", {"batch": "7"})
+
+
+def test_download_directory_round_trip(server, bucket, tmp_path):
+    make_tree(tmp_path / "source")
+    client = server.s3turbo_client()
+    client.upload_directory(tmp_path / "source", bucket, "set/")
+    # A neighbour whose key starts with the same letters is not part of "set".
+    client.put_object(Bucket=bucket, Key="settings.txt", Body=b"not in the set")
+    callbacks = Callbacks()
+    downloaded = client.download_directory(bucket, "set", tmp_path / "copy", Callback=callbacks)
+    assert read_tree(tmp_path / "copy") == TREE
+    assert sorted(downloaded) == sorted(f"set/{name}" for name in TREE)
+    assert callbacks.total == sum(len(content) for content in TREE.values())
+    assert not [p for p in (tmp_path / "copy").rglob("*.s3turbo-*")]
+
+
+def test_folder_markers_become_folders(moto, tmp_path):
+    """The zero-byte "folder/" objects consoles create (moto keeps them; s3s-fs has real
+    folders instead) become empty folders."""
+    bucket = moto.new_bucket()
+    boto = moto.boto3_client()
+    boto.put_object(Bucket=bucket, Key="p/empty folder/", Body=b"")
+    boto.put_object(Bucket=bucket, Key="p/full/file.txt", Body=b"x")
+    downloaded = moto.s3turbo_client().download_directory(bucket, "p/", tmp_path / "copy")
+    assert list(downloaded) == ["p/full/file.txt"]
+    assert (tmp_path / "copy" / "empty folder").is_dir()
+    assert read_tree(tmp_path / "copy") == {"full/file.txt": b"x"}
+
+
+def test_keys_that_would_escape_are_refused_and_the_rest_downloaded(moto, tmp_path):
+    """moto keeps any key, so it holds keys that would climb out of the folder: those are
+    refused and reported, the others are downloaded all the same."""
+    bucket = moto.new_bucket()
+    boto = moto.boto3_client()
+    escaping = ["p/../../outside.txt", "p/a/../../../outside2.txt", "p/.."]
+    for key in [*escaping, "p/fine.txt", "p/sub/also fine.txt"]:
+        boto.put_object(Bucket=bucket, Key=key, Body=key.encode())
+    target = tmp_path / "nested" / "target"
+    with pytest.raises(s3turbo.DirectoryTransferError) as raised:
+        moto.s3turbo_client().download_directory(bucket, "p", target)
+    report = raised.value
+    assert sorted(report.failed) == sorted(escaping)
+    assert all(isinstance(error, ValueError) for error in report.failed.values())
+    assert sorted(report.transferred) == ["p/fine.txt", "p/sub/also fine.txt"]
+    assert read_tree(target) == {
+        "fine.txt": b"p/fine.txt",
+        "sub/also fine.txt": b"p/sub/also fine.txt",
+    }
+    assert sorted(p.name for p in tmp_path.rglob("outside*")) == []
+
+
+def test_one_failed_upload_does_not_lose_the_others(server, bucket, tmp_path):
+    """A (sparse) file over S3's 5 TiB limit is refused before any request; the others are
+    uploaded and reported."""
+    source = make_tree(tmp_path / "source", {"a.txt": b"a", "z.txt": b"z"})
+    with open(source / "huge.bin", "wb") as huge:
+        huge.truncate(6 * 1024**4)
+    with pytest.raises(s3turbo.DirectoryTransferError) as raised:
+        server.s3turbo_client().upload_directory(source, bucket, "")
+    report = raised.value
+    assert list(report.transferred) == ["a.txt", "z.txt"]
+    assert list(report.failed) == ["huge.bin"]
+    assert isinstance(report.failed["huge.bin"], ValueError)
+    assert "5 TiB" in str(report.failed["huge.bin"]) and "1 of 3 objects" in str(report)
+    keys = [o["Key"] for o in server.boto3_client().list_objects_v2(Bucket=bucket)["Contents"]]
+    assert keys == ["a.txt", "z.txt"]
+
+
+def test_patched_boto3_clients_have_the_directory_methods(s3s_fs, tmp_path, monkeypatch):
+    """After patch() plain boto3 clients have them too; S3TURBO_DISABLE makes boto3 upload one
+    object after another, with the same result."""
+    source = make_tree(tmp_path / "source")
+    s3turbo.patch()
+    try:
+        client = boto3.client("s3", **s3s_fs.client_kwargs())
+        bucket = s3s_fs.new_bucket()
+        monkeypatch.setenv("S3TURBO_DISABLE", "1")
+        client.upload_directory(source, bucket, "one-by-one")
+        monkeypatch.delenv("S3TURBO_DISABLE")
+        client.download_directory(bucket, "one-by-one", tmp_path / "copy")
+    finally:
+        s3turbo.unpatch()
+    assert read_tree(tmp_path / "copy") == TREE
+
+
+def test_not_a_directory(s3s_fs, tmp_path):
+    (tmp_path / "file").write_bytes(b"x")
+    client = s3s_fs.s3turbo_client()
+    with pytest.raises(NotADirectoryError):
+        client.upload_directory(tmp_path / "file", "bucket", "")
+    with pytest.raises(NotADirectoryError):
+        client.upload_directory(tmp_path / "missing", "bucket", "")
