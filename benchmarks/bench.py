@@ -6,6 +6,8 @@ process, so that its peak RSS is its own; the engines alternate, round after rou
 the machine's drift hits both alike. Printed per engine: the rate, client CPU seconds per GiB
 (getrusage of the measuring process: the server's CPU is not in it), peak RSS, and the ratio to
 boto3 (medians over the rounds). boto3's spread across its own rounds shows the noise.
+The dir-* workloads are s3turbo's upload_directory / download_directory against the boto3 loop
+of one call per file.
 
     .venv/bin/python benchmarks/bench.py [--rounds N] [--big-mib N] [--small-files N]
 """
@@ -31,7 +33,15 @@ MIB = 1024 * 1024
 GIB = 1024 * MIB
 BUCKET = "bench"
 ENGINES = ("boto3", "s3turbo")
-WORKLOADS = ("upload", "download", "small-upload", "small-download", "presign")
+WORKLOADS = (
+    "upload",
+    "download",
+    "small-upload",
+    "small-download",
+    "dir-upload",
+    "dir-download",
+    "presign",
+)
 
 
 def make_client(engine: str, endpoint: str):
@@ -64,13 +74,20 @@ def measure(engine: str, workload: str, endpoint: str, workdir: Path, count: int
     elif workload == "download":
         client.download_file(BUCKET, "big.bin", str(out / "big.bin"))
         units, volume = 1, (out / "big.bin").stat().st_size
-    elif workload == "small-upload":
-        for path in small:
-            client.upload_file(str(path), BUCKET, f"up-{engine}/{path.name}")
+    elif workload in ("small-upload", "dir-upload"):
+        prefix = f"{workload}-{engine}"
+        if workload == "dir-upload" and engine == "s3turbo":
+            client.upload_directory(workdir / "small", BUCKET, prefix)
+        else:  # one call per file: boto3 has no directory API
+            for path in small:
+                client.upload_file(str(path), BUCKET, f"{prefix}/{path.name}")
         units, volume = len(small), sum(p.stat().st_size for p in small)
-    elif workload == "small-download":
-        for path in small:
-            client.download_file(BUCKET, f"small/{path.name}", str(out / path.name))
+    elif workload in ("small-download", "dir-download"):
+        if workload == "dir-download" and engine == "s3turbo":
+            client.download_directory(BUCKET, "small", out)
+        else:
+            for path in small:
+                client.download_file(BUCKET, f"small/{path.name}", str(out / path.name))
         units, volume = len(small), sum(p.stat().st_size for p in small)
     else:
         for i in range(count):
