@@ -13,6 +13,7 @@ use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::SharedHttpClient;
 use aws_sdk_s3::config::{
     BehaviorVersion, IdentityCache, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    StalledStreamProtectionConfig,
 };
 use aws_sdk_s3::Client;
 use aws_smithy_http_client::proxy::ProxyConfig;
@@ -68,6 +69,9 @@ impl ConnectionSettings {
             .region(Region::new(self.region.clone()))
             .force_path_style(self.force_path_style)
             .timeout_config(timeouts)
+            // Bodies are bounded by the read timeout instead, as botocore bounds them (the SDK's
+            // own check gives up on a body after 5 s without bytes, whatever read_timeout says).
+            .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
             .retry_config(
                 if self.adaptive_retries {
                     RetryConfig::adaptive()

@@ -8,6 +8,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_sdk_s3::types::{ChecksumMode, RequestPayer};
 use aws_sdk_s3::Client;
@@ -15,7 +16,7 @@ use bytes::BytesMut;
 use futures_util::{StreamExt, TryStreamExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::errors::{body_error, TransferError};
+use crate::errors::{body_cut_short, body_error, TransferError};
 use crate::handoff::ChunkQueue;
 use crate::plan::{self, Part};
 use crate::progress::{AttemptCounter, Progress};
@@ -42,6 +43,9 @@ pub struct DownloadRequest {
     pub path: PathBuf,
     pub args: DownloadArgs,
     pub options: TransferOptions,
+    /// botocore's read_timeout: the longest wait for the next bytes of a body, as a socket
+    /// timeout bounds each read in botocore.
+    pub read_timeout: Duration,
 }
 
 /// HeadObject and GetObject take the same download arguments through setters of the same names.
@@ -206,8 +210,8 @@ impl<'a> Fetcher<'a> {
                 .fetch_part_once(part, etag, &attempt, generation, writer)
                 .await
             {
-                Err(e) if e.is_transient() && tries < attempts => continue,
-                Err(e) if e.is_transient() => {
+                Err(e) if e.is_retried_download_error() && tries < attempts => continue,
+                Err(e) if e.is_retried_download_error() => {
                     return Err(TransferError::RetriesExceeded(Box::new(e)))
                 }
                 result => return result,
@@ -234,14 +238,17 @@ impl<'a> Fetcher<'a> {
             .map_err(|e| TransferError::from_sdk("GetObject", self.endpoint, e))?;
         let mut body = response.body;
         let mut received = 0u64;
-        while let Some(chunk) = body
-            .try_next()
-            .await
-            .map_err(|e| body_error(self.endpoint, e))?
-        {
+        loop {
+            let next = tokio::time::timeout(request.read_timeout, body.try_next()).await;
+            let chunk = match next {
+                Err(_) => return Err(TransferError::read_timeout(self.endpoint)),
+                Ok(Err(e)) => return Err(body_error(self.endpoint, &e)),
+                Ok(Ok(None)) => break,
+                Ok(Ok(Some(chunk))) => chunk,
+            };
             received += chunk.len() as u64;
             if received > part.len {
-                return Err(body_error(
+                return Err(body_cut_short(
                     self.endpoint,
                     "more bytes than the requested range",
                 ));
@@ -250,7 +257,7 @@ impl<'a> Fetcher<'a> {
             attempt.add(generation, chunk.len() as u64);
         }
         if received != part.len {
-            return Err(body_error(self.endpoint, "the response ended early"));
+            return Err(body_cut_short(self.endpoint, "the response ended early"));
         }
         writer.finish()
     }

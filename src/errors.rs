@@ -18,8 +18,15 @@ pub enum TransferError {
         message: String,
         request_id: Option<String>,
     },
-    /// The endpoint could not be reached, or the connection broke mid-response.
+    /// The endpoint could not be reached (botocore's `EndpointConnectionError`).
     Connection { endpoint: String, detail: String },
+    /// The connection closed before a response came (botocore's `ConnectionClosedError`).
+    ConnectionClosed { endpoint: String, detail: String },
+    /// The connection broke while a response body was read (botocore's
+    /// `ResponseStreamingError`): what s3transfer retries a ranged GET for.
+    BodyInterrupted { endpoint: String, detail: String },
+    /// A response body did not match its checksum (botocore's `FlexibleChecksumError`).
+    ChecksumMismatch(String),
     /// The server's TLS certificate was not trusted (botocore's `SSLError`).
     Tls { endpoint: String, detail: String },
     /// A connect or read timeout.
@@ -96,8 +103,14 @@ impl TransferError {
                 let detail = format!("{connector_error:?}");
                 if failure.is_timeout() {
                     TransferError::Timeout { endpoint, detail }
-                } else if connector_error.is_some_and(|e| caused_by_tls(e)) {
+                } else if connector_error.is_some_and(|e| find_cause::<rustls::Error>(e).is_some())
+                {
                     TransferError::Tls { endpoint, detail }
+                } else if connector_error.is_some_and(|e| {
+                    find_cause::<hyper_util::client::legacy::Error>(e)
+                        .is_some_and(|e| !e.is_connect())
+                }) {
+                    TransferError::ConnectionClosed { endpoint, detail }
                 } else {
                     TransferError::Connection { endpoint, detail }
                 }
@@ -111,36 +124,58 @@ impl TransferError {
         }
     }
 
-    /// Whether a fresh attempt of the same request may succeed: broken connections and
-    /// timeouts, not answers from the server.
-    pub fn is_transient(&self) -> bool {
+    /// No bytes of a response body for the read timeout (botocore's `ReadTimeoutError`).
+    pub fn read_timeout(endpoint: &str) -> Self {
+        TransferError::Timeout {
+            endpoint: endpoint.to_owned(),
+            detail: "Read timed out.".to_owned(),
+        }
+    }
+
+    /// Whether s3transfer would try a ranged GET again after this: a body that broke off or a
+    /// read timeout. Failures to send the request have had the SDK's retries already.
+    pub fn is_retried_download_error(&self) -> bool {
         matches!(
             self,
-            TransferError::Connection { .. } | TransferError::Timeout { .. }
+            TransferError::BodyInterrupted { .. } | TransferError::Timeout { .. }
         )
     }
 }
 
-/// Whether rustls refused the connection somewhere down `error`'s chain of causes (io::Error
-/// hides its inner error from `source()`, so it is opened explicitly).
-fn caused_by_tls(error: &(dyn std::error::Error + 'static)) -> bool {
+/// The first error of type `T` down `error`'s chain of causes (io::Error hides its inner error
+/// from `source()`, so it is opened explicitly).
+fn find_cause<'a, T: std::error::Error + 'static>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
     let mut cause = Some(error);
     while let Some(error) = cause {
+        if let Some(found) = error.downcast_ref::<T>() {
+            return Some(found);
+        }
         let inner = error
             .downcast_ref::<io::Error>()
             .and_then(|io| io.get_ref());
-        if error.is::<rustls::Error>() || inner.is_some_and(|inner| caused_by_tls(inner)) {
-            return true;
+        if let Some(found) = inner.and_then(|inner| find_cause::<T>(inner)) {
+            return Some(found);
         }
         cause = error.source();
     }
-    false
+    None
 }
 
-/// An error while streaming a response body: the connection broke after the headers.
-pub fn body_error(endpoint: &str, err: impl std::fmt::Display) -> TransferError {
-    TransferError::Connection {
+/// An error while streaming a response body: a checksum that did not match, or the
+/// connection breaking after the headers.
+pub fn body_error(endpoint: &str, error: &(dyn std::error::Error + 'static)) -> TransferError {
+    if let Some(mismatch) = find_cause::<aws_smithy_checksums::body::validate::Error>(error) {
+        return TransferError::ChecksumMismatch(mismatch.to_string());
+    }
+    body_cut_short(endpoint, error)
+}
+
+/// A response body that ended or went on other than its headers said.
+pub fn body_cut_short(endpoint: &str, what: impl std::fmt::Display) -> TransferError {
+    TransferError::BodyInterrupted {
         endpoint: endpoint.to_owned(),
-        detail: format!("response body interrupted: {err}"),
+        detail: format!("response body interrupted: {what}"),
     }
 }

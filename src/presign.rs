@@ -85,7 +85,16 @@ pub fn presign_url(request: &PresignRequest<'_>) -> String {
     join_query(&mut canonical, sorted.into_iter());
     canonical.push('\n');
     for (name, value) in &headers {
-        let _ = writeln!(canonical, "{name}:{}", value.trim());
+        // SigV4 canonical values: trimmed, runs of whitespace inside collapsed to one space.
+        canonical.push_str(name);
+        canonical.push(':');
+        for (i, word) in value.split_whitespace().enumerate() {
+            if i > 0 {
+                canonical.push(' ');
+            }
+            canonical.push_str(word);
+        }
+        canonical.push('\n');
     }
     canonical.push('\n');
     canonical.push_str(&signed_headers);

@@ -35,7 +35,7 @@ const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// Connection and signing settings read from a botocore client.
 #[pyclass(frozen, module = "s3turbo._core")]
 pub struct Connection {
-    settings: ConnectionSettings,
+    pub(crate) settings: ConnectionSettings,
 }
 
 #[pymethods]
@@ -122,7 +122,7 @@ fn fetch_credentials(refresh: &Py<PyAny>) -> Result<FetchedCredentials, String> 
 /// The TransferConfig values the engine uses.
 #[pyclass(frozen, module = "s3turbo._core")]
 pub struct Options {
-    options: TransferOptions,
+    pub(crate) options: TransferOptions,
 }
 
 #[pymethods]
@@ -196,7 +196,7 @@ impl Upload {
 }
 
 impl Upload {
-    fn request(&self, options: &Options) -> UploadRequest {
+    pub(crate) fn request(&self, options: &Options) -> UploadRequest {
         UploadRequest {
             bucket: self.bucket.clone(),
             key: self.key.clone(),
@@ -309,7 +309,7 @@ fn download_file(
     extra_args: HashMap<String, String>,
     callback: Option<Bound<'_, PyAny>>,
 ) -> PyResult<()> {
-    let request = download_request(bucket, key, filename, &extra_args, options);
+    let request = download_request(bucket, key, filename, &extra_args, options, connection);
     run_transfer(
         py,
         &connection.settings,
@@ -343,7 +343,14 @@ fn download_fileobj(
     extra_args: HashMap<String, String>,
     callback: Option<Bound<'_, PyAny>>,
 ) -> PyResult<()> {
-    let request = download_request(bucket, key, PathBuf::new(), &extra_args, options);
+    let request = download_request(
+        bucket,
+        key,
+        PathBuf::new(),
+        &extra_args,
+        options,
+        connection,
+    );
     // Two parts may wait for the writer: enough to keep the downloads going without holding
     // much more than `max_concurrency` parts in memory.
     let queue = ChunkQueue::new(2);
@@ -435,7 +442,14 @@ fn download_files(
     extra_args: HashMap<String, String>,
     callback: Option<Bound<'_, PyAny>>,
 ) -> PyResult<Vec<Option<Py<PyAny>>>> {
-    let shared = download_request(bucket, String::new(), PathBuf::new(), &extra_args, options);
+    let shared = download_request(
+        bucket,
+        String::new(),
+        PathBuf::new(),
+        &extra_args,
+        options,
+        connection,
+    );
     let files = files
         .into_iter()
         .map(|(key, path)| FileDownload { key, path })
@@ -475,12 +489,13 @@ fn exceptions(py: Python<'_>, results: batch::Results) -> Vec<Option<Py<PyAny>>>
 
 /// `extra_args` holds boto3's download ExtraArgs, already encoded (SSE-C key in base64 with
 /// its MD5).
-fn download_request(
+pub(crate) fn download_request(
     bucket: String,
     key: String,
     path: PathBuf,
     extra_args: &HashMap<String, String>,
     options: &Options,
+    connection: &Connection,
 ) -> DownloadRequest {
     let arg = |name: &str| extra_args.get(name).cloned();
     DownloadRequest {
@@ -497,6 +512,7 @@ fn download_request(
             checksum_mode: arg("ChecksumMode"),
         },
         options: options.options,
+        read_timeout: Duration::from_millis(connection.settings.read_timeout_ms),
     }
 }
 
@@ -613,7 +629,7 @@ impl<T> Drop for PanicGuard<T> {
 }
 
 /// The exception boto3 raises for the same failure.
-fn to_py_err(error: TransferError) -> PyErr {
+pub(crate) fn to_py_err(error: TransferError) -> PyErr {
     Python::attach(|py| build_py_err(py, error).unwrap_or_else(|failed_to_build| failed_to_build))
 }
 
@@ -656,6 +672,21 @@ fn build_py_err(py: Python<'_>, error: TransferError) -> PyResult<PyErr> {
             with_endpoint("EndpointConnectionError", endpoint, detail)?
         }
         TransferError::Tls { endpoint, detail } => with_endpoint("SSLError", endpoint, detail)?,
+        TransferError::ConnectionClosed { endpoint, detail } => {
+            with_endpoint("ConnectionClosedError", endpoint, detail)?
+        }
+        TransferError::BodyInterrupted { endpoint, detail } => {
+            with_endpoint("ResponseStreamingError", endpoint, detail)?
+        }
+        TransferError::ChecksumMismatch(detail) => {
+            let kwargs = PyDict::new(py);
+            kwargs.set_item("error_msg", detail)?;
+            PyErr::from_value(
+                botocore
+                    .getattr("FlexibleChecksumError")?
+                    .call((), Some(&kwargs))?,
+            )
+        }
         TransferError::Timeout { endpoint, detail } => {
             with_endpoint("ReadTimeoutError", endpoint, detail)?
         }

@@ -4,7 +4,7 @@
 - moto's ThreadedMotoServer: rich S3 semantics and error codes, no signature checks.
 
 Tests take `server` (parametrized over both) or one of them by name; `bucket` is a fresh
-bucket on `server`.
+bucket on `server`; `proxy` is a fault-injecting proxy in front of `server`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import pytest
 from botocore.config import Config
 
 import s3turbo
+from faultproxy import FaultProxy
 from servers import ACCESS_KEY, SECRET_KEY, free_port, start_s3s_fs, stop, wait_for_port
 
 
@@ -43,6 +44,11 @@ class Server:
 
     def s3turbo_client(self, **overrides):
         return s3turbo.client("s3", **self.client_kwargs(**overrides))
+
+    def clients_through(self, proxy: FaultProxy, config: Config) -> dict:
+        """An s3turbo client and a boto3 client that reach this server through `proxy`."""
+        kwargs = {"endpoint_url": proxy.endpoint_url, "config": config}
+        return {"s3turbo": self.s3turbo_client(**kwargs), "boto3": self.boto3_client(**kwargs)}
 
     def new_bucket(self) -> str:
         bucket = f"t-{uuid.uuid4().hex[:20]}"
@@ -83,6 +89,13 @@ def server(request) -> Server:
 @pytest.fixture
 def bucket(server) -> str:
     return server.new_bucket()
+
+
+@pytest.fixture
+def proxy(server):
+    """A fault-injecting proxy in front of `server` (tests/faultproxy.py)."""
+    with FaultProxy(server.endpoint_url) as proxy:
+        yield proxy
 
 
 @pytest.fixture

@@ -3,10 +3,11 @@ served by the Rust engine."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import boto3
@@ -15,10 +16,11 @@ import boto3
 # functions, not the client's methods: after s3turbo.patch() those are the engine's.
 import boto3.s3.inject as boto3_transfers
 import botocore.signers as boto3_presign
-from boto3.exceptions import S3UploadFailedError
+from boto3.exceptions import RetriesExceededError, S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 from s3transfer.compat import readable
+from s3transfer.exceptions import RetriesExceededError as S3TransferRetriesExceededError
 
 from . import _core, _directory, _settings
 from ._presign import Presigner
@@ -67,6 +69,26 @@ def _check_presign_args(params: Any, http_method: Any) -> None:
         raise TypeError("Params['Metadata'] must map str to str")
     if http_method is not None and not isinstance(http_method, str):
         raise TypeError(f"HttpMethod must be a str, not {type(http_method).__name__}")
+
+
+@contextlib.contextmanager
+def upload_failed(filename: str, bucket: str, key: str) -> Iterator[None]:
+    """boto3 wraps every ClientError of upload_file, keeping the message."""
+    try:
+        yield
+    except ClientError as error:
+        raise S3UploadFailedError(
+            f"Failed to upload {filename} to {bucket}/{key}: {error}"
+        ) from error
+
+
+@contextlib.contextmanager
+def fileobj_retries_exceeded() -> Iterator[None]:
+    """boto3 converts s3transfer's RetriesExceededError to its own only in download_file."""
+    try:
+        yield
+    except RetriesExceededError as error:
+        raise S3TransferRetriesExceededError(error.last_exception) from None
 
 
 def _block_reader(fileobj: Any) -> Callable[[int], bytes]:
@@ -145,29 +167,29 @@ class Client:
         Callback: Callable[[int], Any] | None = None,
         Config: TransferConfig | None = None,
     ) -> None:
-        _check_transfer_args(Bucket, ExtraArgs, Config)
-        if _boto3_must_serve("upload_file", self._client, Config):
+        planned = self._upload_file_plan(Filename, Bucket, Key, ExtraArgs, Config)
+        if planned is None:
             return boto3_transfers.upload_file(
                 self._client, Filename, Bucket, Key, ExtraArgs, Callback, Config
             )
+        upload, filename = planned
+        with upload_failed(filename, Bucket, Key):
+            self._call_engine(_core.upload_file, upload, filename, Config=Config, Callback=Callback)
+
+    def _upload_file_plan(self, Filename, Bucket, Key, ExtraArgs, Config):
+        """boto3's checks of an upload_file call, then `(upload, filename)` for the engine, or
+        None when boto3 must serve the call."""
+        _check_transfer_args(Bucket, ExtraArgs, Config)
+        if _boto3_must_serve("upload_file", self._client, Config):
+            return None
         filename = _filename(Filename)
         plan = self._upload_plan("upload_file", Bucket, Key, ExtraArgs)
         if plan is None:
-            return boto3_transfers.upload_file(
-                self._client, Filename, Bucket, Key, ExtraArgs, Callback, Config
-            )
+            return None
         # Before any request, as s3transfer sizes the file: a missing file is FileNotFoundError
         # whatever else is wrong.
         os.stat(filename)
-        try:
-            self._call_engine(
-                _core.upload_file, plan.upload, filename, Config=Config, Callback=Callback
-            )
-        except ClientError as error:
-            # boto3 wraps every ClientError of upload_file, keeping the message.
-            raise S3UploadFailedError(
-                f"Failed to upload {filename} to {Bucket}/{Key}: {error}"
-            ) from error
+        return plan.upload, filename
 
     def upload_fileobj(
         self,
@@ -178,32 +200,32 @@ class Client:
         Callback: Callable[[int], Any] | None = None,
         Config: TransferConfig | None = None,
     ) -> None:
+        upload = self._upload_fileobj_plan(Fileobj, Bucket, Key, ExtraArgs, Config)
+        if upload is None:
+            return boto3_transfers.upload_fileobj(
+                self._client, Fileobj, Bucket, Key, ExtraArgs, Callback, Config
+            )
+        # Service errors are raised as they are: boto3 wraps them only in upload_file.
+        self._call_engine(
+            _core.upload_fileobj, upload, _block_reader(Fileobj), Config=Config, Callback=Callback
+        )
+
+    def _upload_fileobj_plan(self, Fileobj, Bucket, Key, ExtraArgs, Config, *, awaitable=False):
+        """boto3's checks of an upload_fileobj call, then the engine's upload, or None when
+        boto3 must serve the call. `awaitable`: Fileobj.read is a coroutine (s3turbo.aio)."""
         if not hasattr(Fileobj, "read"):
             raise ValueError("Fileobj must implement read")
         _check_transfer_args(Bucket, ExtraArgs, Config)
-        if not readable(Fileobj):
+        if not awaitable and not readable(Fileobj):
             # s3transfer's error for a file object it cannot read from (opened for writing).
             raise RuntimeError(f"Input {Fileobj} of type: {type(Fileobj)} is not supported.")
         if isinstance(Fileobj, io.TextIOBase):
             # boto3 would wait forever on a text stream; say what is wrong instead.
             raise TypeError("upload_fileobj needs a binary file object, not a text stream")
         if _boto3_must_serve("upload_fileobj", self._client, Config):
-            return boto3_transfers.upload_fileobj(
-                self._client, Fileobj, Bucket, Key, ExtraArgs, Callback, Config
-            )
+            return None
         plan = self._upload_plan("upload_fileobj", Bucket, Key, ExtraArgs)
-        if plan is None:
-            return boto3_transfers.upload_fileobj(
-                self._client, Fileobj, Bucket, Key, ExtraArgs, Callback, Config
-            )
-        # Service errors are raised as they are: boto3 wraps them only in upload_file.
-        self._call_engine(
-            _core.upload_fileobj,
-            plan.upload,
-            _block_reader(Fileobj),
-            Config=Config,
-            Callback=Callback,
-        )
+        return None if plan is None else plan.upload
 
     def _upload_plan(self, method, bucket, key, extra_args) -> _settings.UploadPlan | None:
         plan = _settings.UploadPlan(self._client, bucket, key, extra_args)
@@ -221,13 +243,21 @@ class Client:
         Callback: Callable[[int], Any] | None = None,
         Config: TransferConfig | None = None,
     ) -> None:
-        _check_transfer_args(Bucket, ExtraArgs, Config)
-        if _boto3_must_serve("download_file", self._client, Config):
+        extra_args = self._download_plan("download_file", Bucket, Key, ExtraArgs, Config)
+        if extra_args is None:
             return boto3_transfers.download_file(
                 self._client, Bucket, Key, Filename, ExtraArgs, Callback, Config
             )
         filename = _filename(Filename)
-        self._download(_core.download_file, Bucket, Key, filename, ExtraArgs, Callback, Config)
+        self._call_engine(
+            _core.download_file,
+            Bucket,
+            Key,
+            filename,
+            extra_args=extra_args,
+            Config=Config,
+            Callback=Callback,
+        )
 
     def download_fileobj(
         self,
@@ -240,27 +270,30 @@ class Client:
     ) -> None:
         if not hasattr(Fileobj, "write"):
             raise ValueError("Fileobj must implement write")
-        _check_transfer_args(Bucket, ExtraArgs, Config)
-        if _boto3_must_serve("download_fileobj", self._client, Config):
+        extra_args = self._download_plan("download_fileobj", Bucket, Key, ExtraArgs, Config)
+        if extra_args is None:
             return boto3_transfers.download_fileobj(
                 self._client, Bucket, Key, Fileobj, ExtraArgs, Callback, Config
             )
         # The engine fetches parts in parallel; Fileobj.write gets them in order, on this thread.
-        self._download(
-            _core.download_fileobj, Bucket, Key, Fileobj.write, ExtraArgs, Callback, Config
-        )
+        with fileobj_retries_exceeded():
+            self._call_engine(
+                _core.download_fileobj,
+                Bucket,
+                Key,
+                Fileobj.write,
+                extra_args=extra_args,
+                Config=Config,
+                Callback=Callback,
+            )
 
-    def _download(self, engine_call, bucket, key, destination, extra_args, callback, config):
-        extra_args = _settings.download_args(self._client, bucket, key, extra_args)
-        self._call_engine(
-            engine_call,
-            bucket,
-            key,
-            destination,
-            extra_args=extra_args,
-            Config=config,
-            Callback=callback,
-        )
+    def _download_plan(self, method, Bucket, Key, ExtraArgs, Config) -> dict[str, str] | None:
+        """boto3's checks of a download call, then its ExtraArgs encoded for the engine, or None
+        when boto3 must serve the call."""
+        _check_transfer_args(Bucket, ExtraArgs, Config)
+        if _boto3_must_serve(method, self._client, Config):
+            return None
+        return _settings.download_args(self._client, Bucket, Key, ExtraArgs)
 
     def _call_engine(self, engine_call, *args, Config, Callback, **kwargs):
         """Runs `engine_call` with this client's connection settings and the TransferConfig's

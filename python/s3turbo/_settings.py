@@ -4,6 +4,7 @@ would resolve it, and turns it into the plain values the Rust engine takes."""
 from __future__ import annotations
 
 import os
+import re
 import sys
 import weakref
 from collections.abc import Callable
@@ -27,6 +28,9 @@ from . import _core
 
 # Body checksums the engine computes; a call asking for another goes to boto3.
 ENGINE_CHECKSUMS = {"CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"}
+
+# What HTTP header values may not hold (RFC 9110): controls other than tab, and DEL.
+_CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 
 # Total attempts per request when the client's retry config names only a mode, as botocore.
 _DEFAULT_ATTEMPTS = {"legacy": 5, "standard": 3, "adaptive": 3}
@@ -260,15 +264,26 @@ class UploadPlan:
         algorithms = (put_checksum, part_checksum)
         unsupported = {a for a in algorithms if a and a.upper() not in ENGINE_CHECKSUMS}
         self.unsupported = f"ChecksumAlgorithm {sorted(unsupported)}" if unsupported else None
+        headers = {
+            "PutObject": self._headers("PutObject", put_args),
+            "CreateMultipartUpload": self._headers("CreateMultipartUpload", create_args),
+            "UploadPart": self._headers("UploadPart", part_args),
+            "CompleteMultipartUpload": self._headers("CompleteMultipartUpload", complete_args),
+        }
+        values = [value for pairs in headers.values() for _, value in pairs]
+        if any("\r" in value or "\n" in value for value in values):
+            # boto3's HTTP client crashes on them (HTTPClientError): say what is wrong instead.
+            raise ValueError("ExtraArgs values cannot contain line breaks (they become headers)")
+        if any(_CONTROL_CHARACTERS.search(value) for value in values):
+            # boto3 sends them and lets the server decide; the engine's HTTP client refuses to.
+            self.unsupported = "control characters in a header value"
+        if self.unsupported:
+            self.upload = None
+            return
         self.upload = _core.Upload(
             bucket=bucket,
             key=key,
-            headers={
-                "PutObject": self._headers("PutObject", put_args),
-                "CreateMultipartUpload": self._headers("CreateMultipartUpload", create_args),
-                "UploadPart": self._headers("UploadPart", part_args),
-                "CompleteMultipartUpload": self._headers("CompleteMultipartUpload", complete_args),
-            },
+            headers=headers,
             put_object_checksum=put_checksum,
             put_object_checksum_value=put_checksum_value,
             upload_part_checksum=part_checksum,

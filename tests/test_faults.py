@@ -1,0 +1,409 @@
+"""Transfers through a proxy that breaks things (tests/faultproxy.py): connections reset
+mid-body, a server that dies or stalls, a flipped byte. The engine must recover where boto3
+recovers, fail where boto3 fails (with boto3's exceptions, within the configured timeouts and
+retries), and leave no debris: no temporary file, no changed destination, no multipart upload.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+
+import pytest
+import s3transfer.exceptions
+from boto3.exceptions import Boto3Error, RetriesExceededError
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ReadTimeoutError
+from helpers import MIB, Callbacks, listing, sha256_file, sha256_object, write_random
+
+from faultproxy import Fault, FaultProxy
+
+# Three parts of 5 MiB (S3's smallest) and a tail: small, yet every path is multipart.
+MULTIPART = TransferConfig(
+    multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB, max_concurrency=3
+)
+MULTIPART_SIZE = 12 * MIB + 7
+
+# Enough SDK-level attempts that three resets landing on the same request still leave one.
+RESILIENT = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 4})
+# Short timeouts and one retry: a failure must surface in seconds.
+FAIL_FAST = Config(connect_timeout=1, read_timeout=1, retries={"max_attempts": 1})
+# Generous against FAIL_FAST's worst case (backoff included), far below a hang.
+FAIL_FAST_BOUND = 15
+
+# Exceptions a boto3 caller can expect from a transfer whose connections break.
+BOTO3_KINDS = (BotoCoreError, Boto3Error)
+
+
+def outcome_within(seconds: float, call, *args, **kwargs) -> tuple[BaseException | None, float]:
+    """Runs `call(*args, **kwargs)` on a thread; returns what it raised (or None) and how long
+    it took. Fails the test if it still runs after `seconds`: a hang must not hang the suite."""
+    outcome: dict = {}
+
+    def run():
+        started = time.monotonic()
+        try:
+            call(*args, **kwargs)
+        except BaseException as error:  # noqa: B036 - handed to the test as it is
+            outcome["error"] = error
+        outcome["elapsed"] = time.monotonic() - started
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        pytest.fail(f"the transfer was still running after {seconds} s")
+    return outcome.get("error"), outcome["elapsed"]
+
+
+def die_on_first_progress(proxy: FaultProxy):
+    """A Callback that kills the proxy once bytes are moving: the server is gone mid-transfer."""
+
+    def callback(increment):
+        proxy.die()
+
+    return callback
+
+
+def stored_object(server, bucket: str, tmp_path, size: int = MULTIPART_SIZE):
+    source = write_random(tmp_path / "source.bin", size)
+    server.boto3_client().upload_file(str(source), bucket, "k", Config=MULTIPART)
+    return source
+
+
+def test_the_proxy_delays_and_throttles(s3s_fs):
+    """The proxy itself: the benchmark harness relies on `delay` and `bytes_per_second`."""
+    bucket = s3s_fs.new_bucket()
+    s3s_fs.boto3_client().put_object(Bucket=bucket, Key="k", Body=b"x" * MIB)
+    with FaultProxy(s3s_fs.endpoint_url) as proxy:
+        client = s3s_fs.boto3_client(endpoint_url=proxy.endpoint_url)
+        client.head_object(Bucket=bucket, Key="k")  # connected: no connection set-up below
+        proxy.delay = 0.05
+        started = time.monotonic()
+        for _ in range(4):
+            client.head_object(Bucket=bucket, Key="k")
+        assert time.monotonic() - started >= 4 * 0.05
+        proxy.clear()
+        proxy.bytes_per_second = 4 * MIB
+        started = time.monotonic()
+        assert client.get_object(Bucket=bucket, Key="k")["Body"].read() == b"x" * MIB
+        assert time.monotonic() - started >= 0.2  # 1 MiB at 4 MiB/s, less the first chunk
+        assert proxy.connections == 1
+        assert [r.method for r in proxy.requests] == ["HEAD"] * 5 + ["GET"]
+
+
+# Resets mid-body: retried, the content intact.
+
+
+def test_upload_survives_connections_reset_mid_body(server, bucket, proxy, tmp_path):
+    source = write_random(tmp_path / "source.bin", MULTIPART_SIZE)
+    for name, client in server.clients_through(proxy, RESILIENT).items():
+        resets = proxy.inject(
+            Fault(method="PUT", target_contains="partNumber=", reset_request_after=300_000, times=3)
+        )
+        callbacks = Callbacks()
+        client.upload_file(str(source), bucket, name, Config=MULTIPART, Callback=callbacks)
+        assert resets.hits == 3, name
+        assert sha256_object(server.boto3_client(), bucket, name) == sha256_file(source), name
+        # Bytes of a broken attempt are taken back: the increments still add up to the size.
+        assert callbacks.total == MULTIPART_SIZE, name
+    etags = [
+        server.boto3_client().head_object(Bucket=bucket, Key=k)["ETag"]
+        for k in ("s3turbo", "boto3")
+    ]
+    assert etags[0] == etags[1]
+
+
+@pytest.mark.parametrize("method", ["download_file", "download_fileobj"])
+def test_download_survives_connections_reset_mid_body(server, bucket, proxy, tmp_path, method):
+    source = stored_object(server, bucket, tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    for name, client in server.clients_through(proxy, RESILIENT).items():
+        resets = proxy.inject(Fault(method="GET", reset_response_after=200_000, times=3))
+        callbacks = Callbacks()
+        destination = out / f"{name}.bin"
+        if method == "download_file":
+            client.download_file(
+                bucket, "k", str(destination), Config=MULTIPART, Callback=callbacks
+            )
+        else:
+            buffer = io.BytesIO()
+            client.download_fileobj(bucket, "k", buffer, Config=MULTIPART, Callback=callbacks)
+            destination.write_bytes(buffer.getvalue())
+        assert resets.hits == 3, name
+        assert sha256_file(destination) == sha256_file(source), name
+        assert callbacks.total == MULTIPART_SIZE, name
+    # No temporary file left beside the destinations.
+    assert listing(out) == ["boto3.bin", "s3turbo.bin"]
+
+
+# The server dies mid-transfer: a boto3 exception, in bounded time, no debris.
+
+
+def test_server_dying_mid_download_fails_cleanly(server, bucket, proxy, tmp_path):
+    stored_object(server, bucket, tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    destination = out / "precious.bin"
+    destination.write_bytes(b"keep me")
+    proxy.bytes_per_second = 8 * MIB  # about 1.5 s in all: it dies well before the end
+    client = server.s3turbo_client(endpoint_url=proxy.endpoint_url, config=FAIL_FAST)
+
+    error, elapsed = outcome_within(
+        FAIL_FAST_BOUND * 2,
+        client.download_file,
+        bucket,
+        "k",
+        str(destination),
+        Config=MULTIPART,
+        Callback=die_on_first_progress(proxy),
+    )
+    assert isinstance(error, BOTO3_KINDS), repr(error)
+    assert elapsed < FAIL_FAST_BOUND
+    assert destination.read_bytes() == b"keep me"
+    assert listing(out) == ["precious.bin"]
+
+
+def test_server_dying_mid_upload_fails_cleanly(server, bucket, tmp_path):
+    source = write_random(tmp_path / "source.bin", MULTIPART_SIZE)
+    errors = {}
+    for name in ("s3turbo", "boto3"):
+        with FaultProxy(server.endpoint_url) as proxy:
+            proxy.bytes_per_second = 8 * MIB
+            client = server.clients_through(proxy, FAIL_FAST)[name]
+            errors[name], elapsed = outcome_within(
+                FAIL_FAST_BOUND * 2,
+                client.upload_file,
+                str(source),
+                bucket,
+                name,
+                Config=MULTIPART,
+                Callback=die_on_first_progress(proxy),
+            )
+            assert elapsed < FAIL_FAST_BOUND, name
+    # Not a ClientError (the server never answered), so upload_file does not wrap it in
+    # S3UploadFailedError; boto3 raises it as it is too.
+    assert isinstance(errors["s3turbo"], BotoCoreError), repr(errors["s3turbo"])
+    assert isinstance(errors["boto3"], BotoCoreError), repr(errors["boto3"])
+    boto = server.boto3_client()
+    assert boto.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+    if server.name == "moto":  # s3s-fs has no ListMultipartUploads
+        # The AbortMultipartUpload could not reach a dead server, for boto3 as for us: one
+        # upload each is left, and no more (a retried CreateMultipartUpload would leave two).
+        uploads = boto.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+        assert sorted(u["Key"] for u in uploads) == ["boto3", "s3turbo"]
+
+
+def test_failing_part_upload_is_aborted(moto, tmp_path):
+    """One UploadPart keeps breaking while the server stays up: the upload fails and is
+    aborted, as boto3's is, so ListMultipartUploads shows nothing left."""
+    bucket = moto.new_bucket()
+    source = write_random(tmp_path / "source.bin", MULTIPART_SIZE)
+    with FaultProxy(moto.endpoint_url) as proxy:
+        broken = proxy.inject(
+            Fault(
+                method="PUT",
+                target_contains="partNumber=2",
+                reset_request_after=100_000,
+                times=None,
+            )
+        )
+        for name, client in moto.clients_through(proxy, FAIL_FAST).items():
+            error, elapsed = outcome_within(
+                FAIL_FAST_BOUND * 2, client.upload_file, str(source), bucket, name, Config=MULTIPART
+            )
+            assert isinstance(error, BotoCoreError), (name, repr(error))
+            assert elapsed < FAIL_FAST_BOUND, name
+        assert broken.hits >= 4  # both clients tried part 2 more than once
+    boto = moto.boto3_client()
+    assert boto.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert boto.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+
+def _die_mid_download(server, bucket, client, proxy, tmp_path):
+    proxy.bytes_per_second = 8 * MIB
+    client.download_file(
+        bucket,
+        "k",
+        str(tmp_path / "out.bin"),
+        Config=MULTIPART,
+        Callback=die_on_first_progress(proxy),
+    )
+
+
+def _die_mid_upload(server, bucket, client, proxy, tmp_path):
+    proxy.bytes_per_second = 8 * MIB
+    client.upload_file(
+        str(tmp_path / "source.bin"),
+        bucket,
+        "up",
+        Config=MULTIPART,
+        Callback=die_on_first_progress(proxy),
+    )
+
+
+def _part_upload_keeps_breaking(server, bucket, client, proxy, tmp_path):
+    proxy.inject(
+        Fault(method="PUT", target_contains="partNumber=2", reset_request_after=100_000, times=None)
+    )
+    client.upload_file(str(tmp_path / "source.bin"), bucket, "up", Config=MULTIPART)
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        _die_mid_download,
+        _die_mid_upload,
+        _part_upload_keeps_breaking,
+    ],
+    ids=lambda scenario: scenario.__name__.strip("_"),
+)
+def test_connection_failure_raises_boto3s_exception_class(s3s_fs, tmp_path, scenario):
+    bucket = s3s_fs.new_bucket()
+    stored_object(s3s_fs, bucket, tmp_path)
+    errors = {}
+    for name in ("s3turbo", "boto3"):
+        with FaultProxy(s3s_fs.endpoint_url) as proxy:
+            client = s3s_fs.clients_through(proxy, FAIL_FAST)[name]
+            errors[name], _ = outcome_within(
+                FAIL_FAST_BOUND * 2, scenario, s3s_fs, bucket, client, proxy, tmp_path
+            )
+    assert type(errors["s3turbo"]) is type(errors["boto3"]), errors
+
+
+# A flipped byte in a GET body.
+
+FLIP_SETTINGS = {
+    # An explicit ChecksumMode validates even when validation is otherwise only when required.
+    "sha256-checksum-mode": (
+        {"ChecksumAlgorithm": "SHA256"},
+        {"ChecksumMode": "ENABLED"},
+        "when_required",
+    ),
+    # boto3's defaults: CRC32 on upload, responses validated when the server sends a checksum.
+    "defaults": ({}, {}, "when_supported"),
+    # The control: no validation asked for, so nothing can notice the flipped byte.
+    "no-validation": ({}, {}, "when_required"),
+}
+
+
+@pytest.mark.parametrize("setting", FLIP_SETTINGS)
+def test_flipped_byte_in_get_body(server, bucket, proxy, tmp_path, setting):
+    upload_args, download_args, validation = FLIP_SETTINGS[setting]
+    # Below the threshold: one GET whose range is the whole object, which S3 answers with the
+    # object's checksum (the ranges of a multipart download carry none, for boto3 as for us).
+    source = write_random(tmp_path / "source.bin", MIB)
+    config = Config(
+        read_timeout=5, retries={"max_attempts": 1}, response_checksum_validation=validation
+    )
+    clients = server.clients_through(proxy, config)
+    clients["s3turbo"].upload_file(str(source), bucket, "k", ExtraArgs=upload_args or None)
+    out = tmp_path / "out"
+    out.mkdir()
+    flips = proxy.inject(Fault(method="GET", flip_response_byte_at=1000, times=None))
+    errors = {}
+    for name, client in clients.items():
+        errors[name], _ = outcome_within(
+            FAIL_FAST_BOUND, client.download_file, bucket, "k", str(out / name), download_args
+        )
+    assert flips.hits >= 2
+    if setting == "no-validation":
+        assert errors == {"s3turbo": None, "boto3": None}
+        assert (out / "s3turbo").read_bytes() == (out / "boto3").read_bytes() != source.read_bytes()
+        return
+    assert isinstance(errors["boto3"], BotoCoreError), repr(errors["boto3"])
+    assert isinstance(errors["s3turbo"], BOTO3_KINDS), repr(errors["s3turbo"])
+    assert listing(out) == []  # no file written, no temporary file left
+
+
+def test_flipped_byte_raises_the_same_exception_as_boto3(s3s_fs, tmp_path):
+    bucket = s3s_fs.new_bucket()
+    source = write_random(tmp_path / "source.bin", MIB)
+    s3s_fs.boto3_client().upload_file(str(source), bucket, "k")
+    with FaultProxy(s3s_fs.endpoint_url) as proxy:
+        proxy.inject(Fault(method="GET", flip_response_byte_at=1000, times=None))
+        errors = {}
+        for name, client in s3s_fs.clients_through(proxy, FAIL_FAST).items():
+            errors[name], _ = outcome_within(
+                FAIL_FAST_BOUND, client.download_file, bucket, "k", str(tmp_path / name)
+            )
+    assert type(errors["s3turbo"]) is type(errors["boto3"]), errors
+
+
+# A GET body that keeps breaking: RetriesExceededError after num_download_attempts tries.
+
+
+RETRIES_EXCEEDED = {
+    "download_file": RetriesExceededError,
+    "download_fileobj": s3transfer.exceptions.RetriesExceededError,
+}
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "download_file",
+        "download_fileobj",
+    ],
+)
+def test_get_body_that_keeps_breaking_raises_retries_exceeded(
+    server, bucket, proxy, tmp_path, method
+):
+    source = write_random(tmp_path / "source.bin", MIB)
+    server.boto3_client().upload_file(str(source), bucket, "k")
+    out = tmp_path / "out"
+    out.mkdir()
+    destination = out / "precious.bin"
+    destination.write_bytes(b"keep me")
+    config = TransferConfig(num_download_attempts=3)
+    errors = {}
+    for name, client in server.clients_through(proxy, FAIL_FAST).items():
+        breaks = proxy.inject(Fault(method="GET", reset_response_after=10_000, times=None))
+        sink = str(destination) if method == "download_file" else io.BytesIO()
+        errors[name], elapsed = outcome_within(
+            FAIL_FAST_BOUND * 2, getattr(client, method), bucket, "k", sink, Config=config
+        )
+        proxy.clear()
+        assert breaks.hits == 3, name  # one GET per attempt, no more, no fewer
+        assert elapsed < FAIL_FAST_BOUND, name
+    # The last error is kept, as boto3 keeps it (its class differs: a botocore streaming error
+    # there, EndpointConnectionError here; both BotoCoreError).
+    assert isinstance(errors["s3turbo"].last_exception, BotoCoreError)
+    assert destination.read_bytes() == b"keep me"
+    assert listing(out) == ["precious.bin"]
+    # boto3's download_file raises boto3.exceptions.RetriesExceededError; its download_fileobj
+    # raises s3transfer's class of the same name (not a subclass): callers catch one or the other.
+    assert isinstance(errors["boto3"], RETRIES_EXCEEDED[method])
+    assert type(errors["s3turbo"]) is type(errors["boto3"]), errors
+
+
+# A server that stops sending mid-body: the read timeout ends it.
+
+
+def test_stalled_get_body_ends_after_the_read_timeout_as_in_boto3(s3s_fs, tmp_path):
+    bucket = s3s_fs.new_bucket()
+    source = write_random(tmp_path / "source.bin", MIB)
+    s3s_fs.boto3_client().upload_file(str(source), bucket, "k")
+    config = TransferConfig(num_download_attempts=1)
+    errors, elapsed = {}, {}
+    with FaultProxy(s3s_fs.endpoint_url) as proxy:
+        proxy.inject(Fault(method="GET", stall_response_after=10_000, times=None))
+        for name, client in s3s_fs.clients_through(proxy, FAIL_FAST).items():
+            errors[name], elapsed[name] = outcome_within(
+                FAIL_FAST_BOUND,
+                client.download_file,
+                bucket,
+                "k",
+                str(tmp_path / name),
+                Config=config,
+            )
+    # boto3 first, so that a failure here is plainly not the bug this test is marked for.
+    assert isinstance(errors["boto3"], RetriesExceededError)
+    assert isinstance(errors["boto3"].last_exception, ReadTimeoutError)
+    assert elapsed["boto3"] < 3  # one attempt of one second, and some slack
+    assert elapsed["s3turbo"] < 3
+    assert isinstance(errors["s3turbo"], RetriesExceededError)
+    assert isinstance(errors["s3turbo"].last_exception, ReadTimeoutError)
