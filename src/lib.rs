@@ -1,5 +1,6 @@
 //! s3turbo's engine. The transfer code (`upload`, `download`, `plan`, `progress`, `client`,
-//! `runtime`, `errors`) is plain Rust that knows nothing of Python; `python` is the pyo3 glue.
+//! `runtime`, `errors`, ...) is plain Rust that knows nothing of Python; `python` (sync) and
+//! `python_async` (asyncio) are the pyo3 glue.
 
 mod batch;
 mod client;
@@ -11,6 +12,7 @@ mod plan;
 mod presign;
 mod progress;
 mod python;
+mod python_async;
 mod request;
 mod runtime;
 mod upload;
@@ -20,5 +22,6 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    python::register(module)
+    python::register(module)?;
+    python_async::register(module)
 }

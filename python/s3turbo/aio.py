@@ -1,0 +1,306 @@
+"""s3turbo.aio: the file transfers as coroutines, on the same engine as the sync API.
+
+    async with s3turbo.aio.client("s3") as s3:
+        await s3.upload_file("big.bin", "bucket", "k", Callback=progress)
+
+The event loop is never blocked by a transfer: the engine moves the bytes on its own threads,
+sync file objects are read and written in a worker thread, async ones (whose read/write are
+coroutines, e.g. aiofiles) are awaited. Callbacks run on the event loop thread, batched about
+every 50 ms. Cancelling the task stops the transfer and waits for its clean-up: a multipart
+upload is aborted, a download leaves no temporary file and an existing destination untouched.
+Exceptions are the sync API's (boto3's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import io
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import boto3
+import boto3.s3.inject as boto3_transfers
+from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import ClientError
+
+from . import _core, _settings
+from ._client import Client, _filename, fileobj_retries_exceeded, upload_failed
+
+# How often progress reaches the Callback, as in the sync API.
+_PROGRESS_INTERVAL = 0.05
+
+
+def client(*args: Any, **kwargs: Any) -> AsyncClient:
+    """Same arguments as ``boto3.client("s3", ...)``."""
+    return AsyncClient(boto3.client(*args, **kwargs))
+
+
+class AsyncClient:
+    """The transfer methods of ``s3turbo.Client`` as coroutines. The boto3 client's API
+    operations (``list_objects_v2`` and the rest) are coroutines too, run in a worker thread;
+    its other attributes (``meta``, ``exceptions``, ...) are its own."""
+
+    def __init__(self, boto3_client: Any):
+        self._sync = Client(boto3_client)
+        self._client = boto3_client
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        self._client.close()
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if name not in self._client.meta.method_to_api_mapping:
+            return attribute
+
+        async def operation(*args: Any, **kwargs: Any) -> Any:
+            return await asyncio.to_thread(attribute, *args, **kwargs)
+
+        operation.__name__ = name
+        operation.__doc__ = attribute.__doc__
+        return operation
+
+    def __repr__(self) -> str:
+        return f"<s3turbo.aio.AsyncClient wrapping {self._client!r}>"
+
+    def generate_presigned_url(
+        self,
+        ClientMethod: str,
+        Params: dict | None = None,
+        ExpiresIn: int = 3600,
+        HttpMethod: str | None = None,
+    ) -> str:
+        """A plain call: presigning makes no request."""
+        return self._sync.generate_presigned_url(ClientMethod, Params, ExpiresIn, HttpMethod)
+
+    async def upload_file(
+        self,
+        Filename: str | os.PathLike,
+        Bucket: str,
+        Key: str,
+        ExtraArgs: dict | None = None,
+        Callback: Callable[[int], Any] | None = None,
+        Config: TransferConfig | None = None,
+    ) -> None:
+        planned = self._sync._upload_file_plan(Filename, Bucket, Key, ExtraArgs, Config)
+        if planned is None:
+            return await asyncio.to_thread(
+                boto3_transfers.upload_file,
+                self._client,
+                Filename,
+                Bucket,
+                Key,
+                ExtraArgs,
+                Callback,
+                Config,
+            )
+        upload, filename = planned
+        with upload_failed(filename, Bucket, Key):
+            transfer = _core.Transfer()
+            await self._run(
+                transfer,
+                _core.upload_file_async(*self._engine_args(Config), upload, filename, transfer),
+                Callback,
+            )
+
+    async def download_file(
+        self,
+        Bucket: str,
+        Key: str,
+        Filename: str | os.PathLike,
+        ExtraArgs: dict | None = None,
+        Callback: Callable[[int], Any] | None = None,
+        Config: TransferConfig | None = None,
+    ) -> None:
+        extra_args = self._sync._download_plan("download_file", Bucket, Key, ExtraArgs, Config)
+        if extra_args is None:
+            return await asyncio.to_thread(
+                boto3_transfers.download_file,
+                self._client,
+                Bucket,
+                Key,
+                Filename,
+                ExtraArgs,
+                Callback,
+                Config,
+            )
+        filename = _filename(Filename)
+        transfer = _core.Transfer()
+        await self._run(
+            transfer,
+            _core.download_file_async(
+                *self._engine_args(Config), Bucket, Key, filename, extra_args, transfer
+            ),
+            Callback,
+        )
+
+    async def upload_fileobj(
+        self,
+        Fileobj: Any,
+        Bucket: str,
+        Key: str,
+        ExtraArgs: dict | None = None,
+        Callback: Callable[[int], Any] | None = None,
+        Config: TransferConfig | None = None,
+    ) -> None:
+        """Fileobj: a binary file object, sync or async (its read a coroutine)."""
+        read = _reader(Fileobj)
+        upload = self._sync._upload_fileobj_plan(
+            Fileobj, Bucket, Key, ExtraArgs, Config, awaitable=_is_async(Fileobj.read)
+        )
+        if upload is None:
+            # boto3 reads only sync file objects: an async one is read into memory first.
+            if _is_async(Fileobj.read):
+                Fileobj = io.BytesIO(await Fileobj.read())
+            return await asyncio.to_thread(
+                boto3_transfers.upload_fileobj,
+                self._client,
+                Fileobj,
+                Bucket,
+                Key,
+                ExtraArgs,
+                Callback,
+                Config,
+            )
+        transfer = _core.Transfer()
+        done, sender = _core.upload_stream_async(*self._engine_args(Config), upload, transfer)
+
+        async def send_blocks() -> None:
+            try:
+                while block := await _full_block(read, sender.block_size):
+                    if not await sender.send(block):
+                        return  # the engine stopped: `done` says why
+            finally:
+                sender.close()
+
+        await self._run(transfer, done, Callback, send_blocks())
+
+    async def download_fileobj(
+        self,
+        Bucket: str,
+        Key: str,
+        Fileobj: Any,
+        ExtraArgs: dict | None = None,
+        Callback: Callable[[int], Any] | None = None,
+        Config: TransferConfig | None = None,
+    ) -> None:
+        """Fileobj: a binary file object, sync or async (its write a coroutine); it gets the
+        object's bytes in order."""
+        if not hasattr(Fileobj, "write"):
+            raise ValueError("Fileobj must implement write")
+        write = _writer(Fileobj)
+        extra_args = self._sync._download_plan("download_fileobj", Bucket, Key, ExtraArgs, Config)
+        if extra_args is None:
+            sink = io.BytesIO()
+            await asyncio.to_thread(
+                boto3_transfers.download_fileobj,
+                self._client,
+                Bucket,
+                Key,
+                sink,
+                ExtraArgs,
+                Callback,
+                Config,
+            )
+            return await write(sink.getvalue())
+        transfer = _core.Transfer()
+        done, chunks = _core.download_stream_async(
+            *self._engine_args(Config), Bucket, Key, extra_args, transfer
+        )
+
+        async def write_chunks() -> None:
+            while (chunk := await chunks.next()) is not None:
+                await write(chunk)
+
+        with fileobj_retries_exceeded():
+            await self._run(transfer, done, Callback, write_chunks())
+
+    def _engine_args(self, config: TransferConfig | None) -> tuple:
+        return _settings.connection(self._client), _settings.options(config)
+
+    async def _run(
+        self,
+        transfer: _core.Transfer,
+        done: Awaitable[None],
+        callback: Callable[[int], Any] | None,
+        pump: Awaitable[None] | None = None,
+    ) -> None:
+        """Waits for the engine (`done`), handing progress to `callback` on this loop every
+        50 ms, while `pump` (the file object's reads or writes) runs beside it. If this task is
+        cancelled, or the callback or the pump raises, the engine is cancelled and its clean-up
+        awaited before the exception goes on."""
+        done = asyncio.ensure_future(done)
+        pump = asyncio.ensure_future(pump) if pump is not None else None
+        reported = 0
+
+        def report() -> None:
+            nonlocal reported
+            transferred = transfer.transferred()
+            if callback is not None and transferred != reported:
+                increment, reported = transferred - reported, transferred
+                callback(increment)
+
+        try:
+            waiting = {done} if pump is None else {done, pump}
+            while not done.done():
+                finished, _ = await asyncio.wait(
+                    waiting, timeout=_PROGRESS_INTERVAL, return_when=asyncio.FIRST_COMPLETED
+                )
+                if pump in finished:
+                    waiting.discard(pump)
+                    pump.result()  # raises what the file object raised
+                report()
+            if pump is not None:
+                await pump
+            done.result()
+            report()
+        except ClientError as error:
+            raise self._sync._modeled(error) from None
+        except BaseException:
+            transfer.cancel()
+            if pump is not None:
+                pump.cancel()
+            # The clean-up (abort the multipart upload, remove the temporary file) is the
+            # engine's; it ends `done` with an error that the exception in flight replaces.
+            await asyncio.gather(done, return_exceptions=True)
+            raise
+
+
+def _is_async(method: Any) -> bool:
+    return inspect.iscoroutinefunction(method)
+
+
+def _reader(fileobj: Any) -> Callable[[int], Awaitable[bytes]]:
+    """An awaitable read(n): the object's own if it is a coroutine, else its read in a worker
+    thread (a file read may take milliseconds the loop should not wait)."""
+    if not hasattr(fileobj, "read"):
+        raise ValueError("Fileobj must implement read")
+    if _is_async(fileobj.read):
+        return fileobj.read
+    return lambda size: asyncio.to_thread(fileobj.read, size)
+
+
+def _writer(fileobj: Any) -> Callable[[bytes], Awaitable[Any]]:
+    if _is_async(fileobj.write):
+        return fileobj.write
+    return lambda data: asyncio.to_thread(fileobj.write, data)
+
+
+async def _full_block(read: Callable[[int], Awaitable[bytes]], size: int) -> bytes:
+    """The next `size` bytes (fewer only at the end of the stream): short reads (pipes,
+    sockets) are read on until the block is full."""
+    pieces = []
+    missing = size
+    while missing:
+        data = await read(missing)
+        if isinstance(data, str):
+            raise TypeError("upload_fileobj needs a binary file object: read() returned str")
+        if not data:
+            break
+        pieces.append(bytes(data))
+        missing -= len(data)
+    return b"".join(pieces)

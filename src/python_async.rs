@@ -1,0 +1,366 @@
+//! The pyo3 glue of the asyncio API (`s3turbo.aio`): the same transfers as `python.rs`, returned
+//! as asyncio awaitables through pyo3-async-runtimes, on the engine's one runtime.
+//!
+//! The Python layer drives each transfer through a `Transfer`: it reads the progress counter on
+//! the event loop (callbacks run there), and cancels the engine when its task is cancelled or a
+//! callback raises, then awaits the engine's clean-up (abort the multipart upload, remove the
+//! temporary file) before the exception goes on. File-object I/O goes through `BlockSender`
+//! and `ChunkReceiver`, whose awaitables wait for the engine without blocking the loop.
+
+use std::cell::OnceCell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use pyo3_async_runtimes::generic::{self, ContextExt};
+use pyo3_async_runtimes::TaskLocals;
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+
+use crate::download;
+use crate::errors::TransferError;
+use crate::handoff::ChunkQueue;
+use crate::plan;
+use crate::progress::Progress;
+use crate::python::{download_request, to_py_err, Connection, Options, Upload};
+use crate::runtime::{engine, Engine};
+use crate::upload;
+
+/// pyo3-async-runtimes on the engine's runtime (rather than a second one of its own): the same
+/// threads and connection pools as the sync API, and a fresh runtime after fork.
+struct EngineRuntime;
+
+tokio::task_local! {
+    static TASK_LOCALS: OnceCell<TaskLocals>;
+}
+
+/// The engine of this process. Every function below has called `engine()` successfully before
+/// anything is spawned, so it exists here.
+fn current_engine() -> Arc<Engine> {
+    engine().expect("the engine was created by the call that spawns on it")
+}
+
+impl generic::Runtime for EngineRuntime {
+    type JoinError = tokio::task::JoinError;
+    type JoinHandle = tokio::task::JoinHandle<()>;
+
+    fn spawn<F>(fut: F) -> Self::JoinHandle
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        current_engine().runtime.spawn(fut)
+    }
+
+    fn spawn_blocking<F>(f: F) -> Self::JoinHandle
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        current_engine().runtime.spawn_blocking(f)
+    }
+}
+
+impl ContextExt for EngineRuntime {
+    fn scope<F, R>(locals: TaskLocals, fut: F) -> Pin<Box<dyn Future<Output = R> + Send>>
+    where
+        F: Future<Output = R> + Send + 'static,
+    {
+        let cell = OnceCell::new();
+        let _ = cell.set(locals);
+        Box::pin(TASK_LOCALS.scope(cell, fut))
+    }
+
+    fn get_task_locals() -> Option<TaskLocals> {
+        TASK_LOCALS
+            .try_with(|cell| cell.get().cloned())
+            .unwrap_or_default()
+    }
+}
+
+/// One asyncio transfer's progress counter and cancellation.
+#[pyclass(frozen, module = "s3turbo._core")]
+pub struct Transfer {
+    progress: Arc<Progress>,
+    cancel: CancellationToken,
+}
+
+#[pymethods]
+impl Transfer {
+    #[new]
+    fn new() -> Self {
+        Self {
+            progress: Progress::new(),
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    /// Bytes transferred so far (less those of attempts that were retried).
+    fn transferred(&self) -> i64 {
+        self.progress.transferred()
+    }
+
+    /// Stops the transfer; the engine still cleans up, and then its awaitable raises.
+    fn cancel(&self) {
+        self.cancel.cancel();
+    }
+}
+
+/// Runs `transfer` as a task of its own on the engine and returns an awaitable of its result.
+/// If the awaitable is dropped (its asyncio future cancelled), the transfer is cancelled and
+/// still cleans up in its task.
+fn spawn_transfer<'py, T, F, Fut>(
+    py: Python<'py>,
+    connection: &Connection,
+    handle: &Transfer,
+    transfer: F,
+) -> PyResult<Bound<'py, PyAny>>
+where
+    F: FnOnce(aws_sdk_s3::Client, String, Arc<Progress>, CancellationToken) -> Fut,
+    Fut: Future<Output = Result<T, TransferError>> + Send + 'static,
+    T: for<'a> IntoPyObject<'a> + Send + 'static,
+{
+    let engine = engine().map_err(|e| PyRuntimeError::new_err(format!("s3turbo engine: {e}")))?;
+    let client = engine
+        .clients
+        .get(&connection.settings)
+        .map_err(to_py_err)?;
+    let endpoint = connection.settings.endpoint_label();
+    let task = engine.runtime.spawn(transfer(
+        client,
+        endpoint,
+        handle.progress.clone(),
+        handle.cancel.clone(),
+    ));
+    let cancel_if_dropped = handle.cancel.clone().drop_guard();
+    generic::future_into_py::<EngineRuntime, _, T>(py, async move {
+        let outcome = task.await;
+        cancel_if_dropped.disarm();
+        match outcome {
+            Ok(result) => result.map_err(to_py_err),
+            Err(_) => Err(PyRuntimeError::new_err(
+                "s3turbo: the transfer task panicked (a bug: please report it)",
+            )),
+        }
+    })
+}
+
+#[pyfunction]
+#[pyo3(signature = (connection, options, upload, filename, transfer))]
+fn upload_file_async<'py>(
+    py: Python<'py>,
+    connection: &Connection,
+    options: &Options,
+    upload: &Upload,
+    filename: PathBuf,
+    transfer: &Transfer,
+) -> PyResult<Bound<'py, PyAny>> {
+    let request = upload.request(options);
+    spawn_transfer(
+        py,
+        connection,
+        transfer,
+        |client, endpoint, progress, cancel| async move {
+            upload::upload_file(&client, &endpoint, request, filename, progress, cancel).await
+        },
+    )
+}
+
+#[pyfunction]
+#[pyo3(signature = (connection, options, bucket, key, filename, extra_args, transfer))]
+#[allow(clippy::too_many_arguments)]
+fn download_file_async<'py>(
+    py: Python<'py>,
+    connection: &Connection,
+    options: &Options,
+    bucket: String,
+    key: String,
+    filename: PathBuf,
+    extra_args: HashMap<String, String>,
+    transfer: &Transfer,
+) -> PyResult<Bound<'py, PyAny>> {
+    let request = download_request(bucket, key, filename, &extra_args, options, connection);
+    spawn_transfer(
+        py,
+        connection,
+        transfer,
+        |client, endpoint, progress, cancel| async move {
+            download::download_file(&client, &endpoint, request, progress, cancel).await
+        },
+    )
+}
+
+/// The blocks of a stream on their way to `upload_stream_async`'s engine.
+#[pyclass(frozen, module = "s3turbo._core")]
+pub struct BlockSender {
+    sender: Mutex<Option<mpsc::Sender<Bytes>>>,
+    block_size: usize,
+}
+
+#[pymethods]
+impl BlockSender {
+    /// The size of the blocks the engine takes (all of them but the last).
+    #[getter]
+    fn block_size(&self) -> usize {
+        self.block_size
+    }
+
+    /// An awaitable that hands `block` to the engine once it has room for it: True, or False
+    /// if the engine stopped taking blocks (the transfer failed; its awaitable says why).
+    fn send<'py>(&self, py: Python<'py>, block: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+        let sender = self
+            .sender
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let block = Bytes::copy_from_slice(block);
+        generic::future_into_py::<EngineRuntime, _, bool>(py, async move {
+            Ok(match sender {
+                Some(sender) => sender.send(block).await.is_ok(),
+                None => false,
+            })
+        })
+    }
+
+    /// The end of the stream.
+    fn close(&self) {
+        self.sender.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+}
+
+/// Uploads a stream whose blocks the caller sends through the returned `BlockSender`; returns
+/// `(awaitable, sender)`.
+#[pyfunction]
+#[pyo3(signature = (connection, options, upload, transfer))]
+fn upload_stream_async<'py>(
+    py: Python<'py>,
+    connection: &Connection,
+    options: &Options,
+    upload: &Upload,
+    transfer: &Transfer,
+) -> PyResult<(Bound<'py, PyAny>, BlockSender)> {
+    let request = upload.request(options);
+    // One block waits while the engine uploads others: reading stays just ahead, as in the
+    // sync API.
+    let (sender, blocks) = mpsc::channel::<Bytes>(1);
+    let awaitable = spawn_transfer(
+        py,
+        connection,
+        transfer,
+        |client, endpoint, progress, cancel| async move {
+            upload::upload_stream(&client, &endpoint, request, blocks, || {}, progress, cancel)
+                .await
+        },
+    )?;
+    let sender = BlockSender {
+        sender: Mutex::new(Some(sender)),
+        block_size: plan::stream_part_size(options.options.multipart_chunksize) as usize,
+    };
+    Ok((awaitable, sender))
+}
+
+/// The object's bytes, in order, from `download_stream_async`'s engine.
+#[pyclass(frozen, module = "s3turbo._core")]
+pub struct ChunkReceiver {
+    queue: Arc<ChunkQueue>,
+    ready: Arc<Notify>,
+    finished: Arc<AtomicBool>,
+}
+
+#[pymethods]
+impl ChunkReceiver {
+    /// An awaitable of the next chunk, or None after the last one (or when the transfer
+    /// stopped; its awaitable says why).
+    fn next<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let (queue, ready, finished) = (
+            self.queue.clone(),
+            self.ready.clone(),
+            self.finished.clone(),
+        );
+        generic::future_into_py::<EngineRuntime, _, Option<Py<PyBytes>>>(py, async move {
+            loop {
+                // `finished` is read before popping: a chunk queued before the end is never
+                // missed. notify_one keeps a wake-up that comes between the checks and the wait.
+                let done = finished.load(Ordering::Acquire);
+                if let Some(chunk) = queue.pop() {
+                    return Ok(Some(Python::attach(|py| PyBytes::new(py, &chunk).unbind())));
+                }
+                if done {
+                    return Ok(None);
+                }
+                ready.notified().await;
+            }
+        })
+    }
+}
+
+/// Downloads an object whose bytes the caller takes, in order, from the returned
+/// `ChunkReceiver`; returns `(awaitable, receiver)`.
+#[pyfunction]
+#[pyo3(signature = (connection, options, bucket, key, extra_args, transfer))]
+#[allow(clippy::too_many_arguments)]
+fn download_stream_async<'py>(
+    py: Python<'py>,
+    connection: &Connection,
+    options: &Options,
+    bucket: String,
+    key: String,
+    extra_args: HashMap<String, String>,
+    transfer: &Transfer,
+) -> PyResult<(Bound<'py, PyAny>, ChunkReceiver)> {
+    let request = download_request(
+        bucket,
+        key,
+        PathBuf::new(),
+        &extra_args,
+        options,
+        connection,
+    );
+    // Two parts may wait for the writer, as in the sync API.
+    let queue = ChunkQueue::new(2);
+    let ready = Arc::new(Notify::new());
+    let finished = Arc::new(AtomicBool::new(false));
+    let receiver = ChunkReceiver {
+        queue: queue.clone(),
+        ready: ready.clone(),
+        finished: finished.clone(),
+    };
+    let awaitable = spawn_transfer(
+        py,
+        connection,
+        transfer,
+        |client, endpoint, progress, cancel| async move {
+            let wake = ready.clone();
+            let result = download::download_to_queue(
+                &client,
+                &endpoint,
+                request,
+                queue,
+                move || wake.notify_one(),
+                progress,
+                cancel,
+            )
+            .await;
+            finished.store(true, Ordering::Release);
+            ready.notify_one();
+            result
+        },
+    )?;
+    Ok((awaitable, receiver))
+}
+
+pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_class::<Transfer>()?;
+    module.add_class::<BlockSender>()?;
+    module.add_class::<ChunkReceiver>()?;
+    module.add_function(wrap_pyfunction!(upload_file_async, module)?)?;
+    module.add_function(wrap_pyfunction!(download_file_async, module)?)?;
+    module.add_function(wrap_pyfunction!(upload_stream_async, module)?)?;
+    module.add_function(wrap_pyfunction!(download_stream_async, module)?)?;
+    Ok(())
+}

@@ -1,0 +1,241 @@
+"""s3turbo.aio: the transfers as coroutines on the same engine; callbacks on the loop, a loop
+that never stalls, clean cancellation, async file objects, the sync API's exceptions."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import threading
+import time
+
+import pytest
+from boto3.exceptions import S3UploadFailedError
+from botocore.exceptions import ClientError
+from helpers import MIB, THRESHOLD, Callbacks, listing, sha256_file, write_random
+
+import s3turbo
+from faultproxy import FaultProxy
+
+MULTIPART = s3turbo.TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
+
+
+def aio_client(server, **overrides) -> s3turbo.aio.AsyncClient:
+    return s3turbo.aio.client("s3", **server.client_kwargs(**overrides))
+
+
+class AsyncBytes:
+    """A file object whose read and write are coroutines, as aiofiles' are."""
+
+    def __init__(self, data: bytes = b""):
+        self.buffer = io.BytesIO(data)
+
+    async def read(self, size: int = -1) -> bytes:
+        await asyncio.sleep(0)
+        return self.buffer.read(size)
+
+    async def write(self, data: bytes) -> int:
+        await asyncio.sleep(0)
+        return self.buffer.write(data)
+
+
+def test_gather_twenty_uploads_and_twenty_downloads(server, bucket, tmp_path):
+    sources = [
+        write_random(tmp_path / f"source-{i}.bin", (THRESHOLD + 1) if i % 5 == 0 else 1000 * i)
+        for i in range(20)
+    ]
+
+    async def main():
+        async with aio_client(server) as s3:
+            await asyncio.gather(
+                *(s3.upload_file(str(path), bucket, f"k/{path.name}") for path in sources)
+            )
+            await asyncio.gather(
+                *(
+                    s3.download_file(bucket, f"k/{path.name}", str(tmp_path / f"out-{path.name}"))
+                    for path in sources
+                )
+            )
+            listed = await s3.list_objects_v2(Bucket=bucket)
+        return listed["KeyCount"]
+
+    assert asyncio.run(main()) == 20
+    for path in sources:
+        assert sha256_file(tmp_path / f"out-{path.name}") == sha256_file(path)
+
+
+def test_the_loop_never_stalls_and_callbacks_run_on_it(s3s_fs, tmp_path):
+    """A ticker measures the longest gap between its wake-ups while 48 MiB go up and down."""
+    bucket = s3s_fs.new_bucket()
+    source = write_random(tmp_path / "source.bin", 48 * MIB)
+    callbacks = Callbacks()
+
+    async def main():
+        gaps = []
+        stop = asyncio.Event()
+
+        async def ticker():
+            last = time.monotonic()
+            while not stop.is_set():
+                await asyncio.sleep(0.005)
+                now = time.monotonic()
+                gaps.append(now - last)
+                last = now
+
+        ticking = asyncio.create_task(ticker())
+        async with aio_client(s3s_fs) as s3:
+            await s3.upload_file(str(source), bucket, "k", Callback=callbacks, Config=MULTIPART)
+            sink = io.BytesIO()
+            await s3.download_fileobj(bucket, "k", sink, Config=MULTIPART)
+        stop.set()
+        await ticking
+        return max(gaps), sink.getvalue()
+
+    longest_gap, downloaded = asyncio.run(main())
+    assert longest_gap < 0.2, longest_gap  # generous: the machine is shared
+    assert downloaded == source.read_bytes()
+    assert callbacks.total == 48 * MIB
+    assert callbacks.threads == {threading.get_ident()}
+
+
+def test_async_and_sync_file_objects(server, bucket):
+    data = bytes(range(256)) * (40 * 1024)  # 10 MiB: a multipart upload
+    aiofile = AsyncBytes(data)
+
+    async def main():
+        async with aio_client(server) as s3:
+            await s3.upload_fileobj(aiofile, bucket, "async", Config=MULTIPART)
+            await s3.upload_fileobj(io.BytesIO(b"small and sync"), bucket, "sync")
+            sink = AsyncBytes()
+            await s3.download_fileobj(bucket, "async", sink, Config=MULTIPART)
+            plain = io.BytesIO()
+            await s3.download_fileobj(bucket, "sync", plain)
+            return sink.buffer.getvalue(), plain.getvalue()
+
+    downloaded, small = asyncio.run(main())
+    assert downloaded == data and small == b"small and sync"
+    head = server.boto3_client().head_object(Bucket=bucket, Key="async")
+    assert head["ContentLength"] == len(data) and head["ETag"].endswith('-2"')
+
+
+def test_errors_are_the_sync_apis(moto, tmp_path):
+    bucket = moto.new_bucket()
+    source = write_random(tmp_path / "source.bin", 100)
+
+    async def main():
+        async with aio_client(moto) as s3:
+            with pytest.raises(ClientError) as missing:
+                await s3.download_file(bucket, "missing", str(tmp_path / "out"))
+            assert missing.value.response["Error"]["Code"] == "404"
+            with pytest.raises(S3UploadFailedError, match="NoSuchBucket"):
+                await s3.upload_file(str(source), "no-such-bucket-here", "k")
+            with pytest.raises(s3.exceptions.NoSuchBucket):
+                await s3.upload_fileobj(io.BytesIO(b"x"), "no-such-bucket-here", "k")
+            with pytest.raises(FileNotFoundError):
+                await s3.upload_file(str(tmp_path / "missing"), bucket, "k")
+            with pytest.raises(ValueError, match="Fileobj must implement read"):
+                await s3.upload_fileobj(object(), bucket, "k")
+            with pytest.raises(ValueError, match="Invalid extra_args key"):
+                await s3.upload_file(str(source), bucket, "k", ExtraArgs={"Nope": 1})
+
+    asyncio.run(main())
+    assert listing(tmp_path) == ["source.bin"]
+
+
+class Stop(Exception):
+    pass
+
+
+def test_callback_exception_aborts_the_multipart_upload(moto, tmp_path):
+    bucket = moto.new_bucket()
+    source = write_random(tmp_path / "source.bin", 24 * MIB)
+    raised = Stop("enough")
+
+    def callback(increment):
+        raise raised
+
+    async def main():
+        async with aio_client(moto) as s3:
+            with pytest.raises(Stop) as caught:
+                await s3.upload_file(str(source), bucket, "k", Callback=callback, Config=MULTIPART)
+            return caught.value
+
+    assert asyncio.run(main()) is raised
+    boto = moto.boto3_client()
+    assert boto.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert boto.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+
+@pytest.fixture
+def slow_proxy(server):
+    """The server behind a proxy that moves 4 MiB/s: transfers of a few MiB take seconds."""
+    with FaultProxy(server.endpoint_url) as proxy:
+        proxy.bytes_per_second = 4 * MIB
+        yield proxy
+
+
+def cancel_after_first_progress(coroutine_factory):
+    """Runs the transfer as a task, cancels it at its first progress; returns how long the
+    cancelled task took to end."""
+
+    async def main():
+        started = asyncio.Event()
+        task = asyncio.create_task(coroutine_factory(lambda increment: started.set()))
+        await asyncio.wait_for(started.wait(), timeout=30)
+        cancelled_at = time.monotonic()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return time.monotonic() - cancelled_at
+
+    return asyncio.run(main())
+
+
+def test_cancelled_download_leaves_nothing(server, bucket, slow_proxy, tmp_path):
+    source = write_random(tmp_path / "source.bin", 16 * MIB)
+    server.boto3_client().upload_file(str(source), bucket, "k")
+    out = tmp_path / "out"
+    out.mkdir()
+    destination = out / "precious.bin"
+    destination.write_bytes(b"keep me")
+    s3 = aio_client(server, endpoint_url=slow_proxy.endpoint_url)
+
+    elapsed = cancel_after_first_progress(
+        lambda callback: s3.download_file(
+            bucket, "k", str(destination), Callback=callback, Config=MULTIPART
+        )
+    )
+    assert elapsed < 2
+    assert destination.read_bytes() == b"keep me"
+    assert listing(out) == ["precious.bin"]
+
+
+def test_cancelled_multipart_upload_is_aborted(moto, slow_proxy, tmp_path):
+    bucket = moto.new_bucket()
+    source = write_random(tmp_path / "source.bin", 16 * MIB)
+    s3 = aio_client(moto, endpoint_url=slow_proxy.endpoint_url)
+
+    elapsed = cancel_after_first_progress(
+        lambda callback: s3.upload_file(
+            str(source), bucket, "k", Callback=callback, Config=MULTIPART
+        )
+    )
+    assert elapsed < 2
+    boto = moto.boto3_client()
+    assert boto.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert boto.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+
+def test_boto3_serves_what_the_engine_cannot(s3s_fs, tmp_path, monkeypatch):
+    """With S3TURBO_DISABLE the coroutines run boto3's transfers in a worker thread: the same
+    results, async file objects included."""
+    bucket = s3s_fs.new_bucket()
+    monkeypatch.setenv("S3TURBO_DISABLE", "1")
+
+    async def main():
+        async with aio_client(s3s_fs) as s3:
+            await s3.upload_fileobj(AsyncBytes(b"through boto3"), bucket, "k")
+            sink = AsyncBytes()
+            await s3.download_fileobj(bucket, "k", sink)
+            return sink.buffer.getvalue()
+
+    assert asyncio.run(main()) == b"through boto3"
