@@ -91,6 +91,7 @@ pub async fn download_file(
         result = fetch_all => result?,
         _ = cancel.cancelled() => return Err(TransferError::Cancelled),
     };
+    progress.until_reported(&cancel).await?;
     temp.persist(&request.path)
 }
 

@@ -4,23 +4,62 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::errors::TransferError;
 
 /// Bytes moved so far. It goes down when an attempt that had counted bytes is retried, so that
 /// the increments reported to the callback always add up to the bytes finally transferred.
-#[derive(Debug, Default)]
+///
+/// With an observer (a Python callback), a transfer waits at its commit point (completing the
+/// multipart upload, renaming the downloaded file into place) until the observer has reported
+/// everything counted so far: a callback that raises on the last bytes still stops the
+/// transfer before anything becomes visible, as in boto3.
+#[derive(Default)]
 pub struct Progress {
     transferred: AtomicI64,
+    observer: Option<Observer>,
+}
+
+struct Observer {
+    /// How many times the observer has reported; a commit waits for one more than it saw.
+    reports: AtomicU64,
+    reported: Notify,
+    /// Asks the observer to report now.
+    wake: Box<dyn Fn() + Send + Sync>,
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Progress")
+            .field("transferred", &self.transferred())
+            .field("observed", &self.observer.is_some())
+            .finish()
+    }
 }
 
 impl Progress {
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
+    }
+
+    /// Progress that an observer reports: `wake` asks it to, `reported` says it did.
+    pub fn observed(wake: impl Fn() + Send + Sync + 'static) -> Arc<Self> {
+        Arc::new(Self {
+            transferred: AtomicI64::new(0),
+            observer: Some(Observer {
+                reports: AtomicU64::new(0),
+                reported: Notify::new(),
+                wake: Box::new(wake),
+            }),
+        })
     }
 
     pub fn add(&self, bytes: i64) {
@@ -29,6 +68,37 @@ impl Progress {
 
     pub fn transferred(&self) -> i64 {
         self.transferred.load(Ordering::Relaxed)
+    }
+
+    /// The observer has reported everything it read from `transferred`.
+    pub fn reported(&self) {
+        if let Some(observer) = &self.observer {
+            observer.reports.fetch_add(1, Ordering::AcqRel);
+            observer.reported.notify_waiters();
+        }
+    }
+
+    /// Waits until the observer has reported the bytes counted so far (at once without one),
+    /// or the transfer is cancelled (the observer's callback raised, or Ctrl-C).
+    pub async fn until_reported(&self, cancel: &CancellationToken) -> Result<(), TransferError> {
+        let Some(observer) = &self.observer else {
+            return Ok(());
+        };
+        let asked = observer.reports.load(Ordering::Acquire);
+        loop {
+            let reported = observer.reported.notified();
+            tokio::pin!(reported);
+            // Registered before the check, so a report between the check and the wait wakes it.
+            reported.as_mut().enable();
+            if observer.reports.load(Ordering::Acquire) > asked {
+                return Ok(());
+            }
+            (observer.wake)();
+            tokio::select! {
+                _ = reported => {}
+                _ = cancel.cancelled() => return Err(TransferError::Cancelled),
+            }
+        }
     }
 }
 
@@ -131,6 +201,43 @@ impl http_body::Body for CountingBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_commit_waits_for_the_observer_to_report() {
+        let asked = Arc::new(AtomicU64::new(0));
+        let counter = asked.clone();
+        let progress = Progress::observed(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+        progress.add(10);
+        let cancel = CancellationToken::new();
+        let waiting = tokio::time::timeout(
+            std::time::Duration::from_millis(20),
+            progress.until_reported(&cancel),
+        );
+        assert!(waiting.await.is_err(), "no report yet: still waiting");
+        assert!(
+            asked.load(Ordering::SeqCst) >= 1,
+            "the observer was asked to report"
+        );
+
+        let observer = progress.clone();
+        let report = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            observer.reported();
+        });
+        progress.until_reported(&cancel).await.expect("reported");
+        report.await.expect("reporter");
+
+        cancel.cancel();
+        let stopped = progress.until_reported(&cancel).await;
+        assert!(matches!(stopped, Err(TransferError::Cancelled)));
+        let unobserved = Progress::new();
+        unobserved
+            .until_reported(&cancel)
+            .await
+            .expect("nothing to wait for");
+    }
 
     #[test]
     fn a_retried_attempt_is_taken_back() {

@@ -546,10 +546,17 @@ where
 {
     let engine = engine().map_err(|e| PyRuntimeError::new_err(format!("s3turbo engine: {e}")))?;
     let client = engine.clients.get(settings).map_err(to_py_err)?;
-    let progress = Progress::new();
     let cancel = CancellationToken::new();
     let done = Completion::new();
     let poke = done.clone();
+    let progress = match &callback {
+        // The engine waits for the callback to see the last bytes before it commits.
+        Some(_) => {
+            let ask = done.clone();
+            Progress::observed(move || ask.poke())
+        }
+        None => Progress::new(),
+    };
     let future = transfer(TaskContext {
         client,
         endpoint: settings.endpoint_label(),
@@ -575,6 +582,7 @@ where
             reported = transferred;
             callback.call1((increment,))?;
         }
+        progress.reported();
         Ok(())
     };
     let stop = |error: PyErr| -> PyResult<T> {

@@ -352,7 +352,10 @@ impl Target<'_> {
         let completed = match uploaded {
             Ok(mut parts) => {
                 parts.sort_by_key(|part| part.part_number);
-                self.complete(upload_id, parts).await
+                match progress.until_reported(cancel).await {
+                    Ok(()) => self.complete(upload_id, parts).await,
+                    Err(cancelled) => Err(cancelled),
+                }
             }
             Err(e) => Err(e),
         };

@@ -299,15 +299,6 @@ CONFIG_CRASH = (AttributeError,)
 # attribute 'copy'); s3turbo says "ExtraArgs must be a dict" (ValueError for an iterable, as
 # s3transfer's key check gives for downloads, TypeError otherwise).
 EXTRA_ARGS_CRASH = (AttributeError,)
-DOWNLOAD_CALLBACK_BUG = (
-    "bug (src/python.rs run_transfer): progress is handed to Callback only at the 50 ms polls, "
-    "and after the task has finished; a transfer shorter than a poll has already renamed the "
-    "temporary file over the destination when Callback raises, so download_file raises but "
-    "leaves the destination written (boto3 calls Callback while writing the temporary file "
-    "and leaves nothing). Same root cause: a fast multipart upload_file whose Callback raises "
-    "is completed, not aborted."
-)
-
 CASES = [
     # upload_file: Filename
     Case(
@@ -544,7 +535,6 @@ CASES = [
         "download_file-Callback-str",
         lambda c, r: download(c, r, Callback="x"),
         TypeError,
-        xfail=DOWNLOAD_CALLBACK_BUG,
     ),
     Case(
         "download_file-Config-str", lambda c, r: download(c, r, Config="x"), TypeError, CONFIG_CRASH

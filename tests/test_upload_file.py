@@ -9,7 +9,16 @@ import zlib
 import pytest
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
-from helpers import MIB, SIZES, THRESHOLD, Callbacks, sha256_file, sha256_object, write_random
+from helpers import (
+    MIB,
+    SIZES,
+    THRESHOLD,
+    Callbacks,
+    listing,
+    sha256_file,
+    sha256_object,
+    write_random,
+)
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -148,6 +157,41 @@ def test_callback_exception_aborts_the_multipart_upload(moto, tmp_path):
     boto = moto.boto3_client()
     assert boto.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     assert boto.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+
+def test_callback_raising_on_the_last_bytes_still_aborts(server, bucket, tmp_path):
+    """The engine waits for the callback to see every byte before it completes the multipart
+    upload or renames a download into place: raising on the last increment leaves nothing, as
+    with boto3, however fast the transfer."""
+    boto = server.boto3_client()
+    source = write_random(tmp_path / "source.bin", 10 * MIB)
+    boto.upload_file(str(source), bucket, "existing")
+    config = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
+
+    class Stop(Exception):
+        pass
+
+    def raise_at_the_end():
+        seen = []
+
+        def callback(increment):
+            seen.append(increment)
+            if sum(seen) == 10 * MIB:
+                raise Stop("the last bytes")
+
+        return callback
+
+    client = server.s3turbo_client()
+    with pytest.raises(Stop):
+        client.upload_file(str(source), bucket, "k", Callback=raise_at_the_end(), Config=config)
+    with pytest.raises(Stop):
+        client.download_file(
+            bucket, "existing", str(tmp_path / "out.bin"), Callback=raise_at_the_end()
+        )
+    assert [o["Key"] for o in boto.list_objects_v2(Bucket=bucket)["Contents"]] == ["existing"]
+    if server.name == "moto":  # s3s-fs has no ListMultipartUploads
+        assert boto.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert listing(tmp_path) == ["source.bin"]
 
 
 @pytest.mark.parametrize("size", [1000, THRESHOLD + 1])
