@@ -747,16 +747,6 @@ def presigners(s3s_fs) -> dict[str, Any]:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug (python/s3turbo/_patch.py): patch() adds generate_presigned_url in boto3's "
-        "'creating-client-class.s3' handler, but botocore's own 'creating-client-class' handler "
-        "(botocore.signers.add_generate_presigned_url) runs after it and puts botocore's back: "
-        "patched clients presign with boto3, not the engine (and so keep boto3's crashes on "
-        "Params='x', HttpMethod=42, Metadata={'a': 1})"
-    ),
-)
 def test_patched_client_presigns_with_the_engine(s3s_fs):
     s3turbo.patch()
     try:

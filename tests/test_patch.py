@@ -6,6 +6,7 @@ import io
 
 import boto3
 import boto3.s3.inject
+import botocore.signers
 import pytest
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
@@ -229,3 +230,29 @@ def test_user_event_handlers_keep_seeing_their_requests(s3s_fs, tmp_path, engine
     finally:
         s3turbo.unpatch()
     assert sha256_file(tmp_path / "out.bin") == sha256_file(source)
+
+
+def test_patched_clients_presign_on_the_engine(monkeypatch):
+    """After patch(), S3 clients presign on the engine (the URL is botocore's s3v4 one); other
+    services' clients keep botocore's; unpatch() restores botocore's for new clients."""
+    signed = []
+    original = s3turbo._core.presign_url
+    monkeypatch.setattr(
+        s3turbo._core, "presign_url", lambda *a, **k: signed.append(1) or original(*a, **k)
+    )
+    kwargs = {"region_name": "eu-west-1", "aws_access_key_id": "a", "aws_secret_access_key": "b"}
+    params = {"Bucket": "bkt", "Key": "k"}
+    s3turbo.patch()
+    try:
+        patched = boto3.client("s3", **kwargs)
+        url = patched.generate_presigned_url("get_object", Params=params)
+        sts = boto3.client("sts", **kwargs)
+        sts_url = sts.generate_presigned_url("get_caller_identity")
+    finally:
+        s3turbo.unpatch()
+    assert signed == [1]
+    assert "X-Amz-Signature=" in url and "Action=GetCallerIdentity" in sts_url
+    plain = boto3.client("s3", **kwargs)
+    assert type(plain).generate_presigned_url is botocore.signers.generate_presigned_url
+    plain.generate_presigned_url("get_object", Params=params)
+    assert signed == [1]

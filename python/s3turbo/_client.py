@@ -15,7 +15,7 @@ import boto3
 # boto3's own implementations, called for what the engine does not serve. They are module
 # functions, not the client's methods: after s3turbo.patch() those are the engine's.
 import boto3.s3.inject as boto3_transfers
-import botocore.signers as boto3_presign
+import botocore.signers
 from boto3.exceptions import RetriesExceededError, S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
@@ -26,6 +26,9 @@ from . import _core, _directory, _settings
 from ._presign import Presigner
 
 logger = logging.getLogger("s3turbo")
+
+# botocore's own, kept before s3turbo.patch() can put the engine's in its place.
+botocore_generate_presigned_url = botocore.signers.generate_presigned_url
 
 
 def client(*args: Any, **kwargs: Any) -> Client:
@@ -326,7 +329,7 @@ class Client:
             url = self._presigner.url(ClientMethod, Params, ExpiresIn, HttpMethod)
             if url is not None:
                 return url
-        return boto3_presign.generate_presigned_url(
+        return botocore_generate_presigned_url(
             self._client, ClientMethod, Params=Params, ExpiresIn=ExpiresIn, HttpMethod=HttpMethod
         )
 

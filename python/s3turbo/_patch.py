@@ -6,7 +6,12 @@ botocore's `creating-client-class.s3` event that it looks up by name
 (`boto3.s3.inject.inject_s3_transfer_methods`) every time. patch() puts a handler in its place
 that calls boto3's and then adds the engine's methods over them; unpatch() puts boto3's back.
 Every session, the default one included, goes through that one name, so one swap covers them
-all, and there is nothing else to undo.
+all.
+
+generate_presigned_url is added later, by botocore's own handler for every client class, which
+looks up `botocore.signers.generate_presigned_url` by name the same way: patch() puts there a
+function that serves S3 clients on the engine and the others with botocore's; unpatch() puts
+botocore's back. There is nothing else to undo.
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ import threading
 from typing import Any
 
 import boto3.s3.inject
+import botocore.signers
 
-from ._client import Client
+from ._client import Client, botocore_generate_presigned_url
 
 _lock = threading.Lock()
 _boto3_inject = None  # boto3's handler while patched
@@ -47,6 +53,8 @@ def download_fileobj(self, Bucket, Key, Fileobj, ExtraArgs=None, Callback=None, 
 
 
 def generate_presigned_url(self, ClientMethod, Params=None, ExpiresIn=3600, HttpMethod=None):
+    if self.meta.service_model.service_name != "s3":
+        return botocore_generate_presigned_url(self, ClientMethod, Params, ExpiresIn, HttpMethod)
     return _engine(self).generate_presigned_url(ClientMethod, Params, ExpiresIn, HttpMethod)
 
 
@@ -67,9 +75,8 @@ _ENGINE_METHODS = {
     "download_file": download_file,
     "upload_fileobj": upload_fileobj,
     "download_fileobj": download_fileobj,
-    "generate_presigned_url": generate_presigned_url,
 }
-for _name, _method in _ENGINE_METHODS.items():
+for _name, _method in {**_ENGINE_METHODS, "generate_presigned_url": generate_presigned_url}.items():
     _method.__doc__ = getattr(Client, _name).__doc__
 
 
@@ -88,6 +95,7 @@ def patch() -> None:
         if _boto3_inject is None:
             _boto3_inject = boto3.s3.inject.inject_s3_transfer_methods
             boto3.s3.inject.inject_s3_transfer_methods = _inject_engine_methods
+            botocore.signers.generate_presigned_url = generate_presigned_url
 
 
 def unpatch() -> None:
@@ -96,6 +104,7 @@ def unpatch() -> None:
     with _lock:
         if _boto3_inject is not None:
             boto3.s3.inject.inject_s3_transfer_methods = _boto3_inject
+            botocore.signers.generate_presigned_url = botocore_generate_presigned_url
             _boto3_inject = None
 
 
