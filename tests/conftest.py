@@ -10,6 +10,7 @@ bucket on `server`; `proxy` is a fault-injecting proxy in front of `server`.
 from __future__ import annotations
 
 import shutil
+import signal
 import uuid
 from dataclasses import dataclass
 
@@ -107,3 +108,12 @@ def without_credentials(monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+
+
+@pytest.fixture
+def sigint_raises_keyboard_interrupt():
+    """Python's own SIGINT handler, even where the test run was started with SIGINT ignored (a
+    background job of a shell without job control), for the tests that send themselves one."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)

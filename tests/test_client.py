@@ -75,7 +75,9 @@ def test_session_token_is_sent(moto, tmp_path):
     assert sha256_file(tmp_path / "out.bin") == sha256_file(source)
 
 
-def test_ctrl_c_stops_a_multipart_upload_and_aborts_it(moto, tmp_path):
+def test_ctrl_c_stops_a_multipart_upload_and_aborts_it(
+    moto, tmp_path, sigint_raises_keyboard_interrupt
+):
     """SIGINT arriving while the engine works raises KeyboardInterrupt within about a second,
     after the multipart upload was aborted."""
     bucket = moto.new_bucket()

@@ -193,7 +193,9 @@ def test_callback_error_stops_a_download_promptly(slow_download, proxy, bucket, 
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to oneself is POSIX")
-def test_ctrl_c_stops_a_download_promptly(slow_download, proxy, bucket):
+def test_ctrl_c_stops_a_download_promptly(
+    slow_download, proxy, bucket, sigint_raises_keyboard_interrupt
+):
     client, destination = slow_download
     sent = {}
 
