@@ -10,11 +10,17 @@ The dir-* workloads are s3turbo's upload_directory / download_directory against 
 of one call per file.
 
     .venv/bin/python benchmarks/bench.py [--rounds N] [--big-mib N] [--small-files N]
+        [--workloads upload,download,...] [--latency-ms 20]
+
+With --latency-ms, a proxy in the harness delays the first byte of every response, standing
+for the first-byte latency of real S3: there the rate of small transfers depends on how many
+run at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import resource
@@ -27,12 +33,24 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from faultproxy import FaultProxy  # noqa: E402
 from servers import ACCESS_KEY, SECRET_KEY, start_s3s_fs, stop  # noqa: E402
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 BUCKET = "bench"
-ENGINES = ("boto3", "s3turbo")
+
+
+def _installed(module: str) -> bool:
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+# obstore (a Rust object store for Python, the closest peer) takes part when it is installed.
+ENGINES = ("boto3", "s3turbo", *(("obstore",) if _installed("obstore") else ()))
 WORKLOADS = (
     "upload",
     "download",
@@ -44,24 +62,81 @@ WORKLOADS = (
 )
 
 
-def make_client(engine: str, endpoint: str):
-    import boto3
-
-    import s3turbo
-
-    kwargs = {
+def client_kwargs(endpoint: str) -> dict:
+    return {
         "endpoint_url": endpoint,
         "region_name": "us-east-1",
         "aws_access_key_id": ACCESS_KEY,
         "aws_secret_access_key": SECRET_KEY,
     }
-    return (s3turbo.client if engine == "s3turbo" else boto3.client)("s3", **kwargs)
+
+
+class Boto3Like:
+    """boto3 and s3turbo: the same calls (s3turbo adds the directory methods)."""
+
+    def __init__(self, engine: str, endpoint: str):
+        import boto3
+
+        import s3turbo
+
+        make = s3turbo.client if engine == "s3turbo" else boto3.client
+        self.client = make("s3", **client_kwargs(endpoint))
+        self.has_directories = engine == "s3turbo"
+        self.client.head_bucket(Bucket=BUCKET)  # connections and imports warm
+
+    def upload(self, path: Path, key: str) -> None:
+        self.client.upload_file(str(path), BUCKET, key)
+
+    def download(self, key: str, path: Path) -> None:
+        self.client.download_file(BUCKET, key, str(path))
+
+    def upload_directory(self, directory: Path, prefix: str) -> None:
+        self.client.upload_directory(directory, BUCKET, prefix)
+
+    def download_directory(self, prefix: str, directory: Path) -> None:
+        self.client.download_directory(BUCKET, prefix, directory)
+
+    def presign(self, key: str) -> str:
+        params = {"Bucket": BUCKET, "Key": key}
+        return self.client.generate_presigned_url("get_object", Params=params)
+
+
+class Obstore:
+    """obstore's S3Store, used as its documentation shows: put a path, stream a get."""
+
+    has_directories = False
+
+    def __init__(self, endpoint: str):
+        import obstore
+        from obstore.store import S3Store
+
+        self.obstore = obstore
+        self.store = S3Store(
+            BUCKET,
+            endpoint=endpoint,
+            region="us-east-1",
+            access_key_id=ACCESS_KEY,
+            secret_access_key=SECRET_KEY,
+            virtual_hosted_style_request=False,
+            client_options={"allow_http": True},
+        )
+        self.obstore.head(self.store, "big.bin")  # connections and imports warm
+
+    def upload(self, path: Path, key: str) -> None:
+        self.obstore.put(self.store, key, path)
+
+    def download(self, key: str, path: Path) -> None:
+        with open(path, "wb") as out:
+            for chunk in self.obstore.get(self.store, key).stream(min_chunk_size=8 * MIB):
+                out.write(chunk)
+
+    def presign(self, key: str) -> str:
+        return self.obstore.sign(self.store, "GET", key, datetime.timedelta(hours=1))
 
 
 def measure(engine: str, workload: str, endpoint: str, workdir: Path, count: int) -> dict:
     """One measurement, in this (child) process. Returns what it moved and what it cost."""
-    client = make_client(engine, endpoint)
-    client.head_bucket(Bucket=BUCKET)  # connections and imports warm before the clock starts
+    client = Obstore(endpoint) if engine == "obstore" else Boto3Like(engine, endpoint)
     small = sorted((workdir / "small").iterdir())
     out = workdir / f"out-{engine}"
     out.mkdir(exist_ok=True)
@@ -69,29 +144,29 @@ def measure(engine: str, workload: str, endpoint: str, workdir: Path, count: int
     cpu = usage.ru_utime + usage.ru_stime
     start = time.perf_counter()
     if workload == "upload":
-        client.upload_file(str(workdir / "big.bin"), BUCKET, f"big-{engine}")
+        client.upload(workdir / "big.bin", f"big-{engine}")
         units, volume = 1, (workdir / "big.bin").stat().st_size
     elif workload == "download":
-        client.download_file(BUCKET, "big.bin", str(out / "big.bin"))
+        client.download("big.bin", out / "big.bin")
         units, volume = 1, (out / "big.bin").stat().st_size
     elif workload in ("small-upload", "dir-upload"):
         prefix = f"{workload}-{engine}"
-        if workload == "dir-upload" and engine == "s3turbo":
-            client.upload_directory(workdir / "small", BUCKET, prefix)
-        else:  # one call per file: boto3 has no directory API
+        if workload == "dir-upload" and client.has_directories:
+            client.upload_directory(workdir / "small", prefix)
+        else:  # one call per file: the others have no directory API
             for path in small:
-                client.upload_file(str(path), BUCKET, f"{prefix}/{path.name}")
+                client.upload(path, f"{prefix}/{path.name}")
         units, volume = len(small), sum(p.stat().st_size for p in small)
     elif workload in ("small-download", "dir-download"):
-        if workload == "dir-download" and engine == "s3turbo":
-            client.download_directory(BUCKET, "small", out)
+        if workload == "dir-download" and client.has_directories:
+            client.download_directory("small", out)
         else:
             for path in small:
-                client.download_file(BUCKET, f"small/{path.name}", str(out / path.name))
+                client.download(f"small/{path.name}", out / path.name)
         units, volume = len(small), sum(p.stat().st_size for p in small)
     else:
         for i in range(count):
-            client.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": f"k/{i}"})
+            client.presign(f"k/{i}")
         units, volume = count, 0
     elapsed = time.perf_counter() - start
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -113,7 +188,9 @@ def prepare(workdir: Path, endpoint: str, big_mib: int, small_files: int) -> Non
     (workdir / "small").mkdir()
     for i in range(small_files):
         (workdir / "small" / f"f{i:05d}.bin").write_bytes(os.urandom(16 * 1024))
-    client = make_client("boto3", endpoint)
+    import boto3
+
+    client = boto3.client("s3", **client_kwargs(endpoint))
     client.create_bucket(Bucket=BUCKET)
     client.upload_file(str(workdir / "big.bin"), BUCKET, "big.bin")
     for path in sorted((workdir / "small").iterdir()):
@@ -162,7 +239,7 @@ def report(results: dict[tuple[str, str], list[dict]]) -> None:
                 f"{row['rss']:8.0f} MiB{ratio:>9}{cpu_ratio:>8}{row['noise']:7.0%}"
             )
     print(
-        "\nrate x / CPU x: s3turbo over boto3 (medians). CPU s/GiB is of the client process only"
+        "\nrate x / CPU x: over boto3 (medians). CPU s/GiB is of the client process only"
         " (for presign: CPU s for the whole run). noise: spread of that engine's own rounds."
     )
 
@@ -174,15 +251,28 @@ def main() -> None:
     parser.add_argument("--small-files", type=int, default=1000)
     parser.add_argument("--presign-count", type=int, default=10_000)
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0,
+        help="delay each response's first byte by this much, through a proxy in this process "
+        "(20 stands for real S3's first-byte latency, where concurrency matters)",
+    )
     args = parser.parse_args()
     workloads = [w for w in args.workloads.split(",") if w]
     base = "/dev/shm" if os.path.isdir("/dev/shm") else None
     workdir = Path(tempfile.mkdtemp(prefix="s3turbo-bench-", dir=base))
     (workdir / "server").mkdir()
     process, endpoint = start_s3s_fs(workdir / "server")
+    latency = FaultProxy(endpoint) if args.latency_ms else None
     try:
         print(f"Preparing {args.big_mib} MiB and {args.small_files} x 16 KiB in {workdir} ...")
         prepare(workdir, endpoint, args.big_mib, args.small_files)
+        if latency is not None:
+            # The clients measured go through the proxy; its CPU is this process's, not theirs.
+            latency.delay = args.latency_ms / 1000
+            endpoint = latency.endpoint_url
+            print(f"Every response delayed by {args.latency_ms:g} ms (proxy at {endpoint})")
         results: dict[tuple[str, str], list[dict]] = {}
         for round_number in range(args.rounds):
             for workload in workloads:
@@ -193,6 +283,8 @@ def main() -> None:
             print(f"  round {round_number + 1} of {args.rounds} done", flush=True)
         report(results)
     finally:
+        if latency is not None:
+            latency.stop()
         stop(process)
         shutil.rmtree(workdir, ignore_errors=True)
 
