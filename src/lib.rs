@@ -3,6 +3,7 @@
 //! `python_async` (asyncio) are the pyo3 glue.
 
 mod batch;
+mod buffers;
 mod client;
 mod credentials;
 mod download;

@@ -21,6 +21,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::buffers::BufferPool;
 use crate::errors::TransferError;
 use crate::plan::{self, Part};
 use crate::progress::{AttemptCounter, CountingBody, Progress};
@@ -142,7 +143,8 @@ pub async fn upload_file(
         };
         let checksum = target.put_object_checksum_to_compute();
         let put = async {
-            let (data, checksum) = read_part(&file, &path, whole, checksum).await?;
+            let (data, checksum) =
+                read_part(&file, &path, whole, checksum, &BufferPool::new()).await?;
             target.put_object(data, checksum, &progress).await
         };
         return tokio::select! {
@@ -152,8 +154,16 @@ pub async fn upload_file(
     }
     let part_size = plan::upload_part_size(request.options.multipart_chunksize, size);
     let checksum = request.upload_part_checksum.clone();
-    let jobs = futures_util::stream::iter(plan::split(size, part_size))
-        .map(move |part| file_part(file.clone(), path.clone(), part, checksum.clone()));
+    let buffers = BufferPool::new();
+    let jobs = futures_util::stream::iter(plan::split(size, part_size)).map(move |part| {
+        file_part(
+            file.clone(),
+            path.clone(),
+            part,
+            checksum.clone(),
+            buffers.clone(),
+        )
+    });
     target.multipart(jobs, &progress, &cancel).await
 }
 
@@ -162,8 +172,9 @@ async fn file_part(
     path: PathBuf,
     part: Part,
     checksum: Option<ChecksumAlgorithm>,
+    buffers: Arc<BufferPool>,
 ) -> Result<PartData, TransferError> {
-    let (data, checksum) = read_part(&file, &path, part, checksum.as_ref()).await?;
+    let (data, checksum) = read_part(&file, &path, part, checksum.as_ref(), &buffers).await?;
     Ok(PartData {
         number: part.number,
         data,
@@ -481,16 +492,18 @@ async fn read_part(
     path: &Path,
     part: Part,
     checksum: Option<&ChecksumAlgorithm>,
+    buffers: &Arc<BufferPool>,
 ) -> Result<(Bytes, Option<String>), TransferError> {
     let file = file.clone();
+    let buffers = buffers.clone();
     let len = usize::try_from(part.len)
         .map_err(|_| TransferError::InvalidInput(format!("part of {} bytes", part.len)))?;
     let checksum = checksum.map(checksum_impl).transpose()?;
     let read = tokio::task::spawn_blocking(move || {
-        let mut buffer = vec![0u8; len];
-        file.read_exact_at(&mut buffer, part.offset)?;
-        let value = checksum.map(|checksum| checksum_value(checksum, &buffer));
-        Ok::<_, std::io::Error>((Bytes::from(buffer), value))
+        let mut buffer = buffers.take(len);
+        file.read_exact_at(buffer.as_mut(), part.offset)?;
+        let value = checksum.map(|checksum| checksum_value(checksum, buffer.as_ref()));
+        Ok::<_, std::io::Error>((Bytes::from_owner(buffer), value))
     })
     .await
     .map_err(|e| TransferError::Internal(format!("file reader failed: {e}")))?;
