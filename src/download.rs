@@ -1,5 +1,5 @@
-//! Downloads. To a local path: HeadObject for size and ETag, then ranged GETs with
-//! `If-Match: <ETag>` in parallel (so parts of two versions of an object are never mixed),
+//! Downloads. To a local path: a GET of the first range gives size and ETag (HeadObject only
+//! for an empty object), then ranged GETs of the rest with `If-Match: <ETag>` in parallel (so parts of two versions of an object are never mixed),
 //! written with positional writes into a temporary file beside the destination. The temporary
 //! file is renamed over the destination only on success, and removed on failure.
 
@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::types::{ChecksumMode, RequestPayer};
 use aws_sdk_s3::Client;
 use bytes::BytesMut;
@@ -71,19 +72,22 @@ pub async fn download_file(
     cancel: CancellationToken,
 ) -> Result<(), TransferError> {
     let fetcher = Fetcher::new(client, endpoint, &request);
-    let head = fetcher.head(&cancel).await?;
+    let opening = fetcher.open(&cancel).await?;
     let temp = TempFile::create(&request.path)?;
     temp.file
-        .set_len(head.size)
+        .set_len(opening.head.size)
         .map_err(|e| TransferError::io(&temp.path, e))?;
-    let parts = fetcher.parts(head.size);
+    let etag = opening.head.etag.clone();
     let concurrency = request.options.max_concurrency.max(1);
-    let (fetcher, temp_ref, progress) = (&fetcher, &temp, &progress);
-    let fetch_all = futures_util::stream::iter(parts)
-        .map(|part| {
+    let (fetcher, temp_ref, progress, etag) = (&fetcher, &temp, &progress, etag.as_deref());
+    let fetch_all = futures_util::stream::iter(fetcher.jobs(opening))
+        .map(|(part, response)| {
             let mut writer = FileRange::new(temp_ref, part);
-            let etag = head.etag.as_deref();
-            async move { fetcher.fetch_part(part, etag, progress, &mut writer).await }
+            async move {
+                fetcher
+                    .fetch_part(part, etag, response, progress, &mut writer)
+                    .await
+            }
         })
         .buffer_unordered(concurrency)
         .try_collect::<()>();
@@ -109,17 +113,17 @@ pub async fn download_to_queue(
     cancel: CancellationToken,
 ) -> Result<(), TransferError> {
     let fetcher = Fetcher::new(client, endpoint, &request);
-    let head = fetcher.head(&cancel).await?;
+    let opening = fetcher.open(&cancel).await?;
+    let etag = opening.head.etag.clone();
     let concurrency = request.options.max_concurrency.max(1);
-    let (fetcher_ref, progress) = (&fetcher, &progress);
-    let mut in_order = futures_util::stream::iter(fetcher.parts(head.size))
-        .map(|part| {
-            let etag = head.etag.as_deref();
+    let (fetcher_ref, progress, etag) = (&fetcher, &progress, etag.as_deref());
+    let mut in_order = futures_util::stream::iter(fetcher.jobs(opening))
+        .map(|(part, response)| {
             let fetcher = fetcher_ref;
             async move {
                 let mut buffer = MemoryRange::default();
                 fetcher
-                    .fetch_part(part, etag, progress, &mut buffer)
+                    .fetch_part(part, etag, response, progress, &mut buffer)
                     .await?;
                 Ok::<_, TransferError>(buffer.0.freeze())
             }
@@ -143,6 +147,14 @@ struct Head {
     etag: Option<String>,
 }
 
+/// What the first ranged GET told of the object, and its response to read the first part from
+/// (`None` for an empty object, which HeadObject described).
+struct Opening {
+    head: Head,
+    first: Part,
+    response: Option<GetObjectOutput>,
+}
+
 struct Fetcher<'a> {
     client: &'a Client,
     endpoint: &'a str,
@@ -156,6 +168,57 @@ impl<'a> Fetcher<'a> {
             endpoint,
             request,
         }
+    }
+
+    /// Learns the object's size and ETag from a GET of its first range rather than from a
+    /// HeadObject, as s3transfer does: one round trip fewer, and all of an object below the
+    /// multipart threshold in it. Its errors are reported as boto3 reports those of its
+    /// HeadObject (code "404", ...). An empty object has no first range (416): HeadObject.
+    async fn open(&self, cancel: &CancellationToken) -> Result<Opening, TransferError> {
+        let options = &self.request.options;
+        let first_len = options
+            .multipart_threshold
+            .max(options.multipart_chunksize)
+            .max(1);
+        let request = self.request;
+        let sent = tokio::select! {
+            sent = with_download_args!(self.client.get_object(), &request.args)
+                .bucket(&request.bucket)
+                .key(&request.key)
+                .range(format!("bytes=0-{}", first_len - 1))
+                .send() => sent,
+            _ = cancel.cancelled() => return Err(TransferError::Cancelled),
+        };
+        let response = match sent {
+            Ok(response) => response,
+            Err(e) => {
+                return match TransferError::from_sdk("HeadObject", self.endpoint, e) {
+                    TransferError::Service { status: 416, .. } => Ok(Opening {
+                        head: self.head(cancel).await?,
+                        first: Part {
+                            number: 1,
+                            offset: 0,
+                            len: 0,
+                        },
+                        response: None,
+                    }),
+                    error => Err(error),
+                }
+            }
+        };
+        let size = object_size(&response)?;
+        Ok(Opening {
+            head: Head {
+                size,
+                etag: response.e_tag.clone(),
+            },
+            first: Part {
+                number: 1,
+                offset: 0,
+                len: size.min(first_len),
+            },
+            response: Some(response),
+        })
     }
 
     async fn head(&self, cancel: &CancellationToken) -> Result<Head, TransferError> {
@@ -179,24 +242,44 @@ impl<'a> Fetcher<'a> {
         })
     }
 
-    /// One range below the multipart threshold, ranges of `multipart_chunksize` above it.
-    fn parts(&self, size: u64) -> Vec<Part> {
+    /// The ranges to fetch, the first with the response that has its bytes: after the first
+    /// range, the rest of an object below the multipart threshold as one range, of a larger
+    /// one in ranges of `multipart_chunksize`.
+    fn jobs(&self, opening: Opening) -> Vec<(Part, Option<GetObjectOutput>)> {
         let options = &self.request.options;
-        let part_size = if size < options.multipart_threshold {
-            size
-        } else {
-            options.multipart_chunksize
-        };
-        plan::split(size, part_size)
+        let (size, start) = (opening.head.size, opening.first.len);
+        let mut jobs = Vec::new();
+        if opening.response.is_some() {
+            jobs.push((opening.first, opening.response));
+        }
+        if size > start {
+            let rest = size - start;
+            let part_size = if size < options.multipart_threshold {
+                rest
+            } else {
+                options.multipart_chunksize
+            };
+            jobs.extend(plan::split(rest, part_size).into_iter().map(|part| {
+                let part = Part {
+                    number: part.number + 1,
+                    offset: part.offset + start,
+                    len: part.len,
+                };
+                (part, None)
+            }));
+        }
+        jobs
     }
 
     /// Fetches one range into `writer`, retrying a broken or timed-out response up to
     /// `num_download_attempts` times in all, as s3transfer does for errors the SDK's own
     /// retries do not cover (those in the middle of a body).
+    /// `response`, when given, is the first attempt's (the first range's GET, already sent).
     async fn fetch_part(
         &self,
         part: Part,
         etag: Option<&str>,
+        mut response: Option<GetObjectOutput>,
         progress: &Arc<Progress>,
         writer: &mut impl PartWriter,
     ) -> Result<(), TransferError> {
@@ -208,7 +291,7 @@ impl<'a> Fetcher<'a> {
             let generation = attempt.restart();
             writer.restart();
             match self
-                .fetch_part_once(part, etag, &attempt, generation, writer)
+                .fetch_part_once(part, etag, response.take(), &attempt, generation, writer)
                 .await
             {
                 Err(e) if e.is_retried_download_error() && tries < attempts => continue,
@@ -224,19 +307,23 @@ impl<'a> Fetcher<'a> {
         &self,
         part: Part,
         etag: Option<&str>,
+        response: Option<GetObjectOutput>,
         attempt: &AttemptCounter,
         generation: u64,
         writer: &mut impl PartWriter,
     ) -> Result<(), TransferError> {
         let request = self.request;
-        let response = with_download_args!(self.client.get_object(), &request.args)
-            .bucket(&request.bucket)
-            .key(&request.key)
-            .range(part.range_header())
-            .set_if_match(etag.map(str::to_owned))
-            .send()
-            .await
-            .map_err(|e| TransferError::from_sdk("GetObject", self.endpoint, e))?;
+        let response = match response {
+            Some(response) => response,
+            None => with_download_args!(self.client.get_object(), &request.args)
+                .bucket(&request.bucket)
+                .key(&request.key)
+                .range(part.range_header())
+                .set_if_match(etag.map(str::to_owned))
+                .send()
+                .await
+                .map_err(|e| TransferError::from_sdk("GetObject", self.endpoint, e))?,
+        };
         let mut body = response.body;
         let mut received = 0u64;
         loop {
@@ -262,6 +349,26 @@ impl<'a> Fetcher<'a> {
         }
         writer.finish()
     }
+}
+
+/// The whole object's size from a ranged GET: the total of `Content-Range: bytes a-b/total`, or
+/// the length of a response that ignored the range.
+fn object_size(response: &GetObjectOutput) -> Result<u64, TransferError> {
+    let total = match &response.content_range {
+        Some(range) => range
+            .rsplit('/')
+            .next()
+            .and_then(|total| total.parse().ok()),
+        None => response
+            .content_length
+            .and_then(|length| u64::try_from(length).ok()),
+    };
+    total.ok_or_else(|| {
+        TransferError::Internal(format!(
+            "GetObject answered without a usable size (Content-Range {:?})",
+            response.content_range
+        ))
+    })
 }
 
 /// Where the bytes of one part go, in order; `restart` forgets a failed attempt's bytes.

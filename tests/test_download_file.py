@@ -122,3 +122,20 @@ def test_unknown_download_arg_is_a_value_error(server, bucket, tmp_path):
     for client in (server.s3turbo_client(), server.boto3_client()):
         with pytest.raises(ValueError, match="Invalid extra_args key 'Range'"):
             client.download_file(bucket, "k", str(tmp_path / "o"), ExtraArgs={"Range": "bytes=0-1"})
+
+
+def test_requests_a_download_makes(server, bucket, proxy, tmp_path):
+    """A GET of the first range tells the object's size and ETag: an object below the
+    threshold is one request (boto3 makes two: HeadObject, GetObject); an empty one, which has
+    no range, is looked up with HeadObject; a larger one is its ranges."""
+    boto = server.boto3_client()
+    for key, size in (("small", 1000), ("empty", 0), ("large", THRESHOLD + 1)):
+        boto.upload_file(str(write_random(tmp_path / key, size)), bucket, key)
+    client = server.s3turbo_client(endpoint_url=proxy.endpoint_url)
+    sent = {}
+    for key in ("small", "empty", "large"):
+        proxy.requests.clear()
+        client.download_file(bucket, key, str(tmp_path / f"{key}.out"))
+        sent[key] = sorted(request.method for request in proxy.requests)
+        assert sha256_file(tmp_path / f"{key}.out") == sha256_file(tmp_path / key)
+    assert sent == {"small": ["GET"], "empty": ["GET", "HEAD"], "large": ["GET", "GET"]}
