@@ -170,8 +170,8 @@ impl<'a> Fetcher<'a> {
         }
     }
 
-    /// Learns the object's size and ETag from a GET of its first range rather than from a
-    /// HeadObject, as s3transfer does: one round trip fewer, and all of an object below the
+    /// Learns the object's size and ETag from a GET of its first range rather than from the
+    /// HeadObject s3transfer sends first: one round trip fewer, and all of an object below the
     /// multipart threshold in it. Its errors are reported as boto3 reports those of its
     /// HeadObject (code "404", ...). An empty object has no first range (416): HeadObject.
     async fn open(&self, cancel: &CancellationToken) -> Result<Opening, TransferError> {

@@ -92,10 +92,31 @@ pub struct Transfer {
 
 #[pymethods]
 impl Transfer {
+    /// `ask_for_report`, given when there is a Callback, is called (from an engine thread)
+    /// when the engine is about to commit (complete the multipart upload, rename the
+    /// download into place) and waits for `reported()`: the Callback sees every byte first.
     #[new]
-    fn new() -> Self {
+    #[pyo3(signature = (ask_for_report=None))]
+    fn new(ask_for_report: Option<Py<PyAny>>) -> Self {
+        let progress = match ask_for_report {
+            Some(ask) => {
+                let ask = Arc::new(ask);
+                Progress::observed(move || {
+                    let ask = ask.clone();
+                    // Off the async workers: taking the GIL may wait for the event loop.
+                    tokio::task::spawn_blocking(move || {
+                        Python::attach(|py| {
+                            if let Err(error) = ask.call0(py) {
+                                error.write_unraisable(py, None);
+                            }
+                        })
+                    });
+                })
+            }
+            None => Progress::new(),
+        };
         Self {
-            progress: Progress::new(),
+            progress,
             cancel: CancellationToken::new(),
         }
     }
@@ -103,6 +124,11 @@ impl Transfer {
     /// Bytes transferred so far (less those of attempts that were retried).
     fn transferred(&self) -> i64 {
         self.progress.transferred()
+    }
+
+    /// The Callback has been given everything `transferred()` said.
+    fn reported(&self) {
+        self.progress.reported();
     }
 
     /// Stops the transfer; the engine still cleans up, and then its awaitable raises.

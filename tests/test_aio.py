@@ -239,3 +239,38 @@ def test_boto3_serves_what_the_engine_cannot(s3s_fs, tmp_path, monkeypatch):
             return sink.buffer.getvalue()
 
     assert asyncio.run(main()) == b"through boto3"
+
+
+def test_callback_raising_on_the_last_bytes_leaves_nothing(server, bucket, tmp_path):
+    """The engine asks the loop for a report before it commits: a Callback raising on the last
+    increment still stops a fast transfer before the object or the file is complete."""
+    source = write_random(tmp_path / "source.bin", 10 * MIB)
+    boto = server.boto3_client()
+    boto.upload_file(str(source), bucket, "existing")
+
+    def raise_at_the_end():
+        seen = []
+
+        def callback(increment):
+            seen.append(increment)
+            if sum(seen) == 10 * MIB:
+                raise Stop("the last bytes")
+
+        return callback
+
+    async def main():
+        async with aio_client(server) as s3:
+            with pytest.raises(Stop):
+                await s3.upload_file(
+                    str(source), bucket, "k", Callback=raise_at_the_end(), Config=MULTIPART
+                )
+            with pytest.raises(Stop):
+                await s3.download_file(
+                    bucket, "existing", str(tmp_path / "out.bin"), Callback=raise_at_the_end()
+                )
+
+    asyncio.run(main())
+    assert [o["Key"] for o in boto.list_objects_v2(Bucket=bucket)["Contents"]] == ["existing"]
+    if server.name == "moto":  # s3s-fs has no ListMultipartUploads
+        assert boto.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert listing(tmp_path) == ["source.bin"]

@@ -100,9 +100,10 @@ class AsyncClient:
             )
         upload, filename = planned
         with upload_failed(filename, Bucket, Key):
-            transfer = _core.Transfer()
+            transfer, asked = _transfer(Callback)
             await self._run(
                 transfer,
+                asked,
                 _core.upload_file_async(*self._engine_args(Config), upload, filename, transfer),
                 Callback,
             )
@@ -129,9 +130,10 @@ class AsyncClient:
                 Config,
             )
         filename = _filename(Filename)
-        transfer = _core.Transfer()
+        transfer, asked = _transfer(Callback)
         await self._run(
             transfer,
+            asked,
             _core.download_file_async(
                 *self._engine_args(Config), Bucket, Key, filename, extra_args, transfer
             ),
@@ -166,7 +168,7 @@ class AsyncClient:
                 Callback,
                 Config,
             )
-        transfer = _core.Transfer()
+        transfer, asked = _transfer(Callback)
         done, sender = _core.upload_stream_async(*self._engine_args(Config), upload, transfer)
 
         async def send_blocks() -> None:
@@ -177,7 +179,7 @@ class AsyncClient:
             finally:
                 sender.close()
 
-        await self._run(transfer, done, Callback, send_blocks())
+        await self._run(transfer, asked, done, Callback, send_blocks())
 
     async def download_fileobj(
         self,
@@ -207,7 +209,7 @@ class AsyncClient:
                 Config,
             )
             return await write(sink.getvalue())
-        transfer = _core.Transfer()
+        transfer, asked = _transfer(Callback)
         done, chunks = _core.download_stream_async(
             *self._engine_args(Config), Bucket, Key, extra_args, transfer
         )
@@ -217,7 +219,7 @@ class AsyncClient:
                 await write(chunk)
 
         with fileobj_retries_exceeded():
-            await self._run(transfer, done, Callback, write_chunks())
+            await self._run(transfer, asked, done, Callback, write_chunks())
 
     def _engine_args(self, config: TransferConfig | None) -> tuple:
         return _settings.connection(self._client), _settings.options(config)
@@ -225,14 +227,16 @@ class AsyncClient:
     async def _run(
         self,
         transfer: _core.Transfer,
+        asked: asyncio.Event | None,
         done: Awaitable[None],
         callback: Callable[[int], Any] | None,
         pump: Awaitable[None] | None = None,
     ) -> None:
         """Waits for the engine (`done`), handing progress to `callback` on this loop every
-        50 ms, while `pump` (the file object's reads or writes) runs beside it. If this task is
-        cancelled, or the callback or the pump raises, the engine is cancelled and its clean-up
-        awaited before the exception goes on."""
+        50 ms, and at once when the engine asks before it commits, while `pump` (the file
+        object's reads or writes) runs beside it. If this task is cancelled, or the callback or
+        the pump raises, the engine is cancelled and its clean-up awaited before the exception
+        goes on."""
         done = asyncio.ensure_future(done)
         pump = asyncio.ensure_future(pump) if pump is not None else None
         reported = 0
@@ -243,13 +247,20 @@ class AsyncClient:
             if callback is not None and transferred != reported:
                 increment, reported = transferred - reported, transferred
                 callback(increment)
+            transfer.reported()
 
         try:
             waiting = {done} if pump is None else {done, pump}
             while not done.done():
+                ask = asyncio.ensure_future(asked.wait()) if asked is not None else None
                 finished, _ = await asyncio.wait(
-                    waiting, timeout=_PROGRESS_INTERVAL, return_when=asyncio.FIRST_COMPLETED
+                    waiting | ({ask} if ask else set()),
+                    timeout=_PROGRESS_INTERVAL,
+                    return_when=asyncio.FIRST_COMPLETED,
                 )
+                if ask is not None:
+                    ask.cancel()
+                    asked.clear()
                 if pump in finished:
                     waiting.discard(pump)
                     pump.result()  # raises what the file object raised
@@ -268,6 +279,17 @@ class AsyncClient:
             # engine's; it ends `done` with an error that the exception in flight replaces.
             await asyncio.gather(done, return_exceptions=True)
             raise
+
+
+def _transfer(callback: Callable[[int], Any] | None) -> tuple:
+    """The engine's handle of one transfer, and with a Callback the event the engine sets (from
+    its thread) when it asks for a report before it commits: the Callback sees every byte, and
+    can still stop the transfer, before the object or file is complete."""
+    if callback is None:
+        return _core.Transfer(), None
+    loop = asyncio.get_running_loop()
+    asked = asyncio.Event()
+    return _core.Transfer(lambda: loop.call_soon_threadsafe(asked.set)), asked
 
 
 def _is_async(method: Any) -> bool:
