@@ -26,7 +26,7 @@ use crate::plan;
 use crate::presign::{self, PresignRequest};
 use crate::progress::Progress;
 use crate::request::{Headers, TransferOptions};
-use crate::runtime::engine;
+use crate::runtime::{engine, Engine};
 use crate::upload::{self, UploadHeaders, UploadRequest};
 
 /// How often the waiting thread wakes to report progress and look for Ctrl-C.
@@ -544,8 +544,7 @@ where
     Fut: Future<Output = Result<T, TransferError>> + Send + 'static,
     T: Send + 'static,
 {
-    let engine = engine().map_err(|e| PyRuntimeError::new_err(format!("s3turbo engine: {e}")))?;
-    let client = engine.clients.get(settings).map_err(to_py_err)?;
+    let (engine, client) = engine_and_client(settings)?;
     let cancel = CancellationToken::new();
     let done = Completion::new();
     let poke = done.clone();
@@ -620,6 +619,15 @@ where
             return stop(error);
         }
     }
+}
+
+/// This process's engine and its client for `settings`, as Python exceptions if either fails.
+pub(crate) fn engine_and_client(
+    settings: &ConnectionSettings,
+) -> PyResult<(Arc<Engine>, aws_sdk_s3::Client)> {
+    let engine = engine().map_err(|e| PyRuntimeError::new_err(format!("s3turbo engine: {e}")))?;
+    let client = engine.clients.get(settings).map_err(to_py_err)?;
+    Ok((engine, client))
 }
 
 /// For transfers with no file object: nothing to do on the waiting thread.

@@ -29,7 +29,7 @@ use crate::errors::TransferError;
 use crate::handoff::ChunkQueue;
 use crate::plan;
 use crate::progress::Progress;
-use crate::python::{download_request, to_py_err, Connection, Options, Upload};
+use crate::python::{download_request, engine_and_client, to_py_err, Connection, Options, Upload};
 use crate::runtime::{engine, Engine};
 use crate::upload;
 
@@ -151,11 +151,7 @@ where
     Fut: Future<Output = Result<T, TransferError>> + Send + 'static,
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
-    let engine = engine().map_err(|e| PyRuntimeError::new_err(format!("s3turbo engine: {e}")))?;
-    let client = engine
-        .clients
-        .get(&connection.settings)
-        .map_err(to_py_err)?;
+    let (engine, client) = engine_and_client(&connection.settings)?;
     let endpoint = connection.settings.endpoint_label();
     let task = engine.runtime.spawn(transfer(
         client,
