@@ -45,7 +45,8 @@ $(VENV)/.installed: pyproject.toml
 	$(VPY) -m pip install --quiet "maturin>=1.7,<2" boto3 "moto[server]>=5" "pytest>=8" hypothesis ruff
 	touch $@
 
-# The S3 server the tests and the demo run against (DESIGN.md section 5). 0.14.1 is the last
-# version that builds with our rustc.
-$(S3S_FS):
-	cargo install s3s-fs --version 0.14.1 --features binary --locked --root .tools/s3s-fs
+# The S3 server the tests, the demo and the benchmarks run against (DESIGN.md section 5): s3s-fs
+# 0.14.1 (the last version that builds with our rustc) behind our own small main, which turns
+# Nagle's algorithm off (servers/s3s-fs/src/main.rs says why).
+$(S3S_FS): servers/s3s-fs/Cargo.toml servers/s3s-fs/Cargo.lock servers/s3s-fs/src/main.rs
+	cargo install --path servers/s3s-fs --locked --force --root .tools/s3s-fs
