@@ -20,6 +20,8 @@ from helpers import (
     write_random,
 )
 
+from s3turbo._settings import frozen
+
 
 @pytest.mark.parametrize("size", SIZES)
 def test_upload_matches_boto3(server, bucket, tmp_path, size):
@@ -59,6 +61,33 @@ def test_extra_args_reach_the_object_as_with_boto3(server, bucket, tmp_path):
         assert ours.get(field) == theirs.get(field), field
     assert ours["ContentType"] == "application/x-parquet"
     assert ours["Metadata"] == {"origin": "pipeline-7", "owner": "data"}
+
+
+def test_one_client_reuses_extra_args_as_boto3_would(server, bucket, tmp_path):
+    """The engine keeps one upload plan per ExtraArgs: each call must still get its own bucket
+    and key checked, and ExtraArgs changed in place must not be served by an earlier plan."""
+    source = write_random(tmp_path / "source.bin", 1024)
+    turbo, boto = server.s3turbo_client(), server.boto3_client()
+    extra = {"ContentType": "text/csv", "Metadata": {"run": "1"}}
+    for key in ("first", "second"):
+        turbo.upload_file(str(source), bucket, key, ExtraArgs=extra)
+    extra["Metadata"]["run"] = "2"
+    turbo.upload_file(str(source), bucket, "changed", ExtraArgs=extra)
+    metadata = {
+        k: boto.head_object(Bucket=bucket, Key=k)["Metadata"]
+        for k in ("first", "second", "changed")
+    }
+    assert metadata == {"first": {"run": "1"}, "second": {"run": "1"}, "changed": {"run": "2"}}
+
+    # Errors boto3 raises for the same calls, after the plan for `extra` exists.
+    for bad in ({"Bucket": bucket, "Key": ""}, {"Bucket": "not/a/bucket", "Key": "k"}):
+        args = {"ExtraArgs": extra, **bad}
+        with pytest.raises(Exception) as ours:
+            turbo.upload_file(str(source), **args)
+        with pytest.raises(Exception) as theirs:
+            boto.upload_file(str(source), **args)
+        assert type(ours.value) is type(theirs.value), bad
+        assert str(ours.value) == str(theirs.value), bad
 
 
 def test_extra_args_on_a_multipart_upload(server, bucket, tmp_path):
@@ -214,3 +243,12 @@ def test_full_object_checksum_given_by_the_user(server, bucket, tmp_path, size):
                 outcomes.append((label, cause.response["Error"]["Code"]))
     assert outcomes[:2] == outcomes[2:]
     assert outcomes[0] == ("right", "stored")
+
+
+def test_upload_plans_are_kept_only_for_identical_extra_args():
+    # Equal in Python, but botocore validates types: 1 and True are different arguments.
+    variants = [{"MpuObjectSize": v} for v in (1, 1.0, True)] + [{"Metadata": {"a": "1"}}]
+    assert len({frozen(v) for v in variants}) == len(variants)
+    assert frozen({"Metadata": {"a": "1"}}) == frozen({"Metadata": {"a": "1"}})
+    assert frozen(None) == frozen({})
+    assert frozen({"Metadata": {"a": ["list"]}}) is None

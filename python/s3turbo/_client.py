@@ -140,6 +140,10 @@ def _unsupported_setting(client: Any, config: TransferConfig | None) -> str | No
     return _settings.unsupported_client_setting(client) or _settings.interception(client)
 
 
+# Distinct ExtraArgs whose UploadPlans a client keeps; the cache starts over beyond that.
+_UPLOAD_PLANS_KEPT = 64
+
+
 def _log_fallback(method: str, reason: str) -> None:
     logger.debug("s3turbo: %s falls back to boto3: %s", method, reason)
 
@@ -151,6 +155,8 @@ class Client:
     def __init__(self, boto3_client: Any):
         self._client = boto3_client
         self._presigner = Presigner(boto3_client)
+        # UploadPlans by frozen ExtraArgs (see _upload_plan).
+        self._upload_plans: dict[tuple, _settings.UploadPlan] = {}
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
@@ -186,13 +192,13 @@ class Client:
         if _boto3_must_serve("upload_file", self._client, Config):
             return None
         filename = _filename(Filename)
-        plan = self._upload_plan("upload_file", Bucket, Key, ExtraArgs)
-        if plan is None:
+        upload = self._upload_plan("upload_file", Bucket, Key, ExtraArgs)
+        if upload is None:
             return None
         # Before any request, as s3transfer sizes the file: a missing file is FileNotFoundError
         # whatever else is wrong.
         os.stat(filename)
-        return plan.upload, filename
+        return upload, filename
 
     def upload_fileobj(
         self,
@@ -227,15 +233,25 @@ class Client:
             raise TypeError("upload_fileobj needs a binary file object, not a text stream")
         if _boto3_must_serve("upload_fileobj", self._client, Config):
             return None
-        plan = self._upload_plan("upload_fileobj", Bucket, Key, ExtraArgs)
-        return None if plan is None else plan.upload
+        return self._upload_plan("upload_fileobj", Bucket, Key, ExtraArgs)
 
-    def _upload_plan(self, method, bucket, key, extra_args) -> _settings.UploadPlan | None:
-        plan = _settings.UploadPlan(self._client, bucket, key, extra_args)
+    def _upload_plan(self, method, bucket, key, extra_args) -> _core.Upload | None:
+        """The engine's upload of `extra_args` to `bucket` and `key`, or None when boto3 must
+        serve it. Plans are kept per ExtraArgs: most programs upload many files with the same."""
+        cache_key = _settings.frozen(extra_args)
+        plan = self._upload_plans.get(cache_key) if cache_key is not None else None
+        if plan is None:
+            plan = _settings.UploadPlan(self._client, bucket, key, extra_args)
+            if cache_key is not None:
+                if len(self._upload_plans) >= _UPLOAD_PLANS_KEPT:
+                    self._upload_plans.clear()
+                self._upload_plans[cache_key] = plan
+        else:
+            plan.check_target(bucket, key)
         if plan.unsupported:
             _log_fallback(method, plan.unsupported)
             return None
-        return plan
+        return plan.upload(bucket, key)
 
     def download_file(
         self,

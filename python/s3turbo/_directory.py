@@ -66,8 +66,8 @@ def upload_directory(
     def content_type(path: str) -> str | None:
         return mimetypes.guess_type(path)[0] if guess else None
 
-    plan = None if boto3_serves else client._upload_plan("upload_directory", bucket, "-", args)
-    if plan is None:
+    upload = None if boto3_serves else client._upload_plan("upload_directory", bucket, "-", args)
+    if upload is None:
 
         def upload_with_boto3(key: str, path: str) -> None:
             guessed = content_type(path)
@@ -78,7 +78,7 @@ def upload_directory(
     errors = _core.upload_files(
         _settings.connection(client._client),
         _settings.options(config),
-        plan.upload,
+        upload,
         [(path, key, content_type(path)) for key, path in files.items()],
         _objects_in_flight(config),
         callback=callback,

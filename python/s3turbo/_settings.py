@@ -3,6 +3,8 @@ would resolve it, and turns it into the plain values the Rust engine takes."""
 
 from __future__ import annotations
 
+import datetime
+import functools
 import os
 import re
 import sys
@@ -201,7 +203,16 @@ def _total_attempts(retries: dict) -> int:
 
 def options(config: TransferConfig | None) -> _core.Options:
     """The TransferConfig values the engine acts on; boto3's defaults when `config` is None."""
-    config = config if config is not None else TransferConfig()
+    return _default_options() if config is None else _options(config)
+
+
+@functools.cache
+def _default_options() -> _core.Options:
+    # A TransferConfig takes longer to build than a small file to upload.
+    return _options(TransferConfig())
+
+
+def _options(config: TransferConfig) -> _core.Options:
     return _core.Options(
         multipart_threshold=config.multipart_threshold,
         multipart_chunksize=config.multipart_chunksize,
@@ -223,8 +234,12 @@ def _check_known_args(extra_args: dict, allowed: list[str]) -> None:
 class UploadPlan:
     """ExtraArgs of an upload, split per S3 operation as s3transfer splits them, and encoded into
     request headers by botocore's own serializer (so Metadata, Expires, SSE-C keys and the rest
-    are sent byte for byte as boto3 sends them). `upload` is the engine's form of it;
-    `unsupported` says why boto3 must serve the call instead, if it must."""
+    are sent byte for byte as boto3 sends them). `upload(bucket, key)` is the engine's form of
+    it; `unsupported` says why boto3 must serve the call instead, if it must.
+
+    Nothing in it depends on the bucket and key but their validation, so one plan serves every
+    upload with the same ExtraArgs (see `frozen`): building one costs botocore's validation and
+    serializer for four operations, several times the engine's own work for a small file."""
 
     def __init__(self, client: Any, bucket: str, key: str, extra_args: dict | None):
         args = dict(extra_args or {})
@@ -277,17 +292,22 @@ class UploadPlan:
         if any(_CONTROL_CHARACTERS.search(value) for value in values):
             # boto3 sends them and lets the server decide; the engine's HTTP client refuses to.
             self.unsupported = "control characters in a header value"
-        if self.unsupported:
-            self.upload = None
-            return
-        self.upload = _core.Upload(
-            bucket=bucket,
-            key=key,
-            headers=headers,
-            put_object_checksum=put_checksum,
-            put_object_checksum_value=put_checksum_value,
-            upload_part_checksum=part_checksum,
-        )
+        self._engine_args = {
+            "headers": headers,
+            "put_object_checksum": put_checksum,
+            "put_object_checksum_value": put_checksum_value,
+            "upload_part_checksum": part_checksum,
+        }
+
+    def upload(self, bucket: str, key: str) -> _core.Upload:
+        """The engine's upload of this plan to `bucket` and `key`, which must have been checked
+        (by building the plan with them, or by `check_target`)."""
+        return _core.Upload(bucket=bucket, key=key, **self._engine_args)
+
+    def check_target(self, bucket: str, key: str) -> None:
+        """botocore's checks of another bucket and key for this plan's (valid) ExtraArgs: the
+        same error the plan would have raised if built with them."""
+        _validate(self._client, "PutObject", {"Bucket": bucket, "Key": key})
 
     def _headers(self, operation: str, args: dict) -> list[tuple[str, str]]:
         params = {"Bucket": self._bucket, "Key": self._key, **args}
@@ -316,6 +336,27 @@ def _validate(client: Any, operation: str, params: dict) -> None:
     validate_parameters(params, client.meta.service_model.operation_model(operation).input_shape)
     handlers.validate_bucket_name(params)
     handlers.validate_ascii_metadata(params)
+
+
+def frozen(extra_args: dict | None) -> tuple | None:
+    """A hashable form of ExtraArgs for looking up their UploadPlan: equal only for arguments
+    boto3 would send identically (types included, since botocore validates types), or None
+    when they hold something else (a file object, a custom class)."""
+    try:
+        return tuple((name, _frozen_value(value)) for name, value in (extra_args or {}).items())
+    except TypeError:
+        return None
+
+
+def _frozen_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        return (dict, tuple((name, _frozen_value(item)) for name, item in value.items()))
+    if value is None or type(value) in _IMMUTABLE_ARG_TYPES:
+        return (type(value), value)
+    raise TypeError(type(value))
+
+
+_IMMUTABLE_ARG_TYPES = (str, bytes, int, float, bool, datetime.datetime)
 
 
 def _without(args: dict, names: list[str]) -> dict:
