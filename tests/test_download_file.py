@@ -136,6 +136,9 @@ def test_requests_a_download_makes(server, bucket, proxy, tmp_path):
     for key in ("small", "empty", "large"):
         proxy.requests.clear()
         client.download_file(bucket, key, str(tmp_path / f"{key}.out"))
-        sent[key] = sorted(request.method for request in proxy.requests)
+        # Distinct requests: the SDK may resend an idempotent GET whose pooled connection the
+        # server closed under it, which is not a request the download meant to make.
+        distinct = {(r.method, r.headers.get("range")) for r in proxy.requests}
+        sent[key] = sorted(method for method, _ in distinct)
         assert sha256_file(tmp_path / f"{key}.out") == sha256_file(tmp_path / key)
     assert sent == {"small": ["GET"], "empty": ["GET", "HEAD"], "large": ["GET", "GET"]}
