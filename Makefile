@@ -23,14 +23,17 @@ test: $(VENV)/.installed $(S3S_FS) develop  ## install everything, then cargo te
 	cargo test
 	$(VPY) -m pytest -q
 
-lint:  $(VENV)/.installed  ## rustfmt, clippy, ruff
+lint:  $(VENV)/.installed $(S3S_FS)  ## rustfmt, clippy, ruff
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
+	cargo fmt --check --manifest-path servers/s3s-fs/Cargo.toml
+	cargo clippy --release --locked --manifest-path servers/s3s-fs/Cargo.toml -- -D warnings
 	$(VENV)/bin/ruff check python tests benchmarks
 	$(VENV)/bin/ruff format --check python tests benchmarks
 
 fmt: $(VENV)/.installed  ## format Rust and Python
 	cargo fmt
+	cargo fmt --manifest-path servers/s3s-fs/Cargo.toml
 	$(VENV)/bin/ruff format python tests benchmarks
 
 develop: $(VENV)/.installed  ## debug build of the extension into .venv
