@@ -109,49 +109,32 @@ pub async fn upload_file(
     progress: Arc<Progress>,
     cancel: CancellationToken,
 ) -> Result<(), TransferError> {
-    let opened = path.clone();
-    let file = tokio::task::spawn_blocking(move || {
-        let file = File::open(&opened).map_err(|e| TransferError::io(&opened, e))?;
-        let metadata = file.metadata().map_err(|e| TransferError::io(&opened, e))?;
-        if metadata.is_dir() {
-            return Err(TransferError::io(
-                &opened,
-                std::io::Error::from_raw_os_error(21), // EISDIR, as Python's open() reports it
-            ));
-        }
-        Ok((Arc::new(file), metadata.len()))
-    })
-    .await
-    .map_err(|e| TransferError::Internal(format!("file reader failed: {e}")))?;
-    let (file, size) = file?;
-    if size > plan::MAX_OBJECT_SIZE {
-        return Err(TransferError::InvalidInput(format!(
-            "{} is {size} bytes; S3 objects are at most 5 TiB",
-            path.display()
-        )));
-    }
     let target = Target {
         client,
         endpoint,
         request: &request,
     };
-    if size < request.options.multipart_threshold {
-        let whole = Part {
-            number: 1,
-            offset: 0,
-            len: size,
-        };
-        let checksum = target.put_object_checksum_to_compute();
-        let put = async {
-            let (data, checksum) =
-                read_part(&file, &path, whole, checksum, &BufferPool::new()).await?;
-            target.put_object(data, checksum, &progress).await
-        };
-        return tokio::select! {
-            result = put => result,
-            _ = cancel.cancelled() => Err(TransferError::Cancelled),
-        };
-    }
+    let threshold = request.options.multipart_threshold;
+    let checksum = target
+        .put_object_checksum_to_compute()
+        .map(checksum_impl)
+        .transpose()?;
+    let opened = path.clone();
+    // One trip to the blocking pool opens the file and, when it is below the threshold,
+    // reads it too: for a small file the trips cost more than the reading.
+    let source = tokio::task::spawn_blocking(move || open_source(&opened, threshold, checksum))
+        .await
+        .map_err(|e| TransferError::Internal(format!("file reader failed: {e}")))??;
+    let (file, size) = match source {
+        Source::Whole(data, checksum) => {
+            let put = target.put_object(data, checksum, &progress);
+            return tokio::select! {
+                result = put => result,
+                _ = cancel.cancelled() => Err(TransferError::Cancelled),
+            };
+        }
+        Source::Parts(file, size) => (file, size),
+    };
     let part_size = plan::upload_part_size(request.options.multipart_chunksize, size);
     let checksum = request.upload_part_checksum.clone();
     let buffers = BufferPool::new();
@@ -165,6 +148,42 @@ pub async fn upload_file(
         )
     });
     target.multipart(jobs, &progress, &cancel).await
+}
+
+/// A file to upload: read whole (with its checksum, base64) when below the multipart
+/// threshold, else open for its parts to be read.
+enum Source {
+    Whole(Bytes, Option<String>),
+    Parts(Arc<File>, u64),
+}
+
+fn open_source(
+    path: &Path,
+    threshold: u64,
+    checksum: Option<Box<dyn HttpChecksum>>,
+) -> Result<Source, TransferError> {
+    let io_error = |e| TransferError::io(path, e);
+    let file = File::open(path).map_err(io_error)?;
+    let metadata = file.metadata().map_err(io_error)?;
+    if metadata.is_dir() {
+        // EISDIR, as Python's open() reports it.
+        return Err(io_error(std::io::Error::from_raw_os_error(21)));
+    }
+    let size = metadata.len();
+    if size > plan::MAX_OBJECT_SIZE {
+        return Err(TransferError::InvalidInput(format!(
+            "{} is {size} bytes; S3 objects are at most 5 TiB",
+            path.display()
+        )));
+    }
+    if size >= threshold {
+        return Ok(Source::Parts(Arc::new(file), size));
+    }
+    let len = usize::try_from(size)
+        .map_err(|_| TransferError::InvalidInput(format!("file of {size} bytes")))?;
+    let mut data = vec![0; len];
+    let checksum = read_at_with_checksum(&file, &mut data, 0, checksum).map_err(io_error)?;
+    Ok(Source::Whole(Bytes::from(data), checksum))
 }
 
 async fn file_part(
@@ -508,23 +527,31 @@ async fn read_part(
     let checksum = checksum.map(checksum_impl).transpose()?;
     let read = tokio::task::spawn_blocking(move || {
         let mut buffer = buffers.take(len);
-        let mut checksum = checksum;
-        // Slice by slice, so that the checksum reads each slice while it is still in the CPU's
-        // cache, instead of reading the whole part back from memory.
-        let mut offset = part.offset;
-        for slice in buffer.as_mut().chunks_mut(READ_SLICE) {
-            file.read_exact_at(slice, offset)?;
-            offset += slice.len() as u64;
-            if let Some(checksum) = checksum.as_mut() {
-                checksum.update(slice);
-            }
-        }
-        let value = checksum.map(header_value);
+        let value = read_at_with_checksum(&file, buffer.as_mut(), part.offset, checksum)?;
         Ok::<_, std::io::Error>((Bytes::from_owner(buffer), value))
     })
     .await
     .map_err(|e| TransferError::Internal(format!("file reader failed: {e}")))?;
     read.map_err(|e| TransferError::io(path, e))
+}
+
+/// Fills `buffer` from `offset` of `file`, and returns the checksum of what it read (base64).
+/// Slice by slice, so that the checksum reads each slice while it is still in the CPU's cache
+/// instead of reading the whole buffer back from memory.
+fn read_at_with_checksum(
+    file: &File,
+    buffer: &mut [u8],
+    mut offset: u64,
+    mut checksum: Option<Box<dyn HttpChecksum>>,
+) -> std::io::Result<Option<String>> {
+    for slice in buffer.chunks_mut(READ_SLICE) {
+        file.read_exact_at(slice, offset)?;
+        offset += slice.len() as u64;
+        if let Some(checksum) = checksum.as_mut() {
+            checksum.update(slice);
+        }
+    }
+    Ok(checksum.map(header_value))
 }
 
 fn checksum_impl(algorithm: &ChecksumAlgorithm) -> Result<Box<dyn HttpChecksum>, TransferError> {
