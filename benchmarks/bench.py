@@ -197,18 +197,39 @@ def prepare(workdir: Path, endpoint: str, big_mib: int, small_files: int) -> Non
         client.upload_file(str(path), BUCKET, f"small/{path.name}")
 
 
-def run_child(engine: str, workload: str, endpoint: str, workdir: Path, count: int) -> dict:
+def run_child(
+    engine: str, workload: str, endpoint: str, workdir: Path, count: int, server_pid: int
+) -> dict:
     command = [sys.executable, __file__, "--child", engine, workload, endpoint, str(workdir)]
+    server_cpu = cpu_seconds_of(server_pid)
     output = subprocess.run(
         [*command, str(count)], check=True, capture_output=True, text=True
     ).stdout
-    return json.loads(output.strip().splitlines()[-1])
+    result = json.loads(output.strip().splitlines()[-1])
+    # The server's CPU over the whole child run (start-up included, so a little high): where it
+    # nears the wall time on our 2 shared cores, the server bounds the rate, whatever the client.
+    result["server_cpu"] = cpu_seconds_of(server_pid) - server_cpu
+    return result
+
+
+def cpu_seconds_of(pid: int) -> float:
+    """User and system CPU seconds of a process so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def per_gib(run: dict) -> float:
+    """What turns a run's CPU seconds into seconds per GiB (1 for presign, which moves none)."""
+    return GIB / run["bytes"] if run["bytes"] else 1
 
 
 def report(results: dict[tuple[str, str], list[dict]]) -> None:
     print(
         f"\n{'workload':16}{'engine':10}{'rate':>18}{'CPU s/GiB':>12}{'peak RSS':>11}"
-        f"{'rate x':>9}{'CPU x':>8}{'noise':>8}"
+        f"{'rate x':>9}{'CPU x':>8}{'noise':>8}{'server CPU':>12}"
     )
     for workload in WORKLOADS:
         rows = {}
@@ -218,12 +239,14 @@ def report(results: dict[tuple[str, str], list[dict]]) -> None:
                 continue
             rates = [r["units"] / r["seconds"] for r in runs]
             byte_rates = [r["bytes"] / MIB / r["seconds"] for r in runs]
-            cpu = [r["cpu"] / (r["bytes"] / GIB) if r["bytes"] else r["cpu"] for r in runs]
+            cpu = [r["cpu"] * per_gib(r) for r in runs]
+            server_cpu = [r["server_cpu"] * per_gib(r) for r in runs]
             rows[engine] = {
                 "rate": statistics.median(
                     byte_rates if workload in ("upload", "download") else rates
                 ),
                 "cpu": statistics.median(cpu),
+                "server_cpu": statistics.median(server_cpu),
                 "rss": max(r["peak_rss_mib"] for r in runs),
                 "noise": (max(rates) / min(rates) - 1) if len(rates) > 1 else 0.0,
             }
@@ -237,10 +260,12 @@ def report(results: dict[tuple[str, str], list[dict]]) -> None:
             print(
                 f"{workload:16}{engine:10}{row['rate']:12.1f} {unit:6}{row['cpu']:11.2f}"
                 f"{row['rss']:8.0f} MiB{ratio:>9}{cpu_ratio:>8}{row['noise']:7.0%}"
+                f"{row['server_cpu']:12.2f}"
             )
     print(
         "\nrate x / CPU x: over boto3 (medians). CPU s/GiB is of the client process only"
         " (for presign: CPU s for the whole run). noise: spread of that engine's own rounds."
+        "\nserver CPU: the S3 server's, in the same unit, while that engine ran."
     )
 
 
@@ -278,7 +303,9 @@ def main() -> None:
             for workload in workloads:
                 order = ENGINES if round_number % 2 == 0 else tuple(reversed(ENGINES))
                 for engine in order:
-                    run = run_child(engine, workload, endpoint, workdir, args.presign_count)
+                    run = run_child(
+                        engine, workload, endpoint, workdir, args.presign_count, process.pid
+                    )
                     results.setdefault((engine, workload), []).append(run)
             print(f"  round {round_number + 1} of {args.rounds} done", flush=True)
         report(results)
