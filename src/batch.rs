@@ -7,6 +7,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use aws_sdk_s3::types::EncodingType;
 use aws_sdk_s3::Client;
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -29,6 +30,71 @@ pub struct FileDownload {
 }
 
 pub type Results = Vec<Result<(), TransferError>>;
+
+/// The keys of the objects under `prefix`, in S3's order, a page of ListObjectsV2 after
+/// another. As botocore does, keys are asked for URL-encoded (XML cannot carry every character
+/// a key may hold) and decoded here.
+pub async fn list_keys(
+    client: &Client,
+    endpoint: &str,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<String>, TransferError> {
+    let mut keys = Vec::new();
+    let mut continuation = None;
+    loop {
+        let page = client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .encoding_type(EncodingType::Url)
+            .set_continuation_token(continuation)
+            .send()
+            .await
+            .map_err(|e| TransferError::from_sdk("ListObjectsV2", endpoint, e))?;
+        let encoded = page.encoding_type == Some(EncodingType::Url);
+        keys.extend(page.contents().iter().filter_map(|object| {
+            let key = object.key()?;
+            Some(if encoded {
+                form_decode(key)
+            } else {
+                key.to_owned()
+            })
+        }));
+        continuation = page
+            .next_continuation_token
+            .filter(|_| page.is_truncated == Some(true));
+        if continuation.is_none() {
+            return Ok(keys);
+        }
+    }
+}
+
+/// Decodes an `application/x-www-form-urlencoded` value as Python's `unquote_plus` (which
+/// botocore uses on listed keys) does: `+` is a space, `%XX` a byte, the bytes UTF-8 with
+/// invalid sequences replaced.
+fn form_decode(encoded: &str) -> String {
+    let bytes = encoded.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|pair| {
+            let pair = std::str::from_utf8(pair).ok()?;
+            u8::from_str_radix(pair, 16).ok()
+        });
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                decoded.push(byte);
+                i += 3;
+                continue;
+            }
+            (b'+', _) => decoded.push(b' '),
+            (byte, _) => decoded.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&decoded).into_owned()
+}
 
 /// Uploads `files`, each with the arguments of `shared` (whose key is ignored).
 pub async fn upload_files(

@@ -168,3 +168,38 @@ def test_not_a_directory(s3s_fs, tmp_path):
         client.upload_directory(tmp_path / "file", "bucket", "")
     with pytest.raises(NotADirectoryError):
         client.upload_directory(tmp_path / "missing", "bucket", "")
+
+
+def test_listing_pages_as_boto3(server, bucket, tmp_path):
+    """The engine lists the keys, over more than one page of them."""
+    make_tree(tmp_path / "many", {f"f{i:04d}": b"" for i in range(1001)})
+    client = server.s3turbo_client()
+    client.upload_directory(tmp_path / "many", bucket, "p")
+    pages = server.boto3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    listed = [item["Key"] for page in pages for item in page.get("Contents", [])]
+    assert len(listed) == 1001
+    assert sorted(client.download_directory(bucket, "p", tmp_path / "copy")) == sorted(listed)
+
+
+def test_listed_keys_are_decoded_as_boto3_decodes_them(moto, tmp_path):
+    """Keys holding what a listing must URL-encode (`+`, `%`, spaces, a control character).
+    moto only: s3s-fs answers EncodingType=url without encoding, so boto3 and the engine both
+    decode its `a+b` into `a b` there."""
+    bucket = moto.new_bucket()
+    odd = ["p/a+b %41.txt", "p/100%.txt", "p/tab\there.txt", "p/ünï/名前.txt"]
+    for key in odd:
+        moto.boto3_client().put_object(Bucket=bucket, Key=key, Body=key.encode())
+    downloaded = moto.s3turbo_client().download_directory(bucket, "p", tmp_path / "copy")
+    assert sorted(downloaded) == sorted(odd)
+    copy = read_tree(tmp_path / "copy")
+    assert {key: copy[key[2:]] for key in odd} == {key: key.encode() for key in odd}
+
+
+def test_listing_a_missing_bucket_raises_as_boto3(server, tmp_path):
+    with pytest.raises(Exception) as ours:
+        server.s3turbo_client().download_directory("no-such-bucket-here", "", tmp_path / "a")
+    paginator = server.boto3_client().get_paginator("list_objects_v2")
+    with pytest.raises(Exception) as theirs:
+        list(paginator.paginate(Bucket="no-such-bucket-here"))
+    assert type(ours.value) is type(theirs.value)
+    assert ours.value.response["Error"]["Code"] == theirs.value.response["Error"]["Code"]

@@ -109,13 +109,21 @@ def download_directory(
     prefix = key_prefix(prefix)
     files: dict[str, str] = {}
     refused: dict[str, BaseException] = {}
-    for key in _keys(client._client, bucket, prefix):
+    inside = os.path.realpath(root) + os.sep
+    made: set[Path] = set()  # folders made already: most objects share theirs
+
+    def make_folder(path: Path) -> None:
+        if path not in made:
+            path.mkdir(parents=True, exist_ok=True)
+            made.add(path)
+
+    for key in _keys(client, bucket, prefix, boto3_serves):
         try:
-            path = local_path(root, key[len(prefix) :])
+            path = local_path(root, key[len(prefix) :], inside)
             if key.endswith("/"):  # a folder marker: the folder, no file
-                path.mkdir(parents=True, exist_ok=True)
+                make_folder(path)
             else:
-                path.parent.mkdir(parents=True, exist_ok=True)
+                make_folder(path.parent)
                 files[key] = str(path)
         except (ValueError, OSError) as error:
             refused[key] = error
@@ -143,14 +151,14 @@ def download_directory(
     return _report("download", files, errors, as_boto3_raises, refused)
 
 
-def local_path(root: Path, relative_key: str) -> Path:
-    """Where the object named `relative_key` (its key less the prefix) goes under `root`. A key
-    that would land outside `root` ("..", or a link inside root that leads out) is refused."""
+def local_path(root: Path, relative_key: str, inside: str) -> Path:
+    """Where the object named `relative_key` (its key less the prefix) goes under `root`, whose
+    real path is `inside` (with a trailing separator). A key that would land outside `root`
+    ("..", or a link inside root that leads out) is refused."""
     parts = [part for part in relative_key.split("/") if part not in ("", ".")]
     if not parts or ".." in parts or any("\0" in part for part in parts):
         raise ValueError(f"refused: the key would be written outside {str(root)!r}")
     path = root.joinpath(*parts)
-    inside = os.path.realpath(root) + os.sep
     if not os.path.realpath(path).startswith(inside):
         raise ValueError(f"refused: the key would be written outside {str(root)!r}")
     return path
@@ -167,10 +175,16 @@ def _files_in(root: Path) -> Iterable[Path]:
                 yield path
 
 
-def _keys(client: Any, bucket: str, prefix: str) -> Iterable[str]:
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for item in page.get("Contents", []):
-            yield item["Key"]
+def _keys(client: Client, bucket: str, prefix: str, boto3_serves: bool) -> Iterable[str]:
+    """The keys under `prefix`: listed by the engine, unless boto3 must serve the call."""
+    if not boto3_serves:
+        try:
+            return _core.list_keys(_settings.connection(client._client), bucket, prefix)
+        except ClientError as error:
+            raise client._modeled(error) from None
+    paginator = client._client.get_paginator("list_objects_v2")
+    pages = paginator.paginate(Bucket=bucket, Prefix=prefix)
+    return [item["Key"] for page in pages for item in page.get("Contents", [])]
 
 
 def _objects_in_flight(config: TransferConfig | None) -> int:
