@@ -96,8 +96,56 @@ fn form_decode(encoded: &str) -> String {
     String::from_utf8_lossy(&decoded).into_owned()
 }
 
-/// Uploads `files`, each with the arguments of `shared` (whose key is ignored).
-pub async fn upload_files(
+/// One directory transfer: its objects and the arguments they share.
+pub enum Batch {
+    /// Files to upload, each with the arguments of the request (whose key is ignored).
+    Upload(UploadRequest, Vec<FileUpload>),
+    /// Objects to download, each with the arguments of the request (whose key and path are
+    /// ignored).
+    Download(DownloadRequest, Vec<FileDownload>),
+}
+
+impl Batch {
+    /// Transfers the objects, up to `objects_in_flight` at once; their bytes are counted in
+    /// `progress`. Returns each object's result, in order.
+    pub async fn run(
+        self,
+        client: &Client,
+        endpoint: &str,
+        objects_in_flight: usize,
+        progress: Arc<Progress>,
+        cancel: CancellationToken,
+    ) -> Results {
+        match self {
+            Batch::Upload(shared, files) => {
+                upload_files(
+                    client,
+                    endpoint,
+                    shared,
+                    files,
+                    objects_in_flight,
+                    progress,
+                    cancel,
+                )
+                .await
+            }
+            Batch::Download(shared, files) => {
+                download_files(
+                    client,
+                    endpoint,
+                    shared,
+                    files,
+                    objects_in_flight,
+                    progress,
+                    cancel,
+                )
+                .await
+            }
+        }
+    }
+}
+
+async fn upload_files(
     client: &Client,
     endpoint: &str,
     shared: UploadRequest,
@@ -119,8 +167,7 @@ pub async fn upload_files(
     run_all(uploads, objects_in_flight).await
 }
 
-/// Downloads `files`, each with the arguments of `shared` (whose key and path are ignored).
-pub async fn download_files(
+async fn download_files(
     client: &Client,
     endpoint: &str,
     shared: DownloadRequest,

@@ -12,11 +12,11 @@ use aws_sdk_s3::types::ChecksumAlgorithm;
 use bytes::Bytes;
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::{PyBytes, PyDict, PyList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::batch::{self, FileDownload, FileUpload};
+use crate::batch::{self, Batch, FileDownload, FileUpload};
 use crate::client::ConnectionSettings;
 use crate::credentials::{CredentialSource, FetchedCredentials, RefreshableSource};
 use crate::download::{self, DownloadArgs, DownloadRequest};
@@ -382,21 +382,11 @@ fn download_fileobj(
     )
 }
 
-/// Uploads many files with the same arguments (the directory API): `files` holds
-/// `(path, key, content type or None)`. Returns, for each file in order, None or the exception
-/// its upload failed with. The callback gets the bytes of all of them.
-#[pyfunction]
-#[pyo3(signature = (connection, options, upload, files, objects_in_flight, *, callback))]
-fn upload_files(
-    py: Python<'_>,
-    connection: &Connection,
-    options: &Options,
-    upload: &Upload,
-    files: Vec<(PathBuf, String, Option<String>)>,
-    objects_in_flight: usize,
-    callback: Option<Bound<'_, PyAny>>,
-) -> PyResult<Vec<Option<Py<PyAny>>>> {
-    let shared = upload.request(options);
+/// The directory API's files to upload, as Python gives them: `(path, key, content type or
+/// None)`.
+pub(crate) type FilesToUpload = Vec<(PathBuf, String, Option<String>)>;
+
+pub(crate) fn upload_batch(options: &Options, upload: &Upload, files: FilesToUpload) -> Batch {
     let files = files
         .into_iter()
         .map(|(path, key, content_type)| FileUpload {
@@ -405,25 +395,52 @@ fn upload_files(
             content_type,
         })
         .collect();
-    let results = run_transfer(
+    Batch::Upload(upload.request(options), files)
+}
+
+/// Uploads many files with the same arguments (the directory API). Returns, for each file in
+/// order, None or the exception its upload failed with. The callback gets the bytes of all of
+/// them.
+#[pyfunction]
+#[pyo3(signature = (connection, options, upload, files, objects_in_flight, *, callback))]
+fn upload_files(
+    py: Python<'_>,
+    connection: &Connection,
+    options: &Options,
+    upload: &Upload,
+    files: FilesToUpload,
+    objects_in_flight: usize,
+    callback: Option<Bound<'_, PyAny>>,
+) -> PyResult<Outcomes> {
+    let batch = upload_batch(options, upload, files);
+    run_batch(py, connection, batch, objects_in_flight, callback)
+}
+
+fn run_batch(
+    py: Python<'_>,
+    connection: &Connection,
+    batch: Batch,
+    objects_in_flight: usize,
+    callback: Option<Bound<'_, PyAny>>,
+) -> PyResult<Outcomes> {
+    run_transfer(
         py,
         &connection.settings,
         callback,
         no_pump,
         move |task| async move {
-            Ok(batch::upload_files(
-                &task.client,
-                &task.endpoint,
-                shared,
-                files,
-                objects_in_flight,
-                task.progress,
-                task.cancel,
-            )
-            .await)
+            let results = batch
+                .run(
+                    &task.client,
+                    &task.endpoint,
+                    objects_in_flight,
+                    task.progress,
+                    task.cancel,
+                )
+                .await;
+            Ok(Outcomes(results))
         },
-    )?;
-    Ok(exceptions(py, results))
+    )
 }
 
 /// The keys of the objects under `prefix` (the directory API's listing): ListObjectsV2 on the
@@ -446,8 +463,32 @@ fn list_keys(
     )
 }
 
-/// Downloads many objects of one bucket (the directory API): `files` holds `(key, path)`.
-/// Returns, for each in order, None or the exception its download failed with.
+/// The directory API's downloads: `files` holds each object's key and local path; they
+/// share the bucket and ExtraArgs.
+pub(crate) fn download_batch(
+    connection: &Connection,
+    options: &Options,
+    bucket: String,
+    files: Vec<(String, PathBuf)>,
+    extra_args: &HashMap<String, String>,
+) -> Batch {
+    let shared = download_request(
+        bucket,
+        String::new(),
+        PathBuf::new(),
+        extra_args,
+        options,
+        connection,
+    );
+    let files = files
+        .into_iter()
+        .map(|(key, path)| FileDownload { key, path })
+        .collect();
+    Batch::Download(shared, files)
+}
+
+/// Downloads many objects of one bucket (the directory API). Returns, for each in order, None
+/// or the exception its download failed with.
 #[pyfunction]
 #[pyo3(signature = (connection, options, bucket, files, objects_in_flight, *, extra_args,
                     callback))]
@@ -461,50 +502,27 @@ fn download_files(
     objects_in_flight: usize,
     extra_args: HashMap<String, String>,
     callback: Option<Bound<'_, PyAny>>,
-) -> PyResult<Vec<Option<Py<PyAny>>>> {
-    let shared = download_request(
-        bucket,
-        String::new(),
-        PathBuf::new(),
-        &extra_args,
-        options,
-        connection,
-    );
-    let files = files
-        .into_iter()
-        .map(|(key, path)| FileDownload { key, path })
-        .collect();
-    let results = run_transfer(
-        py,
-        &connection.settings,
-        callback,
-        no_pump,
-        move |task| async move {
-            Ok(batch::download_files(
-                &task.client,
-                &task.endpoint,
-                shared,
-                files,
-                objects_in_flight,
-                task.progress,
-                task.cancel,
-            )
-            .await)
-        },
-    )?;
-    Ok(exceptions(py, results))
+) -> PyResult<Outcomes> {
+    let batch = download_batch(connection, options, bucket, files, &extra_args);
+    run_batch(py, connection, batch, objects_in_flight, callback)
 }
 
-/// Each result as None or the exception boto3 would raise for it.
-fn exceptions(py: Python<'_>, results: batch::Results) -> Vec<Option<Py<PyAny>>> {
-    results
-        .into_iter()
-        .map(|result| {
-            result
-                .err()
-                .map(|error| to_py_err(error).into_value(py).into_any())
-        })
-        .collect()
+/// The outcome of each object of a directory transfer, as Python gets it: a list holding, in
+/// order, None or the exception boto3 would raise for that object.
+pub(crate) struct Outcomes(pub(crate) batch::Results);
+
+impl<'py> IntoPyObject<'py> for Outcomes {
+    type Target = PyList;
+    type Output = Bound<'py, PyList>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
+        let outcomes = self
+            .0
+            .into_iter()
+            .map(|result| result.err().map(|error| to_py_err(error).into_value(py)));
+        PyList::new(py, outcomes)
+    }
 }
 
 /// `extra_args` holds boto3's download ExtraArgs, already encoded (SSE-C key in base64 with

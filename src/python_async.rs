@@ -24,12 +24,16 @@ use pyo3_async_runtimes::TaskLocals;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
+use crate::batch::{self, Batch};
 use crate::download;
 use crate::errors::TransferError;
 use crate::handoff::ChunkQueue;
 use crate::plan;
 use crate::progress::Progress;
-use crate::python::{download_request, engine_and_client, to_py_err, Connection, Options, Upload};
+use crate::python::{
+    download_batch, download_request, engine_and_client, to_py_err, upload_batch, Connection,
+    FilesToUpload, Options, Outcomes, Upload,
+};
 use crate::runtime::{engine, Engine};
 use crate::upload;
 
@@ -217,6 +221,79 @@ fn download_file_async<'py>(
     )
 }
 
+/// `upload_files` of the directory API, as an awaitable of each file's outcome.
+#[pyfunction]
+#[pyo3(signature = (connection, options, upload, files, objects_in_flight, transfer))]
+fn upload_files_async<'py>(
+    py: Python<'py>,
+    connection: &Connection,
+    options: &Options,
+    upload: &Upload,
+    files: FilesToUpload,
+    objects_in_flight: usize,
+    transfer: &Transfer,
+) -> PyResult<Bound<'py, PyAny>> {
+    let batch = upload_batch(options, upload, files);
+    spawn_batch(py, connection, batch, objects_in_flight, transfer)
+}
+
+/// `download_files` of the directory API, as an awaitable of each object's outcome.
+#[pyfunction]
+#[pyo3(signature = (connection, options, bucket, files, objects_in_flight, extra_args,
+                    transfer))]
+#[allow(clippy::too_many_arguments)]
+fn download_files_async<'py>(
+    py: Python<'py>,
+    connection: &Connection,
+    options: &Options,
+    bucket: String,
+    files: Vec<(String, PathBuf)>,
+    objects_in_flight: usize,
+    extra_args: HashMap<String, String>,
+    transfer: &Transfer,
+) -> PyResult<Bound<'py, PyAny>> {
+    let batch = download_batch(connection, options, bucket, files, &extra_args);
+    spawn_batch(py, connection, batch, objects_in_flight, transfer)
+}
+
+fn spawn_batch<'py>(
+    py: Python<'py>,
+    connection: &Connection,
+    batch: Batch,
+    objects_in_flight: usize,
+    transfer: &Transfer,
+) -> PyResult<Bound<'py, PyAny>> {
+    spawn_transfer(
+        py,
+        connection,
+        transfer,
+        move |client, endpoint, progress, cancel| async move {
+            let results = batch
+                .run(&client, &endpoint, objects_in_flight, progress, cancel)
+                .await;
+            Ok(Outcomes(results))
+        },
+    )
+}
+
+/// `list_keys` of the directory API, as an awaitable.
+#[pyfunction]
+fn list_keys_async<'py>(
+    py: Python<'py>,
+    connection: &Connection,
+    bucket: String,
+    prefix: String,
+) -> PyResult<Bound<'py, PyAny>> {
+    spawn_transfer(
+        py,
+        connection,
+        &Transfer::new(None),
+        move |client, endpoint, _, _| async move {
+            batch::list_keys(&client, &endpoint, &bucket, &prefix).await
+        },
+    )
+}
+
 /// The blocks of a stream on their way to `upload_stream_async`'s engine.
 #[pyclass(frozen, module = "s3turbo._core")]
 pub struct BlockSender {
@@ -384,5 +461,8 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(download_file_async, module)?)?;
     module.add_function(wrap_pyfunction!(upload_stream_async, module)?)?;
     module.add_function(wrap_pyfunction!(download_stream_async, module)?)?;
+    module.add_function(wrap_pyfunction!(upload_files_async, module)?)?;
+    module.add_function(wrap_pyfunction!(list_keys_async, module)?)?;
+    module.add_function(wrap_pyfunction!(download_files_async, module)?)?;
     Ok(())
 }

@@ -3,12 +3,14 @@ a report of what failed, and keys that cannot escape the local folder."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
 from pathlib import Path
 
 import boto3
 import pytest
-from helpers import Callbacks
+from helpers import MIB, Callbacks, write_random
 
 import s3turbo
 
@@ -203,3 +205,104 @@ def test_listing_a_missing_bucket_raises_as_boto3(server, tmp_path):
         list(paginator.paginate(Bucket="no-such-bucket-here"))
     assert type(ours.value) is type(theirs.value)
     assert ours.value.response["Error"]["Code"] == theirs.value.response["Error"]["Code"]
+
+
+# The asyncio API: the same methods as coroutines.
+
+
+def test_async_directory_round_trip_matches_the_sync_api(server, bucket, tmp_path):
+    source = make_tree(tmp_path / "source")
+    up_callbacks, down_callbacks = Callbacks(), Callbacks()
+
+    async def main():
+        async with s3turbo.aio.client("s3", **server.client_kwargs()) as s3:
+            uploaded = await s3.upload_directory(source, bucket, "async", Callback=up_callbacks)
+            downloaded = await s3.download_directory(
+                bucket, "async", tmp_path / "copy", Callback=down_callbacks
+            )
+        return uploaded, downloaded, threading.get_ident()
+
+    uploaded, downloaded, loop_thread = asyncio.run(main())
+    client = server.s3turbo_client()
+    assert uploaded == client.upload_directory(source, bucket, "async")
+    downloaded_by_sync = client.download_directory(bucket, "async", tmp_path / "sync copy")
+    assert downloaded == {
+        key: path.replace("sync copy", "copy") for key, path in downloaded_by_sync.items()
+    }
+    assert read_tree(tmp_path / "copy") == read_tree(tmp_path / "sync copy") == TREE
+    size = sum(len(content) for content in TREE.values())
+    assert up_callbacks.total == down_callbacks.total == size
+    assert up_callbacks.threads == down_callbacks.threads == {loop_thread}
+    head = server.boto3_client().head_object(Bucket=bucket, Key="async/data/table.csv")
+    assert head["ContentType"] == "text/csv"
+
+
+def test_async_directory_failures_are_the_sync_apis(moto, tmp_path):
+    bucket = moto.new_bucket()
+    boto = moto.boto3_client()
+    for key in ["p/../outside.txt", "p/fine.txt"]:
+        boto.put_object(Bucket=bucket, Key=key, Body=b"x")
+
+    async def main():
+        async with s3turbo.aio.client("s3", **moto.client_kwargs()) as s3:
+            with pytest.raises(s3turbo.DirectoryTransferError) as raised:
+                await s3.download_directory(bucket, "p", tmp_path / "copy")
+            with pytest.raises(s3.exceptions.NoSuchBucket):
+                await s3.download_directory("no-such-bucket-here", "", tmp_path / "none")
+            with pytest.raises(NotADirectoryError):
+                await s3.upload_directory(tmp_path / "missing", bucket, "")
+            with pytest.raises(ValueError, match="Invalid extra_args key"):
+                await s3.download_directory(bucket, "p", tmp_path / "x", ExtraArgs={"Nope": 1})
+        return raised.value
+
+    report = asyncio.run(main())
+    assert list(report.failed) == ["p/../outside.txt"]
+    assert isinstance(report.failed["p/../outside.txt"], ValueError)
+    assert report.transferred == {"p/fine.txt": str(tmp_path / "copy" / "fine.txt")}
+    assert sorted(p.name for p in tmp_path.rglob("outside*")) == []
+
+
+class Stop(Exception):
+    pass
+
+
+def test_async_directory_callback_exception_stops_it_cleanly(moto, tmp_path):
+    """A Callback raising stops the whole directory upload; the multipart upload in flight is
+    aborted and the exception reaches the caller unchanged."""
+    bucket = moto.new_bucket()
+    source = tmp_path / "source"
+    source.mkdir()
+    write_random(source / "big.bin", 24 * MIB)
+    raised = Stop("enough")
+
+    def callback(increment):
+        raise raised
+
+    async def main():
+        async with s3turbo.aio.client("s3", **moto.client_kwargs()) as s3:
+            with pytest.raises(Stop) as caught:
+                config = s3turbo.TransferConfig(
+                    multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB
+                )
+                await s3.upload_directory(source, bucket, "", Callback=callback, Config=config)
+            return caught.value
+
+    assert asyncio.run(main()) is raised
+    boto = moto.boto3_client()
+    assert boto.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert boto.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+
+def test_async_directory_through_boto3(s3s_fs, tmp_path, monkeypatch):
+    """With S3TURBO_DISABLE boto3 transfers the objects one by one, in a worker thread."""
+    source = make_tree(tmp_path / "source")
+    bucket = s3s_fs.new_bucket()
+    monkeypatch.setenv("S3TURBO_DISABLE", "1")
+
+    async def main():
+        async with s3turbo.aio.client("s3", **s3s_fs.client_kwargs()) as s3:
+            await s3.upload_directory(source, bucket, "p")
+            return await s3.download_directory(bucket, "p", tmp_path / "copy")
+
+    assert sorted(asyncio.run(main())) == sorted(f"p/{name}" for name in TREE)
+    assert read_tree(tmp_path / "copy") == TREE

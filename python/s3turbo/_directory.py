@@ -45,6 +45,119 @@ def key_prefix(prefix: str) -> str:
     return prefix if prefix == "" or prefix.endswith("/") else prefix + "/"
 
 
+class UploadBatch:
+    """The files of one upload_directory call, the keys they go to, and the report of their
+    outcomes: shared by the sync and the asyncio API. Building one walks `local_dir`."""
+
+    def __init__(
+        self,
+        client: Client,
+        local_dir: str | os.PathLike,
+        bucket: str,
+        prefix: str,
+        extra_args: dict | None,
+    ):
+        root = Path(os.fspath(local_dir))
+        if not root.is_dir():
+            raise NotADirectoryError(f"not a directory: {str(root)!r}")
+        prefix = key_prefix(prefix)
+        self.client = client
+        self.bucket = bucket
+        self.files = {
+            prefix + path.relative_to(root).as_posix(): str(path) for path in _files_in(root)
+        }
+        self.args = dict(extra_args or {})
+
+    def _content_type(self, path: str) -> str | None:
+        """Guessed from the file name, unless ExtraArgs give one."""
+        if "ContentType" in self.args:
+            return None
+        return mimetypes.guess_type(path)[0]
+
+    def engine_upload(self) -> _core.Upload | None:
+        """The engine's upload of these ExtraArgs, or None when boto3 must serve them."""
+        return self.client._upload_plan("upload_directory", self.bucket, "-", self.args)
+
+    def engine_files(self) -> list[tuple[str, str, str | None]]:
+        return [(path, key, self._content_type(path)) for key, path in self.files.items()]
+
+    def one_by_one(self, callback, config) -> dict[str, str]:
+        """boto3 uploads the files, one after another."""
+
+        def upload_with_boto3(key: str, path: str) -> None:
+            guessed = self._content_type(path)
+            args = dict(self.args, ContentType=guessed) if guessed else self.args
+            boto3_transfers.upload_file(
+                self.client._client, path, self.bucket, key, args, callback, config
+            )
+
+        return _one_by_one("upload", self.files, upload_with_boto3)
+
+    def report(self, outcomes: list[BaseException | None]) -> dict[str, str]:
+        def as_boto3_raises(key: str, error: BaseException) -> BaseException:
+            if isinstance(error, ClientError):
+                return S3UploadFailedError(
+                    f"Failed to upload {self.files[key]} to {self.bucket}/{key}: "
+                    f"{self.client._modeled(error)}"
+                )
+            return error
+
+        return _report("upload", self.files, outcomes, as_boto3_raises)
+
+
+class DownloadBatch:
+    """The objects of one download_directory call and the local paths they go to (`place`
+    them once listed), and the report of their outcomes: shared by the sync and the asyncio
+    API. Building one makes `local_dir`."""
+
+    def __init__(self, client: Client, bucket: str, prefix: str, local_dir: str | os.PathLike):
+        self.root = Path(os.fspath(local_dir))
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.client = client
+        self.bucket = bucket
+        self.prefix = key_prefix(prefix)
+        self.files: dict[str, str] = {}
+        self.refused: dict[str, BaseException] = {}
+
+    def place(self, keys: Iterable[str]) -> None:
+        """Maps the listed keys to local paths and makes their folders; a key that would land
+        outside `local_dir`, or whose folder cannot be made, is refused."""
+        inside = os.path.realpath(self.root) + os.sep
+        made: set[Path] = set()  # folders made already: most objects share theirs
+
+        def make_folder(path: Path) -> None:
+            if path not in made:
+                path.mkdir(parents=True, exist_ok=True)
+                made.add(path)
+
+        for key in keys:
+            try:
+                path = local_path(self.root, key[len(self.prefix) :], inside)
+                if key.endswith("/"):  # a folder marker: the folder, no file
+                    make_folder(path)
+                else:
+                    make_folder(path.parent)
+                    self.files[key] = str(path)
+            except (ValueError, OSError) as error:
+                self.refused[key] = error
+
+    def one_by_one(self, extra_args, callback, config) -> dict[str, str]:
+        """boto3 downloads the objects, one after another."""
+
+        def download_with_boto3(key: str, path: str) -> None:
+            boto3_transfers.download_file(
+                self.client._client, self.bucket, key, path, extra_args, callback, config
+            )
+
+        return _one_by_one("download", self.files, download_with_boto3, self.refused)
+
+    def report(self, outcomes: list[BaseException | None]) -> dict[str, str]:
+        def as_boto3_raises(key: str, error: BaseException) -> BaseException:
+            return self.client._modeled(error) if isinstance(error, ClientError) else error
+
+        return _report("download", self.files, outcomes, as_boto3_raises, self.refused)
+
+
 def upload_directory(
     client: Client,
     local_dir: str | os.PathLike,
@@ -55,43 +168,19 @@ def upload_directory(
     config: TransferConfig | None,
     boto3_serves: bool,
 ) -> dict[str, str]:
-    root = Path(os.fspath(local_dir))
-    if not root.is_dir():
-        raise NotADirectoryError(f"not a directory: {str(root)!r}")
-    prefix = key_prefix(prefix)
-    files = {prefix + path.relative_to(root).as_posix(): str(path) for path in _files_in(root)}
-    args = dict(extra_args or {})
-    guess = "ContentType" not in args
-
-    def content_type(path: str) -> str | None:
-        return mimetypes.guess_type(path)[0] if guess else None
-
-    upload = None if boto3_serves else client._upload_plan("upload_directory", bucket, "-", args)
+    batch = UploadBatch(client, local_dir, bucket, prefix, extra_args)
+    upload = None if boto3_serves else batch.engine_upload()
     if upload is None:
-
-        def upload_with_boto3(key: str, path: str) -> None:
-            guessed = content_type(path)
-            typed = dict(args, ContentType=guessed) if guessed else args
-            boto3_transfers.upload_file(client._client, path, bucket, key, typed, callback, config)
-
-        return _one_by_one("upload", files, upload_with_boto3)
-    errors = _core.upload_files(
+        return batch.one_by_one(callback, config)
+    outcomes = _core.upload_files(
         _settings.connection(client._client),
         _settings.options(config),
         upload,
-        [(path, key, content_type(path)) for key, path in files.items()],
-        _objects_in_flight(config),
+        batch.engine_files(),
+        objects_in_flight(config),
         callback=callback,
     )
-
-    def as_boto3_raises(key: str, error: BaseException) -> BaseException:
-        if isinstance(error, ClientError):
-            return S3UploadFailedError(
-                f"Failed to upload {files[key]} to {bucket}/{key}: {client._modeled(error)}"
-            )
-        return error
-
-    return _report("upload", files, errors, as_boto3_raises)
+    return batch.report(outcomes)
 
 
 def download_directory(
@@ -104,51 +193,21 @@ def download_directory(
     config: TransferConfig | None,
     boto3_serves: bool,
 ) -> dict[str, str]:
-    root = Path(os.fspath(local_dir))
-    root.mkdir(parents=True, exist_ok=True)
-    prefix = key_prefix(prefix)
-    files: dict[str, str] = {}
-    refused: dict[str, BaseException] = {}
-    inside = os.path.realpath(root) + os.sep
-    made: set[Path] = set()  # folders made already: most objects share theirs
-
-    def make_folder(path: Path) -> None:
-        if path not in made:
-            path.mkdir(parents=True, exist_ok=True)
-            made.add(path)
-
-    for key in _keys(client, bucket, prefix, boto3_serves):
-        try:
-            path = local_path(root, key[len(prefix) :], inside)
-            if key.endswith("/"):  # a folder marker: the folder, no file
-                make_folder(path)
-            else:
-                make_folder(path.parent)
-                files[key] = str(path)
-        except (ValueError, OSError) as error:
-            refused[key] = error
+    encoded_args = _settings.download_args(client._client, bucket, "-", extra_args)
+    batch = DownloadBatch(client, bucket, prefix, local_dir)
+    batch.place(_keys(client, bucket, batch.prefix, boto3_serves))
     if boto3_serves:
-
-        def download_with_boto3(key: str, path: str) -> None:
-            boto3_transfers.download_file(
-                client._client, bucket, key, path, extra_args, callback, config
-            )
-
-        return _one_by_one("download", files, download_with_boto3, refused)
-    errors = _core.download_files(
+        return batch.one_by_one(extra_args, callback, config)
+    outcomes = _core.download_files(
         _settings.connection(client._client),
         _settings.options(config),
         bucket,
-        list(files.items()),
-        _objects_in_flight(config),
-        extra_args=_settings.download_args(client._client, bucket, "-", extra_args),
+        list(batch.files.items()),
+        objects_in_flight(config),
+        extra_args=encoded_args,
         callback=callback,
     )
-
-    def as_boto3_raises(key: str, error: BaseException) -> BaseException:
-        return client._modeled(error) if isinstance(error, ClientError) else error
-
-    return _report("download", files, errors, as_boto3_raises, refused)
+    return batch.report(outcomes)
 
 
 def local_path(root: Path, relative_key: str, inside: str) -> Path:
@@ -187,14 +246,14 @@ def _keys(client: Client, bucket: str, prefix: str, boto3_serves: bool) -> Itera
     return [item["Key"] for page in pages for item in page.get("Contents", [])]
 
 
-def _objects_in_flight(config: TransferConfig | None) -> int:
+def objects_in_flight(config: TransferConfig | None) -> int:
     return DEFAULT_OBJECTS_IN_FLIGHT if config is None else max(1, config.max_concurrency)
 
 
-def _report(action, files, errors, as_boto3_raises, refused=None) -> dict[str, str]:
+def _report(action, files, outcomes, as_boto3_raises, refused=None) -> dict[str, str]:
     failed = dict(refused or {})
     transferred = {}
-    for (key, path), error in zip(files.items(), errors, strict=True):
+    for (key, path), error in zip(files.items(), outcomes, strict=True):
         if error is None:
             transferred[key] = path
         else:

@@ -25,8 +25,14 @@ import boto3.s3.inject as boto3_transfers
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
-from . import _core, _settings
-from ._client import Client, _filename, fileobj_retries_exceeded, upload_failed
+from . import _core, _directory, _settings
+from ._client import (
+    Client,
+    _boto3_must_serve,
+    _filename,
+    fileobj_retries_exceeded,
+    upload_failed,
+)
 
 # How often progress reaches the Callback, as in the sync API.
 _PROGRESS_INTERVAL = 0.05
@@ -221,6 +227,88 @@ class AsyncClient:
         with fileobj_retries_exceeded():
             await self._run(transfer, asked, done, Callback, write_chunks())
 
+    async def upload_directory(
+        self,
+        local_dir: str | os.PathLike,
+        Bucket: str,
+        Prefix: str = "",
+        ExtraArgs: dict | None = None,
+        Callback: Callable[[int], Any] | None = None,
+        Config: TransferConfig | None = None,
+    ) -> dict[str, str]:
+        """``s3turbo.Client.upload_directory`` as a coroutine: the folder is walked in a worker
+        thread, the files are uploaded by the engine."""
+        boto3_serves = _boto3_must_serve("upload_directory", self._client, Config)
+        batch = await asyncio.to_thread(
+            _directory.UploadBatch, self._sync, local_dir, Bucket, Prefix, ExtraArgs
+        )
+        upload = None if boto3_serves else batch.engine_upload()
+        if upload is None:
+            return await asyncio.to_thread(batch.one_by_one, Callback, Config)
+        transfer, asked = _transfer(Callback)
+        outcomes = await self._run(
+            transfer,
+            asked,
+            _core.upload_files_async(
+                *self._engine_args(Config),
+                upload,
+                batch.engine_files(),
+                _directory.objects_in_flight(Config),
+                transfer,
+            ),
+            Callback,
+        )
+        return batch.report(outcomes)
+
+    async def download_directory(
+        self,
+        Bucket: str,
+        Prefix: str,
+        local_dir: str | os.PathLike,
+        ExtraArgs: dict | None = None,
+        Callback: Callable[[int], Any] | None = None,
+        Config: TransferConfig | None = None,
+    ) -> dict[str, str]:
+        """``s3turbo.Client.download_directory`` as a coroutine: the engine lists and downloads
+        the objects, their folders are made in a worker thread."""
+        boto3_serves = _boto3_must_serve("download_directory", self._client, Config)
+        if boto3_serves:
+            return await asyncio.to_thread(
+                self._sync.download_directory,
+                Bucket,
+                Prefix,
+                local_dir,
+                ExtraArgs,
+                Callback,
+                Config,
+            )
+        encoded_args = _settings.download_args(self._client, Bucket, "-", ExtraArgs)
+        batch = await asyncio.to_thread(
+            _directory.DownloadBatch, self._sync, Bucket, Prefix, local_dir
+        )
+        try:
+            keys = await _core.list_keys_async(
+                _settings.connection(self._client), Bucket, batch.prefix
+            )
+        except ClientError as error:
+            raise self._sync._modeled(error) from None
+        await asyncio.to_thread(batch.place, keys)
+        transfer, asked = _transfer(Callback)
+        outcomes = await self._run(
+            transfer,
+            asked,
+            _core.download_files_async(
+                *self._engine_args(Config),
+                Bucket,
+                list(batch.files.items()),
+                _directory.objects_in_flight(Config),
+                encoded_args,
+                transfer,
+            ),
+            Callback,
+        )
+        return batch.report(outcomes)
+
     def _engine_args(self, config: TransferConfig | None) -> tuple:
         return _settings.connection(self._client), _settings.options(config)
 
@@ -228,15 +316,15 @@ class AsyncClient:
         self,
         transfer: _core.Transfer,
         asked: asyncio.Event | None,
-        done: Awaitable[None],
+        done: Awaitable[Any],
         callback: Callable[[int], Any] | None,
         pump: Awaitable[None] | None = None,
-    ) -> None:
-        """Waits for the engine (`done`), handing progress to `callback` on this loop every
-        50 ms, and at once when the engine asks before it commits, while `pump` (the file
-        object's reads or writes) runs beside it. If this task is cancelled, or the callback or
-        the pump raises, the engine is cancelled and its clean-up awaited before the exception
-        goes on."""
+    ) -> Any:
+        """Waits for the engine (`done`) and returns its result, handing progress to
+        `callback` on this loop every 50 ms, and at once when the engine asks before it commits,
+        while `pump` (the file object's reads or writes) runs beside it. If this task is
+        cancelled, or the callback or the pump raises, the engine is cancelled and its clean-up
+        awaited before the exception goes on."""
         done = asyncio.ensure_future(done)
         pump = asyncio.ensure_future(pump) if pump is not None else None
         reported = 0
@@ -267,8 +355,9 @@ class AsyncClient:
                 report()
             if pump is not None:
                 await pump
-            done.result()
+            result = done.result()
             report()
+            return result
         except ClientError as error:
             raise self._sync._modeled(error) from None
         except BaseException:
