@@ -13,6 +13,7 @@ import pytest
 from helpers import MIB, Callbacks, write_random
 
 import s3turbo
+from faultproxy import FaultProxy
 
 # A folder with nesting, an empty folder, spaces and non-ASCII names, and several extensions.
 TREE = {
@@ -260,6 +261,7 @@ def test_async_directory_failures_are_the_sync_apis(moto, tmp_path):
     assert isinstance(report.failed["p/../outside.txt"], ValueError)
     assert report.transferred == {"p/fine.txt": str(tmp_path / "copy" / "fine.txt")}
     assert sorted(p.name for p in tmp_path.rglob("outside*")) == []
+    assert not (tmp_path / "x").exists()  # bad ExtraArgs are refused before anything is made
 
 
 class Stop(Exception):
@@ -291,6 +293,35 @@ def test_async_directory_callback_exception_stops_it_cleanly(moto, tmp_path):
     boto = moto.boto3_client()
     assert boto.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     assert boto.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+
+def test_cancelled_async_download_directory_leaves_no_partial_file(server, bucket, tmp_path):
+    """Cancelling the task mid-way: the objects in flight leave no temporary file, and what is
+    on disk is complete objects only."""
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("a.bin", "b.bin", "c.bin"):
+        write_random(source / name, 6 * MIB)
+    server.s3turbo_client().upload_directory(source, bucket, "p")
+    target = tmp_path / "copy"
+
+    async def main():
+        with FaultProxy(server.endpoint_url) as slow:
+            slow.bytes_per_second = 4 * MIB
+            s3 = s3turbo.aio.client("s3", **server.client_kwargs(endpoint_url=slow.endpoint_url))
+            started = asyncio.Event()
+            task = asyncio.create_task(
+                s3.download_directory(bucket, "p", target, Callback=lambda n: started.set())
+            )
+            await asyncio.wait_for(started.wait(), timeout=30)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    asyncio.run(main())
+    left = {path.name: path.read_bytes() for path in target.iterdir()}
+    assert set(left) < {"a.bin", "b.bin", "c.bin"}  # no temporary file, not all done
+    assert all(content == (source / name).read_bytes() for name, content in left.items())
 
 
 def test_async_directory_through_boto3(s3s_fs, tmp_path, monkeypatch):
