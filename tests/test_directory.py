@@ -173,6 +173,41 @@ def test_not_a_directory(s3s_fs, tmp_path):
         client.upload_directory(tmp_path / "missing", "bucket", "")
 
 
+@pytest.mark.parametrize(
+    "kwargs, raises",
+    [
+        ({"Bucket": 123}, TypeError),
+        ({"ExtraArgs": "ACL=private"}, ValueError),
+        ({"ExtraArgs": 7}, TypeError),
+        ({"ExtraArgs": {"Nope": 1}}, ValueError),
+        ({"Config": object()}, TypeError),
+        ({"Prefix": None}, ValueError),
+    ],
+)
+def test_bad_arguments_are_refused_up_front(s3s_fs, tmp_path, kwargs, raises):
+    """As the transfer methods refuse them, sync and async, before any request or any folder is
+    made."""
+    source = make_tree(tmp_path / "source")
+    client = s3s_fs.s3turbo_client()
+    bucket = s3s_fs.new_bucket()
+    args = {"Bucket": bucket, "Prefix": "p", **kwargs}
+    with pytest.raises(raises):
+        client.upload_directory(source, **args)
+    with pytest.raises(raises):
+        client.download_directory(local_dir=tmp_path / "copy", **args)
+
+    async def main():
+        async with s3turbo.aio.client("s3", **s3s_fs.client_kwargs()) as s3:
+            with pytest.raises(raises):
+                await s3.upload_directory(source, **args)
+            with pytest.raises(raises):
+                await s3.download_directory(local_dir=tmp_path / "copy", **args)
+
+    asyncio.run(main())
+    assert not (tmp_path / "copy").exists()
+    assert "Contents" not in s3s_fs.boto3_client().list_objects_v2(Bucket=bucket)
+
+
 def test_listing_pages_as_boto3(server, bucket, tmp_path):
     """The engine lists the keys, over more than one page of them."""
     make_tree(tmp_path / "many", {f"f{i:04d}": b"" for i in range(1001)})

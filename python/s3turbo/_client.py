@@ -362,6 +362,7 @@ class Client:
         many at once; ContentType is guessed from each name unless ExtraArgs gives one. Returns
         {key: path}; raises s3turbo.DirectoryTransferError, after the others are done, if any
         failed."""
+        _check_transfer_args(Bucket, ExtraArgs, Config)
         boto3_serves = _boto3_must_serve("upload_directory", self._client, Config)
         return _directory.upload_directory(
             self, local_dir, Bucket, Prefix, ExtraArgs, Callback, Config, boto3_serves
@@ -379,6 +380,7 @@ class Client:
         """Downloads every object under `Prefix` to `local_dir` + the rest of its key, many at
         once; a key that would land outside `local_dir` is refused. Returns {key: path}; raises
         s3turbo.DirectoryTransferError, after the others are done, if any failed."""
+        _check_transfer_args(Bucket, ExtraArgs, Config)
         boto3_serves = _boto3_must_serve("download_directory", self._client, Config)
         return _directory.download_directory(
             self, Bucket, Prefix, local_dir, ExtraArgs, Callback, Config, boto3_serves

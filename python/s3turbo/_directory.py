@@ -111,11 +111,11 @@ class DownloadBatch:
     API. Building one makes `local_dir`."""
 
     def __init__(self, client: Client, bucket: str, prefix: str, local_dir: str | os.PathLike):
+        self.prefix = key_prefix(prefix)
         self.root = Path(os.fspath(local_dir))
         self.root.mkdir(parents=True, exist_ok=True)
         self.client = client
         self.bucket = bucket
-        self.prefix = key_prefix(prefix)
         self.files: dict[str, str] = {}
         self.refused: dict[str, BaseException] = {}
 

@@ -29,6 +29,7 @@ from . import _core, _directory, _settings
 from ._client import (
     Client,
     _boto3_must_serve,
+    _check_transfer_args,
     _filename,
     fileobj_retries_exceeded,
     upload_failed,
@@ -238,6 +239,7 @@ class AsyncClient:
     ) -> dict[str, str]:
         """``s3turbo.Client.upload_directory`` as a coroutine: the folder is walked in a worker
         thread, the files are uploaded by the engine."""
+        _check_transfer_args(Bucket, ExtraArgs, Config)
         boto3_serves = _boto3_must_serve("upload_directory", self._client, Config)
         batch = await asyncio.to_thread(
             _directory.UploadBatch, self._sync, local_dir, Bucket, Prefix, ExtraArgs
@@ -271,6 +273,7 @@ class AsyncClient:
     ) -> dict[str, str]:
         """``s3turbo.Client.download_directory`` as a coroutine: the engine lists and downloads
         the objects, their folders are made in a worker thread."""
+        _check_transfer_args(Bucket, ExtraArgs, Config)
         boto3_serves = _boto3_must_serve("download_directory", self._client, Config)
         if boto3_serves:
             return await asyncio.to_thread(
