@@ -18,6 +18,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, TryStreamExt};
 use tokio_util::sync::CancellationToken;
 
+use crate::bandwidth::BandwidthLimit;
 use crate::errors::{body_cut_short, body_error, TransferError};
 use crate::handoff::ChunkQueue;
 use crate::plan::{self, Part};
@@ -45,6 +46,8 @@ pub struct DownloadRequest {
     pub path: PathBuf,
     pub args: DownloadArgs,
     pub options: TransferOptions,
+    /// `max_bandwidth`, shared by every part of the call.
+    pub bandwidth: Option<Arc<BandwidthLimit>>,
     /// botocore's read_timeout: the longest wait for the next bytes of a body, as a socket
     /// timeout bounds each read in botocore.
     pub read_timeout: Duration,
@@ -345,6 +348,10 @@ impl<'a> Fetcher<'a> {
             let len = chunk.len() as u64;
             writer.write(chunk)?;
             attempt.add(generation, len);
+            if let Some(limit) = &request.bandwidth {
+                // Not reading on holds the server back: TCP's flow control paces the sender.
+                limit.pace(len).await;
+            }
         }
         if received != part.len {
             return Err(body_cut_short(self.endpoint, "the response ended early"));

@@ -3,16 +3,19 @@
 //! no worker ever needs the GIL.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use tokio::sync::Notify;
+use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
+use crate::bandwidth::BandwidthLimit;
 use crate::errors::TransferError;
 
 /// Bytes moved so far. It goes down when an attempt that had counted bytes is retried, so that
@@ -153,22 +156,44 @@ impl AttemptCounter {
 /// nothing (slices of one `Bytes`, no copies).
 const FRAME_SIZE: usize = 256 * 1024;
 
-/// An upload body over an in-memory part that counts bytes as the HTTP client takes them.
+/// Frames under a bandwidth limit: smaller, so that the bytes go out smoothly even at low rates.
+const PACED_FRAME_SIZE: usize = 64 * 1024;
+
+/// An upload body over an in-memory part that counts bytes as the HTTP client takes them, and
+/// hands them over no faster than its bandwidth limit, if it has one.
 pub struct CountingBody {
     remaining: Bytes,
     counter: Arc<AttemptCounter>,
     generation: u64,
+    bandwidth: Option<Arc<BandwidthLimit>>,
+    /// The wait for the slot the next frame has reserved.
+    paced: Option<Pin<Box<Sleep>>>,
 }
 
 impl CountingBody {
     /// A body for a new attempt: what earlier bodies of this part counted is taken back.
-    pub fn new(data: Bytes, counter: Arc<AttemptCounter>) -> Self {
+    pub fn new(
+        data: Bytes,
+        counter: Arc<AttemptCounter>,
+        bandwidth: Option<Arc<BandwidthLimit>>,
+    ) -> Self {
         let generation = counter.restart();
         Self {
             remaining: data,
             counter,
             generation,
+            bandwidth,
+            paced: None,
         }
+    }
+
+    fn frame_size(&self) -> usize {
+        let size = if self.bandwidth.is_some() {
+            PACED_FRAME_SIZE
+        } else {
+            FRAME_SIZE
+        };
+        self.remaining.len().min(size)
     }
 }
 
@@ -178,12 +203,30 @@ impl http_body::Body for CountingBody {
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
+        cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         if self.remaining.is_empty() {
             return Poll::Ready(None);
         }
-        let take = self.remaining.len().min(FRAME_SIZE);
+        match self.paced.as_mut() {
+            Some(wait) => {
+                ready!(wait.as_mut().poll(cx));
+                self.paced = None;
+            }
+            None => {
+                if let Some(bandwidth) = &self.bandwidth {
+                    let slot = bandwidth.reserve(self.frame_size() as u64);
+                    if slot > Instant::now() {
+                        let mut wait = Box::pin(tokio::time::sleep_until(slot));
+                        if wait.as_mut().poll(cx).is_pending() {
+                            self.paced = Some(wait);
+                            return Poll::Pending;
+                        }
+                    }
+                }
+            }
+        }
+        let take = self.frame_size();
         let frame = self.remaining.split_to(take);
         self.counter.add(self.generation, frame.len() as u64);
         Poll::Ready(Some(Ok(Frame::data(frame))))
@@ -258,7 +301,7 @@ mod tests {
     async fn counting_body_counts_every_byte_once() {
         let progress = Progress::new();
         let data = Bytes::from(vec![7u8; 3 * FRAME_SIZE + 5]);
-        let body = CountingBody::new(data.clone(), AttemptCounter::new(progress.clone()));
+        let body = CountingBody::new(data.clone(), AttemptCounter::new(progress.clone()), None);
         assert_eq!(
             http_body::Body::size_hint(&body).exact(),
             Some(data.len() as u64)
@@ -266,6 +309,18 @@ mod tests {
         let collected = collect(body).await;
         assert_eq!(collected, data);
         assert_eq!(progress.transferred(), data.len() as i64);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_limited_body_goes_at_its_bandwidth() {
+        let progress = Progress::new();
+        let data = Bytes::from(vec![7u8; 4 * PACED_FRAME_SIZE]);
+        let limit = Arc::new(BandwidthLimit::new(PACED_FRAME_SIZE as u64));
+        let body = CountingBody::new(data.clone(), AttemptCounter::new(progress), Some(limit));
+        let start = Instant::now();
+        assert_eq!(collect(body).await, data);
+        // One frame a second, the first at once.
+        assert_eq!(start.elapsed(), std::time::Duration::from_secs(3));
     }
 
     /// Drains a body the way the HTTP client does, frame by frame.

@@ -16,6 +16,7 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::bandwidth::BandwidthLimit;
 use crate::batch::{self, Batch, FileDownload, FileUpload};
 use crate::client::ConnectionSettings;
 use crate::credentials::{CredentialSource, FetchedCredentials, RefreshableSource};
@@ -129,12 +130,13 @@ pub struct Options {
 impl Options {
     #[new]
     #[pyo3(signature = (*, multipart_threshold, multipart_chunksize, max_concurrency,
-                        num_download_attempts))]
+                        num_download_attempts, max_bandwidth=None))]
     fn new(
         multipart_threshold: u64,
         multipart_chunksize: u64,
         max_concurrency: usize,
         num_download_attempts: u32,
+        max_bandwidth: Option<u64>,
     ) -> Self {
         Self {
             options: TransferOptions {
@@ -142,8 +144,18 @@ impl Options {
                 multipart_chunksize,
                 max_concurrency,
                 num_download_attempts,
+                max_bandwidth,
             },
         }
+    }
+}
+
+impl Options {
+    /// A new limit for one call, shared by all its parts and objects.
+    fn bandwidth_limit(&self) -> Option<Arc<BandwidthLimit>> {
+        self.options
+            .max_bandwidth
+            .map(|rate| Arc::new(BandwidthLimit::new(rate)))
     }
 }
 
@@ -205,6 +217,7 @@ impl Upload {
             put_object_checksum_value: self.put_object_checksum_value.clone(),
             upload_part_checksum: self.upload_part_checksum.clone(),
             options: options.options,
+            bandwidth: options.bandwidth_limit(),
         }
     }
 }
@@ -550,6 +563,7 @@ pub(crate) fn download_request(
             checksum_mode: arg("ChecksumMode"),
         },
         options: options.options,
+        bandwidth: options.bandwidth_limit(),
         read_timeout: Duration::from_millis(connection.settings.read_timeout_ms),
     }
 }

@@ -13,6 +13,8 @@ pub struct TransferOptions {
     pub multipart_chunksize: u64,
     pub max_concurrency: usize,
     pub num_download_attempts: u32,
+    /// `TransferConfig.max_bandwidth`, in bytes per second.
+    pub max_bandwidth: Option<u64>,
 }
 
 /// Extra request headers, checked once when built so that adding them to a request cannot

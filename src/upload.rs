@@ -21,6 +21,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::bandwidth::BandwidthLimit;
 use crate::buffers::BufferPool;
 use crate::errors::TransferError;
 use crate::plan::{self, Part};
@@ -50,6 +51,8 @@ pub struct UploadRequest {
     pub put_object_checksum_value: Option<String>,
     pub upload_part_checksum: Option<ChecksumAlgorithm>,
     pub options: TransferOptions,
+    /// `max_bandwidth`, shared by every body of the call.
+    pub bandwidth: Option<Arc<BandwidthLimit>>,
 }
 
 impl UploadRequest {
@@ -322,7 +325,7 @@ impl Target<'_> {
             .key(&request.key)
             .set_checksum_algorithm(checksum.cloned())
             .content_length(data.len() as i64)
-            .body(counting_stream(data, progress));
+            .body(counting_stream(data, progress, &request.bandwidth));
         let builder = with_body_checksum!(builder, checksum, value);
         let headers = &request.headers.put_object;
         let operation = with_headers(builder.customize(), headers);
@@ -430,7 +433,7 @@ impl Target<'_> {
             .part_number(number)
             .set_checksum_algorithm(checksum.cloned())
             .content_length(part.data.len() as i64)
-            .body(counting_stream(part.data, progress));
+            .body(counting_stream(part.data, progress, &request.bandwidth));
         let builder = with_body_checksum!(builder, checksum, part.checksum);
         let output = with_headers(builder.customize(), &request.headers.upload_part)
             .send()
@@ -567,9 +570,15 @@ fn checksum_impl(algorithm: &ChecksumAlgorithm) -> Result<Box<dyn HttpChecksum>,
 
 /// A request body that the SDK can replay on retry; each replay first takes back the progress
 /// the previous attempt reported.
-fn counting_stream(data: Bytes, progress: &Arc<Progress>) -> ByteStream {
+fn counting_stream(
+    data: Bytes,
+    progress: &Arc<Progress>,
+    bandwidth: &Option<Arc<BandwidthLimit>>,
+) -> ByteStream {
     let attempt = AttemptCounter::new(progress.clone());
+    let bandwidth = bandwidth.clone();
     ByteStream::new(SdkBody::retryable(move || {
-        SdkBody::from_body_1_x(CountingBody::new(data.clone(), attempt.clone()))
+        let body = CountingBody::new(data.clone(), attempt.clone(), bandwidth.clone());
+        SdkBody::from_body_1_x(body)
     }))
 }

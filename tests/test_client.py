@@ -118,16 +118,15 @@ def test_invalid_bucket_or_key_is_refused_as_in_boto3(server, tmp_path, bucket_n
 
 
 def test_calls_the_engine_cannot_honour_go_to_boto3(s3s_fs, tmp_path, monkeypatch, caplog):
-    """max_bandwidth and S3TURBO_DISABLE=1 are served by boto3 itself (the debug log says so),
-    with the same result."""
+    """S3TURBO_DISABLE=1 and anonymous clients are served by boto3 itself (the debug log says
+    so), with the same result."""
     bucket = s3s_fs.new_bucket()
     source = write_random(tmp_path / "source.bin", 300_000)
     client = s3s_fs.s3turbo_client()
-    slow = s3turbo.TransferConfig(max_bandwidth=10 * MIB)
     with caplog.at_level("DEBUG", logger="s3turbo"):
         client.upload_file(str(source), bucket, "engine")
         assert caplog.records == []  # the engine served it
-        client.upload_file(str(source), bucket, "k", Config=slow)
+        client.upload_file(str(source), bucket, "k")
         monkeypatch.setenv("S3TURBO_DISABLE", "1")
         client.download_file(bucket, "k", str(tmp_path / "out.bin"))
         monkeypatch.delenv("S3TURBO_DISABLE")
@@ -136,8 +135,26 @@ def test_calls_the_engine_cannot_honour_go_to_boto3(s3s_fs, tmp_path, monkeypatc
             anonymous.upload_file(str(source), bucket, "anonymous")
     assert sha256_file(tmp_path / "out.bin") == sha256_file(source)
     reasons = [r.getMessage() for r in caplog.records if r.name == "s3turbo"]
-    assert any(
-        "upload_file falls back to boto3: TransferConfig.max_bandwidth" in m for m in reasons
-    )
     assert any("download_file falls back to boto3: S3TURBO_DISABLE" in m for m in reasons)
     assert any("upload_file falls back to boto3: anonymous" in m for m in reasons)
+
+
+def test_max_bandwidth_is_one_limit_for_all_the_parts(server, bucket, tmp_path, caplog):
+    """TransferConfig.max_bandwidth, as s3transfer honours it: 12 MiB in three parts in flight
+    at once, at 4 MiB/s in all, take about 3 s each way (at least 2.5 s: the first bytes go at
+    once), not 1 s. Served by the engine, with the same bytes."""
+    source = write_random(tmp_path / "source.bin", 12 * MIB)
+    limited = s3turbo.TransferConfig(
+        multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB, max_bandwidth=4 * MIB
+    )
+    client = server.s3turbo_client()
+    with caplog.at_level("DEBUG", logger="s3turbo"):
+        started = time.monotonic()
+        client.upload_file(str(source), bucket, "k", Config=limited)
+        upload_took = time.monotonic() - started
+        started = time.monotonic()
+        client.download_file(bucket, "k", str(tmp_path / "out.bin"), Config=limited)
+        download_took = time.monotonic() - started
+    assert [r.getMessage() for r in caplog.records if r.name == "s3turbo"] == []
+    assert upload_took >= 2.5 and download_took >= 2.5, (upload_took, download_took)
+    assert sha256_file(tmp_path / "out.bin") == sha256_file(source)

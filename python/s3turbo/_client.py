@@ -119,10 +119,10 @@ def _block_reader(fileobj: Any) -> Callable[[int], bytes]:
     return read
 
 
-def _boto3_must_serve(method: str, client: Any, config: TransferConfig | None) -> bool:
+def _boto3_must_serve(method: str, client: Any) -> bool:
     """Whether a call goes to boto3's own implementation because the engine would not honour it
     faithfully (or acceleration is turned off)."""
-    reason = _unsupported_setting(client, config)
+    reason = _unsupported_setting(client)
     if reason is not None:
         _log_fallback(method, reason)
     return reason is not None
@@ -132,11 +132,9 @@ def _disabled() -> bool:
     return os.environ.get("S3TURBO_DISABLE", "") not in ("", "0")
 
 
-def _unsupported_setting(client: Any, config: TransferConfig | None) -> str | None:
+def _unsupported_setting(client: Any) -> str | None:
     if _disabled():
         return "S3TURBO_DISABLE is set"
-    if config is not None and getattr(config, "max_bandwidth", None) is not None:
-        return "TransferConfig.max_bandwidth is not yet honoured by the engine"
     return _settings.unsupported_client_setting(client) or _settings.interception(client)
 
 
@@ -189,7 +187,7 @@ class Client:
         """boto3's checks of an upload_file call, then `(upload, filename)` for the engine, or
         None when boto3 must serve the call."""
         _check_transfer_args(Bucket, ExtraArgs, Config)
-        if _boto3_must_serve("upload_file", self._client, Config):
+        if _boto3_must_serve("upload_file", self._client):
             return None
         filename = _filename(Filename)
         upload = self._upload_plan("upload_file", Bucket, Key, ExtraArgs)
@@ -231,7 +229,7 @@ class Client:
         if isinstance(Fileobj, io.TextIOBase):
             # boto3 would wait forever on a text stream; say what is wrong instead.
             raise TypeError("upload_fileobj needs a binary file object, not a text stream")
-        if _boto3_must_serve("upload_fileobj", self._client, Config):
+        if _boto3_must_serve("upload_fileobj", self._client):
             return None
         return self._upload_plan("upload_fileobj", Bucket, Key, ExtraArgs)
 
@@ -310,7 +308,7 @@ class Client:
         """boto3's checks of a download call, then its ExtraArgs encoded for the engine, or None
         when boto3 must serve the call."""
         _check_transfer_args(Bucket, ExtraArgs, Config)
-        if _boto3_must_serve(method, self._client, Config):
+        if _boto3_must_serve(method, self._client):
             return None
         return _settings.download_args(self._client, Bucket, Key, ExtraArgs)
 
@@ -363,7 +361,7 @@ class Client:
         {key: path}; raises s3turbo.DirectoryTransferError, after the others are done, if any
         failed."""
         _check_transfer_args(Bucket, ExtraArgs, Config)
-        boto3_serves = _boto3_must_serve("upload_directory", self._client, Config)
+        boto3_serves = _boto3_must_serve("upload_directory", self._client)
         return _directory.upload_directory(
             self, local_dir, Bucket, Prefix, ExtraArgs, Callback, Config, boto3_serves
         )
@@ -381,7 +379,7 @@ class Client:
         once; a key that would land outside `local_dir` is refused. Returns {key: path}; raises
         s3turbo.DirectoryTransferError, after the others are done, if any failed."""
         _check_transfer_args(Bucket, ExtraArgs, Config)
-        boto3_serves = _boto3_must_serve("download_directory", self._client, Config)
+        boto3_serves = _boto3_must_serve("download_directory", self._client)
         return _directory.download_directory(
             self, Bucket, Prefix, local_dir, ExtraArgs, Callback, Config, boto3_serves
         )

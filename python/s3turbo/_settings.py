@@ -219,6 +219,8 @@ def _options(config: TransferConfig) -> _core.Options:
         # use_threads=False means one request at a time in s3transfer.
         max_concurrency=config.max_concurrency if config.use_threads else 1,
         num_download_attempts=config.num_download_attempts,
+        # s3transfer takes any positive number of bytes per second; the engine whole ones.
+        max_bandwidth=None if config.max_bandwidth is None else max(1, int(config.max_bandwidth)),
     )
 
 

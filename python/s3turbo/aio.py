@@ -240,7 +240,7 @@ class AsyncClient:
         """``s3turbo.Client.upload_directory`` as a coroutine: the folder is walked in a worker
         thread, the files are uploaded by the engine."""
         _check_transfer_args(Bucket, ExtraArgs, Config)
-        boto3_serves = _boto3_must_serve("upload_directory", self._client, Config)
+        boto3_serves = _boto3_must_serve("upload_directory", self._client)
         batch = await asyncio.to_thread(
             _directory.UploadBatch, self._sync, local_dir, Bucket, Prefix, ExtraArgs
         )
@@ -274,7 +274,7 @@ class AsyncClient:
         """``s3turbo.Client.download_directory`` as a coroutine: the engine lists and downloads
         the objects, their folders are made in a worker thread."""
         _check_transfer_args(Bucket, ExtraArgs, Config)
-        boto3_serves = _boto3_must_serve("download_directory", self._client, Config)
+        boto3_serves = _boto3_must_serve("download_directory", self._client)
         if boto3_serves:
             return await asyncio.to_thread(
                 self._sync.download_directory,
