@@ -159,36 +159,63 @@ const FRAME_SIZE: usize = 256 * 1024;
 /// Frames under a bandwidth limit: smaller, so that the bytes go out smoothly even at low rates.
 const PACED_FRAME_SIZE: usize = 64 * 1024;
 
+/// When a paced upload body last handed bytes over, or, while it waits for its bandwidth slot,
+/// when it will: the request is stalled once that is `read_timeout` in the past (see
+/// `upload::send_paced`).
+#[derive(Debug)]
+pub struct BodyActivity(Mutex<Instant>);
+
+impl BodyActivity {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self(Mutex::new(Instant::now())))
+    }
+
+    pub fn touch(&self, at: Instant) {
+        let mut last = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        *last = (*last).max(at);
+    }
+
+    pub fn last(&self) -> Instant {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A bandwidth limit and the activity of the body it paces.
+#[derive(Clone)]
+pub struct Pacing {
+    pub limit: Arc<BandwidthLimit>,
+    pub activity: Arc<BodyActivity>,
+}
+
 /// An upload body over an in-memory part that counts bytes as the HTTP client takes them, and
 /// hands them over no faster than its bandwidth limit, if it has one.
 pub struct CountingBody {
     remaining: Bytes,
     counter: Arc<AttemptCounter>,
     generation: u64,
-    bandwidth: Option<Arc<BandwidthLimit>>,
+    pacing: Option<Pacing>,
     /// The wait for the slot the next frame has reserved.
     paced: Option<Pin<Box<Sleep>>>,
 }
 
 impl CountingBody {
     /// A body for a new attempt: what earlier bodies of this part counted is taken back.
-    pub fn new(
-        data: Bytes,
-        counter: Arc<AttemptCounter>,
-        bandwidth: Option<Arc<BandwidthLimit>>,
-    ) -> Self {
+    pub fn new(data: Bytes, counter: Arc<AttemptCounter>, pacing: Option<Pacing>) -> Self {
         let generation = counter.restart();
+        if let Some(pacing) = &pacing {
+            pacing.activity.touch(Instant::now());
+        }
         Self {
             remaining: data,
             counter,
             generation,
-            bandwidth,
+            pacing,
             paced: None,
         }
     }
 
     fn frame_size(&self) -> usize {
-        let size = if self.bandwidth.is_some() {
+        let size = if self.pacing.is_some() {
             PACED_FRAME_SIZE
         } else {
             FRAME_SIZE
@@ -214,8 +241,9 @@ impl http_body::Body for CountingBody {
                 self.paced = None;
             }
             None => {
-                if let Some(bandwidth) = &self.bandwidth {
-                    let slot = bandwidth.reserve(self.frame_size() as u64);
+                if let Some(pacing) = &self.pacing {
+                    let slot = pacing.limit.reserve(self.frame_size() as u64);
+                    pacing.activity.touch(slot);
                     if slot > Instant::now() {
                         let mut wait = Box::pin(tokio::time::sleep_until(slot));
                         if wait.as_mut().poll(cx).is_pending() {
@@ -229,6 +257,9 @@ impl http_body::Body for CountingBody {
         let take = self.frame_size();
         let frame = self.remaining.split_to(take);
         self.counter.add(self.generation, frame.len() as u64);
+        if let Some(pacing) = &self.pacing {
+            pacing.activity.touch(Instant::now());
+        }
         Poll::Ready(Some(Ok(Frame::data(frame))))
     }
 
@@ -315,8 +346,11 @@ mod tests {
     async fn a_limited_body_goes_at_its_bandwidth() {
         let progress = Progress::new();
         let data = Bytes::from(vec![7u8; 4 * PACED_FRAME_SIZE]);
-        let limit = Arc::new(BandwidthLimit::new(PACED_FRAME_SIZE as u64));
-        let body = CountingBody::new(data.clone(), AttemptCounter::new(progress), Some(limit));
+        let pacing = Pacing {
+            limit: Arc::new(BandwidthLimit::new(PACED_FRAME_SIZE as u64)),
+            activity: BodyActivity::new(),
+        };
+        let body = CountingBody::new(data.clone(), AttemptCounter::new(progress), Some(pacing));
         let start = Instant::now();
         assert_eq!(collect(body).await, data);
         // One frame a second, the first at once.

@@ -10,7 +10,10 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use aws_sdk_s3::client::customize::CustomizableOperation;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
 use aws_smithy_checksums::http::HttpChecksum;
@@ -25,7 +28,7 @@ use crate::bandwidth::BandwidthLimit;
 use crate::buffers::BufferPool;
 use crate::errors::TransferError;
 use crate::plan::{self, Part};
-use crate::progress::{AttemptCounter, CountingBody, Progress};
+use crate::progress::{AttemptCounter, BodyActivity, CountingBody, Pacing, Progress};
 use crate::request::{with_headers, Headers, TransferOptions};
 
 /// Extra request headers for each operation of an upload, already encoded the way botocore
@@ -298,6 +301,26 @@ struct PartData {
 }
 
 impl Target<'_> {
+    /// Awaits `send`, the request of a paced body, unless the body has not moved, nor its
+    /// response come, for the client's read timeout.
+    async fn watched<T>(
+        &self,
+        send: impl Future<Output = T>,
+        activity: &BodyActivity,
+    ) -> Result<T, TransferError> {
+        let Some(read_timeout) = self
+            .client
+            .config()
+            .timeout_config()
+            .and_then(|timeouts| timeouts.read_timeout())
+        else {
+            return Ok(send.await);
+        };
+        unless_stalled(send, activity, read_timeout)
+            .await
+            .ok_or_else(|| TransferError::read_timeout(self.endpoint))
+    }
+
     /// The algorithm to compute for a PutObject body: none when the user gave the value.
     fn put_object_checksum_to_compute(&self) -> Option<&ChecksumAlgorithm> {
         match self.request.put_object_checksum_value {
@@ -324,9 +347,9 @@ impl Target<'_> {
             .bucket(&request.bucket)
             .key(&request.key)
             .set_checksum_algorithm(checksum.cloned())
-            .content_length(data.len() as i64)
-            .body(counting_stream(data, progress, &request.bandwidth));
-        let builder = with_body_checksum!(builder, checksum, value);
+            .content_length(data.len() as i64);
+        let (body, activity) = counting_stream(data, progress, &request.bandwidth);
+        let builder = with_body_checksum!(builder.body(body), checksum, value);
         let headers = &request.headers.put_object;
         let operation = with_headers(builder.customize(), headers);
         // aws-sdk-s3 labels every PutObject body application/octet-stream; boto3 sends no
@@ -338,10 +361,14 @@ impl Target<'_> {
                 request.headers_mut().remove("content-type");
             })
         };
-        operation
-            .send()
-            .await
-            .map_err(|e| TransferError::from_sdk("PutObject", self.endpoint, e))?;
+        match activity {
+            None => operation.send().await,
+            Some(activity) => {
+                let operation = without_read_timeout(operation, self.client);
+                self.watched(operation.send(), &activity).await?
+            }
+        }
+        .map_err(|e| TransferError::from_sdk("PutObject", self.endpoint, e))?;
         Ok(())
     }
 
@@ -432,13 +459,18 @@ impl Target<'_> {
             .upload_id(upload_id)
             .part_number(number)
             .set_checksum_algorithm(checksum.cloned())
-            .content_length(part.data.len() as i64)
-            .body(counting_stream(part.data, progress, &request.bandwidth));
-        let builder = with_body_checksum!(builder, checksum, part.checksum);
-        let output = with_headers(builder.customize(), &request.headers.upload_part)
-            .send()
-            .await
-            .map_err(|e| TransferError::from_sdk("UploadPart", self.endpoint, e))?;
+            .content_length(part.data.len() as i64);
+        let (body, activity) = counting_stream(part.data, progress, &request.bandwidth);
+        let builder = with_body_checksum!(builder.body(body), checksum, part.checksum);
+        let operation = with_headers(builder.customize(), &request.headers.upload_part);
+        let output = match activity {
+            None => operation.send().await,
+            Some(activity) => {
+                let operation = without_read_timeout(operation, self.client);
+                self.watched(operation.send(), &activity).await?
+            }
+        }
+        .map_err(|e| TransferError::from_sdk("UploadPart", self.endpoint, e))?;
         Ok(CompletedPart::builder()
             .part_number(number)
             .set_e_tag(output.e_tag)
@@ -569,16 +601,90 @@ fn checksum_impl(algorithm: &ChecksumAlgorithm) -> Result<Box<dyn HttpChecksum>,
 }
 
 /// A request body that the SDK can replay on retry; each replay first takes back the progress
-/// the previous attempt reported.
+/// the previous attempt reported. Under a bandwidth limit, it comes with the activity that
+/// `Target::watched` watches.
 fn counting_stream(
     data: Bytes,
     progress: &Arc<Progress>,
     bandwidth: &Option<Arc<BandwidthLimit>>,
-) -> ByteStream {
+) -> (ByteStream, Option<Arc<BodyActivity>>) {
     let attempt = AttemptCounter::new(progress.clone());
-    let bandwidth = bandwidth.clone();
-    ByteStream::new(SdkBody::retryable(move || {
-        let body = CountingBody::new(data.clone(), attempt.clone(), bandwidth.clone());
+    let pacing = bandwidth.clone().map(|limit| Pacing {
+        limit,
+        activity: BodyActivity::new(),
+    });
+    let activity = pacing.as_ref().map(|pacing| pacing.activity.clone());
+    let stream = ByteStream::new(SdkBody::retryable(move || {
+        let body = CountingBody::new(data.clone(), attempt.clone(), pacing.clone());
         SdkBody::from_body_1_x(body)
-    }))
+    }));
+    (stream, activity)
+}
+
+/// `send`'s output, or None once `activity` is `read_timeout` in the past.
+async fn unless_stalled<T>(
+    send: impl Future<Output = T>,
+    activity: &BodyActivity,
+    read_timeout: Duration,
+) -> Option<T> {
+    tokio::pin!(send);
+    loop {
+        tokio::select! {
+            output = &mut send => return Some(output),
+            _ = tokio::time::sleep_until(activity.last() + read_timeout) => {
+                if activity.last() + read_timeout <= tokio::time::Instant::now() {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// The SDK's read timeout runs from the request to its response, so it would cut short a body
+/// paced slower than it can be sent in that time; botocore's bounds each socket read and write
+/// instead. A paced request goes without it, and `Target::watched` bounds its stalls.
+fn without_read_timeout<T, E, B>(
+    operation: CustomizableOperation<T, E, B>,
+    client: &Client,
+) -> CustomizableOperation<T, E, B> {
+    let mut timeouts = TimeoutConfig::builder().disable_read_timeout();
+    // Set again, so that the override's merge with the client's keeps it.
+    if let Some(connect) = client
+        .config()
+        .timeout_config()
+        .and_then(|t| t.connect_timeout())
+    {
+        timeouts = timeouts.connect_timeout(connect);
+    }
+    operation
+        .config_override(aws_sdk_s3::config::Builder::default().timeout_config(timeouts.build()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_paced_request_is_given_up_only_when_its_body_stalls() {
+        let activity = BodyActivity::new();
+        let timeout = Duration::from_secs(5);
+        let start = tokio::time::Instant::now();
+        // The body keeps moving for 12 s (longer than the timeout), then the response comes.
+        let moving = async {
+            for _ in 0..4 {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                activity.touch(tokio::time::Instant::now());
+            }
+            "response"
+        };
+        assert_eq!(
+            unless_stalled(moving, &activity, timeout).await,
+            Some("response")
+        );
+        assert_eq!(start.elapsed(), Duration::from_secs(12));
+        // Nothing moves and no response comes: given up `timeout` after the last activity.
+        let stalled = std::future::pending::<()>();
+        assert_eq!(unless_stalled(stalled, &activity, timeout).await, None);
+        assert_eq!(start.elapsed(), Duration::from_secs(17));
+    }
 }

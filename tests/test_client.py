@@ -158,3 +158,22 @@ def test_max_bandwidth_is_one_limit_for_all_the_parts(server, bucket, tmp_path, 
     assert [r.getMessage() for r in caplog.records if r.name == "s3turbo"] == []
     assert upload_took >= 2.5 and download_took >= 2.5, (upload_took, download_took)
     assert sha256_file(tmp_path / "out.bin") == sha256_file(source)
+
+
+def test_a_paced_upload_may_outlast_the_read_timeout_as_in_boto3(s3s_fs, tmp_path):
+    """Three 5 MiB parts sharing 3 MiB/s take about 5 s each to send, longer than a 2 s read
+    timeout. botocore's timeout bounds each socket read and write, not a whole request, so
+    boto3 completes such an upload, and so must the engine."""
+    bucket = s3s_fs.new_bucket()
+    source = write_random(tmp_path / "source.bin", 15 * MIB)
+    limited = s3turbo.TransferConfig(
+        multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB, max_bandwidth=3 * MIB
+    )
+    short_read_timeout = Config(read_timeout=2, retries={"max_attempts": 1})
+    for name, client in [
+        ("s3turbo", s3s_fs.s3turbo_client(config=short_read_timeout)),
+        ("boto3", s3s_fs.boto3_client(config=short_read_timeout)),
+    ]:
+        client.upload_file(str(source), bucket, name, Config=limited)
+        client.download_file(bucket, name, str(tmp_path / name))
+        assert sha256_file(tmp_path / name) == sha256_file(source)
