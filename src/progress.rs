@@ -159,9 +159,9 @@ const FRAME_SIZE: usize = 256 * 1024;
 /// Frames under a bandwidth limit: smaller, so that the bytes go out smoothly even at low rates.
 const PACED_FRAME_SIZE: usize = 64 * 1024;
 
-/// When a paced upload body last handed bytes over, or, while it waits for its bandwidth slot,
-/// when it will: the request is stalled once that is `read_timeout` in the past (see
-/// `upload::send_paced`).
+/// When an upload body last handed bytes over, or, while it waits for its bandwidth slot, when
+/// it will: its request is stalled once that is `read_timeout` in the past (see
+/// `upload::unless_stalled`).
 #[derive(Debug)]
 pub struct BodyActivity(Mutex<Instant>);
 
@@ -180,42 +180,40 @@ impl BodyActivity {
     }
 }
 
-/// A bandwidth limit and the activity of the body it paces.
-#[derive(Clone)]
-pub struct Pacing {
-    pub limit: Arc<BandwidthLimit>,
-    pub activity: Arc<BodyActivity>,
-}
-
-/// An upload body over an in-memory part that counts bytes as the HTTP client takes them, and
-/// hands them over no faster than its bandwidth limit, if it has one.
+/// An upload body over an in-memory part that counts bytes as the HTTP client takes them, notes
+/// its activity, and hands the bytes over no faster than its bandwidth limit, if it has one.
 pub struct CountingBody {
     remaining: Bytes,
     counter: Arc<AttemptCounter>,
     generation: u64,
-    pacing: Option<Pacing>,
+    activity: Arc<BodyActivity>,
+    bandwidth: Option<Arc<BandwidthLimit>>,
     /// The wait for the slot the next frame has reserved.
     paced: Option<Pin<Box<Sleep>>>,
 }
 
 impl CountingBody {
     /// A body for a new attempt: what earlier bodies of this part counted is taken back.
-    pub fn new(data: Bytes, counter: Arc<AttemptCounter>, pacing: Option<Pacing>) -> Self {
+    pub fn new(
+        data: Bytes,
+        counter: Arc<AttemptCounter>,
+        activity: Arc<BodyActivity>,
+        bandwidth: Option<Arc<BandwidthLimit>>,
+    ) -> Self {
         let generation = counter.restart();
-        if let Some(pacing) = &pacing {
-            pacing.activity.touch(Instant::now());
-        }
+        activity.touch(Instant::now());
         Self {
             remaining: data,
             counter,
             generation,
-            pacing,
+            activity,
+            bandwidth,
             paced: None,
         }
     }
 
     fn frame_size(&self) -> usize {
-        let size = if self.pacing.is_some() {
+        let size = if self.bandwidth.is_some() {
             PACED_FRAME_SIZE
         } else {
             FRAME_SIZE
@@ -241,9 +239,9 @@ impl http_body::Body for CountingBody {
                 self.paced = None;
             }
             None => {
-                if let Some(pacing) = &self.pacing {
-                    let slot = pacing.limit.reserve(self.frame_size() as u64);
-                    pacing.activity.touch(slot);
+                if let Some(bandwidth) = &self.bandwidth {
+                    let slot = bandwidth.reserve(self.frame_size() as u64);
+                    self.activity.touch(slot);
                     if slot > Instant::now() {
                         let mut wait = Box::pin(tokio::time::sleep_until(slot));
                         if wait.as_mut().poll(cx).is_pending() {
@@ -257,9 +255,7 @@ impl http_body::Body for CountingBody {
         let take = self.frame_size();
         let frame = self.remaining.split_to(take);
         self.counter.add(self.generation, frame.len() as u64);
-        if let Some(pacing) = &self.pacing {
-            pacing.activity.touch(Instant::now());
-        }
+        self.activity.touch(Instant::now());
         Poll::Ready(Some(Ok(Frame::data(frame))))
     }
 
@@ -332,7 +328,12 @@ mod tests {
     async fn counting_body_counts_every_byte_once() {
         let progress = Progress::new();
         let data = Bytes::from(vec![7u8; 3 * FRAME_SIZE + 5]);
-        let body = CountingBody::new(data.clone(), AttemptCounter::new(progress.clone()), None);
+        let body = CountingBody::new(
+            data.clone(),
+            AttemptCounter::new(progress.clone()),
+            BodyActivity::new(),
+            None,
+        );
         assert_eq!(
             http_body::Body::size_hint(&body).exact(),
             Some(data.len() as u64)
@@ -346,11 +347,9 @@ mod tests {
     async fn a_limited_body_goes_at_its_bandwidth() {
         let progress = Progress::new();
         let data = Bytes::from(vec![7u8; 4 * PACED_FRAME_SIZE]);
-        let pacing = Pacing {
-            limit: Arc::new(BandwidthLimit::new(PACED_FRAME_SIZE as u64)),
-            activity: BodyActivity::new(),
-        };
-        let body = CountingBody::new(data.clone(), AttemptCounter::new(progress), Some(pacing));
+        let limit = Arc::new(BandwidthLimit::new(PACED_FRAME_SIZE as u64));
+        let counter = AttemptCounter::new(progress);
+        let body = CountingBody::new(data.clone(), counter, BodyActivity::new(), Some(limit));
         let start = Instant::now();
         assert_eq!(collect(body).await, data);
         // One frame a second, the first at once.

@@ -28,7 +28,7 @@ use crate::bandwidth::BandwidthLimit;
 use crate::buffers::BufferPool;
 use crate::errors::TransferError;
 use crate::plan::{self, Part};
-use crate::progress::{AttemptCounter, BodyActivity, CountingBody, Pacing, Progress};
+use crate::progress::{AttemptCounter, BodyActivity, CountingBody, Progress};
 use crate::request::{with_headers, Headers, TransferOptions};
 
 /// Extra request headers for each operation of an upload, already encoded the way botocore
@@ -301,24 +301,24 @@ struct PartData {
 }
 
 impl Target<'_> {
-    /// Awaits `send`, the request of a paced body, unless the body has not moved, nor its
+    /// Awaits `send`, the request of an upload body, unless the body has not moved, nor its
     /// response come, for the client's read timeout.
-    async fn watched<T>(
+    async fn unless_stalled<T>(
         &self,
         send: impl Future<Output = T>,
         activity: &BodyActivity,
     ) -> Result<T, TransferError> {
-        let Some(read_timeout) = self
+        let read_timeout = self
             .client
             .config()
             .timeout_config()
-            .and_then(|timeouts| timeouts.read_timeout())
-        else {
-            return Ok(send.await);
-        };
-        unless_stalled(send, activity, read_timeout)
-            .await
-            .ok_or_else(|| TransferError::read_timeout(self.endpoint))
+            .and_then(|timeouts| timeouts.read_timeout());
+        match read_timeout {
+            None => Ok(send.await),
+            Some(read_timeout) => unless_stalled(send, activity, read_timeout)
+                .await
+                .ok_or_else(|| TransferError::read_timeout(self.endpoint)),
+        }
     }
 
     /// The algorithm to compute for a PutObject body: none when the user gave the value.
@@ -361,14 +361,10 @@ impl Target<'_> {
                 request.headers_mut().remove("content-type");
             })
         };
-        match activity {
-            None => operation.send().await,
-            Some(activity) => {
-                let operation = without_read_timeout(operation, self.client);
-                self.watched(operation.send(), &activity).await?
-            }
-        }
-        .map_err(|e| TransferError::from_sdk("PutObject", self.endpoint, e))?;
+        let operation = without_read_timeout(operation, self.client);
+        self.unless_stalled(operation.send(), &activity)
+            .await?
+            .map_err(|e| TransferError::from_sdk("PutObject", self.endpoint, e))?;
         Ok(())
     }
 
@@ -463,14 +459,11 @@ impl Target<'_> {
         let (body, activity) = counting_stream(part.data, progress, &request.bandwidth);
         let builder = with_body_checksum!(builder.body(body), checksum, part.checksum);
         let operation = with_headers(builder.customize(), &request.headers.upload_part);
-        let output = match activity {
-            None => operation.send().await,
-            Some(activity) => {
-                let operation = without_read_timeout(operation, self.client);
-                self.watched(operation.send(), &activity).await?
-            }
-        }
-        .map_err(|e| TransferError::from_sdk("UploadPart", self.endpoint, e))?;
+        let operation = without_read_timeout(operation, self.client);
+        let output = self
+            .unless_stalled(operation.send(), &activity)
+            .await?
+            .map_err(|e| TransferError::from_sdk("UploadPart", self.endpoint, e))?;
         Ok(CompletedPart::builder()
             .part_number(number)
             .set_e_tag(output.e_tag)
@@ -601,21 +594,22 @@ fn checksum_impl(algorithm: &ChecksumAlgorithm) -> Result<Box<dyn HttpChecksum>,
 }
 
 /// A request body that the SDK can replay on retry; each replay first takes back the progress
-/// the previous attempt reported. Under a bandwidth limit, it comes with the activity that
-/// `Target::watched` watches.
+/// the previous attempt reported. It comes with the activity `unless_stalled` watches.
 fn counting_stream(
     data: Bytes,
     progress: &Arc<Progress>,
     bandwidth: &Option<Arc<BandwidthLimit>>,
-) -> (ByteStream, Option<Arc<BodyActivity>>) {
+) -> (ByteStream, Arc<BodyActivity>) {
     let attempt = AttemptCounter::new(progress.clone());
-    let pacing = bandwidth.clone().map(|limit| Pacing {
-        limit,
-        activity: BodyActivity::new(),
-    });
-    let activity = pacing.as_ref().map(|pacing| pacing.activity.clone());
+    let activity = BodyActivity::new();
+    let (bandwidth, body_activity) = (bandwidth.clone(), activity.clone());
     let stream = ByteStream::new(SdkBody::retryable(move || {
-        let body = CountingBody::new(data.clone(), attempt.clone(), pacing.clone());
+        let body = CountingBody::new(
+            data.clone(),
+            attempt.clone(),
+            body_activity.clone(),
+            bandwidth.clone(),
+        );
         SdkBody::from_body_1_x(body)
     }));
     (stream, activity)
@@ -641,8 +635,9 @@ async fn unless_stalled<T>(
 }
 
 /// The SDK's read timeout runs from the request to its response, so it would cut short a body
-/// paced slower than it can be sent in that time; botocore's bounds each socket read and write
-/// instead. A paced request goes without it, and `Target::watched` bounds its stalls.
+/// that takes longer than that to send (a slow uplink, a bandwidth limit), which boto3 sends:
+/// botocore's bounds each socket read and write instead. Uploads go without it, and
+/// `unless_stalled` bounds their stalls as botocore's does.
 fn without_read_timeout<T, E, B>(
     operation: CustomizableOperation<T, E, B>,
     client: &Client,
