@@ -2,7 +2,8 @@
 //! every object) of a call, as s3transfer shares one per transfer manager. Bytes are paced
 //! against a virtual clock: each chunk reserves the time it takes at the limit, and whoever
 //! moves it waits until its slot comes. Idle time is not saved up, so a burst after a pause
-//! goes no faster than the limit.
+//! goes no faster than the limit. A body dropped while it waits (a retry, a cancel) keeps its
+//! slot: the others lose at most one frame's time.
 
 use std::sync::Mutex;
 use std::time::Duration;

@@ -33,8 +33,21 @@ pub type Results = Vec<Result<(), TransferError>>;
 
 /// The keys of the objects under `prefix`, in S3's order, a page of ListObjectsV2 after
 /// another. As botocore does, keys are asked for URL-encoded (XML cannot carry every character
-/// a key may hold) and decoded here.
+/// a key may hold) and decoded here. A large bucket takes many pages: `cancel` stops it.
 pub async fn list_keys(
+    client: &Client,
+    endpoint: &str,
+    bucket: &str,
+    prefix: &str,
+    cancel: &CancellationToken,
+) -> Result<Vec<String>, TransferError> {
+    tokio::select! {
+        keys = list_all_keys(client, endpoint, bucket, prefix) => keys,
+        _ = cancel.cancelled() => Err(TransferError::Cancelled),
+    }
+}
+
+async fn list_all_keys(
     client: &Client,
     endpoint: &str,
     bucket: &str,

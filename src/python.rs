@@ -471,7 +471,7 @@ fn list_keys(
         None,
         no_pump,
         move |task| async move {
-            batch::list_keys(&task.client, &task.endpoint, &bucket, &prefix).await
+            batch::list_keys(&task.client, &task.endpoint, &bucket, &prefix, &task.cancel).await
         },
     )
 }

@@ -288,8 +288,8 @@ fn list_keys_async<'py>(
         py,
         connection,
         &Transfer::new(None),
-        move |client, endpoint, _, _| async move {
-            batch::list_keys(&client, &endpoint, &bucket, &prefix).await
+        move |client, endpoint, _, cancel| async move {
+            batch::list_keys(&client, &endpoint, &bucket, &prefix, &cancel).await
         },
     )
 }

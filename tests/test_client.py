@@ -155,6 +155,9 @@ def test_max_bandwidth_is_one_limit_for_all_the_parts(server, bucket, tmp_path, 
         started = time.monotonic()
         client.download_file(bucket, "k", str(tmp_path / "out.bin"), Config=limited)
         download_took = time.monotonic() - started
+        # s3transfer takes any positive rate: infinity is no limit.
+        unlimited = s3turbo.TransferConfig(max_bandwidth=float("inf"))
+        client.upload_file(str(source), bucket, "unlimited", Config=unlimited)
     assert [r.getMessage() for r in caplog.records if r.name == "s3turbo"] == []
     assert upload_took >= 2.5 and download_took >= 2.5, (upload_took, download_took)
     assert sha256_file(tmp_path / "out.bin") == sha256_file(source)

@@ -57,10 +57,10 @@ class UploadBatch:
         prefix: str,
         extra_args: dict | None,
     ):
+        prefix = key_prefix(prefix)
         root = Path(os.fspath(local_dir))
         if not root.is_dir():
             raise NotADirectoryError(f"not a directory: {str(root)!r}")
-        prefix = key_prefix(prefix)
         self.client = client
         self.bucket = bucket
         self.files = {

@@ -219,9 +219,16 @@ def _options(config: TransferConfig) -> _core.Options:
         # use_threads=False means one request at a time in s3transfer.
         max_concurrency=config.max_concurrency if config.use_threads else 1,
         num_download_attempts=config.num_download_attempts,
-        # s3transfer takes any positive number of bytes per second; the engine whole ones.
-        max_bandwidth=None if config.max_bandwidth is None else max(1, int(config.max_bandwidth)),
+        max_bandwidth=_bytes_per_second(config.max_bandwidth),
     )
+
+
+def _bytes_per_second(max_bandwidth: float | None) -> int | None:
+    """s3transfer takes any positive number of bytes per second, the engine whole ones below
+    2**64; more (or infinity) is no limit."""
+    if max_bandwidth is None or not max_bandwidth < 2**64:
+        return None
+    return max(1, int(max_bandwidth))
 
 
 def _check_known_args(extra_args: dict, allowed: list[str]) -> None:

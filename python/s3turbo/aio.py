@@ -246,6 +246,8 @@ class AsyncClient:
         )
         upload = None if boto3_serves else batch.engine_upload()
         if upload is None:
+            # boto3, one file after another, in a worker thread (which a cancelled task does not
+            # stop: that thread finishes the files).
             return await asyncio.to_thread(batch.one_by_one, Callback, Config)
         transfer, asked = _transfer(Callback)
         outcomes = await self._run(
@@ -274,16 +276,19 @@ class AsyncClient:
         """``s3turbo.Client.download_directory`` as a coroutine: the engine lists and downloads
         the objects, their folders are made in a worker thread."""
         _check_transfer_args(Bucket, ExtraArgs, Config)
-        boto3_serves = _boto3_must_serve("download_directory", self._client)
-        if boto3_serves:
+        if _boto3_must_serve("download_directory", self._client):
+            # boto3, one object after another, in a worker thread (which a cancelled task does
+            # not stop: that thread finishes the objects).
             return await asyncio.to_thread(
-                self._sync.download_directory,
+                _directory.download_directory,
+                self._sync,
                 Bucket,
                 Prefix,
                 local_dir,
                 ExtraArgs,
                 Callback,
                 Config,
+                True,
             )
         encoded_args = _settings.download_args(self._client, Bucket, "-", ExtraArgs)
         batch = await asyncio.to_thread(
