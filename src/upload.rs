@@ -301,23 +301,36 @@ struct PartData {
 }
 
 impl Target<'_> {
-    /// Awaits `send`, the request of an upload body, unless the body has not moved, nor its
-    /// response come, for the client's read timeout.
-    async fn unless_stalled<T>(
+    /// Sends an upload request of body `data`, made by `send`: an attempt whose body has not
+    /// moved, nor its response come, for the client's read timeout is given up (see
+    /// `unless_stalled`) and made again, up to the client's max attempts, as botocore retries a
+    /// read timeout. The SDK retries every other failure itself.
+    async fn send_upload<T, Fut>(
         &self,
-        send: impl Future<Output = T>,
-        activity: &BodyActivity,
-    ) -> Result<T, TransferError> {
-        let read_timeout = self
-            .client
-            .config()
-            .timeout_config()
-            .and_then(|timeouts| timeouts.read_timeout());
-        match read_timeout {
-            None => Ok(send.await),
-            Some(read_timeout) => unless_stalled(send, activity, read_timeout)
-                .await
-                .ok_or_else(|| TransferError::read_timeout(self.endpoint)),
+        data: &Bytes,
+        progress: &Arc<Progress>,
+        send: impl Fn(ByteStream) -> Fut,
+    ) -> Result<T, TransferError>
+    where
+        Fut: Future<Output = Result<T, TransferError>>,
+    {
+        let config = self.client.config();
+        let read_timeout = config.timeout_config().and_then(|t| t.read_timeout());
+        let attempts = config.retry_config().map_or(1, |r| r.max_attempts()).max(1);
+        let counter = AttemptCounter::new(progress.clone());
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let (body, activity) = counting_stream(data.clone(), &counter, &self.request.bandwidth);
+            let sent = match read_timeout {
+                None => Some(send(body).await),
+                Some(read_timeout) => unless_stalled(send(body), &activity, read_timeout).await,
+            };
+            match sent {
+                Some(result) => return result,
+                None if tries < attempts => continue,
+                None => return Err(TransferError::read_timeout(self.endpoint)),
+            }
         }
     }
 
@@ -341,30 +354,36 @@ impl Target<'_> {
             .put_object_checksum_value
             .clone()
             .or(computed_checksum);
-        let builder = self
-            .client
-            .put_object()
-            .bucket(&request.bucket)
-            .key(&request.key)
-            .set_checksum_algorithm(checksum.cloned())
-            .content_length(data.len() as i64);
-        let (body, activity) = counting_stream(data, progress, &request.bandwidth);
-        let builder = with_body_checksum!(builder.body(body), checksum, value);
         let headers = &request.headers.put_object;
-        let operation = with_headers(builder.customize(), headers);
-        // aws-sdk-s3 labels every PutObject body application/octet-stream; boto3 sends no
-        // Content-Type unless asked, and S3 then stores binary/octet-stream. Match boto3.
-        let operation = if headers.contains("content-type") {
-            operation
-        } else {
-            operation.mutate_request(|request| {
-                request.headers_mut().remove("content-type");
-            })
+        let send = |body| {
+            let builder = self
+                .client
+                .put_object()
+                .bucket(&request.bucket)
+                .key(&request.key)
+                .set_checksum_algorithm(checksum.cloned())
+                .content_length(data.len() as i64)
+                .body(body);
+            let builder = with_body_checksum!(builder, checksum, value.clone());
+            let operation = with_headers(builder.customize(), headers);
+            // aws-sdk-s3 labels every PutObject body application/octet-stream; boto3 sends no
+            // Content-Type unless asked, and S3 then stores binary/octet-stream. Match boto3.
+            let operation = if headers.contains("content-type") {
+                operation
+            } else {
+                operation.mutate_request(|request| {
+                    request.headers_mut().remove("content-type");
+                })
+            };
+            let operation = without_read_timeout(operation, self.client);
+            async move {
+                operation
+                    .send()
+                    .await
+                    .map_err(|e| TransferError::from_sdk("PutObject", self.endpoint, e))
+            }
         };
-        let operation = without_read_timeout(operation, self.client);
-        self.unless_stalled(operation.send(), &activity)
-            .await?
-            .map_err(|e| TransferError::from_sdk("PutObject", self.endpoint, e))?;
+        self.send_upload(&data, progress, send).await?;
         Ok(())
     }
 
@@ -447,23 +466,28 @@ impl Target<'_> {
         let request = self.request;
         let checksum = request.upload_part_checksum.as_ref();
         let number = i32::try_from(part.number).unwrap_or(i32::MAX);
-        let builder = self
-            .client
-            .upload_part()
-            .bucket(&request.bucket)
-            .key(&request.key)
-            .upload_id(upload_id)
-            .part_number(number)
-            .set_checksum_algorithm(checksum.cloned())
-            .content_length(part.data.len() as i64);
-        let (body, activity) = counting_stream(part.data, progress, &request.bandwidth);
-        let builder = with_body_checksum!(builder.body(body), checksum, part.checksum);
-        let operation = with_headers(builder.customize(), &request.headers.upload_part);
-        let operation = without_read_timeout(operation, self.client);
-        let output = self
-            .unless_stalled(operation.send(), &activity)
-            .await?
-            .map_err(|e| TransferError::from_sdk("UploadPart", self.endpoint, e))?;
+        let send = |body| {
+            let builder = self
+                .client
+                .upload_part()
+                .bucket(&request.bucket)
+                .key(&request.key)
+                .upload_id(upload_id)
+                .part_number(number)
+                .set_checksum_algorithm(checksum.cloned())
+                .content_length(part.data.len() as i64)
+                .body(body);
+            let builder = with_body_checksum!(builder, checksum, part.checksum.clone());
+            let operation = with_headers(builder.customize(), &request.headers.upload_part);
+            let operation = without_read_timeout(operation, self.client);
+            async move {
+                operation
+                    .send()
+                    .await
+                    .map_err(|e| TransferError::from_sdk("UploadPart", self.endpoint, e))
+            }
+        };
+        let output = self.send_upload(&part.data, progress, send).await?;
         Ok(CompletedPart::builder()
             .part_number(number)
             .set_e_tag(output.e_tag)
@@ -594,15 +618,16 @@ fn checksum_impl(algorithm: &ChecksumAlgorithm) -> Result<Box<dyn HttpChecksum>,
 }
 
 /// A request body that the SDK can replay on retry; each replay first takes back the progress
-/// the previous attempt reported. It comes with the activity `unless_stalled` watches.
+/// the previous attempt reported to `attempt`. It comes with the activity `unless_stalled`
+/// watches.
 fn counting_stream(
     data: Bytes,
-    progress: &Arc<Progress>,
+    attempt: &Arc<AttemptCounter>,
     bandwidth: &Option<Arc<BandwidthLimit>>,
 ) -> (ByteStream, Arc<BodyActivity>) {
-    let attempt = AttemptCounter::new(progress.clone());
     let activity = BodyActivity::new();
-    let (bandwidth, body_activity) = (bandwidth.clone(), activity.clone());
+    let (attempt, bandwidth, body_activity) =
+        (attempt.clone(), bandwidth.clone(), activity.clone());
     let stream = ByteStream::new(SdkBody::retryable(move || {
         let body = CountingBody::new(
             data.clone(),

@@ -6,7 +6,8 @@ starts and ends. On the way it can:
 
 - reset a connection after N bytes of a response or request body (`Fault`), for the first K
   matching exchanges or for all of them;
-- flip one byte of a response body, or stall it with the connection left open (`Fault`);
+- flip one byte of a response body, or stall it or the whole response with the connection
+  left open (`Fault`);
 - add a fixed delay before each response's first byte (`delay`, in seconds);
 - throttle the bytes going each way (`bytes_per_second`);
 - die: close every connection and refuse new ones (`die()`).
@@ -59,6 +60,9 @@ class Fault:
     # Bytes of the response body let through before the proxy stops relaying it while keeping
     # the connection open (a server that hangs): only the client's read timeout ends it.
     stall_response_after: int | None = None
+    # Hold the response back entirely (the request is answered, the answer never relayed): a
+    # server that hangs after taking a request's body.
+    stall_response_head: bool = False
     # How many exchanges were given this fault so far: a test checks that it was exercised.
     hits: int = field(default=0, init=False)
 
@@ -227,6 +231,9 @@ class FaultProxy:
                     client.sendall(head)
                     continue
                 request, fault = exchanges.popleft() if exchanges else (None, None)
+                if fault is not None and fault.stall_response_head:
+                    self._stopped.wait()  # until the proxy dies or stops
+                    raise _Reset()
                 if self.delay:
                     time.sleep(self.delay)
                 client.sendall(head)

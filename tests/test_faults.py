@@ -407,3 +407,34 @@ def test_stalled_get_body_ends_after_the_read_timeout_as_in_boto3(s3s_fs, tmp_pa
     assert elapsed["s3turbo"] < 3
     assert isinstance(errors["s3turbo"], RetriesExceededError)
     assert isinstance(errors["s3turbo"].last_exception, ReadTimeoutError)
+
+
+@pytest.mark.parametrize(
+    "target, size",
+    [("partNumber=2", MULTIPART_SIZE), (None, 1000)],
+    ids=["a part", "a PutObject"],
+)
+def test_upload_whose_response_hangs_is_retried_as_in_boto3(s3s_fs, tmp_path, target, size):
+    """The server takes the body and never answers, once: after the read timeout botocore
+    retries the request, and so does the engine; a server that never answers fails both."""
+    bucket = s3s_fs.new_bucket()
+    source = write_random(tmp_path / "source.bin", size)
+    retried = Config(connect_timeout=1, read_timeout=1, retries={"max_attempts": 2})
+    with FaultProxy(s3s_fs.endpoint_url) as proxy:
+        for name, client in s3s_fs.clients_through(proxy, retried).items():
+            hang = proxy.inject(
+                Fault(method="PUT", target_contains=target, stall_response_head=True)
+            )
+            error, _ = outcome_within(
+                FAIL_FAST_BOUND, client.upload_file, str(source), bucket, name, Config=MULTIPART
+            )
+            assert error is None and hang.hits == 1, (name, error)
+            assert sha256_object(s3s_fs.boto3_client(), bucket, name) == sha256_file(source)
+        proxy.inject(
+            Fault(method="PUT", target_contains=target, stall_response_head=True, times=None)
+        )
+        for name, client in s3s_fs.clients_through(proxy, FAIL_FAST).items():
+            error, elapsed = outcome_within(
+                FAIL_FAST_BOUND, client.upload_file, str(source), bucket, "never", Config=MULTIPART
+            )
+            assert isinstance(error, BOTO3_KINDS) and elapsed < 4, (name, error, elapsed)
