@@ -129,77 +129,41 @@ impl Batch {
         progress: Arc<Progress>,
         cancel: CancellationToken,
     ) -> Results {
+        // Each job owns what it uses: futures borrowing from the caller across a stream are not
+        // `Send` to the compiler's satisfaction.
         match self {
             Batch::Upload(shared, files) => {
-                upload_files(
-                    client,
-                    endpoint,
-                    shared,
-                    files,
-                    objects_in_flight,
-                    progress,
-                    cancel,
-                )
-                .await
+                let uploads = files.into_iter().map(|file| {
+                    let request = shared.for_object(file.key, file.content_type.as_deref());
+                    let (client, endpoint) = (client.clone(), endpoint.to_owned());
+                    let (progress, cancel) = (progress.clone(), cancel.clone());
+                    async move {
+                        let request = request?;
+                        upload::upload_file(
+                            &client, &endpoint, request, file.path, progress, cancel,
+                        )
+                        .await
+                    }
+                });
+                run_all(uploads, objects_in_flight).await
             }
             Batch::Download(shared, files) => {
-                download_files(
-                    client,
-                    endpoint,
-                    shared,
-                    files,
-                    objects_in_flight,
-                    progress,
-                    cancel,
-                )
-                .await
+                let downloads = files.into_iter().map(|file| {
+                    let request = DownloadRequest {
+                        key: file.key,
+                        path: file.path,
+                        ..shared.clone()
+                    };
+                    let (client, endpoint) = (client.clone(), endpoint.to_owned());
+                    let (progress, cancel) = (progress.clone(), cancel.clone());
+                    async move {
+                        download::download_file(&client, &endpoint, request, progress, cancel).await
+                    }
+                });
+                run_all(downloads, objects_in_flight).await
             }
         }
     }
-}
-
-async fn upload_files(
-    client: &Client,
-    endpoint: &str,
-    shared: UploadRequest,
-    files: Vec<FileUpload>,
-    objects_in_flight: usize,
-    progress: Arc<Progress>,
-    cancel: CancellationToken,
-) -> Results {
-    // Each job owns what it uses: futures borrowing from the caller across a stream are not
-    // `Send` to the compiler's satisfaction.
-    let uploads = files.into_iter().map(|file| {
-        let request = shared.for_object(file.key, file.content_type.as_deref());
-        let (client, endpoint) = (client.clone(), endpoint.to_owned());
-        let (progress, cancel) = (progress.clone(), cancel.clone());
-        async move {
-            upload::upload_file(&client, &endpoint, request?, file.path, progress, cancel).await
-        }
-    });
-    run_all(uploads, objects_in_flight).await
-}
-
-async fn download_files(
-    client: &Client,
-    endpoint: &str,
-    shared: DownloadRequest,
-    files: Vec<FileDownload>,
-    objects_in_flight: usize,
-    progress: Arc<Progress>,
-    cancel: CancellationToken,
-) -> Results {
-    let downloads = files.into_iter().map(|file| {
-        let request = DownloadRequest {
-            key: file.key,
-            path: file.path,
-            ..shared.clone()
-        };
-        let (client, endpoint) = (client.clone(), endpoint.to_owned());
-        let (progress, cancel) = (progress.clone(), cancel.clone());
-        async move { download::download_file(&client, &endpoint, request, progress, cancel).await }
-    });
-    run_all(downloads, objects_in_flight).await
 }
 
 /// Runs `jobs` with at most `in_flight` at once, whichever finish first making room, and
