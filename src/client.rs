@@ -91,6 +91,8 @@ impl ConnectionSettings {
                 ResponseChecksumValidation::WhenRequired
             });
         config = match &self.credentials {
+            // With no credentials provider SigV4 has no identity, so the SDK takes this scheme.
+            CredentialSource::Anonymous => config.allow_no_auth(),
             CredentialSource::Fixed {
                 access_key,
                 secret_key,

@@ -14,6 +14,8 @@ use aws_credential_types::Credentials;
 /// What the requests of a client are signed with.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum CredentialSource {
+    /// None: requests go unsigned, as botocore sends them with `signature_version=UNSIGNED`.
+    Anonymous,
     Fixed {
         access_key: String,
         secret_key: String,

@@ -43,7 +43,8 @@ pub struct Connection {
 impl Connection {
     /// `refresh`, for refreshable botocore credentials, returns `(access_key, secret_key,
     /// session_token, seconds until botocore refreshes them or None)` through botocore, which
-    /// refreshes them when due; `credentials_id` names the botocore object it reads.
+    /// refreshes them when due; `credentials_id` names the botocore object it reads. Neither
+    /// keys nor `refresh`: anonymous requests, unsigned.
     #[new]
     #[pyo3(signature = (*, endpoint_url, region, access_key, secret_key, session_token,
                         refresh, credentials_id, force_path_style, ca_bundle, http_proxy,
@@ -53,8 +54,8 @@ impl Connection {
     fn new(
         endpoint_url: Option<String>,
         region: String,
-        access_key: String,
-        secret_key: String,
+        access_key: Option<String>,
+        secret_key: Option<String>,
         session_token: Option<String>,
         refresh: Option<Py<PyAny>>,
         credentials_id: usize,
@@ -70,16 +71,17 @@ impl Connection {
         response_checksum_validation: &str,
     ) -> Self {
         let millis = |seconds: f64| (seconds.max(0.0) * 1000.0) as u64;
-        let credentials = match refresh {
-            Some(refresh) => CredentialSource::Refreshable(RefreshableSource {
+        let credentials = match (refresh, access_key, secret_key) {
+            (Some(refresh), _, _) => CredentialSource::Refreshable(RefreshableSource {
                 id: credentials_id,
                 fetch: Arc::new(move || fetch_credentials(&refresh)),
             }),
-            None => CredentialSource::Fixed {
+            (None, Some(access_key), Some(secret_key)) => CredentialSource::Fixed {
                 access_key,
                 secret_key,
                 session_token,
             },
+            _ => CredentialSource::Anonymous,
         };
         Self {
             settings: ConnectionSettings {

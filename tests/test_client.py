@@ -9,7 +9,6 @@ import time
 
 import boto3
 import pytest
-from boto3.exceptions import S3UploadFailedError
 from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import NoCredentialsError, ParamValidationError
@@ -118,8 +117,8 @@ def test_invalid_bucket_or_key_is_refused_as_in_boto3(server, tmp_path, bucket_n
 
 
 def test_calls_the_engine_cannot_honour_go_to_boto3(s3s_fs, tmp_path, monkeypatch, caplog):
-    """S3TURBO_DISABLE=1 and anonymous clients are served by boto3 itself (the debug log says
-    so), with the same result."""
+    """S3TURBO_DISABLE=1 and SigV2 clients are served by boto3 itself (the debug log says so),
+    with the same result."""
     bucket = s3s_fs.new_bucket()
     source = write_random(tmp_path / "source.bin", 300_000)
     client = s3s_fs.s3turbo_client()
@@ -130,13 +129,56 @@ def test_calls_the_engine_cannot_honour_go_to_boto3(s3s_fs, tmp_path, monkeypatc
         monkeypatch.setenv("S3TURBO_DISABLE", "1")
         client.download_file(bucket, "k", str(tmp_path / "out.bin"))
         monkeypatch.delenv("S3TURBO_DISABLE")
-        anonymous = s3s_fs.s3turbo_client(config=Config(signature_version=UNSIGNED))
-        with pytest.raises(S3UploadFailedError):  # s3s-fs refuses unsigned requests
-            anonymous.upload_file(str(source), bucket, "anonymous")
+        sigv2 = s3s_fs.s3turbo_client(config=Config(signature_version="s3"))
+        sigv2.upload_file(str(source), bucket, "sigv2")
     assert sha256_file(tmp_path / "out.bin") == sha256_file(source)
+    assert sha256_object(s3s_fs.boto3_client(), bucket, "sigv2") == sha256_file(source)
     reasons = [r.getMessage() for r in caplog.records if r.name == "s3turbo"]
     assert any("download_file falls back to boto3: S3TURBO_DISABLE" in m for m in reasons)
-    assert any("upload_file falls back to boto3: anonymous" in m for m in reasons)
+    assert any("upload_file falls back to boto3: signature_version 's3'" in m for m in reasons)
+
+
+def test_anonymous_clients_are_served_by_the_engine_unsigned_as_by_boto3(
+    server, bucket, tmp_path, caplog
+):
+    """signature_version=UNSIGNED: the engine sends the requests unsigned, as botocore does,
+    whatever credentials the client could find. moto takes them (the object read is
+    public-read); s3s-fs refuses them, and then s3turbo fails as boto3 does. Multipart both
+    ways."""
+    source = write_random(tmp_path / "source.bin", 6 * MIB + 5)
+    server.boto3_client().upload_file(
+        str(source), bucket, "public", ExtraArgs={"ACL": "public-read"}
+    )
+    unsigned = Config(signature_version=UNSIGNED, retries={"max_attempts": 2})
+    parts = s3turbo.TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
+
+    def outcome(call, *args) -> str | None:
+        try:
+            call(*args, Config=parts)
+        except Exception as error:
+            return f"{type(error).__name__}: {error}"
+        return None
+
+    outcomes = {}
+    with caplog.at_level("DEBUG", logger="s3turbo"):
+        for engine, client in (
+            ("boto3", server.boto3_client(config=unsigned)),
+            ("s3turbo", server.s3turbo_client(config=unsigned)),
+        ):
+            outcomes[engine] = (
+                outcome(client.upload_file, str(source), bucket, "anonymous"),
+                outcome(client.download_file, bucket, "public", str(tmp_path / engine)),
+            )
+    assert [r.getMessage() for r in caplog.records if r.name == "s3turbo"] == []
+    assert outcomes["s3turbo"] == outcomes["boto3"]
+    if server.checks_signatures:
+        upload_error, download_error = outcomes["s3turbo"]
+        assert "AccessDenied" in upload_error and "403" in download_error, outcomes
+        assert not (tmp_path / "s3turbo").exists()
+    else:
+        assert outcomes["s3turbo"] == (None, None)
+        assert sha256_file(tmp_path / "s3turbo") == sha256_file(source)
+        assert sha256_object(server.boto3_client(), bucket, "anonymous") == sha256_file(source)
 
 
 def test_max_bandwidth_is_one_limit_for_all_the_parts(server, bucket, tmp_path, caplog):

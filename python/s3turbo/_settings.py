@@ -40,21 +40,12 @@ _DEFAULT_ATTEMPTS = {"legacy": 5, "standard": 3, "adaptive": 3}
 
 def connection(client: Any) -> _core.Connection:
     """The endpoint, region, credentials and HTTP settings the botocore client would use."""
-    credentials = client._request_signer._credentials
-    if credentials is None:
-        raise NoCredentialsError()
-    frozen = credentials.get_frozen_credentials()
-    refreshable = isinstance(credentials, RefreshableCredentials)
     builtins = client._ruleset_resolver._builtins
     config = client.meta.config
     return _core.Connection(
         endpoint_url=builtins.get(EndpointResolverBuiltins.SDK_ENDPOINT),
         region=client.meta.region_name or "us-east-1",
-        access_key=frozen.access_key,
-        secret_key=frozen.secret_key,
-        session_token=frozen.token,
-        refresh=_refresher(credentials) if refreshable else None,
-        credentials_id=id(credentials),
+        **_credentials(client),
         force_path_style=bool(builtins.get(EndpointResolverBuiltins.AWS_S3_FORCE_PATH_STYLE)),
         ca_bundle=_ca_bundle(client),
         http_proxy=(config.proxies or {}).get("http"),
@@ -66,6 +57,31 @@ def connection(client: Any) -> _core.Connection:
         request_checksum_calculation=config.request_checksum_calculation or "when_supported",
         response_checksum_validation=config.response_checksum_validation or "when_supported",
     )
+
+
+def _credentials(client: Any) -> dict:
+    """The credentials botocore would sign with, as `_core.Connection` takes them: none for an
+    anonymous (UNSIGNED) client, which botocore sends unsigned whatever credentials it has."""
+    if client.meta.config.signature_version == UNSIGNED:
+        return {
+            "access_key": None,
+            "secret_key": None,
+            "session_token": None,
+            "refresh": None,
+            "credentials_id": 0,
+        }
+    credentials = client._request_signer._credentials
+    if credentials is None:
+        raise NoCredentialsError()
+    frozen = credentials.get_frozen_credentials()
+    refreshable = isinstance(credentials, RefreshableCredentials)
+    return {
+        "access_key": frozen.access_key,
+        "secret_key": frozen.secret_key,
+        "session_token": frozen.token,
+        "refresh": _refresher(credentials) if refreshable else None,
+        "credentials_id": id(credentials),
+    }
 
 
 def _refresher(credentials: RefreshableCredentials) -> Callable[[], tuple]:
@@ -96,9 +112,7 @@ def _ca_bundle(client: Any) -> str | None:
 def unsupported_client_setting(client: Any) -> str | None:
     """A client setting the engine does not honour, so that boto3 serves the call."""
     config = client.meta.config
-    if config.signature_version == UNSIGNED:
-        return "anonymous (UNSIGNED) requests"
-    if config.signature_version not in (None, "s3v4", "v4"):
+    if config.signature_version not in (None, UNSIGNED, "s3v4", "v4"):
         return f"signature_version {config.signature_version!r}"
     if config.proxies_config:
         return "proxies_config"
