@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
@@ -159,24 +160,52 @@ const FRAME_SIZE: usize = 256 * 1024;
 /// Frames under a bandwidth limit: smaller, so that the bytes go out smoothly even at low rates.
 const PACED_FRAME_SIZE: usize = 64 * 1024;
 
-/// When an upload body last handed bytes over, or, while it waits for its bandwidth slot, when
-/// it will: its request is stalled once that is `read_timeout` in the past (see
-/// `upload::unless_stalled`).
+/// When an upload body last handed bytes over (or, while it waits for its bandwidth slot, when
+/// it will), and whether its request is between two of the SDK's attempts, waiting out the
+/// retry backoff on purpose. The request is stalled once that time is `read_timeout` in the
+/// past, outside a backoff (see `upload::unless_stalled`).
 #[derive(Debug)]
-pub struct BodyActivity(Mutex<Instant>);
+pub struct BodyActivity(Mutex<Activity>);
+
+#[derive(Debug)]
+struct Activity {
+    last: Instant,
+    between_attempts: bool,
+}
 
 impl BodyActivity {
     pub fn new() -> Arc<Self> {
-        Arc::new(Self(Mutex::new(Instant::now())))
+        Arc::new(Self(Mutex::new(Activity {
+            last: Instant::now(),
+            between_attempts: false,
+        })))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Activity> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn touch(&self, at: Instant) {
-        let mut last = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        *last = (*last).max(at);
+        let mut activity = self.lock();
+        activity.last = activity.last.max(at);
     }
 
-    pub fn last(&self) -> Instant {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    /// The SDK starts an attempt: its time counts from now.
+    pub fn attempt_started(&self) {
+        let mut activity = self.lock();
+        activity.last = activity.last.max(Instant::now());
+        activity.between_attempts = false;
+    }
+
+    /// The SDK ended an attempt; until it starts the next, nothing moves on purpose.
+    pub fn attempt_ended(&self) {
+        self.lock().between_attempts = true;
+    }
+
+    /// When the request will count as stalled if nothing moves before; None in a backoff.
+    pub fn stalled_at(&self, read_timeout: Duration) -> Option<Instant> {
+        let activity = self.lock();
+        (!activity.between_attempts).then(|| activity.last + read_timeout)
     }
 }
 

@@ -9,11 +9,17 @@ use std::future::Future;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_s3::client::customize::CustomizableOperation;
+use aws_sdk_s3::config::interceptors::{
+    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
+};
+use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_s3::error::BoxError;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
 use aws_smithy_checksums::http::HttpChecksum;
@@ -301,36 +307,45 @@ struct PartData {
 }
 
 impl Target<'_> {
-    /// Sends an upload request of body `data`, made by `send`: an attempt whose body has not
-    /// moved, nor its response come, for the client's read timeout is given up (see
-    /// `unless_stalled`) and made again, up to the client's max attempts, as botocore retries a
-    /// read timeout. The SDK retries every other failure itself.
+    /// Sends an upload request of body `data`, made by `send` with the per-request settings it
+    /// is given (`upload_settings`): an attempt whose body has not moved, nor its response come,
+    /// for the client's read timeout is given up (see `unless_stalled`) and made again, as
+    /// botocore retries a read timeout. Those attempts and the SDK's own retries of every other
+    /// failure share the client's max attempts, as in botocore.
     async fn send_upload<T, Fut>(
         &self,
         data: &Bytes,
         progress: &Arc<Progress>,
-        send: impl Fn(ByteStream) -> Fut,
+        send: impl Fn(ByteStream, aws_sdk_s3::config::Builder) -> Fut,
     ) -> Result<T, TransferError>
     where
         Fut: Future<Output = Result<T, TransferError>>,
     {
         let config = self.client.config();
         let read_timeout = config.timeout_config().and_then(|t| t.read_timeout());
-        let attempts = config.retry_config().map_or(1, |r| r.max_attempts()).max(1);
+        let max_attempts = config.retry_config().map_or(1, |r| r.max_attempts()).max(1);
         let counter = AttemptCounter::new(progress.clone());
-        let mut tries = 0;
+        let attempts = Arc::new(AtomicU32::new(0));
         loop {
-            tries += 1;
+            let left = max_attempts.saturating_sub(attempts.load(Ordering::Relaxed));
+            if left == 0 {
+                return Err(TransferError::read_timeout(self.endpoint));
+            }
             let (body, activity) = counting_stream(data.clone(), &counter, &self.request.bandwidth);
+            let watch = WatchAttempts {
+                attempts: attempts.clone(),
+                activity: activity.clone(),
+            };
+            let send = send(body, upload_settings(self.client, left, watch));
             let sent = match read_timeout {
-                None => Some(send(body).await),
-                Some(read_timeout) => unless_stalled(send(body), &activity, read_timeout).await,
+                None => Some(send.await),
+                Some(read_timeout) => unless_stalled(send, &activity, read_timeout).await,
             };
             match sent {
                 Some(result) => return result,
-                None if tries < attempts => continue,
-                None => return Err(TransferError::read_timeout(self.endpoint)),
-            }
+                // The stalled attempt counts even if it stalled before the SDK began it.
+                None => attempts.fetch_max(max_attempts - left + 1, Ordering::Relaxed),
+            };
         }
     }
 
@@ -355,7 +370,7 @@ impl Target<'_> {
             .clone()
             .or(computed_checksum);
         let headers = &request.headers.put_object;
-        let send = |body| {
+        let send = |body, settings| {
             let builder = self
                 .client
                 .put_object()
@@ -375,9 +390,9 @@ impl Target<'_> {
                     request.headers_mut().remove("content-type");
                 })
             };
-            let operation = without_read_timeout(operation, self.client);
             async move {
                 operation
+                    .config_override(settings)
                     .send()
                     .await
                     .map_err(|e| TransferError::from_sdk("PutObject", self.endpoint, e))
@@ -466,7 +481,7 @@ impl Target<'_> {
         let request = self.request;
         let checksum = request.upload_part_checksum.as_ref();
         let number = i32::try_from(part.number).unwrap_or(i32::MAX);
-        let send = |body| {
+        let send = |body, settings| {
             let builder = self
                 .client
                 .upload_part()
@@ -479,9 +494,9 @@ impl Target<'_> {
                 .body(body);
             let builder = with_body_checksum!(builder, checksum, part.checksum.clone());
             let operation = with_headers(builder.customize(), &request.headers.upload_part);
-            let operation = without_read_timeout(operation, self.client);
             async move {
                 operation
+                    .config_override(settings)
                     .send()
                     .await
                     .map_err(|e| TransferError::from_sdk("UploadPart", self.endpoint, e))
@@ -640,7 +655,8 @@ fn counting_stream(
     (stream, activity)
 }
 
-/// `send`'s output, or None once `activity` is `read_timeout` in the past.
+/// `send`'s output, or None once `activity` is `read_timeout` in the past (outside the SDK's
+/// backoff between attempts).
 async fn unless_stalled<T>(
     send: impl Future<Output = T>,
     activity: &BodyActivity,
@@ -648,10 +664,14 @@ async fn unless_stalled<T>(
 ) -> Option<T> {
     tokio::pin!(send);
     loop {
+        let check_at = activity
+            .stalled_at(read_timeout)
+            .unwrap_or_else(|| tokio::time::Instant::now() + read_timeout);
         tokio::select! {
             output = &mut send => return Some(output),
-            _ = tokio::time::sleep_until(activity.last() + read_timeout) => {
-                if activity.last() + read_timeout <= tokio::time::Instant::now() {
+            _ = tokio::time::sleep_until(check_at) => {
+                let stalled = activity.stalled_at(read_timeout);
+                if stalled.is_some_and(|at| at <= tokio::time::Instant::now()) {
                     return None;
                 }
             }
@@ -659,25 +679,66 @@ async fn unless_stalled<T>(
     }
 }
 
-/// The SDK's read timeout runs from the request to its response, so it would cut short a body
-/// that takes longer than that to send (a slow uplink, a bandwidth limit), which boto3 sends:
-/// botocore's bounds each socket read and write instead. Uploads go without it, and
-/// `unless_stalled` bounds their stalls as botocore's does.
-fn without_read_timeout<T, E, B>(
-    operation: CustomizableOperation<T, E, B>,
+/// Counts the SDK's attempts of an upload request, which the engine's retries of stalled ones
+/// share, and tells the body's activity when each starts and ends.
+#[derive(Debug)]
+struct WatchAttempts {
+    attempts: Arc<AtomicU32>,
+    activity: Arc<BodyActivity>,
+}
+
+impl Intercept for WatchAttempts {
+    fn name(&self) -> &'static str {
+        "s3turbo::WatchAttempts"
+    }
+
+    fn read_before_attempt(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _config: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.attempts.fetch_add(1, Ordering::Relaxed);
+        self.activity.attempt_started();
+        Ok(())
+    }
+
+    fn read_after_attempt(
+        &self,
+        _context: &FinalizerInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _config: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.activity.attempt_ended();
+        Ok(())
+    }
+}
+
+/// The per-request settings of an upload: at most `attempts` attempts, each reported to `watch`,
+/// and no read timeout. The SDK's runs from the request to its response, so it would cut short
+/// a body that takes longer than that to send (a slow uplink, a bandwidth limit), which boto3
+/// sends: botocore's bounds each socket read and write instead. `unless_stalled` bounds upload
+/// stalls as botocore's does.
+fn upload_settings(
     client: &Client,
-) -> CustomizableOperation<T, E, B> {
+    attempts: u32,
+    watch: WatchAttempts,
+) -> aws_sdk_s3::config::Builder {
+    let config = client.config();
     let mut timeouts = TimeoutConfig::builder().disable_read_timeout();
     // Set again, so that the override's merge with the client's keeps it.
-    if let Some(connect) = client
-        .config()
-        .timeout_config()
-        .and_then(|t| t.connect_timeout())
-    {
+    if let Some(connect) = config.timeout_config().and_then(|t| t.connect_timeout()) {
         timeouts = timeouts.connect_timeout(connect);
     }
-    operation
-        .config_override(aws_sdk_s3::config::Builder::default().timeout_config(timeouts.build()))
+    let retries = config
+        .retry_config()
+        .cloned()
+        .unwrap_or_else(RetryConfig::standard)
+        .with_max_attempts(attempts);
+    aws_sdk_s3::config::Builder::default()
+        .timeout_config(timeouts.build())
+        .retry_config(retries)
+        .interceptor(watch)
 }
 
 #[cfg(test)]
@@ -705,6 +766,24 @@ mod tests {
         // Nothing moves and no response comes: given up `timeout` after the last activity.
         let stalled = std::future::pending::<()>();
         assert_eq!(unless_stalled(stalled, &activity, timeout).await, None);
+        assert_eq!(start.elapsed(), Duration::from_secs(17));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_sdk_backoff_between_attempts_is_not_a_stall() {
+        let activity = BodyActivity::new();
+        let timeout = Duration::from_secs(5);
+        let start = tokio::time::Instant::now();
+        // An attempt fails at once; the SDK waits 12 s (longer than the timeout) before the
+        // next, which then stalls: given up `timeout` after that attempt began.
+        let retried = async {
+            activity.attempt_started();
+            activity.attempt_ended();
+            tokio::time::sleep(Duration::from_secs(12)).await;
+            activity.attempt_started();
+            std::future::pending::<()>().await
+        };
+        assert_eq!(unless_stalled(retried, &activity, timeout).await, None);
         assert_eq!(start.elapsed(), Duration::from_secs(17));
     }
 }

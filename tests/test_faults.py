@@ -409,6 +409,28 @@ def test_stalled_get_body_ends_after_the_read_timeout_as_in_boto3(s3s_fs, tmp_pa
     assert isinstance(errors["s3turbo"].last_exception, ReadTimeoutError)
 
 
+def test_a_request_failing_in_two_ways_gets_the_attempts_boto3_gives_it(s3s_fs, tmp_path):
+    """A PutObject whose connection is reset once and whose response then never comes:
+    botocore spends one budget of attempts (3 here) on both kinds of failure, and so does the
+    engine, whose own retries of a stalled upload share the SDK's count of attempts."""
+    bucket = s3s_fs.new_bucket()
+    source = write_random(tmp_path / "source.bin", 100_000)
+    config = Config(
+        connect_timeout=1, read_timeout=1, retries={"mode": "standard", "total_max_attempts": 3}
+    )
+    with FaultProxy(s3s_fs.endpoint_url) as proxy:
+        for name, client in s3s_fs.clients_through(proxy, config).items():
+            proxy.inject(Fault(method="PUT", target_contains=name, reset_request_after=0))
+            proxy.inject(
+                Fault(method="PUT", target_contains=name, stall_response_head=True, times=None)
+            )
+            error, _ = outcome_within(
+                FAIL_FAST_BOUND, client.upload_file, str(source), bucket, name
+            )
+            puts = [r for r in proxy.requests if r.method == "PUT" and name in r.target]
+            assert isinstance(error, BOTO3_KINDS) and len(puts) == 3, (name, error, len(puts))
+
+
 @pytest.mark.parametrize(
     "target, size",
     [("partNumber=2", MULTIPART_SIZE), (None, 1000)],
