@@ -10,7 +10,7 @@ The dir-* workloads are s3turbo's upload_directory / download_directory against 
 of one call per file.
 
     .venv/bin/python benchmarks/bench.py [--rounds N] [--big-mib N] [--small-files N]
-        [--workloads upload,download,...] [--latency-ms 20]
+        [--workloads upload,download,...] [--latency-ms 20] [--boto3-twice]
 
 With --latency-ms, a proxy in the harness delays the first byte of every response, standing
 for the first-byte latency of real S3: there the rate of small transfers depends on how many
@@ -51,6 +51,9 @@ def _installed(module: str) -> bool:
 
 # obstore (a Rust object store for Python, the closest peer) takes part when it is installed.
 ENGINES = ("boto3", "s3turbo", *(("obstore",) if _installed("obstore") else ()))
+# With --boto3-twice: boto3 once more, as if it were another engine. Its ratio to boto3 is what
+# the machine's noise alone does to a ratio.
+BOTO3_AGAIN = "boto3-again"
 WORKLOADS = (
     "upload",
     "download",
@@ -226,14 +229,14 @@ def per_gib(run: dict) -> float:
     return GIB / run["bytes"] if run["bytes"] else 1
 
 
-def report(results: dict[tuple[str, str], list[dict]]) -> None:
+def report(results: dict[tuple[str, str], list[dict]], engines: tuple[str, ...]) -> None:
     print(
-        f"\n{'workload':16}{'engine':10}{'rate':>18}{'CPU s/GiB':>12}{'peak RSS':>11}"
+        f"\n{'workload':16}{'engine':12}{'rate':>18}{'CPU s/GiB':>12}{'peak RSS':>11}"
         f"{'rate x':>9}{'CPU x':>8}{'noise':>8}{'server CPU':>12}"
     )
     for workload in WORKLOADS:
         rows = {}
-        for engine in ENGINES:
+        for engine in engines:
             runs = results.get((engine, workload), [])
             if not runs:
                 continue
@@ -258,7 +261,7 @@ def report(results: dict[tuple[str, str], list[dict]]) -> None:
             ratio = f"{row['rate'] / base['rate']:8.2f}x" if base else ""
             cpu_ratio = f"{row['cpu'] / base['cpu']:7.2f}x" if base and base["cpu"] else ""
             print(
-                f"{workload:16}{engine:10}{row['rate']:12.1f} {unit:6}{row['cpu']:11.2f}"
+                f"{workload:16}{engine:12}{row['rate']:12.1f} {unit:6}{row['cpu']:11.2f}"
                 f"{row['rss']:8.0f} MiB{ratio:>9}{cpu_ratio:>8}{row['noise']:7.0%}"
                 f"{row['server_cpu']:12.2f}"
             )
@@ -283,8 +286,15 @@ def main() -> None:
         help="delay each response's first byte by this much, through a proxy in this process "
         "(20 stands for real S3's first-byte latency, where concurrency matters)",
     )
+    parser.add_argument(
+        "--boto3-twice",
+        action="store_true",
+        help=f"also run boto3 as a second engine ({BOTO3_AGAIN}): its ratio to boto3 shows "
+        "what the machine's noise does to a ratio",
+    )
     args = parser.parse_args()
     workloads = [w for w in args.workloads.split(",") if w]
+    engines = (*ENGINES, BOTO3_AGAIN) if args.boto3_twice else ENGINES
     base = "/dev/shm" if os.path.isdir("/dev/shm") else None
     workdir = Path(tempfile.mkdtemp(prefix="s3turbo-bench-", dir=base))
     (workdir / "server").mkdir()
@@ -301,14 +311,14 @@ def main() -> None:
         results: dict[tuple[str, str], list[dict]] = {}
         for round_number in range(args.rounds):
             for workload in workloads:
-                order = ENGINES if round_number % 2 == 0 else tuple(reversed(ENGINES))
+                order = engines if round_number % 2 == 0 else tuple(reversed(engines))
                 for engine in order:
                     run = run_child(
                         engine, workload, endpoint, workdir, args.presign_count, process.pid
                     )
                     results.setdefault((engine, workload), []).append(run)
             print(f"  round {round_number + 1} of {args.rounds} done", flush=True)
-        report(results)
+        report(results, engines)
     finally:
         if latency is not None:
             latency.stop()
