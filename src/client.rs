@@ -32,6 +32,12 @@ pub struct ConnectionSettings {
     pub region: String,
     pub credentials: CredentialSource,
     pub force_path_style: bool,
+    /// Endpoint variants (`use_accelerate_endpoint`, `use_dualstack_endpoint`,
+    /// `use_fips_endpoint` and their environment variables), resolved by the same endpoint
+    /// rules as botocore's.
+    pub accelerate: bool,
+    pub dual_stack: bool,
+    pub fips: bool,
     /// botocore's `verify` when it names a CA bundle (AWS_CA_BUNDLE, `ca_bundle` in the config
     /// file): then only its certificates are trusted, as botocore trusts only them.
     pub ca_bundle: Option<PathBuf>,
@@ -68,6 +74,9 @@ impl ConnectionSettings {
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(self.region.clone()))
             .force_path_style(self.force_path_style)
+            .accelerate(self.accelerate)
+            .use_dual_stack(self.dual_stack)
+            .use_fips(self.fips)
             .timeout_config(timeouts)
             // Bodies are bounded by the read timeout instead, as botocore bounds them (the SDK's
             // own check gives up on a body after 5 s without bytes, whatever read_timeout says).

@@ -47,7 +47,8 @@ impl Connection {
     /// keys nor `refresh`: anonymous requests, unsigned.
     #[new]
     #[pyo3(signature = (*, endpoint_url, region, access_key, secret_key, session_token,
-                        refresh, credentials_id, force_path_style, ca_bundle, http_proxy,
+                        refresh, credentials_id, force_path_style, accelerate, dual_stack,
+                        fips, ca_bundle, http_proxy,
                         https_proxy, connect_timeout, read_timeout, max_attempts, retry_mode,
                         request_checksum_calculation, response_checksum_validation))]
     #[allow(clippy::too_many_arguments)]
@@ -60,6 +61,9 @@ impl Connection {
         refresh: Option<Py<PyAny>>,
         credentials_id: usize,
         force_path_style: bool,
+        accelerate: bool,
+        dual_stack: bool,
+        fips: bool,
         ca_bundle: Option<PathBuf>,
         http_proxy: Option<String>,
         https_proxy: Option<String>,
@@ -89,6 +93,9 @@ impl Connection {
                 region,
                 credentials,
                 force_path_style,
+                accelerate,
+                dual_stack,
+                fips,
                 ca_bundle,
                 http_proxy,
                 https_proxy,

@@ -86,10 +86,12 @@ class ForwardProxy(Relay):
     """An HTTP proxy whose host names exist only here: `hosts` maps each to a port on
     127.0.0.1, so a client that reaches such a host went through the proxy. It forwards
     absolute-form requests (`PUT http://name:port/key HTTP/1.1`, sent on as they are) and
-    tunnels CONNECT requests."""
+    tunnels CONNECT requests. `asked` lists the host:port each connection asked for; one for a
+    host not in `hosts` is closed."""
 
     def __init__(self, hosts: dict[str, int]):
         self._hosts = hosts
+        self.asked: list[str] = []
         super().__init__()
 
     def upstream(self, client):
@@ -102,7 +104,11 @@ class ForwardProxy(Relay):
         method, target, _ = head.split(b" ", 2)
         # Every request of a kept-alive connection goes to the same host: the first decides.
         authority = target.decode().split("://", 1)[-1].split("/", 1)[0]
-        server = socket.create_connection(("127.0.0.1", self._hosts[authority.split(":")[0]]))
+        self.asked.append(authority)
+        port = self._hosts.get(authority.split(":")[0])
+        if port is None:
+            raise ValueError(f"no host {authority} here")
+        server = socket.create_connection(("127.0.0.1", port))
         if method == b"CONNECT":
             client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
             return client, server, head.split(b"\r\n\r\n", 1)[1]

@@ -1,13 +1,16 @@
 """Network settings of the botocore client that the engine honours itself: a custom CA bundle
-(verify=<path>, AWS_CA_BUNDLE) and explicit proxies, through real relays in front of s3s-fs."""
+(verify=<path>, AWS_CA_BUNDLE), explicit proxies and AWS's endpoint variants, through real
+relays in front of s3s-fs."""
 
 from __future__ import annotations
 
+import boto3
 import pytest
 from botocore.config import Config
-from botocore.exceptions import SSLError
+from botocore.exceptions import BotoCoreError, SSLError
 from helpers import MIB, sha256_file, write_random
 
+import s3turbo
 from relays import Certificates, ForwardProxy, TlsFront
 
 ONE_ATTEMPT = {"total_max_attempts": 1}
@@ -95,3 +98,47 @@ def test_explicit_proxy(s3s_fs, tmp_path, caplog):
         assert proxy.connections >= 1
     finally:
         proxy.close()
+
+
+@pytest.mark.parametrize(
+    "variant, host",
+    [
+        (Config(s3={"use_accelerate_endpoint": True}), "{bucket}.s3-accelerate.amazonaws.com"),
+        (
+            Config(s3={"use_dualstack_endpoint": True}),
+            "{bucket}.s3.dualstack.eu-west-1.amazonaws.com",
+        ),
+        (Config(use_fips_endpoint=True), "{bucket}.s3-fips.eu-west-1.amazonaws.com"),
+    ],
+    ids=["accelerate", "dual-stack", "FIPS"],
+)
+def test_endpoint_variants_reach_the_host_boto3_reaches(tmp_path, caplog, variant, host):
+    """Accelerate, dual-stack and FIPS endpoints of AWS itself: through a proxy that knows no
+    host, each client asks it for a tunnel to the host its endpoint rules chose, and then fails
+    (boto3 with ConnectionClosedError, the engine with EndpointConnectionError: the SDK's tunnel
+    error does not tell a closed tunnel from a refused one). The engine asks for boto3's host."""
+    source = write_random(tmp_path / "source.bin", 1000)
+    proxy = ForwardProxy({})
+    config = variant.merge(
+        Config(proxies={"https": f"http://127.0.0.1:{proxy.port}"}, retries=ONE_ATTEMPT)
+    )
+    kwargs = {
+        "region_name": "eu-west-1",
+        "aws_access_key_id": "AKIDEXAMPLE",
+        "aws_secret_access_key": "secret",
+        "config": config,
+    }
+    try:
+        with caplog.at_level("DEBUG", logger="s3turbo"):
+            for make in (boto3.client, s3turbo.client):
+                client = make("s3", **kwargs)
+                with pytest.raises(BotoCoreError):
+                    client.upload_file(str(source), "variant-bucket", "k")
+                with pytest.raises(BotoCoreError):
+                    client.download_file("variant-bucket", "k", str(tmp_path / "out.bin"))
+        assert_engine_served(caplog)
+    finally:
+        proxy.close()
+    expected = f"{host.format(bucket='variant-bucket')}:443"
+    assert proxy.asked == [expected] * 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["source.bin"]

@@ -47,6 +47,9 @@ def connection(client: Any) -> _core.Connection:
         region=client.meta.region_name or "us-east-1",
         **_credentials(client),
         force_path_style=bool(builtins.get(EndpointResolverBuiltins.AWS_S3_FORCE_PATH_STYLE)),
+        accelerate=bool(builtins.get(EndpointResolverBuiltins.AWS_S3_ACCELERATE)),
+        dual_stack=bool(builtins.get(EndpointResolverBuiltins.AWS_USE_DUALSTACK)),
+        fips=bool(builtins.get(EndpointResolverBuiltins.AWS_USE_FIPS)),
         ca_bundle=_ca_bundle(client),
         http_proxy=(config.proxies or {}).get("http"),
         https_proxy=(config.proxies or {}).get("https"),
@@ -130,13 +133,15 @@ def unsupported_client_setting(client: Any) -> str | None:
     if ca_bundle is not None and not os.path.isfile(ca_bundle):
         return f"the CA bundle {ca_bundle!r} is not a file"
     builtins = client._ruleset_resolver._builtins
-    for builtin in (
-        EndpointResolverBuiltins.AWS_S3_ACCELERATE,
-        EndpointResolverBuiltins.AWS_USE_DUALSTACK,
-        EndpointResolverBuiltins.AWS_USE_FIPS,
-    ):
-        if builtins.get(builtin):
-            return f"{builtin.value} endpoints"
+    if builtins.get(EndpointResolverBuiltins.SDK_ENDPOINT):
+        # The rules refuse some of these with a custom endpoint: boto3 says how.
+        for builtin in (
+            EndpointResolverBuiltins.AWS_S3_ACCELERATE,
+            EndpointResolverBuiltins.AWS_USE_DUALSTACK,
+            EndpointResolverBuiltins.AWS_USE_FIPS,
+        ):
+            if builtins.get(builtin):
+                return f"{builtin.value} endpoints with a custom endpoint_url"
     return None
 
 
