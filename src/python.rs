@@ -73,7 +73,7 @@ impl Connection {
         retry_mode: &str,
         request_checksum_calculation: &str,
         response_checksum_validation: &str,
-    ) -> Self {
+    ) -> PyResult<Self> {
         let millis = |seconds: f64| (seconds.max(0.0) * 1000.0) as u64;
         let credentials = match (refresh, access_key, secret_key) {
             (Some(refresh), _, _) => CredentialSource::Refreshable(RefreshableSource {
@@ -85,9 +85,14 @@ impl Connection {
                 secret_key,
                 session_token,
             },
-            _ => CredentialSource::Anonymous,
+            (None, None, None) => CredentialSource::Anonymous,
+            _ => {
+                return Err(PyValueError::new_err(
+                    "s3turbo: an access key and a secret key go together",
+                ))
+            }
         };
-        Self {
+        Ok(Self {
             settings: ConnectionSettings {
                 endpoint_url,
                 region,
@@ -106,7 +111,7 @@ impl Connection {
                 checksum_when_supported: request_checksum_calculation == "when_supported",
                 validate_when_supported: response_checksum_validation == "when_supported",
             },
-        }
+        })
     }
 }
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import boto3
 import pytest
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, SSLError
+from botocore.exceptions import BotoCoreError, EndpointResolutionError, SSLError
 from helpers import MIB, sha256_file, write_random
 
 import s3turbo
@@ -142,3 +142,16 @@ def test_endpoint_variants_reach_the_host_boto3_reaches(tmp_path, caplog, varian
     expected = f"{host.format(bucket='variant-bucket')}:443"
     assert proxy.asked == [expected] * 4
     assert sorted(p.name for p in tmp_path.iterdir()) == ["source.bin"]
+
+
+def test_accelerate_with_a_custom_endpoint_fails_as_in_boto3(s3s_fs, tmp_path):
+    """The endpoint rules refuse S3 Accelerate with a custom endpoint_url: s3turbo says so as
+    boto3 does, before any request."""
+    source = write_random(tmp_path / "source.bin", 1000)
+    config = Config(s3={"use_accelerate_endpoint": True}, retries=ONE_ATTEMPT)
+    messages = []
+    for client in (s3s_fs.boto3_client(config=config), s3s_fs.s3turbo_client(config=config)):
+        with pytest.raises(EndpointResolutionError) as error:
+            client.upload_file(str(source), "bucket", "k")
+        messages.append(str(error.value))
+    assert messages[0] == messages[1]

@@ -133,15 +133,12 @@ def unsupported_client_setting(client: Any) -> str | None:
     if ca_bundle is not None and not os.path.isfile(ca_bundle):
         return f"the CA bundle {ca_bundle!r} is not a file"
     builtins = client._ruleset_resolver._builtins
-    if builtins.get(EndpointResolverBuiltins.SDK_ENDPOINT):
-        # The rules refuse some of these with a custom endpoint: boto3 says how.
-        for builtin in (
-            EndpointResolverBuiltins.AWS_S3_ACCELERATE,
-            EndpointResolverBuiltins.AWS_USE_DUALSTACK,
-            EndpointResolverBuiltins.AWS_USE_FIPS,
-        ):
-            if builtins.get(builtin):
-                return f"{builtin.value} endpoints with a custom endpoint_url"
+    # The endpoint rules refuse accelerate with a custom endpoint: boto3 says how. (botocore
+    # itself turns dual-stack and FIPS off when there is one.)
+    if builtins.get(EndpointResolverBuiltins.SDK_ENDPOINT) and builtins.get(
+        EndpointResolverBuiltins.AWS_S3_ACCELERATE
+    ):
+        return "accelerate endpoints with a custom endpoint_url"
     return None
 
 

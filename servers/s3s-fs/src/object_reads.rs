@@ -15,6 +15,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
@@ -73,19 +74,25 @@ macro_rules! s3_with_large_reads {
                 &self,
                 req: S3Request<GetObjectInput>,
             ) -> S3Result<S3Response<GetObjectOutput>> {
-                let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+                // Opened before s3s-fs answers, and checked against its answer below: an object
+                // replaced in between fails the GET instead of mixing two versions.
+                let opened = self
+                    .object_path(&req.input.bucket, &req.input.key)
+                    .ok()
+                    .and_then(|path| File::open(path).ok());
                 let mut response = self.inner.get_object(req).await?;
                 let output = &mut response.output;
                 let len = output
                     .content_length
                     .and_then(|len| u64::try_from(len).ok())
                     .ok_or_else(|| s3_error!(InternalError, "GetObject without a length"))?;
-                let start = match &output.content_range {
-                    Some(range) => range_start(range)?,
-                    None => 0,
+                let (start, total) = match &output.content_range {
+                    Some(range) => parse_content_range(range)?,
+                    None => (0, len),
                 };
-                let file = File::open(self.object_path(&bucket, &key)?)
-                    .map_err(|e| s3_error!(e, InternalError))?;
+                let file = opened
+                    .filter(|file| file.metadata().is_ok_and(|m| m.len() == total))
+                    .ok_or_else(|| s3_error!(InternalError, "the object changed while read"))?;
                 output.body = Some(StreamingBlob::wrap(FileRange::read(file, start, len)));
                 Ok(response)
             }
@@ -114,16 +121,19 @@ s3_with_large_reads! {
     upload_part_copy(UploadPartCopyInput) -> UploadPartCopyOutput;
 }
 
-/// The first byte of `bytes first-last/total`, as s3s-fs writes a Content-Range.
-fn range_start(range: &str) -> S3Result<u64> {
-    range
-        .strip_prefix("bytes ")
-        .and_then(|range| range.split('-').next())
-        .and_then(|first| first.parse().ok())
-        .ok_or_else(|| s3_error!(InternalError, "unexpected Content-Range {range:?}"))
+/// The first byte and the total of `bytes first-last/total`, as s3s-fs writes a Content-Range.
+fn parse_content_range(range: &str) -> S3Result<(u64, u64)> {
+    let parsed = range.strip_prefix("bytes ").and_then(|range| {
+        let (span, total) = range.split_once('/')?;
+        let (first, _) = span.split_once('-')?;
+        Some((first.parse().ok()?, total.parse().ok()?))
+    });
+    parsed.ok_or_else(|| s3_error!(InternalError, "unexpected Content-Range {range:?}"))
 }
 
-/// `len` bytes of a file from `start`, read on the blocking pool a piece at a time.
+/// `len` bytes of a file from `start`, each piece read on the blocking pool, and the next read
+/// only once the connection has taken all but `PIECES_AHEAD` pieces: no thread waits on a slow
+/// client.
 struct FileRange {
     pieces: mpsc::Receiver<io::Result<Bytes>>,
 }
@@ -131,18 +141,23 @@ struct FileRange {
 impl FileRange {
     fn read(file: File, start: u64, len: u64) -> Self {
         let (sender, pieces) = mpsc::channel(PIECES_AHEAD);
-        tokio::task::spawn_blocking(move || {
+        let file = Arc::new(file);
+        tokio::spawn(async move {
             let end = start + len;
             let mut offset = start;
             while offset < end {
                 let size = READ_PIECE.min(usize::try_from(end - offset).unwrap_or(READ_PIECE));
-                let mut piece = BytesMut::zeroed(size);
-                let read = file
-                    .read_exact_at(&mut piece, offset)
-                    .map(|()| piece.freeze());
+                let file = file.clone();
+                let read = tokio::task::spawn_blocking(move || {
+                    let mut piece = BytesMut::zeroed(size);
+                    file.read_exact_at(&mut piece, offset)
+                        .map(|()| piece.freeze())
+                })
+                .await
+                .unwrap_or_else(|e| Err(io::Error::other(e)));
                 let failed = read.is_err();
                 // A send fails once the connection has gone: then there is no one to read for.
-                if sender.blocking_send(read).is_err() || failed {
+                if sender.send(read).await.is_err() || failed {
                     return;
                 }
                 offset += size as u64;
