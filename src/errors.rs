@@ -3,8 +3,11 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_s3::error::{BoxError, ProvideErrorMetadata, SdkError};
 
 pub type HttpResponse = aws_sdk_s3::config::http::HttpResponse;
 
@@ -177,5 +180,80 @@ pub fn body_cut_short(endpoint: &str, what: impl std::fmt::Display) -> TransferE
     TransferError::BodyInterrupted {
         endpoint: endpoint.to_owned(),
         detail: format!("response body interrupted: {what}"),
+    }
+}
+
+/// The URL of an operation's request, which botocore names in its connection errors
+/// (`Could not connect to the endpoint URL: "http://host/bucket/key?uploads"`). An interceptor
+/// of the operation notes it as the SDK sends it, without the `x-id` query parameter the SDK
+/// adds and botocore does not.
+#[derive(Debug, Clone, Default)]
+pub struct RequestUrl(Arc<Mutex<Option<String>>>);
+
+impl RequestUrl {
+    /// The URL of the last request sent, or `endpoint` if none was.
+    pub fn or(&self, endpoint: &str) -> String {
+        let url = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        url.clone().unwrap_or_else(|| endpoint.to_owned())
+    }
+}
+
+impl Intercept for RequestUrl {
+    fn name(&self) -> &'static str {
+        "s3turbo::RequestUrl"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _config: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let url = without_sdk_query(context.request().uri());
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(url);
+        Ok(())
+    }
+}
+
+/// `url` without its `x-id=...` query parameter.
+fn without_sdk_query(url: &str) -> String {
+    let Some((path, query)) = url.split_once('?') else {
+        return url.to_owned();
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|parameter| !parameter.starts_with("x-id="))
+        .collect();
+    if kept.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", kept.join("&"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_named_as_botocore_names_them() {
+        let cases = [
+            ("http://h:1/b/k?x-id=PutObject", "http://h:1/b/k"),
+            (
+                "http://h:1/b/k?uploads&x-id=CreateMultipartUpload",
+                "http://h:1/b/k?uploads",
+            ),
+            (
+                "http://h:1/b/k?x-id=UploadPart&partNumber=2&uploadId=u",
+                "http://h:1/b/k?partNumber=2&uploadId=u",
+            ),
+            (
+                "https://b.s3.eu-west-1.amazonaws.com/a%20b",
+                "https://b.s3.eu-west-1.amazonaws.com/a%20b",
+            ),
+        ];
+        for (sent, named) in cases {
+            assert_eq!(without_sdk_query(sent), named);
+        }
     }
 }

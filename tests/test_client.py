@@ -11,11 +11,11 @@ import boto3
 import pytest
 from botocore import UNSIGNED
 from botocore.config import Config
-from botocore.exceptions import NoCredentialsError, ParamValidationError
+from botocore.exceptions import EndpointConnectionError, NoCredentialsError, ParamValidationError
 from helpers import MIB, sha256_file, sha256_object, write_random
 
 import s3turbo
-from servers import ACCESS_KEY, SECRET_KEY
+from servers import ACCESS_KEY, SECRET_KEY, free_port
 
 
 def test_other_methods_are_boto3s(server, bucket):
@@ -224,3 +224,33 @@ def test_an_upload_may_take_longer_than_the_read_timeout_to_send_as_in_boto3(s3s
     boto = s3s_fs.boto3_client()
     for name in ("s3turbo", "boto3"):
         assert sha256_object(boto, bucket, name) == sha256_file(source)
+
+
+def test_connection_errors_name_the_url_botocore_names(tmp_path):
+    """Nothing listens at the endpoint: the error names the URL of the request that failed,
+    as botocore's does (the engine's first request of a download is a GET where boto3's is a
+    HEAD, of the same URL)."""
+    small = write_random(tmp_path / "small.bin", 1000)
+    large = write_random(tmp_path / "large.bin", 9 * MIB)
+    kwargs = {
+        "endpoint_url": f"http://127.0.0.1:{free_port()}",
+        "region_name": "us-east-1",
+        "aws_access_key_id": ACCESS_KEY,
+        "aws_secret_access_key": SECRET_KEY,
+        "config": Config(retries={"total_max_attempts": 1}),
+    }
+    messages = {}
+    for name, make in (("boto3", boto3.client), ("s3turbo", s3turbo.client)):
+        client = make("s3", **kwargs)
+        calls = (
+            (client.upload_file, str(small), "bucket", "a key"),
+            (client.upload_file, str(large), "bucket", "k"),
+            (client.download_file, "bucket", "dir/x y", str(tmp_path / "out")),
+        )
+        messages[name] = []
+        for call, *args in calls:
+            with pytest.raises(EndpointConnectionError) as error:
+                call(*args)
+            messages[name].append(str(error.value))
+    assert messages["s3turbo"] == messages["boto3"]
+    assert messages["boto3"][1].endswith('/bucket/k?uploads"')
