@@ -161,51 +161,85 @@ const FRAME_SIZE: usize = 256 * 1024;
 const PACED_FRAME_SIZE: usize = 64 * 1024;
 
 /// When an upload body last handed bytes over (or, while it waits for its bandwidth slot, when
-/// it will), and whether its request is between two of the SDK's attempts, waiting out the
-/// retry backoff on purpose. The request is stalled once that time is `read_timeout` in the
-/// past, outside a backoff (see `upload::unless_stalled`).
+/// it will), and where its request is: connecting, sending (or awaiting the response), or
+/// between two of the SDK's attempts, waiting out the retry backoff on purpose. The request is
+/// stalled once that time is `read_timeout` in the past while sending, `connect_timeout` more
+/// while connecting, and never in a backoff (see `upload::unless_stalled`).
 #[derive(Debug)]
-pub struct BodyActivity(Mutex<Activity>);
+pub struct BodyActivity {
+    state: Mutex<Activity>,
+    connect_timeout: Duration,
+}
 
 #[derive(Debug)]
 struct Activity {
     last: Instant,
-    between_attempts: bool,
+    phase: Phase,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// An attempt has begun and its body is not yet taken: the connection is being made, which
+    /// the connect timeout bounds (botocore's read timeout does not count it).
+    Connecting,
+    Sending,
+    BetweenAttempts,
 }
 
 impl BodyActivity {
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self(Mutex::new(Activity {
-            last: Instant::now(),
-            between_attempts: false,
-        })))
+    pub fn new(connect_timeout: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(Activity {
+                last: Instant::now(),
+                phase: Phase::Connecting,
+            }),
+            connect_timeout,
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Activity> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The body handed bytes over at `at` (or will, at its bandwidth slot).
     pub fn touch(&self, at: Instant) {
         let mut activity = self.lock();
         activity.last = activity.last.max(at);
+        activity.phase = Phase::Sending;
     }
 
     /// The SDK starts an attempt: its time counts from now.
     pub fn attempt_started(&self) {
         let mut activity = self.lock();
         activity.last = activity.last.max(Instant::now());
-        activity.between_attempts = false;
+        activity.phase = Phase::Connecting;
     }
 
     /// The SDK ended an attempt; until it starts the next, nothing moves on purpose.
     pub fn attempt_ended(&self) {
-        self.lock().between_attempts = true;
+        self.lock().phase = Phase::BetweenAttempts;
     }
 
     /// When the request will count as stalled if nothing moves before; None in a backoff.
     pub fn stalled_at(&self, read_timeout: Duration) -> Option<Instant> {
         let activity = self.lock();
-        (!activity.between_attempts).then(|| activity.last + read_timeout)
+        match activity.phase {
+            Phase::Connecting => Some(activity.last + self.connect_timeout + read_timeout),
+            Phase::Sending => Some(activity.last + read_timeout),
+            Phase::BetweenAttempts => None,
+        }
+    }
+
+    /// When to look again: at the stall time while sending, otherwise within `read_timeout`
+    /// (once the body moves, the stall time comes earlier than while connecting).
+    pub fn next_check(&self, read_timeout: Duration) -> Instant {
+        let activity = self.lock();
+        let soon = Instant::now() + read_timeout;
+        match activity.phase {
+            Phase::Sending => activity.last + read_timeout,
+            Phase::Connecting => (activity.last + self.connect_timeout + read_timeout).min(soon),
+            Phase::BetweenAttempts => soon,
+        }
     }
 }
 
@@ -230,7 +264,6 @@ impl CountingBody {
         bandwidth: Option<Arc<BandwidthLimit>>,
     ) -> Self {
         let generation = counter.restart();
-        activity.touch(Instant::now());
         Self {
             remaining: data,
             counter,
@@ -360,7 +393,7 @@ mod tests {
         let body = CountingBody::new(
             data.clone(),
             AttemptCounter::new(progress.clone()),
-            BodyActivity::new(),
+            BodyActivity::new(Duration::ZERO),
             None,
         );
         assert_eq!(
@@ -378,7 +411,12 @@ mod tests {
         let data = Bytes::from(vec![7u8; 4 * PACED_FRAME_SIZE]);
         let limit = Arc::new(BandwidthLimit::new(PACED_FRAME_SIZE as u64));
         let counter = AttemptCounter::new(progress);
-        let body = CountingBody::new(data.clone(), counter, BodyActivity::new(), Some(limit));
+        let body = CountingBody::new(
+            data.clone(),
+            counter,
+            BodyActivity::new(Duration::ZERO),
+            Some(limit),
+        );
         let start = Instant::now();
         assert_eq!(collect(body).await, data);
         // One frame a second, the first at once.

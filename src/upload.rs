@@ -323,6 +323,7 @@ impl Target<'_> {
     {
         let config = self.client.config();
         let read_timeout = config.timeout_config().and_then(|t| t.read_timeout());
+        let connect_timeout = config.timeout_config().and_then(|t| t.connect_timeout());
         let max_attempts = config.retry_config().map_or(1, |r| r.max_attempts()).max(1);
         let counter = AttemptCounter::new(progress.clone());
         let attempts = Arc::new(AtomicU32::new(0));
@@ -332,7 +333,12 @@ impl Target<'_> {
             if left == 0 {
                 return Err(TransferError::read_timeout(&url.or(self.endpoint)));
             }
-            let (body, activity) = counting_stream(data.clone(), &counter, &self.request.bandwidth);
+            let (body, activity) = counting_stream(
+                data.clone(),
+                &counter,
+                &self.request.bandwidth,
+                connect_timeout.unwrap_or_default(),
+            );
             let watch = WatchAttempts {
                 attempts: attempts.clone(),
                 activity: activity.clone(),
@@ -646,8 +652,9 @@ fn counting_stream(
     data: Bytes,
     attempt: &Arc<AttemptCounter>,
     bandwidth: &Option<Arc<BandwidthLimit>>,
+    connect_timeout: Duration,
 ) -> (ByteStream, Arc<BodyActivity>) {
-    let activity = BodyActivity::new();
+    let activity = BodyActivity::new(connect_timeout);
     let (attempt, bandwidth, body_activity) =
         (attempt.clone(), bandwidth.clone(), activity.clone());
     let stream = ByteStream::new(SdkBody::retryable(move || {
@@ -671,12 +678,9 @@ async fn unless_stalled<T>(
 ) -> Option<T> {
     tokio::pin!(send);
     loop {
-        let check_at = activity
-            .stalled_at(read_timeout)
-            .unwrap_or_else(|| tokio::time::Instant::now() + read_timeout);
         tokio::select! {
             output = &mut send => return Some(output),
-            _ = tokio::time::sleep_until(check_at) => {
+            _ = tokio::time::sleep_until(activity.next_check(read_timeout)) => {
                 let stalled = activity.stalled_at(read_timeout);
                 if stalled.is_some_and(|at| at <= tokio::time::Instant::now()) {
                     return None;
@@ -754,7 +758,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_paced_request_is_given_up_only_when_its_body_stalls() {
-        let activity = BodyActivity::new();
+        let activity = BodyActivity::new(Duration::ZERO);
         let timeout = Duration::from_secs(5);
         let start = tokio::time::Instant::now();
         // The body keeps moving for 12 s (longer than the timeout), then the response comes.
@@ -778,7 +782,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_sdk_backoff_between_attempts_is_not_a_stall() {
-        let activity = BodyActivity::new();
+        let activity = BodyActivity::new(Duration::ZERO);
         let timeout = Duration::from_secs(5);
         let start = tokio::time::Instant::now();
         // An attempt fails at once; the SDK waits 12 s (longer than the timeout) before the
@@ -792,5 +796,39 @@ mod tests {
         };
         assert_eq!(unless_stalled(retried, &activity, timeout).await, None);
         assert_eq!(start.elapsed(), Duration::from_secs(17));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn connecting_has_the_connect_timeout_on_top_of_the_read_timeout() {
+        let activity = BodyActivity::new(Duration::from_secs(10));
+        let timeout = Duration::from_secs(5);
+        let start = tokio::time::Instant::now();
+        // A connection that takes 12 s (within a 10 s connect and 5 s read timeout), then a
+        // body that moves once and stalls: given up `timeout` after it moved.
+        let slow_connect = async {
+            activity.attempt_started();
+            tokio::time::sleep(Duration::from_secs(12)).await;
+            activity.touch(tokio::time::Instant::now());
+            std::future::pending::<()>().await
+        };
+        assert_eq!(unless_stalled(slow_connect, &activity, timeout).await, None);
+        assert_eq!(start.elapsed(), Duration::from_secs(17));
+        // A connection made at once, a body that moves and then stalls: given up `timeout`
+        // after it moved, not `timeout` after the connect timeout.
+        activity.attempt_started();
+        let started = tokio::time::Instant::now();
+        let fast_connect = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            activity.touch(tokio::time::Instant::now());
+            std::future::pending::<()>().await
+        };
+        assert_eq!(unless_stalled(fast_connect, &activity, timeout).await, None);
+        assert_eq!(started.elapsed(), Duration::from_millis(5100));
+        // A connection that never completes: given up after both timeouts.
+        activity.attempt_started();
+        let started = tokio::time::Instant::now();
+        let never = std::future::pending::<()>();
+        assert_eq!(unless_stalled(never, &activity, timeout).await, None);
+        assert_eq!(started.elapsed(), Duration::from_secs(15));
     }
 }
