@@ -165,21 +165,32 @@ def test_callback_exception_aborts_the_multipart_upload(moto, tmp_path):
     assert boto.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
 
 
-@pytest.fixture
-def slow_proxy(server):
+def slowed(server) -> FaultProxy:
     """The server behind a proxy that moves 4 MiB/s: transfers of a few MiB take seconds."""
-    with FaultProxy(server.endpoint_url) as proxy:
-        proxy.bytes_per_second = 4 * MIB
-        yield proxy
+    proxy = FaultProxy(server.endpoint_url)
+    proxy.bytes_per_second = 4 * MIB
+    return proxy
+
+
+@pytest.fixture(params=["engine", "boto3"])
+def served_by(request, monkeypatch) -> str:
+    """Who moves the bytes of the coroutines: the engine, or boto3 in a worker thread (as for
+    the settings the engine does not serve)."""
+    if request.param == "boto3":
+        monkeypatch.setenv("S3TURBO_DISABLE", "1")
+    return request.param
 
 
 def cancel_after_first_progress(coroutine_factory):
     """Runs the transfer as a task, cancels it at its first progress; returns how long the
-    cancelled task took to end."""
+    cancelled task took to end. (boto3 calls the Callback from its own threads.)"""
 
     async def main():
+        loop = asyncio.get_running_loop()
         started = asyncio.Event()
-        task = asyncio.create_task(coroutine_factory(lambda increment: started.set()))
+        task = asyncio.create_task(
+            coroutine_factory(lambda increment: loop.call_soon_threadsafe(started.set))
+        )
         await asyncio.wait_for(started.wait(), timeout=30)
         cancelled_at = time.monotonic()
         task.cancel()
@@ -190,39 +201,65 @@ def cancel_after_first_progress(coroutine_factory):
     return asyncio.run(main())
 
 
-def test_cancelled_download_leaves_nothing(server, bucket, slow_proxy, tmp_path):
+def test_cancelled_download_leaves_nothing(server, bucket, served_by, tmp_path):
     source = write_random(tmp_path / "source.bin", 16 * MIB)
     server.boto3_client().upload_file(str(source), bucket, "k")
     out = tmp_path / "out"
     out.mkdir()
     destination = out / "precious.bin"
     destination.write_bytes(b"keep me")
-    s3 = aio_client(server, endpoint_url=slow_proxy.endpoint_url)
 
-    elapsed = cancel_after_first_progress(
-        lambda callback: s3.download_file(
-            bucket, "k", str(destination), Callback=callback, Config=MULTIPART
+    with slowed(server) as proxy:
+        s3 = aio_client(server, endpoint_url=proxy.endpoint_url)
+        elapsed = cancel_after_first_progress(
+            lambda callback: s3.download_file(
+                bucket, "k", str(destination), Callback=callback, Config=MULTIPART
+            )
         )
-    )
     assert elapsed < 2
     assert destination.read_bytes() == b"keep me"
     assert listing(out) == ["precious.bin"]
 
 
-def test_cancelled_multipart_upload_is_aborted(moto, slow_proxy, tmp_path):
+def test_cancelled_multipart_upload_is_aborted(moto, served_by, tmp_path):
     bucket = moto.new_bucket()
     source = write_random(tmp_path / "source.bin", 16 * MIB)
-    s3 = aio_client(moto, endpoint_url=slow_proxy.endpoint_url)
 
-    elapsed = cancel_after_first_progress(
-        lambda callback: s3.upload_file(
-            str(source), bucket, "k", Callback=callback, Config=MULTIPART
+    with slowed(moto) as proxy:
+        s3 = aio_client(moto, endpoint_url=proxy.endpoint_url)
+        elapsed = cancel_after_first_progress(
+            lambda callback: s3.upload_file(
+                str(source), bucket, "k", Callback=callback, Config=MULTIPART
+            )
         )
-    )
     assert elapsed < 2
     boto = moto.boto3_client()
     assert boto.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     assert boto.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+
+def test_cancelled_directory_upload_stops_at_once(moto, served_by, tmp_path):
+    """No file is uploaded after the task has ended, whoever was uploading them."""
+    bucket = moto.new_bucket()
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for i in range(12):
+        write_random(folder / f"f{i:02d}.bin", MIB)
+    boto = moto.boto3_client()
+
+    def uploaded() -> int:
+        return boto.list_objects_v2(Bucket=bucket).get("KeyCount", 0)
+
+    with slowed(moto) as proxy:
+        s3 = aio_client(moto, endpoint_url=proxy.endpoint_url)
+        elapsed = cancel_after_first_progress(
+            lambda callback: s3.upload_directory(folder, bucket, "p", Callback=callback)
+        )
+        at_the_end = uploaded()
+        time.sleep(1.5)
+        assert uploaded() == at_the_end < 12
+    assert elapsed < 2
+    assert boto.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
 
 
 def test_boto3_serves_what_the_engine_cannot(s3s_fs, tmp_path, monkeypatch):

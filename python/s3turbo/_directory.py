@@ -37,6 +37,11 @@ class DirectoryTransferError(S3TransferFailedError):
         self.transferred = transferred
 
 
+class TransferStopped(Exception):
+    """Raised by the Callback s3turbo.aio gives a boto3 transfer whose task was cancelled. boto3
+    cleans up as after any Callback that raises, and a directory transfer stops there."""
+
+
 def key_prefix(prefix: str) -> str:
     """`Prefix` as the folder it names: "data" and "data/" both mean the keys "data/...", so that
     "database.csv" is not taken for part of "data"."""
@@ -271,6 +276,8 @@ def _one_by_one(action, files, transfer, refused=None) -> dict[str, str]:
         try:
             transfer(key, path)
             transferred[key] = path
+        except TransferStopped:
+            raise
         except Exception as error:
             failed[key] = error
     if failed:

@@ -8,7 +8,8 @@ sync file objects are read and written in a worker thread, async ones (whose rea
 coroutines, e.g. aiofiles) are awaited. Callbacks run on the event loop thread, batched about
 every 50 ms. Cancelling the task stops the transfer and waits for its clean-up: a multipart
 upload is aborted, a download leaves no temporary file and an existing destination untouched.
-Exceptions are the sync API's (boto3's).
+Exceptions are the sync API's (boto3's). What the engine does not serve, boto3 does, in a worker
+thread; cancelling the task stops that transfer too, at its next bytes, with boto3's clean-up.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import asyncio
 import inspect
 import io
 import os
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -34,6 +36,7 @@ from ._client import (
     fileobj_retries_exceeded,
     upload_failed,
 )
+from ._directory import TransferStopped
 
 # How often progress reaches the Callback, as in the sync API.
 _PROGRESS_INTERVAL = 0.05
@@ -95,15 +98,11 @@ class AsyncClient:
     ) -> None:
         planned = self._sync._upload_file_plan(Filename, Bucket, Key, ExtraArgs, Config)
         if planned is None:
-            return await asyncio.to_thread(
-                boto3_transfers.upload_file,
-                self._client,
-                Filename,
-                Bucket,
-                Key,
-                ExtraArgs,
+            return await _boto3_in_thread(
+                lambda callback: boto3_transfers.upload_file(
+                    self._client, Filename, Bucket, Key, ExtraArgs, callback, Config
+                ),
                 Callback,
-                Config,
             )
         upload, filename = planned
         with upload_failed(filename, Bucket, Key):
@@ -126,15 +125,11 @@ class AsyncClient:
     ) -> None:
         extra_args = self._sync._download_plan("download_file", Bucket, Key, ExtraArgs, Config)
         if extra_args is None:
-            return await asyncio.to_thread(
-                boto3_transfers.download_file,
-                self._client,
-                Bucket,
-                Key,
-                Filename,
-                ExtraArgs,
+            return await _boto3_in_thread(
+                lambda callback: boto3_transfers.download_file(
+                    self._client, Bucket, Key, Filename, ExtraArgs, callback, Config
+                ),
                 Callback,
-                Config,
             )
         filename = _filename(Filename)
         transfer, asked = _transfer(Callback)
@@ -165,15 +160,11 @@ class AsyncClient:
             # boto3 reads only sync file objects: an async one is read into memory first.
             if _is_async(Fileobj.read):
                 Fileobj = io.BytesIO(await Fileobj.read())
-            return await asyncio.to_thread(
-                boto3_transfers.upload_fileobj,
-                self._client,
-                Fileobj,
-                Bucket,
-                Key,
-                ExtraArgs,
+            return await _boto3_in_thread(
+                lambda callback: boto3_transfers.upload_fileobj(
+                    self._client, Fileobj, Bucket, Key, ExtraArgs, callback, Config
+                ),
                 Callback,
-                Config,
             )
         transfer, asked = _transfer(Callback)
         done, sender = _core.upload_stream_async(*self._engine_args(Config), upload, transfer)
@@ -205,15 +196,11 @@ class AsyncClient:
         extra_args = self._sync._download_plan("download_fileobj", Bucket, Key, ExtraArgs, Config)
         if extra_args is None:
             sink = io.BytesIO()
-            await asyncio.to_thread(
-                boto3_transfers.download_fileobj,
-                self._client,
-                Bucket,
-                Key,
-                sink,
-                ExtraArgs,
+            await _boto3_in_thread(
+                lambda callback: boto3_transfers.download_fileobj(
+                    self._client, Bucket, Key, sink, ExtraArgs, callback, Config
+                ),
                 Callback,
-                Config,
             )
             return await write(sink.getvalue())
         transfer, asked = _transfer(Callback)
@@ -246,9 +233,9 @@ class AsyncClient:
         )
         upload = None if boto3_serves else batch.engine_upload()
         if upload is None:
-            # boto3, one file after another, in a worker thread (which a cancelled task does not
-            # stop: that thread finishes the files).
-            return await asyncio.to_thread(batch.one_by_one, Callback, Config)
+            return await _boto3_in_thread(
+                lambda callback: batch.one_by_one(callback, Config), Callback
+            )
         transfer, asked = _transfer(Callback)
         outcomes = await self._run(
             transfer,
@@ -277,18 +264,11 @@ class AsyncClient:
         the objects, their folders are made in a worker thread."""
         _check_transfer_args(Bucket, ExtraArgs, Config)
         if _boto3_must_serve("download_directory", self._client):
-            # boto3, one object after another, in a worker thread (which a cancelled task does
-            # not stop: that thread finishes the objects).
-            return await asyncio.to_thread(
-                _directory.download_directory,
-                self._sync,
-                Bucket,
-                Prefix,
-                local_dir,
-                ExtraArgs,
+            return await _boto3_in_thread(
+                lambda callback: _directory.download_directory(
+                    self._sync, Bucket, Prefix, local_dir, ExtraArgs, callback, Config, True
+                ),
                 Callback,
-                Config,
-                True,
             )
         encoded_args = _settings.download_args(self._client, Bucket, "-", ExtraArgs)
         batch = await asyncio.to_thread(
@@ -376,6 +356,31 @@ class AsyncClient:
             # engine's; it ends `done` with an error that the exception in flight replaces.
             await asyncio.gather(done, return_exceptions=True)
             raise
+
+
+async def _boto3_in_thread(
+    transfer: Callable[[Callable[[int], Any]], Any], callback: Callable[[int], Any] | None
+) -> Any:
+    """Runs a boto3 transfer in a worker thread: `transfer` is called with the Callback to give
+    boto3, which calls `callback` (from boto3's threads, as boto3 does). A thread cannot be
+    stopped from outside, so once this task is cancelled that Callback raises at the transfer's
+    next bytes: boto3 stops as for any raising Callback, aborting the multipart upload or
+    removing the temporary file, and the task ends after that clean-up."""
+    cancelled = threading.Event()
+
+    def stop_when_cancelled(increment: int) -> None:
+        if cancelled.is_set():
+            raise TransferStopped("the asyncio task was cancelled")
+        if callback is not None:
+            callback(increment)
+
+    thread = asyncio.ensure_future(asyncio.to_thread(transfer, stop_when_cancelled))
+    try:
+        return await asyncio.shield(thread)
+    except asyncio.CancelledError:
+        cancelled.set()
+        await asyncio.wait([thread])
+        raise
 
 
 def _transfer(callback: Callable[[int], Any] | None) -> tuple:
