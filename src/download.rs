@@ -511,10 +511,13 @@ struct TempFile {
 }
 
 impl TempFile {
+    /// The destination's path with a suffix, as s3transfer names its temporary file: so a
+    /// destination ending in '/' puts it inside that folder, and fails as boto3 fails if the
+    /// folder is missing.
     fn create(destination: &Path) -> Result<Self, TransferError> {
-        let mut name = destination.file_name().unwrap_or_default().to_os_string();
-        name.push(format!(".s3turbo-{:08x}", random_u32()));
-        let path = destination.with_file_name(name);
+        let mut path = destination.as_os_str().to_os_string();
+        path.push(format!(".s3turbo-{:08x}", random_u32()));
+        let path = PathBuf::from(path);
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)

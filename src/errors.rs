@@ -18,7 +18,9 @@ pub enum TransferError {
         operation: &'static str,
         status: u16,
         code: String,
-        message: String,
+        /// `None` when the server sent none: botocore then leaves `Message` out, and its
+        /// exception text says "Unknown".
+        message: Option<String>,
         request_id: Option<String>,
     },
     /// The endpoint could not be reached (botocore's `EndpointConnectionError`).
@@ -78,16 +80,17 @@ impl TransferError {
                 let (code, message) = match (operation, service_error.code()) {
                     ("HeadObject", _) | (_, None) => (
                         status.to_string(),
-                        http::StatusCode::from_u16(status)
-                            .ok()
-                            .and_then(|s| s.canonical_reason())
-                            .unwrap_or("")
-                            .to_owned(),
+                        Some(
+                            http::StatusCode::from_u16(status)
+                                .ok()
+                                .and_then(|s| s.canonical_reason())
+                                .unwrap_or("")
+                                .to_owned(),
+                        ),
                     ),
-                    (_, Some(code)) => (
-                        code.to_owned(),
-                        service_error.message().unwrap_or("").to_owned(),
-                    ),
+                    (_, Some(code)) => {
+                        (code.to_owned(), service_error.message().map(str::to_owned))
+                    }
                 };
                 TransferError::Service {
                     operation,

@@ -85,10 +85,14 @@ pub fn presign_url(request: &PresignRequest<'_>) -> String {
     join_query(&mut canonical, sorted.into_iter());
     canonical.push('\n');
     for (name, value) in &headers {
-        // SigV4 canonical values: trimmed, runs of whitespace inside collapsed to one space.
+        // SigV4 canonical values: trimmed, runs of whitespace inside collapsed to one space,
+        // whitespace being what botocore's `str.split()` splits on.
         canonical.push_str(name);
         canonical.push(':');
-        for (i, word) in value.split_whitespace().enumerate() {
+        let words = value
+            .split(is_python_whitespace)
+            .filter(|word| !word.is_empty());
+        for (i, word) in words.enumerate() {
             if i > 0 {
                 canonical.push(' ');
             }
@@ -115,6 +119,11 @@ pub fn presign_url(request: &PresignRequest<'_>) -> String {
     url.push_str("&X-Amz-Signature=");
     url.push_str(&signature);
     url
+}
+
+/// Python's `str.isspace()`: Unicode whitespace, and the four separators \x1c-\x1f.
+fn is_python_whitespace(c: char) -> bool {
+    c.is_whitespace() || ('\x1c'..='\x1f').contains(&c)
 }
 
 fn join_query<'a>(out: &mut String, pairs: impl Iterator<Item = &'a (String, String)>) {

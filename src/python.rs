@@ -735,7 +735,9 @@ fn build_py_err(py: Python<'_>, error: TransferError) -> PyResult<PyErr> {
         } => {
             let details = PyDict::new(py);
             details.set_item("Code", code)?;
-            details.set_item("Message", message)?;
+            if let Some(message) = message {
+                details.set_item("Message", message)?;
+            }
             let metadata = PyDict::new(py);
             metadata.set_item("HTTPStatusCode", status)?;
             if let Some(request_id) = request_id {
@@ -778,6 +780,14 @@ fn build_py_err(py: Python<'_>, error: TransferError) -> PyResult<PyErr> {
                 py.import("boto3.exceptions")?
                     .getattr("RetriesExceededError")?
                     .call1((last,))?,
+            )
+        }
+        // A seek on a pipe: what Python's buffered file raises for it, as boto3 does.
+        TransferError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotSeekable => {
+            PyErr::from_value(
+                py.import("io")?
+                    .getattr("UnsupportedOperation")?
+                    .call1(("File or stream is not seekable.",))?,
             )
         }
         TransferError::Io { path, source } => {

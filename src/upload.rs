@@ -6,6 +6,7 @@
 
 use std::fs::File;
 use std::future::Future;
+use std::io::Seek;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -181,6 +182,9 @@ fn open_source(
         // EISDIR, as Python's open() reports it.
         return Err(io_error(std::io::Error::from_raw_os_error(21)));
     }
+    // A pipe (a FIFO) has no size and no positions: its bytes would be lost as an empty
+    // object. boto3 refuses it when it seeks, so do we (ESPIPE).
+    (&file).stream_position().map_err(io_error)?;
     let size = metadata.len();
     if size > plan::MAX_OBJECT_SIZE {
         return Err(TransferError::InvalidInput(format!(

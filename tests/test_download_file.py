@@ -82,12 +82,12 @@ def test_wrong_secret_is_a_403_as_in_boto3(s3s_fs, tmp_path):
     assert codes == ["403", "403"]
 
 
-def test_missing_destination_directory_is_an_os_error(server, bucket, tmp_path):
+@pytest.mark.parametrize("destination", ["no/such/dir/out.bin", "missing/"])
+def test_missing_destination_directory_is_an_os_error(server, bucket, tmp_path, destination):
     server.boto3_client().put_object(Bucket=bucket, Key="k", Body=b"data")
-    destination = tmp_path / "no" / "such" / "dir" / "out.bin"
     for client in (server.s3turbo_client(), server.boto3_client()):
         with pytest.raises(FileNotFoundError):
-            client.download_file(bucket, "k", str(destination))
+            client.download_file(bucket, "k", f"{tmp_path}/{destination}")
     assert listing(tmp_path) == []
 
 

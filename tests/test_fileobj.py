@@ -39,6 +39,26 @@ def test_download_fileobj_into_bytesio(server, bucket, tmp_path, size):
     assert 0 not in callbacks.increments
 
 
+@pytest.mark.parametrize("size", [5, THRESHOLD + 5])
+def test_download_fileobj_writes_from_the_start_as_boto3(server, bucket, tmp_path, size):
+    """s3transfer writes each part of a seekable sink at its offset from 0, wherever the sink
+    was: over what was there. (Where it leaves the position after parts written in parallel
+    depends on which came last.)"""
+    source = write_random(tmp_path / "source.bin", size)
+    server.boto3_client().upload_file(str(source), bucket, "k")
+    contents, positions = [], []
+    for client in (server.s3turbo_client(), server.boto3_client()):
+        sink = io.BytesIO(b"HEADER-" * 3)
+        sink.seek(0, io.SEEK_END)
+        client.download_fileobj(bucket, "k", sink)
+        contents.append(sink.getvalue())
+        positions.append(sink.tell())
+    assert contents[0] == contents[1]
+    assert contents[0].startswith(source.read_bytes())
+    if size < THRESHOLD:
+        assert positions[0] == positions[1] == size
+
+
 def test_download_fileobj_into_a_write_only_sink_in_order(server, bucket, tmp_path):
     source = write_random(tmp_path / "source.bin", 5 * THRESHOLD + 77)
     server.boto3_client().upload_file(str(source), bucket, "k")

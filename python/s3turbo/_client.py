@@ -19,7 +19,7 @@ import botocore.signers
 from boto3.exceptions import RetriesExceededError, S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
-from s3transfer.compat import readable
+from s3transfer.compat import readable, seekable
 from s3transfer.exceptions import RetriesExceededError as S3TransferRetriesExceededError
 
 from . import _core, _directory, _settings
@@ -292,7 +292,11 @@ class Client:
             return boto3_transfers.download_fileobj(
                 self._client, Bucket, Key, Fileobj, ExtraArgs, Callback, Config
             )
-        # The engine fetches parts in parallel; Fileobj.write gets them in order, on this thread.
+        # s3transfer writes each part of a seekable Fileobj at its offset from 0, wherever the
+        # Fileobj was. The engine fetches parts in parallel; Fileobj.write gets them in order,
+        # on this thread.
+        if seekable(Fileobj):
+            Fileobj.seek(0)
         with fileobj_retries_exceeded():
             self._call_engine(
                 _core.download_fileobj,

@@ -31,8 +31,10 @@ from . import _core
 # Body checksums the engine computes; a call asking for another goes to boto3.
 ENGINE_CHECKSUMS = {"CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"}
 
-# What HTTP header values may not hold (RFC 9110): controls other than tab, and DEL.
-_CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+# Header values the engine leaves to boto3: controls and DEL, which HTTP forbids (boto3 sends
+# them and lets the server decide, the engine's HTTP client refuses to), and tabs, which HTTP
+# allows but the engine's SigV4 signer would keep where botocore and S3 make them spaces.
+_CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f]")
 
 # Total attempts per request when the client's retry config names only a mode, as botocore.
 _DEFAULT_ATTEMPTS = {"legacy": 5, "standard": 3, "adaptive": 3}
@@ -301,8 +303,9 @@ class UploadPlan:
                 put_checksum = name.replace("Checksum", "")
                 put_checksum_value = put_args.pop(name)
         part_checksum = part_args.pop("ChecksumAlgorithm", None)
-        algorithms = (put_checksum, part_checksum)
-        unsupported = {a for a in algorithms if a and a.upper() not in ENGINE_CHECKSUMS}
+        # botocore takes the algorithm's name in any case.
+        put_checksum, part_checksum = (a.upper() if a else a for a in (put_checksum, part_checksum))
+        unsupported = {a for a in (put_checksum, part_checksum) if a and a not in ENGINE_CHECKSUMS}
         self.unsupported = f"ChecksumAlgorithm {sorted(unsupported)}" if unsupported else None
         headers = {
             "PutObject": self._headers("PutObject", put_args),
@@ -315,7 +318,6 @@ class UploadPlan:
             # boto3's HTTP client crashes on them (HTTPClientError): say what is wrong instead.
             raise ValueError("ExtraArgs values cannot contain line breaks (they become headers)")
         if any(_CONTROL_CHARACTERS.search(value) for value in values):
-            # boto3 sends them and lets the server decide; the engine's HTTP client refuses to.
             self.unsupported = "control characters in a header value"
         self._engine_args = {
             "headers": headers,

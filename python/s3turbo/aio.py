@@ -26,6 +26,7 @@ import boto3
 import boto3.s3.inject as boto3_transfers
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
+from s3transfer.compat import seekable
 
 from . import _core, _directory, _settings
 from ._client import (
@@ -203,6 +204,8 @@ class AsyncClient:
                 Callback,
             )
             return await write(sink.getvalue())
+        if not _is_async(Fileobj.write) and seekable(Fileobj):
+            Fileobj.seek(0)  # as the sync API: where s3transfer writes
         transfer, asked = _transfer(Callback)
         done, chunks = _core.download_stream_async(
             *self._engine_args(Config), Bucket, Key, extra_args, transfer
