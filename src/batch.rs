@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::download::{self, DownloadRequest};
-use crate::errors::TransferError;
+use crate::errors::{RequestTrace, TransferError};
 use crate::progress::Progress;
 use crate::upload::{self, UploadRequest};
 
@@ -56,15 +56,18 @@ async fn list_all_keys(
     let mut keys = Vec::new();
     let mut continuation = None;
     loop {
+        let trace = RequestTrace::new(client);
         let page = client
             .list_objects_v2()
             .bucket(bucket)
             .prefix(prefix)
             .encoding_type(EncodingType::Url)
             .set_continuation_token(continuation)
+            .customize()
+            .interceptor(trace.clone())
             .send()
             .await
-            .map_err(|e| TransferError::from_sdk("ListObjectsV2", endpoint, e))?;
+            .map_err(|e| trace.error("ListObjectsV2", endpoint, e))?;
         let encoded = page.encoding_type == Some(EncodingType::Url);
         keys.extend(page.contents().iter().filter_map(|object| {
             let key = object.key()?;

@@ -19,7 +19,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::bandwidth::BandwidthLimit;
-use crate::errors::{body_cut_short, body_error, RequestUrl, TransferError};
+use crate::errors::{body_cut_short, body_error, RequestTrace, TransferError};
 use crate::handoff::ChunkQueue;
 use crate::plan::{self, Part};
 use crate::progress::{AttemptCounter, Progress};
@@ -185,21 +185,21 @@ impl<'a> Fetcher<'a> {
             .max(options.multipart_chunksize)
             .max(1);
         let request = self.request;
-        let url = RequestUrl::default();
+        let trace = RequestTrace::new(self.client);
         let sent = tokio::select! {
             sent = with_download_args!(self.client.get_object(), &request.args)
                 .bucket(&request.bucket)
                 .key(&request.key)
                 .range(format!("bytes=0-{}", first_len - 1))
                 .customize()
-                .interceptor(url.clone())
+                .interceptor(trace.clone())
                 .send() => sent,
             _ = cancel.cancelled() => return Err(TransferError::Cancelled),
         };
         let response = match sent {
             Ok(response) => response,
             Err(e) => {
-                return match TransferError::from_sdk("HeadObject", &url.or(self.endpoint), e) {
+                return match trace.error("HeadObject", self.endpoint, e) {
                     TransferError::Service { status: 416, .. } => Ok(Opening {
                         head: self.head(cancel).await?,
                         first: Part {
@@ -230,14 +230,14 @@ impl<'a> Fetcher<'a> {
 
     async fn head(&self, cancel: &CancellationToken) -> Result<Head, TransferError> {
         let request = self.request;
-        let url = RequestUrl::default();
+        let trace = RequestTrace::new(self.client);
         let head = tokio::select! {
             head = with_download_args!(self.client.head_object(), &request.args)
                 .bucket(&request.bucket)
                 .key(&request.key)
                 .customize()
-                .interceptor(url.clone())
-                .send() => head.map_err(|e| TransferError::from_sdk("HeadObject", &url.or(self.endpoint), e))?,
+                .interceptor(trace.clone())
+                .send() => head.map_err(|e| trace.error("HeadObject", self.endpoint, e))?,
             _ = cancel.cancelled() => return Err(TransferError::Cancelled),
         };
         let size = head
@@ -323,7 +323,7 @@ impl<'a> Fetcher<'a> {
         writer: &mut impl PartWriter,
     ) -> Result<(), TransferError> {
         let request = self.request;
-        let url = RequestUrl::default();
+        let trace = RequestTrace::new(self.client);
         let response = match response {
             Some(response) => response,
             None => with_download_args!(self.client.get_object(), &request.args)
@@ -332,10 +332,10 @@ impl<'a> Fetcher<'a> {
                 .range(part.range_header())
                 .set_if_match(etag.map(str::to_owned))
                 .customize()
-                .interceptor(url.clone())
+                .interceptor(trace.clone())
                 .send()
                 .await
-                .map_err(|e| TransferError::from_sdk("GetObject", &url.or(self.endpoint), e))?,
+                .map_err(|e| trace.error("GetObject", self.endpoint, e))?,
         };
         let mut body = response.body;
         let mut received = 0u64;

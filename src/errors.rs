@@ -3,6 +3,7 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
@@ -21,7 +22,17 @@ pub enum TransferError {
         /// `None` when the server sent none: botocore then leaves `Message` out, and its
         /// exception text says "Unknown".
         message: Option<String>,
-        request_id: Option<String>,
+        /// The response's headers, names in lower case (botocore's `HTTPHeaders`).
+        headers: Vec<(String, String)>,
+        /// Told by the status alone, as botocore tells an error without a body (every HEAD
+        /// error): then its RequestId and HostId are there, if only as "", below status 500
+        /// and left out from 500 on.
+        told_by_status: bool,
+        /// Requests sent for the operation, less one (botocore's `RetryAttempts`).
+        retry_attempts: u32,
+        /// An error botocore retries, and no attempts were left (botocore's
+        /// `MaxAttemptsReached`, "reached max retries" in its message).
+        max_attempts_reached: bool,
     },
     /// The endpoint could not be reached (botocore's `EndpointConnectionError`).
     Connection { endpoint: String, detail: String },
@@ -58,25 +69,29 @@ impl TransferError {
         }
     }
 
-    /// Converts an SDK error of one operation. `endpoint` names the server in connection errors,
-    /// as botocore's `EndpointConnectionError` does.
-    pub fn from_sdk<E: ProvideErrorMetadata + std::fmt::Debug>(
+    /// Converts an SDK error of one operation, whose requests `trace` followed. Connection
+    /// errors name the URL of its last request (or `endpoint`), as botocore's
+    /// `EndpointConnectionError` does.
+    fn from_sdk<E: ProvideErrorMetadata + std::fmt::Debug>(
         operation: &'static str,
         endpoint: &str,
+        trace: &RequestTrace,
         err: SdkError<E, HttpResponse>,
     ) -> Self {
-        let endpoint = endpoint.to_owned();
+        let endpoint = trace.url_or(endpoint);
         match err {
             SdkError::ServiceError(context) => {
                 let status = context.raw().status().as_u16();
-                let request_id = context
+                let headers = context
                     .raw()
                     .headers()
-                    .get("x-amz-request-id")
-                    .map(str::to_owned);
+                    .iter()
+                    .map(|(name, value)| (name.to_ascii_lowercase(), value.to_owned()))
+                    .collect();
                 let service_error = context.err();
                 // botocore reports an error without a body (every HEAD error) by its status:
                 // code "404", message "Not Found". Callers match on exactly that.
+                let told_by_status = operation == "HeadObject" || service_error.code().is_none();
                 let (code, message) = match (operation, service_error.code()) {
                     ("HeadObject", _) | (_, None) => (
                         status.to_string(),
@@ -92,12 +107,18 @@ impl TransferError {
                         (code.to_owned(), service_error.message().map(str::to_owned))
                     }
                 };
+                let attempts = trace.attempts.load(Ordering::Relaxed).max(1);
+                let max_attempts_reached =
+                    retried_by_botocore(status, &code) && attempts >= trace.max_attempts;
                 TransferError::Service {
                     operation,
                     status,
                     code,
                     message,
-                    request_id,
+                    headers,
+                    told_by_status,
+                    retry_attempts: attempts - 1,
+                    max_attempts_reached,
                 }
             }
             SdkError::TimeoutError(_) => TransferError::Timeout {
@@ -186,24 +207,75 @@ pub fn body_cut_short(endpoint: &str, what: impl std::fmt::Display) -> TransferE
     }
 }
 
-/// The URL of an operation's request, which botocore names in its connection errors
-/// (`Could not connect to the endpoint URL: "http://host/bucket/key?uploads"`). An interceptor
-/// of the operation notes it as the SDK sends it, without the `x-id` query parameter the SDK
-/// adds and botocore does not.
-#[derive(Debug, Clone, Default)]
-pub struct RequestUrl(Arc<Mutex<Option<String>>>);
+/// botocore's standard retry mode retries these: 500, 502, 503 and 504, and the throttling
+/// and transient error codes.
+fn retried_by_botocore(status: u16, code: &str) -> bool {
+    const CODES: &[&str] = &[
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    ];
+    matches!(status, 500 | 502 | 503 | 504) || CODES.contains(&code)
+}
 
-impl RequestUrl {
+/// What botocore reports of an operation's requests and the SDK keeps to itself: the URL of
+/// the last one, which botocore names in its connection errors (`Could not connect to the
+/// endpoint URL: "http://host/bucket/key?uploads"`, without the `x-id` query parameter the SDK
+/// adds), and how many were sent. An interceptor of the operation notes both as the SDK sends.
+#[derive(Debug, Clone)]
+pub struct RequestTrace {
+    url: Arc<Mutex<Option<String>>>,
+    attempts: Arc<AtomicU32>,
+    /// The client's max attempts, which the operation's attempts are counted against.
+    max_attempts: u32,
+}
+
+impl RequestTrace {
+    pub fn new(client: &aws_sdk_s3::Client) -> Self {
+        let max_attempts = client
+            .config()
+            .retry_config()
+            .map_or(1, |r| r.max_attempts());
+        Self {
+            url: Arc::default(),
+            attempts: Arc::default(),
+            max_attempts: max_attempts.max(1),
+        }
+    }
+
     /// The URL of the last request sent, or `endpoint` if none was.
-    pub fn or(&self, endpoint: &str) -> String {
-        let url = self.0.lock().unwrap_or_else(|p| p.into_inner());
+    pub fn url_or(&self, endpoint: &str) -> String {
+        let url = self.url.lock().unwrap_or_else(|p| p.into_inner());
         url.clone().unwrap_or_else(|| endpoint.to_owned())
+    }
+
+    /// The error of the traced operation (see `TransferError::from_sdk`).
+    pub fn error<E: ProvideErrorMetadata + std::fmt::Debug>(
+        &self,
+        operation: &'static str,
+        endpoint: &str,
+        err: SdkError<E, HttpResponse>,
+    ) -> TransferError {
+        TransferError::from_sdk(operation, endpoint, self, err)
     }
 }
 
-impl Intercept for RequestUrl {
+impl Intercept for RequestTrace {
     fn name(&self) -> &'static str {
-        "s3turbo::RequestUrl"
+        "s3turbo::RequestTrace"
     }
 
     fn read_before_transmit(
@@ -213,7 +285,8 @@ impl Intercept for RequestUrl {
         _config: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let url = without_sdk_query(context.request().uri());
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(url);
+        *self.url.lock().unwrap_or_else(|p| p.into_inner()) = Some(url);
+        self.attempts.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 }

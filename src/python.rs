@@ -731,17 +731,52 @@ fn build_py_err(py: Python<'_>, error: TransferError) -> PyResult<PyErr> {
             status,
             code,
             message,
-            request_id,
+            headers,
+            told_by_status,
+            retry_attempts,
+            max_attempts_reached,
         } => {
             let details = PyDict::new(py);
             details.set_item("Code", code)?;
             if let Some(message) = message {
                 details.set_item("Message", message)?;
             }
+            // botocore's ResponseMetadata, in its order.
+            let http_headers = PyDict::new(py);
+            for (name, value) in &headers {
+                // Repeated headers are one entry, their values joined as urllib3 joins them.
+                let joined = match http_headers.get_item(name)? {
+                    Some(earlier) => format!("{}, {value}", earlier.extract::<String>()?),
+                    None => value.clone(),
+                };
+                http_headers.set_item(name, joined)?;
+            }
+            let header = |name: &str| -> PyResult<Option<String>> {
+                http_headers
+                    .get_item(name)?
+                    .map(|v| v.extract())
+                    .transpose()
+            };
             let metadata = PyDict::new(py);
+            let request_id = header("x-amz-request-id")?;
+            let host_id = header("x-amz-id-2")?;
+            if told_by_status {
+                // botocore reads a 5xx without a body as a generic error, without ids.
+                if status < 500 {
+                    metadata.set_item("RequestId", request_id.unwrap_or_default())?;
+                    metadata.set_item("HostId", host_id.unwrap_or_default())?;
+                }
+            } else if let Some(id) = header("x-amzn-requestid")? {
+                metadata.set_item("RequestId", id)?;
+            } else if let Some(id) = request_id {
+                metadata.set_item("RequestId", id)?;
+                metadata.set_item("HostId", host_id.unwrap_or_default())?;
+            }
             metadata.set_item("HTTPStatusCode", status)?;
-            if let Some(request_id) = request_id {
-                metadata.set_item("RequestId", request_id)?;
+            metadata.set_item("HTTPHeaders", http_headers)?;
+            metadata.set_item("RetryAttempts", retry_attempts)?;
+            if max_attempts_reached {
+                metadata.set_item("MaxAttemptsReached", true)?;
             }
             let response = PyDict::new(py);
             response.set_item("Error", details)?;

@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bandwidth::BandwidthLimit;
 use crate::buffers::BufferPool;
-use crate::errors::{RequestUrl, TransferError};
+use crate::errors::{RequestTrace, TransferError};
 use crate::plan::{self, Part};
 use crate::progress::{AttemptCounter, BodyActivity, CountingBody, Progress};
 use crate::request::{with_headers, Headers, TransferOptions};
@@ -320,7 +320,7 @@ impl Target<'_> {
         &self,
         data: &Bytes,
         progress: &Arc<Progress>,
-        send: impl Fn(ByteStream, aws_sdk_s3::config::Builder, RequestUrl) -> Fut,
+        send: impl Fn(ByteStream, aws_sdk_s3::config::Builder, RequestTrace) -> Fut,
     ) -> Result<T, TransferError>
     where
         Fut: Future<Output = Result<T, TransferError>>,
@@ -331,11 +331,11 @@ impl Target<'_> {
         let max_attempts = config.retry_config().map_or(1, |r| r.max_attempts()).max(1);
         let counter = AttemptCounter::new(progress.clone());
         let attempts = Arc::new(AtomicU32::new(0));
-        let url = RequestUrl::default();
+        let trace = RequestTrace::new(self.client);
         loop {
             let left = max_attempts.saturating_sub(attempts.load(Ordering::Relaxed));
             if left == 0 {
-                return Err(TransferError::read_timeout(&url.or(self.endpoint)));
+                return Err(TransferError::read_timeout(&trace.url_or(self.endpoint)));
             }
             let (body, activity) = counting_stream(
                 data.clone(),
@@ -347,7 +347,11 @@ impl Target<'_> {
                 attempts: attempts.clone(),
                 activity: activity.clone(),
             };
-            let send = send(body, upload_settings(self.client, left, watch), url.clone());
+            let send = send(
+                body,
+                upload_settings(self.client, left, watch),
+                trace.clone(),
+            );
             let sent = match read_timeout {
                 None => Some(send.await),
                 Some(read_timeout) => unless_stalled(send, &activity, read_timeout).await,
@@ -381,7 +385,7 @@ impl Target<'_> {
             .clone()
             .or(computed_checksum);
         let headers = &request.headers.put_object;
-        let send = |body, settings: aws_sdk_s3::config::Builder, url: RequestUrl| {
+        let send = |body, settings: aws_sdk_s3::config::Builder, trace: RequestTrace| {
             let builder = self
                 .client
                 .put_object()
@@ -403,10 +407,10 @@ impl Target<'_> {
             };
             async move {
                 operation
-                    .config_override(settings.interceptor(url.clone()))
+                    .config_override(settings.interceptor(trace.clone()))
                     .send()
                     .await
-                    .map_err(|e| TransferError::from_sdk("PutObject", &url.or(self.endpoint), e))
+                    .map_err(|e| trace.error("PutObject", self.endpoint, e))
             }
         };
         self.send_upload(&data, progress, send).await?;
@@ -426,7 +430,7 @@ impl Target<'_> {
         F: Future<Output = Result<PartData, TransferError>>,
     {
         let request = self.request;
-        let url = RequestUrl::default();
+        let trace = RequestTrace::new(self.client);
         let created = with_headers(
             self.client
                 .create_multipart_upload()
@@ -435,10 +439,10 @@ impl Target<'_> {
                 .customize(),
             &request.headers.create_multipart_upload,
         )
-        .interceptor(url.clone())
+        .interceptor(trace.clone())
         .send()
         .await
-        .map_err(|e| TransferError::from_sdk("CreateMultipartUpload", &url.or(self.endpoint), e))?;
+        .map_err(|e| trace.error("CreateMultipartUpload", self.endpoint, e))?;
         let upload_id = created.upload_id.ok_or_else(|| {
             TransferError::Internal("CreateMultipartUpload answered without an UploadId".to_owned())
         })?;
@@ -494,7 +498,7 @@ impl Target<'_> {
         let request = self.request;
         let checksum = request.upload_part_checksum.as_ref();
         let number = i32::try_from(part.number).unwrap_or(i32::MAX);
-        let send = |body, settings: aws_sdk_s3::config::Builder, url: RequestUrl| {
+        let send = |body, settings: aws_sdk_s3::config::Builder, trace: RequestTrace| {
             let builder = self
                 .client
                 .upload_part()
@@ -509,10 +513,10 @@ impl Target<'_> {
             let operation = with_headers(builder.customize(), &request.headers.upload_part);
             async move {
                 operation
-                    .config_override(settings.interceptor(url.clone()))
+                    .config_override(settings.interceptor(trace.clone()))
                     .send()
                     .await
-                    .map_err(|e| TransferError::from_sdk("UploadPart", &url.or(self.endpoint), e))
+                    .map_err(|e| trace.error("UploadPart", self.endpoint, e))
             }
         };
         let output = self.send_upload(&part.data, progress, send).await?;
@@ -533,7 +537,7 @@ impl Target<'_> {
         parts: Vec<CompletedPart>,
     ) -> Result<(), TransferError> {
         let request = self.request;
-        let url = RequestUrl::default();
+        let trace = RequestTrace::new(self.client);
         with_headers(
             self.client
                 .complete_multipart_upload()
@@ -548,12 +552,10 @@ impl Target<'_> {
                 .customize(),
             &request.headers.complete_multipart_upload,
         )
-        .interceptor(url.clone())
+        .interceptor(trace.clone())
         .send()
         .await
-        .map_err(|e| {
-            TransferError::from_sdk("CompleteMultipartUpload", &url.or(self.endpoint), e)
-        })?;
+        .map_err(|e| trace.error("CompleteMultipartUpload", self.endpoint, e))?;
         Ok(())
     }
 }

@@ -8,6 +8,7 @@ starts and ends. On the way it can:
   matching exchanges or for all of them;
 - flip one byte of a response body, or stall it or the whole response with the connection
   left open (`Fault`);
+- answer with an S3 error (503 SlowDown, ...) in place of the server's response (`Fault`);
 - add a fixed delay before each response's first byte (`delay`, in seconds);
 - throttle the bytes going each way (`bytes_per_second`);
 - die: close every connection and refuse new ones (`die()`).
@@ -23,6 +24,7 @@ benchmark harness can import it too:
 from __future__ import annotations
 
 import collections
+import http.client
 import socket
 import struct
 import threading
@@ -63,6 +65,9 @@ class Fault:
     # Hold the response back entirely (the request is answered, the answer never relayed): a
     # server that hangs after taking a request's body.
     stall_response_head: bool = False
+    # (status, code): the proxy answers with this S3 error instead of passing the request on,
+    # as S3 answers when overloaded (503, "SlowDown").
+    answer_error: tuple[int, str] | None = None
     # How many exchanges were given this fault so far: a test checks that it was exercised.
     hits: int = field(default=0, init=False)
 
@@ -209,11 +214,19 @@ class FaultProxy:
                 method, target, headers = _parse_request_head(head)
                 request = Request(method, target, headers)
                 fault = self._choose_fault(request)
+                framing = _body_framing(headers, default=("length", 0))
+                if fault is not None and fault.answer_error is not None:
+                    # Answered here; the server never sees it. A client that waits for
+                    # "100 Continue" sends no body once it has this answer.
+                    if headers.get("expect", "").lower() != "100-continue":
+                        for _ in reader.body(framing):
+                            pass
+                    client.sendall(_s3_error(*fault.answer_error, with_body=method != "HEAD"))
+                    continue
                 # Queued before the request leaves, so it is there when the response comes.
                 exchanges.append((request, fault))
                 upstream.sendall(head)
                 limit = fault.reset_request_after if fault else None
-                framing = _body_framing(headers, default=("length", 0))
                 self._relay_body(reader, upstream, framing, limit, None, "request", None)
         except (_Reset, OSError, ValueError):  # a fault, a peer gone, or garbled HTTP
             pass
@@ -236,12 +249,12 @@ class FaultProxy:
                     raise _Reset()
                 if self.delay:
                     time.sleep(self.delay)
-                client.sendall(head)
                 has_body = not (
                     (request is not None and request.method == "HEAD") or status in (204, 304)
                 )
                 # A response without length or chunking ends when the server closes.
                 framing = _body_framing(headers, ("close", 0)) if has_body else ("length", 0)
+                client.sendall(head)
                 limit = fault.reset_response_after if fault else None
                 flip = fault.flip_response_byte_at if fault else None
                 stall = fault.stall_response_after if fault else None
@@ -283,6 +296,18 @@ class FaultProxy:
             self._sockets.difference_update(sockets)
         for sock in sockets:
             _reset(sock)
+
+
+def _s3_error(status: int, code: str, with_body: bool) -> bytes:
+    """An S3 error response (its body left out when answering a HEAD)."""
+    body = f"<Error><Code>{code}</Code><Message>Injected by the proxy</Message></Error>".encode()
+    reason = http.client.responses.get(status, "Error")
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/xml\r\n"
+        f"Content-Length: {len(body)}\r\nx-amz-request-id: FAULTPROXY\r\n"
+        "x-amz-id-2: faultproxy-host\r\n\r\n"
+    ).encode()
+    return head + body if with_body else head
 
 
 def _reset(sock: socket.socket) -> None:

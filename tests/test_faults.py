@@ -15,7 +15,7 @@ import s3transfer.exceptions
 from boto3.exceptions import Boto3Error, RetriesExceededError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ReadTimeoutError
+from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 from helpers import MIB, Callbacks, listing, sha256_file, sha256_object, write_random
 
 from faultproxy import Fault, FaultProxy
@@ -460,3 +460,57 @@ def test_upload_whose_response_hangs_is_retried_as_in_boto3(s3s_fs, tmp_path, ta
                 FAIL_FAST_BOUND, client.upload_file, str(source), bucket, "never", Config=MULTIPART
             )
             assert isinstance(error, BOTO3_KINDS) and elapsed < 4, (name, error, elapsed)
+
+
+def error_as_boto3_reads_it(error: ClientError) -> tuple:
+    """What of a ClientError must be boto3's: its text, its Error, which metadata it has (the
+    header values and ids differ from one response to the next) and the attempts."""
+    metadata = error.response["ResponseMetadata"]
+    return (
+        str(error),
+        error.response["Error"],
+        sorted(metadata),
+        sorted(metadata["HTTPHeaders"]),
+        metadata["RetryAttempts"],
+        metadata.get("MaxAttemptsReached"),
+        metadata.get("RequestId"),
+        metadata.get("HostId"),
+    )
+
+
+SLOW_DOWN_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 2})
+
+
+@pytest.mark.parametrize("call", ["upload_fileobj", "download_fileobj"])
+def test_overloaded_server_error_reads_as_boto3s(server, bucket, call):
+    """S3 answers 503 SlowDown to every try: both clients retry until the attempts run out and
+    raise a ClientError with the same text ("reached max retries") and response metadata."""
+    server.boto3_client().put_object(Bucket=bucket, Key="k", Body=b"data")
+    seen = {}
+    with FaultProxy(server.endpoint_url) as proxy:
+        proxy.inject(Fault(answer_error=(503, "SlowDown"), times=None))
+        for name, client in server.clients_through(proxy, SLOW_DOWN_RETRIES).items():
+            with pytest.raises(ClientError) as caught:
+                if call == "upload_fileobj":
+                    client.upload_fileobj(io.BytesIO(b"data"), bucket, "k")
+                else:
+                    client.download_fileobj(bucket, "k", io.BytesIO())
+            seen[name] = error_as_boto3_reads_it(caught.value)
+    assert seen["s3turbo"] == seen["boto3"]
+    assert "reached max retries" in seen["boto3"][0]
+
+
+@pytest.mark.parametrize("call", ["upload_fileobj", "download_fileobj"])
+def test_missing_bucket_error_reads_as_boto3s(moto, call):
+    """An error that is not retried: RetryAttempts 0, the same metadata keys and headers."""
+    seen = {}
+    for name, client in (("boto3", moto.boto3_client()), ("s3turbo", moto.s3turbo_client())):
+        with pytest.raises(ClientError) as caught:
+            if call == "upload_fileobj":
+                client.upload_fileobj(io.BytesIO(b"data"), "no-such-bucket-here", "k")
+            else:
+                client.download_fileobj("no-such-bucket-here", "k", io.BytesIO())
+        (text, error, *rest) = error_as_boto3_reads_it(caught.value)
+        # moto's NoSuchBucket names the bucket in a field of its own, which the SDK drops.
+        seen[name] = (text, error.get("Code"), error.get("Message"), *rest[:-2])
+    assert seen["s3turbo"] == seen["boto3"]
