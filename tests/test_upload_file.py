@@ -12,6 +12,7 @@ import zlib
 import pytest
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import ClientError
 from helpers import (
     MIB,
     SIZES,
@@ -296,6 +297,21 @@ def test_checksum_algorithm_in_lower_case(server, bucket, tmp_path, size):
         head = server.boto3_client().head_object(Bucket=bucket, Key=name, ChecksumMode="ENABLED")
         heads.append({field: head.get(field) for field in ("ContentEncoding", "ChecksumCRC32")})
     assert heads[0] == heads[1]
+
+
+def test_metadata_key_http_does_not_allow_goes_as_boto3_sends_it(server, bucket):
+    """A Metadata key with a space makes a header name HTTP does not allow: boto3 sends it
+    anyway and the server decides (moto drops it, s3s-fs refuses it). So does s3turbo."""
+    extra = {"Metadata": {"a b": "v", "ok": "1"}}
+    outcomes = []
+    for name, client in (("turbo", server.s3turbo_client()), ("boto3", server.boto3_client())):
+        try:
+            client.upload_fileobj(io.BytesIO(b"x"), bucket, name, ExtraArgs=extra)
+            head = server.boto3_client().head_object(Bucket=bucket, Key=name)
+            outcomes.append(("stored", head["Metadata"]))
+        except ClientError as error:
+            outcomes.append(("refused", error.response["Error"]["Code"]))
+    assert outcomes[0] == outcomes[1]
 
 
 def test_upload_plans_are_kept_only_for_identical_extra_args():

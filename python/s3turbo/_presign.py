@@ -99,7 +99,7 @@ class Presigner:
             return None
         frozen = credentials.get_frozen_credentials()
         return _core.presign_url(
-            http_method or operation.http_method,
+            operation.http_method if http_method is None else http_method,
             endpoint[0],
             endpoint[1],
             endpoint[2],

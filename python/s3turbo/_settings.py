@@ -36,6 +36,9 @@ ENGINE_CHECKSUMS = {"CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"}
 # allows but the engine's SigV4 signer would keep where botocore and S3 make them spaces.
 _CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f]")
 
+# What an HTTP header name may be (RFC 9110's token).
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
 # Total attempts per request when the client's retry config names only a mode, as botocore.
 _DEFAULT_ATTEMPTS = {"legacy": 5, "standard": 3, "adaptive": 3}
 
@@ -319,6 +322,10 @@ class UploadPlan:
             raise ValueError("ExtraArgs values cannot contain line breaks (they become headers)")
         if any(_CONTROL_CHARACTERS.search(value) for value in values):
             self.unsupported = "control characters in a header value"
+        names = [name for pairs in headers.values() for name, _ in pairs]
+        if not all(_HEADER_NAME.fullmatch(name) for name in names):
+            # boto3 sends them and lets the server decide; the engine's HTTP client refuses to.
+            self.unsupported = "a header name HTTP does not allow (a Metadata key with a space?)"
         self._engine_args = {
             "headers": headers,
             "put_object_checksum": put_checksum,
