@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::download::{self, DownloadRequest};
 use crate::errors::{RequestTrace, TransferError};
 use crate::progress::Progress;
+use crate::redirect::{in_region, BucketRegion};
 use crate::upload::{self, UploadRequest};
 
 pub struct FileUpload {
@@ -54,20 +55,27 @@ async fn list_all_keys(
     prefix: &str,
 ) -> Result<Vec<String>, TransferError> {
     let mut keys = Vec::new();
-    let mut continuation = None;
+    let mut continuation: Option<String> = None;
+    let region = BucketRegion::new(client, endpoint, bucket);
     loop {
-        let trace = RequestTrace::new(client);
-        let page = client
-            .list_objects_v2()
-            .bucket(bucket)
-            .prefix(prefix)
-            .encoding_type(EncodingType::Url)
-            .set_continuation_token(continuation)
-            .customize()
-            .interceptor(trace.clone())
-            .send()
-            .await
-            .map_err(|e| trace.error("ListObjectsV2", endpoint, e))?;
+        let trace = &RequestTrace::new(client);
+        let list = |region| {
+            let operation = client
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .encoding_type(EncodingType::Url)
+                .set_continuation_token(continuation.clone())
+                .customize()
+                .interceptor(trace.clone());
+            async move {
+                in_region(operation, region)
+                    .send()
+                    .await
+                    .map_err(|e| trace.error("ListObjectsV2", endpoint, e))
+            }
+        };
+        let page = region.send(list).await?;
         let encoded = page.encoding_type == Some(EncodingType::Url);
         keys.extend(page.contents().iter().filter_map(|object| {
             let key = object.key()?;

@@ -23,6 +23,7 @@ use crate::errors::{body_cut_short, body_error, RequestTrace, TransferError};
 use crate::handoff::ChunkQueue;
 use crate::plan::{self, Part};
 use crate::progress::{AttemptCounter, Progress};
+use crate::redirect::{in_region, BucketRegion};
 use crate::request::TransferOptions;
 
 /// boto3's ALLOWED_DOWNLOAD_ARGS, already encoded as S3 expects them (the SSE-C key in base64
@@ -166,6 +167,10 @@ struct Fetcher<'a> {
 }
 
 impl<'a> Fetcher<'a> {
+    fn bucket_region(&self) -> BucketRegion<'a> {
+        BucketRegion::new(self.client, self.endpoint, &self.request.bucket)
+    }
+
     fn new(client: &'a Client, endpoint: &'a str, request: &'a DownloadRequest) -> Self {
         Self {
             client,
@@ -185,33 +190,41 @@ impl<'a> Fetcher<'a> {
             .max(options.multipart_chunksize)
             .max(1);
         let request = self.request;
-        let trace = RequestTrace::new(self.client);
-        let sent = tokio::select! {
-            sent = with_download_args!(self.client.get_object(), &request.args)
+        let trace = &RequestTrace::new(self.client);
+        let first_range = format!("bytes=0-{}", first_len - 1);
+        let send = |region| {
+            let operation = with_download_args!(self.client.get_object(), &request.args)
                 .bucket(&request.bucket)
                 .key(&request.key)
-                .range(format!("bytes=0-{}", first_len - 1))
+                .range(first_range.clone())
                 .customize()
-                .interceptor(trace.clone())
-                .send() => sent,
+                .interceptor(trace.clone());
+            async move {
+                in_region(operation, region)
+                    .send()
+                    .await
+                    .map_err(|e| trace.error("HeadObject", self.endpoint, e))
+            }
+        };
+        let region = self.bucket_region();
+        let sent = tokio::select! {
+            sent = region.send(send) => sent,
             _ = cancel.cancelled() => return Err(TransferError::Cancelled),
         };
         let response = match sent {
             Ok(response) => response,
-            Err(e) => {
-                return match trace.error("HeadObject", self.endpoint, e) {
-                    TransferError::Service { status: 416, .. } => Ok(Opening {
-                        head: self.head(cancel).await?,
-                        first: Part {
-                            number: 1,
-                            offset: 0,
-                            len: 0,
-                        },
-                        response: None,
-                    }),
-                    error => Err(error),
-                }
+            Err(TransferError::Service { status: 416, .. }) => {
+                return Ok(Opening {
+                    head: self.head(cancel).await?,
+                    first: Part {
+                        number: 1,
+                        offset: 0,
+                        len: 0,
+                    },
+                    response: None,
+                })
             }
+            Err(error) => return Err(error),
         };
         let size = object_size(&response)?;
         Ok(Opening {
@@ -230,14 +243,23 @@ impl<'a> Fetcher<'a> {
 
     async fn head(&self, cancel: &CancellationToken) -> Result<Head, TransferError> {
         let request = self.request;
-        let trace = RequestTrace::new(self.client);
-        let head = tokio::select! {
-            head = with_download_args!(self.client.head_object(), &request.args)
+        let trace = &RequestTrace::new(self.client);
+        let send = |region| {
+            let operation = with_download_args!(self.client.head_object(), &request.args)
                 .bucket(&request.bucket)
                 .key(&request.key)
                 .customize()
-                .interceptor(trace.clone())
-                .send() => head.map_err(|e| trace.error("HeadObject", self.endpoint, e))?,
+                .interceptor(trace.clone());
+            async move {
+                in_region(operation, region)
+                    .send()
+                    .await
+                    .map_err(|e| trace.error("HeadObject", self.endpoint, e))
+            }
+        };
+        let region = self.bucket_region();
+        let head = tokio::select! {
+            head = region.send(send) => head?,
             _ = cancel.cancelled() => return Err(TransferError::Cancelled),
         };
         let size = head
@@ -326,16 +348,20 @@ impl<'a> Fetcher<'a> {
         let trace = RequestTrace::new(self.client);
         let response = match response {
             Some(response) => response,
-            None => with_download_args!(self.client.get_object(), &request.args)
-                .bucket(&request.bucket)
-                .key(&request.key)
-                .range(part.range_header())
-                .set_if_match(etag.map(str::to_owned))
-                .customize()
-                .interceptor(trace.clone())
-                .send()
-                .await
-                .map_err(|e| trace.error("GetObject", self.endpoint, e))?,
+            // The first range found the bucket's region, if it had to.
+            None => in_region(
+                with_download_args!(self.client.get_object(), &request.args)
+                    .bucket(&request.bucket)
+                    .key(&request.key)
+                    .range(part.range_header())
+                    .set_if_match(etag.map(str::to_owned))
+                    .customize()
+                    .interceptor(trace.clone()),
+                self.bucket_region().known(),
+            )
+            .send()
+            .await
+            .map_err(|e| trace.error("GetObject", self.endpoint, e))?,
         };
         let mut body = response.body;
         let mut received = 0u64;

@@ -24,6 +24,8 @@ pub enum TransferError {
         message: Option<String>,
         /// The response's headers, names in lower case (botocore's `HTTPHeaders`).
         headers: Vec<(String, String)>,
+        /// The `Region` of the error's body (S3 names the bucket's in AuthorizationHeaderMalformed).
+        region: Option<String>,
         /// Told by the status alone, as botocore tells an error without a body (every HEAD
         /// error): then its RequestId and HostId are there, if only as "", below status 500
         /// and left out from 500 on.
@@ -92,6 +94,11 @@ impl TransferError {
                 // botocore reports an error without a body (every HEAD error) by its status:
                 // code "404", message "Not Found". Callers match on exactly that.
                 let told_by_status = operation == "HeadObject" || service_error.code().is_none();
+                let region = context
+                    .raw()
+                    .body()
+                    .bytes()
+                    .and_then(|body| between(body, b"<Region>", b"</Region>"));
                 let (code, message) = match (operation, service_error.code()) {
                     ("HeadObject", _) | (_, None) => (
                         status.to_string(),
@@ -116,6 +123,7 @@ impl TransferError {
                     code,
                     message,
                     headers,
+                    region,
                     told_by_status,
                     retry_attempts: attempts - 1,
                     max_attempts_reached,
@@ -205,6 +213,18 @@ pub fn body_cut_short(endpoint: &str, what: impl std::fmt::Display) -> TransferE
         endpoint: endpoint.to_owned(),
         detail: format!("response body interrupted: {what}"),
     }
+}
+
+/// The text between `start` and `end` in `body`.
+fn between(body: &[u8], start: &[u8], end: &[u8]) -> Option<String> {
+    let find = |haystack: &[u8], needle: &[u8]| {
+        haystack
+            .windows(needle.len())
+            .position(|window| window == needle)
+    };
+    let from = find(body, start)? + start.len();
+    let to = from + find(&body[from..], end)?;
+    String::from_utf8(body[from..to].to_vec()).ok()
 }
 
 /// botocore's standard retry mode retries these: 500, 502, 503 and 504, and the throttling

@@ -15,6 +15,7 @@ mod presign;
 mod progress;
 mod python;
 mod python_async;
+mod redirect;
 mod request;
 mod runtime;
 mod upload;

@@ -732,6 +732,7 @@ fn build_py_err(py: Python<'_>, error: TransferError) -> PyResult<PyErr> {
             code,
             message,
             headers,
+            region,
             told_by_status,
             retry_attempts,
             max_attempts_reached,
@@ -740,6 +741,9 @@ fn build_py_err(py: Python<'_>, error: TransferError) -> PyResult<PyErr> {
             details.set_item("Code", code)?;
             if let Some(message) = message {
                 details.set_item("Message", message)?;
+            }
+            if let Some(region) = region {
+                details.set_item("Region", region)?;
             }
             // botocore's ResponseMetadata, in its order.
             let http_headers = PyDict::new(py);

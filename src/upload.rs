@@ -36,6 +36,7 @@ use crate::buffers::BufferPool;
 use crate::errors::{RequestTrace, TransferError};
 use crate::plan::{self, Part};
 use crate::progress::{AttemptCounter, BodyActivity, CountingBody, Progress};
+use crate::redirect::{in_region, BucketRegion};
 use crate::request::{with_headers, Headers, TransferOptions};
 
 /// Extra request headers for each operation of an upload, already encoded the way botocore
@@ -310,7 +311,11 @@ struct PartData {
     checksum: Option<String>,
 }
 
-impl Target<'_> {
+impl<'a> Target<'a> {
+    fn bucket_region(&self) -> BucketRegion<'a> {
+        BucketRegion::new(self.client, self.endpoint, &self.request.bucket)
+    }
+
     /// Sends an upload request of body `data`, made by `send` with the per-request settings it
     /// is given (`upload_settings`): an attempt whose body has not moved, nor its response come,
     /// for the client's read timeout is given up (see `unless_stalled`) and made again, as
@@ -332,8 +337,12 @@ impl Target<'_> {
         let counter = AttemptCounter::new(progress.clone());
         let attempts = Arc::new(AtomicU32::new(0));
         let trace = RequestTrace::new(self.client);
+        let region = self.bucket_region();
+        // A redirect to the bucket's region is one attempt more, as in botocore.
+        let mut redirected = false;
         loop {
-            let left = max_attempts.saturating_sub(attempts.load(Ordering::Relaxed));
+            let budget = max_attempts + u32::from(redirected);
+            let left = budget.saturating_sub(attempts.load(Ordering::Relaxed));
             if left == 0 {
                 return Err(TransferError::read_timeout(&trace.url_or(self.endpoint)));
             }
@@ -347,19 +356,28 @@ impl Target<'_> {
                 attempts: attempts.clone(),
                 activity: activity.clone(),
             };
-            let send = send(
-                body,
-                upload_settings(self.client, left, watch),
-                trace.clone(),
-            );
+            let signed_for = region.known();
+            let mut settings = upload_settings(self.client, left, watch);
+            if let Some(region) = &signed_for {
+                settings = settings.region(region.clone());
+            }
+            let send = send(body, settings, trace.clone());
             let sent = match read_timeout {
                 None => Some(send.await),
                 Some(read_timeout) => unless_stalled(send, &activity, read_timeout).await,
             };
             match sent {
+                Some(Err(error)) if !redirected => {
+                    match region.redirect(&error, signed_for).await {
+                        Some(_) => redirected = true,
+                        None => return Err(error),
+                    }
+                }
                 Some(result) => return result,
                 // The stalled attempt counts even if it stalled before the SDK began it.
-                None => attempts.fetch_max(max_attempts - left + 1, Ordering::Relaxed),
+                None => {
+                    attempts.fetch_max(budget - left + 1, Ordering::Relaxed);
+                }
             };
         }
     }
@@ -430,19 +448,25 @@ impl Target<'_> {
         F: Future<Output = Result<PartData, TransferError>>,
     {
         let request = self.request;
-        let trace = RequestTrace::new(self.client);
-        let created = with_headers(
-            self.client
-                .create_multipart_upload()
-                .bucket(&request.bucket)
-                .key(&request.key)
-                .customize(),
-            &request.headers.create_multipart_upload,
-        )
-        .interceptor(trace.clone())
-        .send()
-        .await
-        .map_err(|e| trace.error("CreateMultipartUpload", self.endpoint, e))?;
+        let trace = &RequestTrace::new(self.client);
+        let create = |region| {
+            let operation = with_headers(
+                self.client
+                    .create_multipart_upload()
+                    .bucket(&request.bucket)
+                    .key(&request.key)
+                    .customize(),
+                &request.headers.create_multipart_upload,
+            )
+            .interceptor(trace.clone());
+            async move {
+                in_region(operation, region)
+                    .send()
+                    .await
+                    .map_err(|e| trace.error("CreateMultipartUpload", self.endpoint, e))
+            }
+        };
+        let created = self.bucket_region().send(create).await?;
         let upload_id = created.upload_id.ok_or_else(|| {
             TransferError::Internal("CreateMultipartUpload answered without an UploadId".to_owned())
         })?;
@@ -468,14 +492,14 @@ impl Target<'_> {
         };
         if completed.is_err() {
             // Best effort: the original error is what the caller needs to see.
-            let _ = self
+            let abort = self
                 .client
                 .abort_multipart_upload()
                 .bucket(&request.bucket)
                 .key(&request.key)
                 .upload_id(upload_id)
-                .send()
-                .await;
+                .customize();
+            let _ = in_region(abort, self.bucket_region().known()).send().await;
         }
         completed
     }
@@ -538,7 +562,7 @@ impl Target<'_> {
     ) -> Result<(), TransferError> {
         let request = self.request;
         let trace = RequestTrace::new(self.client);
-        with_headers(
+        let operation = with_headers(
             self.client
                 .complete_multipart_upload()
                 .bucket(&request.bucket)
@@ -552,10 +576,12 @@ impl Target<'_> {
                 .customize(),
             &request.headers.complete_multipart_upload,
         )
-        .interceptor(trace.clone())
-        .send()
-        .await
-        .map_err(|e| trace.error("CompleteMultipartUpload", self.endpoint, e))?;
+        .interceptor(trace.clone());
+        // CreateMultipartUpload found the bucket's region, if it had to.
+        in_region(operation, self.bucket_region().known())
+            .send()
+            .await
+            .map_err(|e| trace.error("CompleteMultipartUpload", self.endpoint, e))?;
         Ok(())
     }
 }

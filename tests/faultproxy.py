@@ -55,6 +55,9 @@ class Fault:
 
     method: str | None = None
     target_contains: str | None = None
+    # (header name, text): only requests whose header holds the text (e.g. the region of a
+    # signature: ("authorization", "/us-east-1/")).
+    header_contains: tuple[str, str] | None = None
     times: int | None = 1
     reset_response_after: int | None = None  # bytes of the response body let through first
     reset_request_after: int | None = None  # bytes of the request body let through first
@@ -68,12 +71,18 @@ class Fault:
     # (status, code): the proxy answers with this S3 error instead of passing the request on,
     # as S3 answers when overloaded (503, "SlowDown").
     answer_error: tuple[int, str] | None = None
+    # With answer_error: the bucket's region, as S3 names it when a request was signed for
+    # another (the x-amz-bucket-region header, and <Region> in the body).
+    answer_region: str | None = None
     # How many exchanges were given this fault so far: a test checks that it was exercised.
     hits: int = field(default=0, init=False)
 
     def matches(self, request: Request) -> bool:
-        return (self.method is None or request.method == self.method) and (
-            self.target_contains is None or self.target_contains in request.target
+        header = self.header_contains
+        return (
+            (self.method is None or request.method == self.method)
+            and (self.target_contains is None or self.target_contains in request.target)
+            and (header is None or header[1] in request.headers.get(header[0], ""))
         )
 
 
@@ -221,7 +230,10 @@ class FaultProxy:
                     if headers.get("expect", "").lower() != "100-continue":
                         for _ in reader.body(framing):
                             pass
-                    client.sendall(_s3_error(*fault.answer_error, with_body=method != "HEAD"))
+                    answer = _s3_error(
+                        *fault.answer_error, fault.answer_region, with_body=method != "HEAD"
+                    )
+                    client.sendall(answer)
                     continue
                 # Queued before the request leaves, so it is there when the response comes.
                 exchanges.append((request, fault))
@@ -298,14 +310,20 @@ class FaultProxy:
             _reset(sock)
 
 
-def _s3_error(status: int, code: str, with_body: bool) -> bytes:
-    """An S3 error response (its body left out when answering a HEAD)."""
-    body = f"<Error><Code>{code}</Code><Message>Injected by the proxy</Message></Error>".encode()
+def _s3_error(status: int, code: str, region: str | None, with_body: bool) -> bytes:
+    """An S3 error response (its body left out when answering a HEAD), naming the bucket's
+    `region` if given."""
+    region_element = f"<Region>{region}</Region>" if region else ""
+    body = (
+        f"<Error><Code>{code}</Code><Message>Injected by the proxy</Message>{region_element}"
+        "</Error>"
+    ).encode()
     reason = http.client.responses.get(status, "Error")
+    region_header = f"x-amz-bucket-region: {region}\r\n" if region else ""
     head = (
         f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/xml\r\n"
         f"Content-Length: {len(body)}\r\nx-amz-request-id: FAULTPROXY\r\n"
-        "x-amz-id-2: faultproxy-host\r\n\r\n"
+        f"x-amz-id-2: faultproxy-host\r\n{region_header}\r\n"
     ).encode()
     return head + body if with_body else head
 

@@ -1,8 +1,10 @@
 """Network settings of the botocore client that the engine honours itself: a custom CA bundle
-(verify=<path>, AWS_CA_BUNDLE), explicit proxies and AWS's endpoint variants, through real
-relays in front of s3s-fs."""
+(verify=<path>, AWS_CA_BUNDLE), explicit proxies, AWS's endpoint variants and the region
+redirect, through real relays in front of s3s-fs."""
 
 from __future__ import annotations
+
+import io
 
 import boto3
 import pytest
@@ -11,6 +13,7 @@ from botocore.exceptions import BotoCoreError, EndpointResolutionError, SSLError
 from helpers import MIB, sha256_file, write_random
 
 import s3turbo
+from faultproxy import Fault, FaultProxy
 from relays import Certificates, ForwardProxy, TlsFront
 
 ONE_ATTEMPT = {"total_max_attempts": 1}
@@ -155,3 +158,90 @@ def test_accelerate_with_a_custom_endpoint_fails_as_in_boto3(s3s_fs, tmp_path):
             client.upload_file(str(source), "bucket", "k")
         messages.append(str(error.value))
     assert messages[0] == messages[1]
+
+
+def transfer(call, client, boto, bucket, tmp_path, name) -> bytes:
+    """Runs `call` through `client`; returns what it transferred (read back through `boto`)."""
+    source = tmp_path / "source.bin"
+    key = f"{name}/k"
+    if call == "upload_file":
+        client.upload_file(str(source), bucket, key)
+    elif call == "upload_file multipart":
+        client.upload_file(str(source), bucket, key, Config=MULTIPART)
+    elif call == "upload_fileobj":
+        client.upload_fileobj(io.BytesIO(source.read_bytes()), bucket, key)
+    elif call == "download_file":
+        client.download_file(bucket, "existing", str(tmp_path / f"{name}.bin"))
+        return (tmp_path / f"{name}.bin").read_bytes()
+    elif call == "download_fileobj":
+        sink = io.BytesIO()
+        client.download_fileobj(bucket, "existing", sink)
+        return sink.getvalue()
+    elif call == "upload_directory":
+        client.upload_directory(tmp_path / "folder", bucket, name)
+        key = f"{name}/a.bin"
+    elif call == "download_directory":
+        client.download_directory(bucket, "folder", tmp_path / f"{name}-copy")
+        return (tmp_path / f"{name}-copy" / "a.bin").read_bytes()
+    return boto.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+MULTIPART = s3turbo.TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
+CALLS = [
+    "upload_file",
+    "upload_file multipart",
+    "upload_fileobj",
+    "download_file",
+    "download_fileobj",
+    "upload_directory",
+    "download_directory",
+]
+
+
+@pytest.mark.parametrize("call", CALLS)
+@pytest.mark.parametrize(
+    "status, code", [(301, "PermanentRedirect"), (400, "AuthorizationHeaderMalformed")]
+)
+def test_bucket_in_another_region_is_redirected_as_in_boto3(
+    s3s_fs, tmp_path, caplog, status, code, call
+):
+    """A client set to us-east-1 for a bucket in eu-west-2: S3 refuses what is signed for
+    us-east-1 and names the bucket's region. botocore sends again in eu-west-2 and remembers
+    the region; so does the engine, whichever call comes first. (The proxy plays S3's region
+    check in front of s3s-fs, which takes a signature for any region.)"""
+    bucket = s3s_fs.new_bucket()
+    source = write_random(tmp_path / "source.bin", 6 * MIB + 5)
+    (tmp_path / "folder").mkdir()
+    write_random(tmp_path / "folder" / "a.bin", 10)
+    boto = s3s_fs.boto3_client()
+    boto.upload_file(str(source), bucket, "existing")
+    boto.upload_file(str(tmp_path / "folder" / "a.bin"), bucket, "folder/a.bin")
+    config = Config(
+        retries={"mode": "standard", "total_max_attempts": 1}, s3={"addressing_style": "path"}
+    )
+    results = {}
+    for name in ("boto3", "s3turbo"):
+        if call.endswith("directory") and name == "boto3":
+            continue  # boto3 has none
+        with FaultProxy(s3s_fs.endpoint_url) as proxy:
+            wrong_region = proxy.inject(
+                Fault(
+                    header_contains=("authorization", "/us-east-1/s3/"),
+                    answer_error=(status, code),
+                    answer_region="eu-west-2",
+                    times=None,
+                )
+            )
+            make = boto3.client if name == "boto3" else s3turbo.client
+            client = make(
+                "s3", **s3s_fs.client_kwargs(endpoint_url=proxy.endpoint_url, config=config)
+            )
+            transferred = transfer(call, client, boto, bucket, tmp_path, name)
+            # The bucket's later requests go to its region at once.
+            second = transfer(call, client, boto, bucket, tmp_path, name)
+            results[name] = (wrong_region.hits, transferred == second)
+        expected = (tmp_path / "folder" / "a.bin") if "directory" in call else source
+        assert transferred == expected.read_bytes(), name
+    assert_engine_served(caplog)
+    assert results["s3turbo"] == (1, True)
+    assert results.get("boto3", (1, True)) == (1, True)

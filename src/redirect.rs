@@ -1,0 +1,170 @@
+//! botocore's S3 region redirect. A request signed for another region than its bucket's gets
+//! S3's `PermanentRedirect` (301) or `AuthorizationHeaderMalformed` (400, naming the region);
+//! botocore then learns the bucket's region (from the error's `x-amz-bucket-region` header,
+//! the `Region` of its body, or else a HeadBucket), sends the request again once in that
+//! region, and sends the bucket's later requests there at once. So does the engine, with a
+//! per-operation region override: the SDK resolves the endpoint and signs for that region.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{LazyLock, Mutex};
+
+use aws_sdk_s3::client::customize::CustomizableOperation;
+use aws_sdk_s3::config::Region;
+use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::Client;
+
+use crate::errors::TransferError;
+
+/// The regions learned, by endpoint (as `ConnectionSettings::endpoint_label` names it) and
+/// bucket.
+static REGIONS: LazyLock<Mutex<HashMap<(String, String), Region>>> = LazyLock::new(Mutex::default);
+
+/// The buckets whose region is learned and forgotten all at once: the map only grows with
+/// the buckets a program uses, but a bound keeps a long-lived process from holding too many.
+const MAX_REGIONS: usize = 4096;
+
+/// The requests of one operation to one bucket.
+pub struct BucketRegion<'a> {
+    client: &'a Client,
+    endpoint: &'a str,
+    bucket: &'a str,
+}
+
+impl<'a> BucketRegion<'a> {
+    pub fn new(client: &'a Client, endpoint: &'a str, bucket: &'a str) -> Self {
+        Self {
+            client,
+            endpoint,
+            bucket,
+        }
+    }
+
+    /// The bucket's region if a redirect taught it (else the client's region holds).
+    pub fn known(&self) -> Option<Region> {
+        let regions = REGIONS.lock().unwrap_or_else(|p| p.into_inner());
+        if regions.is_empty() {
+            return None; // the usual case: no key to make
+        }
+        regions.get(&self.key()).cloned()
+    }
+
+    /// `send(region)` in the region known for the bucket (`None`: the client's), and once more
+    /// in the bucket's region if S3 answers that the bucket is in another one.
+    pub async fn send<T, F, Fut>(&self, send: F) -> Result<T, TransferError>
+    where
+        F: Fn(Option<Region>) -> Fut,
+        Fut: Future<Output = Result<T, TransferError>>,
+    {
+        let signed_for = self.known();
+        let result = send(signed_for.clone()).await;
+        let Err(error) = &result else {
+            return result;
+        };
+        match self.redirect(error, signed_for).await {
+            Some(region) => send(Some(region)).await,
+            None => result,
+        }
+    }
+
+    /// The region to send again in, if `error` is S3 saying the bucket is in another region
+    /// than `signed_for` (the client's when `None`); it is remembered for the bucket.
+    pub async fn redirect(
+        &self,
+        error: &TransferError,
+        signed_for: Option<Region>,
+    ) -> Option<Region> {
+        let TransferError::Service {
+            status,
+            code,
+            headers,
+            region: body_region,
+            told_by_status,
+            ..
+        } = error
+        else {
+            return None;
+        };
+        let redirected = matches!(status, 301 | 302 | 307)
+            || matches!(
+                code.as_str(),
+                "PermanentRedirect" | "IllegalLocationConstraintException"
+            )
+            || (code == "AuthorizationHeaderMalformed" && body_region.is_some())
+            // A HEAD signed for the wrong region gets a bare 400.
+            || (*status == 400 && *told_by_status);
+        if !redirected {
+            return None;
+        }
+        let header = headers
+            .iter()
+            .find(|(name, _)| name == "x-amz-bucket-region")
+            .map(|(_, value)| value.clone());
+        let region = match header.or_else(|| body_region.clone()) {
+            Some(region) => Some(region),
+            None => self.head_bucket_region().await,
+        }
+        .filter(|region| is_region_name(region))
+        .map(Region::new)?;
+        let current = signed_for.or_else(|| self.client.config().region().cloned());
+        if current.as_ref() == Some(&region) {
+            return None;
+        }
+        let mut regions = REGIONS.lock().unwrap_or_else(|p| p.into_inner());
+        if regions.len() >= MAX_REGIONS {
+            regions.clear();
+        }
+        regions.insert(self.key(), region.clone());
+        Some(region)
+    }
+
+    /// The bucket's region as S3 tells it in answer to a HeadBucket, even a refused one.
+    async fn head_bucket_region(&self) -> Option<String> {
+        match self.client.head_bucket().bucket(self.bucket).send().await {
+            Ok(output) => output.bucket_region,
+            Err(SdkError::ServiceError(context)) => context
+                .raw()
+                .headers()
+                .get("x-amz-bucket-region")
+                .map(str::to_owned),
+            Err(_) => None,
+        }
+    }
+
+    fn key(&self) -> (String, String) {
+        (self.endpoint.to_owned(), self.bucket.to_owned())
+    }
+}
+
+/// `operation` sent in `region`, if one is given (else in the client's).
+pub fn in_region<T, E, B>(
+    operation: CustomizableOperation<T, E, B>,
+    region: Option<Region>,
+) -> CustomizableOperation<T, E, B> {
+    match region {
+        Some(region) => {
+            operation.config_override(aws_sdk_s3::config::Builder::default().region(region))
+        }
+        None => operation,
+    }
+}
+
+/// botocore's check of a region name before it redirects (letters, digits and dashes).
+fn is_region_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_names_as_botocore_checks_them() {
+        assert!(is_region_name("eu-west-2"));
+        assert!(!is_region_name("eu-west-2.evil.com"));
+        assert!(!is_region_name(""));
+    }
+}
