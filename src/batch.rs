@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::download::{self, DownloadRequest};
 use crate::errors::{RequestTrace, TransferError};
 use crate::progress::Progress;
-use crate::redirect::{in_region, BucketRegion};
+use crate::redirect::{with_settings, BucketRegion};
 use crate::upload::{self, UploadRequest};
 
 pub struct FileUpload {
@@ -59,7 +59,7 @@ async fn list_all_keys(
     let region = BucketRegion::new(client, endpoint, bucket);
     loop {
         let trace = &RequestTrace::new(client);
-        let list = |region| {
+        let list = |settings| {
             let operation = client
                 .list_objects_v2()
                 .bucket(bucket)
@@ -69,13 +69,13 @@ async fn list_all_keys(
                 .customize()
                 .interceptor(trace.clone());
             async move {
-                in_region(operation, region)
+                with_settings(operation, settings)
                     .send()
                     .await
                     .map_err(|e| trace.error("ListObjectsV2", endpoint, e))
             }
         };
-        let page = region.send(list).await?;
+        let page = region.send(trace, list).await?;
         let encoded = page.encoding_type == Some(EncodingType::Url);
         keys.extend(page.contents().iter().filter_map(|object| {
             let key = object.key()?;

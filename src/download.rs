@@ -23,7 +23,7 @@ use crate::errors::{body_cut_short, body_error, RequestTrace, TransferError};
 use crate::handoff::ChunkQueue;
 use crate::plan::{self, Part};
 use crate::progress::{AttemptCounter, Progress};
-use crate::redirect::{in_region, BucketRegion};
+use crate::redirect::{with_settings, BucketRegion};
 use crate::request::TransferOptions;
 
 /// boto3's ALLOWED_DOWNLOAD_ARGS, already encoded as S3 expects them (the SSE-C key in base64
@@ -192,7 +192,7 @@ impl<'a> Fetcher<'a> {
         let request = self.request;
         let trace = &RequestTrace::new(self.client);
         let first_range = format!("bytes=0-{}", first_len - 1);
-        let send = |region| {
+        let send = |settings| {
             let operation = with_download_args!(self.client.get_object(), &request.args)
                 .bucket(&request.bucket)
                 .key(&request.key)
@@ -200,7 +200,7 @@ impl<'a> Fetcher<'a> {
                 .customize()
                 .interceptor(trace.clone());
             async move {
-                in_region(operation, region)
+                with_settings(operation, settings)
                     .send()
                     .await
                     .map_err(|e| trace.error("HeadObject", self.endpoint, e))
@@ -208,7 +208,7 @@ impl<'a> Fetcher<'a> {
         };
         let region = self.bucket_region();
         let sent = tokio::select! {
-            sent = region.send(send) => sent,
+            sent = region.send(trace, send) => sent,
             _ = cancel.cancelled() => return Err(TransferError::Cancelled),
         };
         let response = match sent {
@@ -244,14 +244,14 @@ impl<'a> Fetcher<'a> {
     async fn head(&self, cancel: &CancellationToken) -> Result<Head, TransferError> {
         let request = self.request;
         let trace = &RequestTrace::new(self.client);
-        let send = |region| {
+        let send = |settings| {
             let operation = with_download_args!(self.client.head_object(), &request.args)
                 .bucket(&request.bucket)
                 .key(&request.key)
                 .customize()
                 .interceptor(trace.clone());
             async move {
-                in_region(operation, region)
+                with_settings(operation, settings)
                     .send()
                     .await
                     .map_err(|e| trace.error("HeadObject", self.endpoint, e))
@@ -259,7 +259,7 @@ impl<'a> Fetcher<'a> {
         };
         let region = self.bucket_region();
         let head = tokio::select! {
-            head = region.send(send) => head?,
+            head = region.send(trace, send) => head?,
             _ = cancel.cancelled() => return Err(TransferError::Cancelled),
         };
         let size = head
@@ -349,7 +349,7 @@ impl<'a> Fetcher<'a> {
         let response = match response {
             Some(response) => response,
             // The first range found the bucket's region, if it had to.
-            None => in_region(
+            None => with_settings(
                 with_download_args!(self.client.get_object(), &request.args)
                     .bucket(&request.bucket)
                     .key(&request.key)
@@ -357,7 +357,7 @@ impl<'a> Fetcher<'a> {
                     .set_if_match(etag.map(str::to_owned))
                     .customize()
                     .interceptor(trace.clone()),
-                self.bucket_region().known(),
+                self.bucket_region().settings(),
             )
             .send()
             .await

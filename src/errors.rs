@@ -27,13 +27,15 @@ pub enum TransferError {
         /// The `Region` of the error's body (S3 names the bucket's in AuthorizationHeaderMalformed).
         region: Option<String>,
         /// Told by the status alone, as botocore tells an error without a body (every HEAD
-        /// error): then its RequestId and HostId are there, if only as "", below status 500
-        /// and left out from 500 on.
+        /// error): then its RequestId and HostId are there, if only as "".
         told_by_status: bool,
+        /// A 5xx without a body (or with an HTML page), which botocore reads as a generic
+        /// error: without RequestId and HostId.
+        generic: bool,
         /// Requests sent for the operation, less one (botocore's `RetryAttempts`).
         retry_attempts: u32,
-        /// An error botocore retries, and no attempts were left (botocore's
-        /// `MaxAttemptsReached`, "reached max retries" in its message).
+        /// No attempts were left (botocore's `MaxAttemptsReached`, "reached max retries" in
+        /// its message).
         max_attempts_reached: bool,
     },
     /// The endpoint could not be reached (botocore's `EndpointConnectionError`).
@@ -94,11 +96,17 @@ impl TransferError {
                 // botocore reports an error without a body (every HEAD error) by its status:
                 // code "404", message "Not Found". Callers match on exactly that.
                 let told_by_status = operation == "HeadObject" || service_error.code().is_none();
-                let region = context
-                    .raw()
-                    .body()
-                    .bytes()
-                    .and_then(|body| between(body, b"<Region>", b"</Region>"));
+                let body = context.raw().body().bytes().unwrap_or_default();
+                let region = match told_by_status {
+                    true => None,
+                    false => between(body, b"<Region>", b"</Region>"),
+                };
+                // botocore's reading of a 5xx with no body, or an HTML page, as a generic error.
+                let body = body.trim_ascii();
+                let generic = status >= 500
+                    && (operation == "HeadObject"
+                        || body.is_empty()
+                        || body.starts_with(b"<html>"));
                 let (code, message) = match (operation, service_error.code()) {
                     ("HeadObject", _) | (_, None) => (
                         status.to_string(),
@@ -115,8 +123,8 @@ impl TransferError {
                     }
                 };
                 let attempts = trace.attempts.load(Ordering::Relaxed).max(1);
-                let max_attempts_reached =
-                    retried_by_botocore(status, &code) && attempts >= trace.max_attempts;
+                // botocore's standard retry mode says so of any error on the last attempt.
+                let max_attempts_reached = attempts >= trace.max_attempts;
                 TransferError::Service {
                     operation,
                     status,
@@ -125,6 +133,7 @@ impl TransferError {
                     headers,
                     region,
                     told_by_status,
+                    generic,
                     retry_attempts: attempts - 1,
                     max_attempts_reached,
                 }
@@ -227,30 +236,6 @@ fn between(body: &[u8], start: &[u8], end: &[u8]) -> Option<String> {
     String::from_utf8(body[from..to].to_vec()).ok()
 }
 
-/// botocore's standard retry mode retries these: 500, 502, 503 and 504, and the throttling
-/// and transient error codes.
-fn retried_by_botocore(status: u16, code: &str) -> bool {
-    const CODES: &[&str] = &[
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottledException",
-        "TooManyRequestsException",
-        "ProvisionedThroughputExceededException",
-        "TransactionInProgressException",
-        "RequestLimitExceeded",
-        "BandwidthLimitExceeded",
-        "LimitExceededException",
-        "RequestThrottled",
-        "SlowDown",
-        "PriorRequestNotComplete",
-        "EC2ThrottledException",
-        "RequestTimeout",
-        "RequestTimeoutException",
-    ];
-    matches!(status, 500 | 502 | 503 | 504) || CODES.contains(&code)
-}
-
 /// What botocore reports of an operation's requests and the SDK keeps to itself: the URL of
 /// the last one, which botocore names in its connection errors (`Could not connect to the
 /// endpoint URL: "http://host/bucket/key?uploads"`, without the `x-id` query parameter the SDK
@@ -274,6 +259,12 @@ impl RequestTrace {
             attempts: Arc::default(),
             max_attempts: max_attempts.max(1),
         }
+    }
+
+    /// The attempts the client's max attempts leave the operation.
+    pub fn attempts_left(&self) -> u32 {
+        self.max_attempts
+            .saturating_sub(self.attempts.load(Ordering::Relaxed))
     }
 
     /// The URL of the last request sent, or `endpoint` if none was.

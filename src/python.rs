@@ -734,6 +734,7 @@ fn build_py_err(py: Python<'_>, error: TransferError) -> PyResult<PyErr> {
             headers,
             region,
             told_by_status,
+            generic,
             retry_attempts,
             max_attempts_reached,
         } => {
@@ -764,12 +765,11 @@ fn build_py_err(py: Python<'_>, error: TransferError) -> PyResult<PyErr> {
             let metadata = PyDict::new(py);
             let request_id = header("x-amz-request-id")?;
             let host_id = header("x-amz-id-2")?;
-            if told_by_status {
-                // botocore reads a 5xx without a body as a generic error, without ids.
-                if status < 500 {
-                    metadata.set_item("RequestId", request_id.unwrap_or_default())?;
-                    metadata.set_item("HostId", host_id.unwrap_or_default())?;
-                }
+            if generic {
+                // botocore's generic error has no ids.
+            } else if told_by_status {
+                metadata.set_item("RequestId", request_id.unwrap_or_default())?;
+                metadata.set_item("HostId", host_id.unwrap_or_default())?;
             } else if let Some(id) = header("x-amzn-requestid")? {
                 metadata.set_item("RequestId", id)?;
             } else if let Some(id) = request_id {

@@ -10,11 +10,12 @@ use std::future::Future;
 use std::sync::{LazyLock, Mutex};
 
 use aws_sdk_s3::client::customize::CustomizableOperation;
-use aws_sdk_s3::config::Region;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::{Builder, Region};
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::Client;
 
-use crate::errors::TransferError;
+use crate::errors::{RequestTrace, TransferError};
 
 /// The regions learned, by endpoint (as `ConnectionSettings::endpoint_label` names it) and
 /// bucket.
@@ -49,22 +50,38 @@ impl<'a> BucketRegion<'a> {
         regions.get(&self.key()).cloned()
     }
 
-    /// `send(region)` in the region known for the bucket (`None`: the client's), and once more
-    /// in the bucket's region if S3 answers that the bucket is in another one.
-    pub async fn send<T, F, Fut>(&self, send: F) -> Result<T, TransferError>
+    /// The settings that send a request to the bucket's region, if a redirect taught it.
+    pub fn settings(&self) -> Option<Builder> {
+        self.known().map(|region| Builder::default().region(region))
+    }
+
+    /// `send(settings)` with the bucket's `settings()`, and once more in the bucket's region
+    /// if S3 answers that the bucket is in another one. As in botocore, the redirected request
+    /// is one of the operation's attempts (`trace` counts them), and always goes out.
+    pub async fn send<T, F, Fut>(&self, trace: &RequestTrace, send: F) -> Result<T, TransferError>
     where
-        F: Fn(Option<Region>) -> Fut,
+        F: Fn(Option<Builder>) -> Fut,
         Fut: Future<Output = Result<T, TransferError>>,
     {
         let signed_for = self.known();
-        let result = send(signed_for.clone()).await;
+        let result = send(self.settings()).await;
         let Err(error) = &result else {
             return result;
         };
-        match self.redirect(error, signed_for).await {
-            Some(region) => send(Some(region)).await,
-            None => result,
-        }
+        let Some(region) = self.redirect(error, signed_for).await else {
+            return result;
+        };
+        let retries = self
+            .client
+            .config()
+            .retry_config()
+            .cloned()
+            .unwrap_or_else(RetryConfig::standard)
+            .with_max_attempts(trace.attempts_left().max(1));
+        send(Some(
+            Builder::default().region(region).retry_config(retries),
+        ))
+        .await
     }
 
     /// The region to send again in, if `error` is S3 saying the bucket is in another region
@@ -75,16 +92,20 @@ impl<'a> BucketRegion<'a> {
         signed_for: Option<Region>,
     ) -> Option<Region> {
         let TransferError::Service {
+            operation,
             status,
             code,
             headers,
             region: body_region,
-            told_by_status,
             ..
         } = error
         else {
             return None;
         };
+        // botocore does not redirect an access point's requests.
+        if self.bucket.starts_with("arn:") {
+            return None;
+        }
         let redirected = matches!(status, 301 | 302 | 307)
             || matches!(
                 code.as_str(),
@@ -92,7 +113,7 @@ impl<'a> BucketRegion<'a> {
             )
             || (code == "AuthorizationHeaderMalformed" && body_region.is_some())
             // A HEAD signed for the wrong region gets a bare 400.
-            || (*status == 400 && *told_by_status);
+            || (*status == 400 && *operation == "HeadObject");
         if !redirected {
             return None;
         }
@@ -136,15 +157,13 @@ impl<'a> BucketRegion<'a> {
     }
 }
 
-/// `operation` sent in `region`, if one is given (else in the client's).
-pub fn in_region<T, E, B>(
+/// `operation` with `settings` (from `BucketRegion`), if any.
+pub fn with_settings<T, E, B>(
     operation: CustomizableOperation<T, E, B>,
-    region: Option<Region>,
+    settings: Option<Builder>,
 ) -> CustomizableOperation<T, E, B> {
-    match region {
-        Some(region) => {
-            operation.config_override(aws_sdk_s3::config::Builder::default().region(region))
-        }
+    match settings {
+        Some(settings) => operation.config_override(settings),
         None => operation,
     }
 }

@@ -36,7 +36,7 @@ use crate::buffers::BufferPool;
 use crate::errors::{RequestTrace, TransferError};
 use crate::plan::{self, Part};
 use crate::progress::{AttemptCounter, BodyActivity, CountingBody, Progress};
-use crate::redirect::{in_region, BucketRegion};
+use crate::redirect::{with_settings, BucketRegion};
 use crate::request::{with_headers, Headers, TransferOptions};
 
 /// Extra request headers for each operation of an upload, already encoded the way botocore
@@ -338,10 +338,11 @@ impl<'a> Target<'a> {
         let attempts = Arc::new(AtomicU32::new(0));
         let trace = RequestTrace::new(self.client);
         let region = self.bucket_region();
-        // A redirect to the bucket's region is one attempt more, as in botocore.
-        let mut redirected = false;
+        // As in botocore, a redirect to the bucket's region is one of the attempts, and always
+        // goes out: after one at attempt n, the attempts are max(max_attempts, n + 1).
+        let mut redirected_at: Option<u32> = None;
         loop {
-            let budget = max_attempts + u32::from(redirected);
+            let budget = redirected_at.map_or(max_attempts, |n| max_attempts.max(n + 1));
             let left = budget.saturating_sub(attempts.load(Ordering::Relaxed));
             if left == 0 {
                 return Err(TransferError::read_timeout(&trace.url_or(self.endpoint)));
@@ -367,9 +368,9 @@ impl<'a> Target<'a> {
                 Some(read_timeout) => unless_stalled(send, &activity, read_timeout).await,
             };
             match sent {
-                Some(Err(error)) if !redirected => {
+                Some(Err(error)) if redirected_at.is_none() => {
                     match region.redirect(&error, signed_for).await {
-                        Some(_) => redirected = true,
+                        Some(_) => redirected_at = Some(attempts.load(Ordering::Relaxed)),
                         None => return Err(error),
                     }
                 }
@@ -449,7 +450,7 @@ impl<'a> Target<'a> {
     {
         let request = self.request;
         let trace = &RequestTrace::new(self.client);
-        let create = |region| {
+        let create = |settings| {
             let operation = with_headers(
                 self.client
                     .create_multipart_upload()
@@ -460,13 +461,13 @@ impl<'a> Target<'a> {
             )
             .interceptor(trace.clone());
             async move {
-                in_region(operation, region)
+                with_settings(operation, settings)
                     .send()
                     .await
                     .map_err(|e| trace.error("CreateMultipartUpload", self.endpoint, e))
             }
         };
-        let created = self.bucket_region().send(create).await?;
+        let created = self.bucket_region().send(trace, create).await?;
         let upload_id = created.upload_id.ok_or_else(|| {
             TransferError::Internal("CreateMultipartUpload answered without an UploadId".to_owned())
         })?;
@@ -499,7 +500,9 @@ impl<'a> Target<'a> {
                 .key(&request.key)
                 .upload_id(upload_id)
                 .customize();
-            let _ = in_region(abort, self.bucket_region().known()).send().await;
+            let _ = with_settings(abort, self.bucket_region().settings())
+                .send()
+                .await;
         }
         completed
     }
@@ -578,7 +581,7 @@ impl<'a> Target<'a> {
         )
         .interceptor(trace.clone());
         // CreateMultipartUpload found the bucket's region, if it had to.
-        in_region(operation, self.bucket_region().known())
+        with_settings(operation, self.bucket_region().settings())
             .send()
             .await
             .map_err(|e| trace.error("CompleteMultipartUpload", self.endpoint, e))?;

@@ -514,3 +514,55 @@ def test_missing_bucket_error_reads_as_boto3s(moto, call):
         # moto's NoSuchBucket names the bucket in a field of its own, which the SDK drops.
         seen[name] = (text, error.get("Code"), error.get("Message"), *rest[:-2])
     assert seen["s3turbo"] == seen["boto3"]
+
+
+def test_last_attempt_is_reported_as_boto3_reports_it(s3s_fs, tmp_path):
+    """botocore's standard mode says "reached max retries" of any error on the last attempt,
+    one it would not retry too (a wrong secret, with one attempt in all)."""
+    bucket = s3s_fs.new_bucket()
+    config = Config(retries={"mode": "standard", "total_max_attempts": 1})
+    seen = {}
+    for name in ("s3turbo", "boto3"):
+        make = s3s_fs.s3turbo_client if name == "s3turbo" else s3s_fs.boto3_client
+        client = make(aws_secret_access_key="wrong", config=config)
+        with pytest.raises(ClientError) as caught:
+            client.upload_fileobj(io.BytesIO(b"data"), bucket, "k")
+        seen[name] = error_as_boto3_reads_it(caught.value)
+    assert seen["s3turbo"] == seen["boto3"]
+    assert "(reached max retries: 0)" in seen["boto3"][0]
+
+
+@pytest.mark.parametrize("call", ["upload_fileobj", "download_fileobj"])
+def test_redirect_is_one_of_the_attempts_as_in_boto3(s3s_fs, call):
+    """A request redirected to its bucket's region that then meets 503 SlowDown: botocore
+    counts the redirect among the attempts (3 requests in all here), and so does the engine."""
+    bucket = s3s_fs.new_bucket()
+    s3s_fs.boto3_client().put_object(Bucket=bucket, Key="k", Body=b"data")
+    config = Config(
+        retries={"mode": "standard", "total_max_attempts": 3}, s3={"addressing_style": "path"}
+    )
+    seen = {}
+    for name in ("s3turbo", "boto3"):
+        with FaultProxy(s3s_fs.endpoint_url) as proxy:
+            wrong_region = Fault(
+                header_contains=("authorization", "/us-east-1/s3/"),
+                answer_error=(301, "PermanentRedirect"),
+                answer_region="eu-west-2",
+                times=None,
+            )
+            overloaded = Fault(
+                header_contains=("authorization", "/eu-west-2/s3/"),
+                answer_error=(503, "SlowDown"),
+                times=None,
+            )
+            proxy.inject(wrong_region)
+            proxy.inject(overloaded)
+            client = s3s_fs.clients_through(proxy, config)[name]
+            with pytest.raises(ClientError) as caught:
+                if call == "upload_fileobj":
+                    client.upload_fileobj(io.BytesIO(b"data"), bucket, "k")
+                else:
+                    client.download_fileobj(bucket, "k", io.BytesIO())
+            seen[name] = (error_as_boto3_reads_it(caught.value), wrong_region.hits, overloaded.hits)
+    assert seen["s3turbo"] == seen["boto3"]
+    assert seen["boto3"][1:] == (1, 2)

@@ -59,6 +59,18 @@ def test_download_fileobj_writes_from_the_start_as_boto3(server, bucket, tmp_pat
         assert positions[0] == positions[1] == size
 
 
+def test_failed_download_fileobj_leaves_the_sink_where_it_was(server, bucket):
+    """s3transfer seeks a sink only to write into it."""
+    positions = []
+    for client in (server.s3turbo_client(), server.boto3_client()):
+        sink = io.BytesIO(b"HEADER-")
+        sink.seek(0, io.SEEK_END)
+        with pytest.raises(ClientError):
+            client.download_fileobj(bucket, "missing", sink)
+        positions.append(sink.tell())
+    assert positions == [7, 7]
+
+
 def test_download_fileobj_into_a_write_only_sink_in_order(server, bucket, tmp_path):
     source = write_random(tmp_path / "source.bin", 5 * THRESHOLD + 77)
     server.boto3_client().upload_file(str(source), bucket, "k")

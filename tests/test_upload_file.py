@@ -161,7 +161,7 @@ def feed_once(fifo, data: bytes) -> threading.Thread:
                 continue
             try:
                 os.write(fd, data)
-            except BlockingIOError:
+            except (BlockingIOError, BrokenPipeError):  # the reader refused it and closed
                 pass
             finally:
                 os.close(fd)

@@ -94,6 +94,23 @@ def fileobj_retries_exceeded() -> Iterator[None]:
         raise S3TransferRetriesExceededError(error.last_exception) from None
 
 
+def sink_writer(fileobj: Any) -> Callable[[bytes], Any]:
+    """`fileobj.write`, from offset 0 for a seekable `fileobj`: s3transfer writes each part at
+    its offset from 0, wherever the file object was, and moves it only once it writes."""
+    if not seekable(fileobj):
+        return fileobj.write
+    started = False
+
+    def write(data: bytes) -> Any:
+        nonlocal started
+        if not started:
+            fileobj.seek(0)
+            started = True
+        return fileobj.write(data)
+
+    return write
+
+
 def _block_reader(fileobj: Any) -> Callable[[int], bytes]:
     """`read(n)` for the engine: the next `n` bytes of `fileobj` (fewer only at its end), as
     bytes. Short reads (pipes, sockets) are read on until the block is full."""
@@ -292,17 +309,13 @@ class Client:
             return boto3_transfers.download_fileobj(
                 self._client, Bucket, Key, Fileobj, ExtraArgs, Callback, Config
             )
-        # s3transfer writes each part of a seekable Fileobj at its offset from 0, wherever the
-        # Fileobj was. The engine fetches parts in parallel; Fileobj.write gets them in order,
-        # on this thread.
-        if seekable(Fileobj):
-            Fileobj.seek(0)
+        # The engine fetches parts in parallel; the sink gets them in order, on this thread.
         with fileobj_retries_exceeded():
             self._call_engine(
                 _core.download_fileobj,
                 Bucket,
                 Key,
-                Fileobj.write,
+                sink_writer(Fileobj),
                 extra_args=extra_args,
                 Config=Config,
                 Callback=Callback,

@@ -26,7 +26,6 @@ import boto3
 import boto3.s3.inject as boto3_transfers
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
-from s3transfer.compat import seekable
 
 from . import _core, _directory, _settings
 from ._client import (
@@ -35,6 +34,7 @@ from ._client import (
     _check_transfer_args,
     _filename,
     fileobj_retries_exceeded,
+    sink_writer,
     upload_failed,
 )
 from ._directory import TransferStopped
@@ -204,8 +204,6 @@ class AsyncClient:
                 Callback,
             )
             return await write(sink.getvalue())
-        if not _is_async(Fileobj.write) and seekable(Fileobj):
-            Fileobj.seek(0)  # as the sync API: where s3transfer writes
         transfer, asked = _transfer(Callback)
         done, chunks = _core.download_stream_async(
             *self._engine_args(Config), Bucket, Key, extra_args, transfer
@@ -412,9 +410,12 @@ def _reader(fileobj: Any) -> Callable[[int], Awaitable[bytes]]:
 
 
 def _writer(fileobj: Any) -> Callable[[bytes], Awaitable[Any]]:
+    """An awaitable write: the object's own if it is a coroutine, else the sync API's (from
+    offset 0 for a seekable object, as s3transfer writes) in a worker thread."""
     if _is_async(fileobj.write):
         return fileobj.write
-    return lambda data: asyncio.to_thread(fileobj.write, data)
+    write = sink_writer(fileobj)
+    return lambda data: asyncio.to_thread(write, data)
 
 
 async def _full_block(read: Callable[[int], Awaitable[bytes]], size: int) -> bytes:
