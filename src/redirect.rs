@@ -21,8 +21,8 @@ use crate::errors::{RequestTrace, TransferError};
 /// bucket.
 static REGIONS: LazyLock<Mutex<HashMap<(String, String), Region>>> = LazyLock::new(Mutex::default);
 
-/// The buckets whose region is learned and forgotten all at once: the map only grows with
-/// the buckets a program uses, but a bound keeps a long-lived process from holding too many.
+/// How many learned regions are kept before all are forgotten (and learned again as needed):
+/// the map grows only with the buckets a program uses, but a long-lived process may use many.
 const MAX_REGIONS: usize = 4096;
 
 /// The requests of one operation to one bucket.
@@ -64,7 +64,12 @@ impl<'a> BucketRegion<'a> {
         Fut: Future<Output = Result<T, TransferError>>,
     {
         let signed_for = self.known();
-        let result = send(self.settings()).await;
+        let result = send(
+            signed_for
+                .clone()
+                .map(|region| Builder::default().region(region)),
+        )
+        .await;
         let Err(error) = &result else {
             return result;
         };
