@@ -8,7 +8,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use aws_credential_types::Credentials;
-use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::interceptors::InterceptorContext;
+use aws_sdk_s3::config::retry::{ClassifyRetry, RetryAction, RetryConfig};
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::SharedHttpClient;
 use aws_sdk_s3::config::{
@@ -81,6 +82,7 @@ impl ConnectionSettings {
             // Bodies are bounded by the read timeout instead, as botocore bounds them (the SDK's
             // own check gives up on a body after 5 s without bytes, whatever read_timeout says).
             .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
+            .retry_classifier(TooManyRequests)
             .retry_config(
                 if self.adaptive_retries {
                     RetryConfig::adaptive()
@@ -217,6 +219,25 @@ fn pem_certificate_blocks(pem: &[u8]) -> impl Iterator<Item = &[u8]> {
         rest = &rest[end..];
         Some(block)
     })
+}
+
+/// botocore retries a 429 as throttling, whatever its error code (unless the operation models
+/// it, which no S3 operation does); the SDK knows only the throttling codes, and some S3
+/// services answer 429 with another.
+#[derive(Debug)]
+struct TooManyRequests;
+
+impl ClassifyRetry for TooManyRequests {
+    fn classify_retry(&self, context: &InterceptorContext) -> RetryAction {
+        match context.response() {
+            Some(response) if response.status().as_u16() == 429 => RetryAction::throttling_error(),
+            _ => RetryAction::NoActionIndicated,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "s3turbo::TooManyRequests"
+    }
 }
 
 /// Clients by settings. Rotating credentials make new entries, so the cache is emptied when it

@@ -481,23 +481,27 @@ def error_as_boto3_reads_it(error: ClientError) -> tuple:
 SLOW_DOWN_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 2})
 
 
+@pytest.mark.parametrize("answer", [(503, "SlowDown"), (429, "TooManyRequests")])
 @pytest.mark.parametrize("call", ["upload_fileobj", "download_fileobj"])
-def test_overloaded_server_error_reads_as_boto3s(server, bucket, call):
-    """S3 answers 503 SlowDown to every try: both clients retry until the attempts run out and
-    raise a ClientError with the same text ("reached max retries") and response metadata."""
+def test_overloaded_server_error_reads_as_boto3s(server, bucket, call, answer):
+    """S3 answers 503 SlowDown (or, as some S3 services do, 429 with a code of its own) to
+    every try: both clients retry until the attempts run out and raise a ClientError with the
+    same text ("reached max retries") and response metadata."""
     server.boto3_client().put_object(Bucket=bucket, Key="k", Body=b"data")
     seen = {}
     with FaultProxy(server.endpoint_url) as proxy:
-        proxy.inject(Fault(answer_error=(503, "SlowDown"), times=None))
+        overloaded = proxy.inject(Fault(answer_error=answer, times=None))
         for name, client in server.clients_through(proxy, SLOW_DOWN_RETRIES).items():
+            overloaded.hits = 0
             with pytest.raises(ClientError) as caught:
                 if call == "upload_fileobj":
                     client.upload_fileobj(io.BytesIO(b"data"), bucket, "k")
                 else:
                     client.download_fileobj(bucket, "k", io.BytesIO())
-            seen[name] = error_as_boto3_reads_it(caught.value)
+            seen[name] = (error_as_boto3_reads_it(caught.value), overloaded.hits)
     assert seen["s3turbo"] == seen["boto3"]
-    assert "reached max retries" in seen["boto3"][0]
+    assert "reached max retries" in seen["boto3"][0][0]
+    assert seen["boto3"][1] == 2  # every attempt
 
 
 @pytest.mark.parametrize("call", ["upload_fileobj", "download_fileobj"])
