@@ -213,7 +213,7 @@ impl<'a> Fetcher<'a> {
         };
         let response = match sent {
             Ok(response) => response,
-            Err(TransferError::Service { status: 416, .. }) => {
+            Err(TransferError::Service(error)) if error.status == 416 => {
                 return Ok(Opening {
                     head: self.head(cancel).await?,
                     first: Part {

@@ -8,36 +8,17 @@ use std::sync::{Arc, Mutex};
 
 use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_s3::error::{BoxError, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{BoxError, SdkError};
+
+use crate::error_body::{self, ErrorField};
 
 pub type HttpResponse = aws_sdk_s3::config::http::HttpResponse;
 
 #[derive(Debug)]
 pub enum TransferError {
-    /// S3 answered with an error status: becomes botocore's `ClientError`.
-    Service {
-        operation: &'static str,
-        status: u16,
-        code: String,
-        /// `None` when the server sent none: botocore then leaves `Message` out, and its
-        /// exception text says "Unknown".
-        message: Option<String>,
-        /// The response's headers, names in lower case (botocore's `HTTPHeaders`).
-        headers: Vec<(String, String)>,
-        /// The `Region` of the error's body (S3 names the bucket's in AuthorizationHeaderMalformed).
-        region: Option<String>,
-        /// Told by the status alone, as botocore tells an error without a body (every HEAD
-        /// error): then its RequestId and HostId are there, if only as "".
-        told_by_status: bool,
-        /// A 5xx without a body (or with an HTML page), which botocore reads as a generic
-        /// error: without RequestId and HostId.
-        generic: bool,
-        /// Requests sent for the operation, less one (botocore's `RetryAttempts`).
-        retry_attempts: u32,
-        /// No attempts were left (botocore's `MaxAttemptsReached`, "reached max retries" in
-        /// its message).
-        max_attempts_reached: bool,
-    },
+    /// S3 answered with an error status: becomes botocore's `ClientError`. (Boxed: it is far
+    /// larger than the other variants.)
+    Service(Box<ServiceError>),
     /// The endpoint could not be reached (botocore's `EndpointConnectionError`).
     Connection { endpoint: String, detail: String },
     /// The connection closed before a response came (botocore's `ConnectionClosedError`).
@@ -65,6 +46,40 @@ pub enum TransferError {
     Internal(String),
 }
 
+/// An error status and what botocore reports of it.
+#[derive(Debug)]
+pub struct ServiceError {
+    pub operation: &'static str,
+    pub status: u16,
+    /// The error's code, "" if its body has none.
+    pub code: String,
+    /// botocore's `Error` dict: every field of the body (a missing `Message` stays missing,
+    /// and botocore's exception text then says "Unknown"), or the status's code and reason.
+    pub error: Vec<(String, ErrorField)>,
+    /// Keys botocore puts beside `Error` in the response (from a body other than S3's).
+    pub response_keys: Vec<(String, ErrorField)>,
+    /// The response's headers, names in lower case (botocore's `HTTPHeaders`).
+    pub headers: Vec<(String, String)>,
+    /// Where botocore's `ResponseMetadata` takes `RequestId` and `HostId` from.
+    pub ids: RequestIds,
+    /// Requests sent for the operation, less one (botocore's `RetryAttempts`).
+    pub retry_attempts: u32,
+    /// No attempts were left (botocore's `MaxAttemptsReached`, "reached max retries" in
+    /// its message).
+    pub max_attempts_reached: bool,
+}
+
+/// Where botocore's `ResponseMetadata` takes an error's `RequestId` and `HostId` from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RequestIds {
+    /// Told by the status alone (no body, every HEAD): the headers, "" when missing.
+    FromHeadersOrEmpty,
+    /// S3's `<Error>` body: the headers, if there.
+    FromHeaders,
+    /// A generic 5xx (no ids), or another service's body: its own `<RequestId>` alone.
+    Only(Option<String>),
+}
+
 impl TransferError {
     pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
         TransferError::Io {
@@ -76,7 +91,7 @@ impl TransferError {
     /// Converts an SDK error of one operation, whose requests `trace` followed. Connection
     /// errors name the URL of its last request (or `endpoint`), as botocore's
     /// `EndpointConnectionError` does.
-    fn from_sdk<E: ProvideErrorMetadata + std::fmt::Debug>(
+    fn from_sdk<E: std::fmt::Debug>(
         operation: &'static str,
         endpoint: &str,
         trace: &RequestTrace,
@@ -92,51 +107,70 @@ impl TransferError {
                     .iter()
                     .map(|(name, value)| (name.to_ascii_lowercase(), value.to_owned()))
                     .collect();
-                let service_error = context.err();
-                // botocore reports an error without a body (every HEAD error) by its status:
-                // code "404", message "Not Found". Callers match on exactly that.
-                let told_by_status = operation == "HeadObject" || service_error.code().is_none();
                 let body = context.raw().body().bytes().unwrap_or_default();
-                let region = match told_by_status {
-                    true => None,
-                    false => between(body, b"<Region>", b"</Region>"),
-                };
                 // botocore's reading of a 5xx with no body, or an HTML page, as a generic error.
-                let body = body.trim_ascii();
+                let trimmed = body.trim_ascii();
                 let generic = status >= 500
                     && (operation == "HeadObject"
-                        || body.is_empty()
-                        || body.starts_with(b"<html>"));
-                let (code, message) = match (operation, service_error.code()) {
-                    ("HeadObject", _) | (_, None) => (
-                        status.to_string(),
-                        Some(
-                            http::StatusCode::from_u16(status)
-                                .ok()
-                                .and_then(|s| s.canonical_reason())
-                                .unwrap_or("")
-                                .to_owned(),
-                        ),
-                    ),
-                    (_, Some(code)) => {
-                        (code.to_owned(), service_error.message().map(str::to_owned))
+                        || trimmed.is_empty()
+                        || trimmed.starts_with(b"<html>"));
+                // botocore reports an error without a body (every HEAD error) by its status:
+                // code "404", message "Not Found". Callers match on exactly that.
+                let read_body = match (operation, generic) {
+                    ("HeadObject", _) | (_, true) => None,
+                    _ => error_body::read(body),
+                };
+                let (error, mut response_keys, ids) = match read_body {
+                    Some(read) if read.is_s3_error => {
+                        (read.error, read.response_keys, RequestIds::FromHeaders)
+                    }
+                    Some(mut read) => {
+                        let request_id =
+                            match error_body::take(&mut read.response_keys, "RequestId") {
+                                Some(ErrorField::Text(id)) => id,
+                                _ => None,
+                            };
+                        (read.error, read.response_keys, RequestIds::Only(request_id))
+                    }
+                    None => {
+                        let reason = http::StatusCode::from_u16(status)
+                            .ok()
+                            .and_then(|s| s.canonical_reason())
+                            .unwrap_or("");
+                        let error = vec![
+                            (
+                                "Code".to_owned(),
+                                ErrorField::Text(Some(status.to_string())),
+                            ),
+                            (
+                                "Message".to_owned(),
+                                ErrorField::Text(Some(reason.to_owned())),
+                            ),
+                        ];
+                        let ids = match generic {
+                            true => RequestIds::Only(None),
+                            false => RequestIds::FromHeadersOrEmpty,
+                        };
+                        (error, Vec::new(), ids)
                     }
                 };
+                // botocore sets these itself, whatever the body says.
+                response_keys.retain(|(name, _)| name != "Error" && name != "ResponseMetadata");
+                let code = error_body::text(&error, "Code").unwrap_or("").to_owned();
                 let attempts = trace.attempts.load(Ordering::Relaxed).max(1);
                 // botocore's standard retry mode says so of any error on the last attempt.
                 let max_attempts_reached = attempts >= trace.max_attempts;
-                TransferError::Service {
+                TransferError::Service(Box::new(ServiceError {
                     operation,
                     status,
                     code,
-                    message,
+                    error,
+                    response_keys,
                     headers,
-                    region,
-                    told_by_status,
-                    generic,
+                    ids,
                     retry_attempts: attempts - 1,
                     max_attempts_reached,
-                }
+                }))
             }
             SdkError::TimeoutError(_) => TransferError::Timeout {
                 endpoint,
@@ -224,18 +258,6 @@ pub fn body_cut_short(endpoint: &str, what: impl std::fmt::Display) -> TransferE
     }
 }
 
-/// The text between `start` and `end` in `body`.
-fn between(body: &[u8], start: &[u8], end: &[u8]) -> Option<String> {
-    let find = |haystack: &[u8], needle: &[u8]| {
-        haystack
-            .windows(needle.len())
-            .position(|window| window == needle)
-    };
-    let from = find(body, start)? + start.len();
-    let to = from + find(&body[from..], end)?;
-    String::from_utf8(body[from..to].to_vec()).ok()
-}
-
 /// What botocore reports of an operation's requests and the SDK keeps to itself: the URL of
 /// the last one, which botocore names in its connection errors (`Could not connect to the
 /// endpoint URL: "http://host/bucket/key?uploads"`, without the `x-id` query parameter the SDK
@@ -274,7 +296,7 @@ impl RequestTrace {
     }
 
     /// The error of the traced operation (see `TransferError::from_sdk`).
-    pub fn error<E: ProvideErrorMetadata + std::fmt::Debug>(
+    pub fn error<E: std::fmt::Debug>(
         &self,
         operation: &'static str,
         endpoint: &str,

@@ -8,6 +8,7 @@ mod buffers;
 mod client;
 mod credentials;
 mod download;
+mod error_body;
 mod errors;
 mod handoff;
 mod plan;

@@ -21,7 +21,8 @@ use crate::batch::{self, Batch, FileDownload, FileUpload};
 use crate::client::ConnectionSettings;
 use crate::credentials::{CredentialSource, FetchedCredentials, RefreshableSource};
 use crate::download::{self, DownloadArgs, DownloadRequest};
-use crate::errors::TransferError;
+use crate::error_body::ErrorField;
+use crate::errors::{RequestIds, ServiceError, TransferError};
 use crate::handoff::{ChunkQueue, Completion};
 use crate::plan;
 use crate::presign::{self, PresignRequest};
@@ -715,6 +716,21 @@ pub(crate) fn to_py_err(error: TransferError) -> PyErr {
     Python::attach(|py| build_py_err(py, error).unwrap_or_else(|failed_to_build| failed_to_build))
 }
 
+/// botocore's `Error` dict (of `ClientError.response`) of an error's fields.
+fn error_dict<'py>(
+    py: Python<'py>,
+    fields: &[(String, ErrorField)],
+) -> PyResult<Bound<'py, PyDict>> {
+    let dict = PyDict::new(py);
+    for (name, value) in fields {
+        match value {
+            ErrorField::Text(text) => dict.set_item(name, text)?,
+            ErrorField::Nested(inner) => dict.set_item(name, error_dict(py, inner)?)?,
+        }
+    }
+    Ok(dict)
+}
+
 fn build_py_err(py: Python<'_>, error: TransferError) -> PyResult<PyErr> {
     let botocore = py.import("botocore.exceptions")?;
     let with_endpoint = |class: &str, endpoint: String, detail: String| -> PyResult<PyErr> {
@@ -726,26 +742,20 @@ fn build_py_err(py: Python<'_>, error: TransferError) -> PyResult<PyErr> {
         ))
     };
     Ok(match error {
-        TransferError::Service {
-            operation,
-            status,
-            code,
-            message,
-            headers,
-            region,
-            told_by_status,
-            generic,
-            retry_attempts,
-            max_attempts_reached,
-        } => {
-            let details = PyDict::new(py);
-            details.set_item("Code", code)?;
-            if let Some(message) = message {
-                details.set_item("Message", message)?;
-            }
-            if let Some(region) = region {
-                details.set_item("Region", region)?;
-            }
+        TransferError::Service(refused) => {
+            let ServiceError {
+                operation,
+                status,
+                error,
+                response_keys,
+                headers,
+                ids,
+                retry_attempts,
+                max_attempts_reached,
+                ..
+            } = *refused;
+            let response = error_dict(py, &response_keys)?;
+            response.set_item("Error", error_dict(py, &error)?)?;
             // botocore's ResponseMetadata, in its order.
             let http_headers = PyDict::new(py);
             for (name, value) in &headers {
@@ -765,16 +775,24 @@ fn build_py_err(py: Python<'_>, error: TransferError) -> PyResult<PyErr> {
             let metadata = PyDict::new(py);
             let request_id = header("x-amz-request-id")?;
             let host_id = header("x-amz-id-2")?;
-            if generic {
-                // botocore's generic error has no ids.
-            } else if told_by_status {
-                metadata.set_item("RequestId", request_id.unwrap_or_default())?;
-                metadata.set_item("HostId", host_id.unwrap_or_default())?;
-            } else if let Some(id) = header("x-amzn-requestid")? {
-                metadata.set_item("RequestId", id)?;
-            } else if let Some(id) = request_id {
-                metadata.set_item("RequestId", id)?;
-                metadata.set_item("HostId", host_id.unwrap_or_default())?;
+            match ids {
+                RequestIds::FromHeadersOrEmpty => {
+                    metadata.set_item("RequestId", request_id.unwrap_or_default())?;
+                    metadata.set_item("HostId", host_id.unwrap_or_default())?;
+                }
+                RequestIds::FromHeaders => {
+                    if let Some(id) = header("x-amzn-requestid")? {
+                        metadata.set_item("RequestId", id)?;
+                    } else if let Some(id) = request_id {
+                        metadata.set_item("RequestId", id)?;
+                        metadata.set_item("HostId", host_id.unwrap_or_default())?;
+                    }
+                }
+                RequestIds::Only(id) => {
+                    if let Some(id) = id {
+                        metadata.set_item("RequestId", id)?;
+                    }
+                }
             }
             metadata.set_item("HTTPStatusCode", status)?;
             metadata.set_item("HTTPHeaders", http_headers)?;
@@ -782,8 +800,6 @@ fn build_py_err(py: Python<'_>, error: TransferError) -> PyResult<PyErr> {
             if max_attempts_reached {
                 metadata.set_item("MaxAttemptsReached", true)?;
             }
-            let response = PyDict::new(py);
-            response.set_item("Error", details)?;
             response.set_item("ResponseMetadata", metadata)?;
             PyErr::from_value(
                 botocore

@@ -15,7 +15,8 @@ use aws_sdk_s3::config::{Builder, Region};
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::Client;
 
-use crate::errors::{RequestTrace, TransferError};
+use crate::error_body;
+use crate::errors::{RequestTrace, ServiceError, TransferError};
 
 /// The regions learned, by endpoint (as `ConnectionSettings::endpoint_label` names it) and
 /// bucket.
@@ -96,17 +97,18 @@ impl<'a> BucketRegion<'a> {
         error: &TransferError,
         signed_for: Option<Region>,
     ) -> Option<Region> {
-        let TransferError::Service {
+        let TransferError::Service(refused) = error else {
+            return None;
+        };
+        let ServiceError {
             operation,
             status,
             code,
             headers,
-            region: body_region,
+            error: fields,
             ..
-        } = error
-        else {
-            return None;
-        };
+        } = refused.as_ref();
+        let body_region = error_body::text(fields, "Region");
         // botocore does not redirect an access point's requests.
         if self.bucket.starts_with("arn:") {
             return None;
@@ -126,7 +128,7 @@ impl<'a> BucketRegion<'a> {
             .iter()
             .find(|(name, _)| name == "x-amz-bucket-region")
             .map(|(_, value)| value.clone());
-        let region = match header.or_else(|| body_region.clone()) {
+        let region = match header.or_else(|| body_region.map(str::to_owned)) {
             Some(region) => Some(region),
             None => self.head_bucket_region().await,
         }

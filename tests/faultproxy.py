@@ -74,6 +74,8 @@ class Fault:
     # With answer_error: the bucket's region, as S3 names it when a request was signed for
     # another (the x-amz-bucket-region header, and <Region> in the body).
     answer_region: str | None = None
+    # With answer_error: the body to answer with, in place of S3's usual error body.
+    answer_body: str | None = None
     # How many exchanges were given this fault so far: a test checks that it was exercised.
     hits: int = field(default=0, init=False)
 
@@ -231,7 +233,10 @@ class FaultProxy:
                         for _ in reader.body(framing):
                             pass
                     answer = _s3_error(
-                        *fault.answer_error, fault.answer_region, with_body=method != "HEAD"
+                        *fault.answer_error,
+                        fault.answer_region,
+                        body=fault.answer_body,
+                        with_body=method != "HEAD",
                     )
                     client.sendall(answer)
                     continue
@@ -310,14 +315,18 @@ class FaultProxy:
             _reset(sock)
 
 
-def _s3_error(status: int, code: str, region: str | None, with_body: bool) -> bytes:
+def _s3_error(
+    status: int, code: str, region: str | None, body: str | None, with_body: bool
+) -> bytes:
     """An S3 error response (its body left out when answering a HEAD), naming the bucket's
-    `region` if given."""
+    `region` if given, with `body` if given."""
     region_element = f"<Region>{region}</Region>" if region else ""
-    body = (
-        f"<Error><Code>{code}</Code><Message>Injected by the proxy</Message>{region_element}"
-        "</Error>"
-    ).encode()
+    if body is None:
+        body = (
+            f"<Error><Code>{code}</Code><Message>Injected by the proxy</Message>"
+            f"{region_element}</Error>"
+        )
+    body = body.encode()
     reason = http.client.responses.get(status, "Error")
     region_header = f"x-amz-bucket-region: {region}\r\n" if region else ""
     head = (
