@@ -24,6 +24,7 @@ use rustls_pki_types::{pem::PemObject, CertificateDer};
 
 use crate::credentials::{CredentialSource, RefreshingProvider};
 use crate::errors::TransferError;
+use crate::unverified_tls;
 
 /// Everything that decides how requests are sent and signed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -42,6 +43,9 @@ pub struct ConnectionSettings {
     /// botocore's `verify` when it names a CA bundle (AWS_CA_BUNDLE, `ca_bundle` in the config
     /// file): then only its certificates are trusted, as botocore trusts only them.
     pub ca_bundle: Option<PathBuf>,
+    /// False for botocore's `verify=False`: any server certificate is taken (and proxies are
+    /// left to boto3).
+    pub verify_certificates: bool,
     /// botocore's `proxies` for http:// and https:// URLs. Without them, the environment's
     /// (HTTP_PROXY, HTTPS_PROXY, NO_PROXY), as botocore.
     pub http_proxy: Option<String>,
@@ -124,7 +128,15 @@ impl ConnectionSettings {
         if let Some(endpoint) = &self.endpoint_url {
             config = config.endpoint_url(endpoint);
         }
-        if self.ca_bundle.is_some() || self.http_proxy.is_some() || self.https_proxy.is_some() {
+        if !self.verify_certificates {
+            config = config.http_client(unverified_tls::client(
+                Duration::from_millis(self.connect_timeout_ms),
+                Duration::from_millis(self.read_timeout_ms),
+            )?);
+        } else if self.ca_bundle.is_some()
+            || self.http_proxy.is_some()
+            || self.https_proxy.is_some()
+        {
             config = config.http_client(self.https_client()?);
         }
         Ok(Client::from_conf(config.build()))

@@ -19,6 +19,7 @@ mod python_async;
 mod redirect;
 mod request;
 mod runtime;
+mod unverified_tls;
 mod upload;
 
 use pyo3::prelude::*;

@@ -49,7 +49,7 @@ impl Connection {
     #[new]
     #[pyo3(signature = (*, endpoint_url, region, access_key, secret_key, session_token,
                         refresh, credentials_id, force_path_style, accelerate, dual_stack,
-                        fips, ca_bundle, http_proxy,
+                        fips, ca_bundle, verify_certificates, http_proxy,
                         https_proxy, connect_timeout, read_timeout, max_attempts, retry_mode,
                         request_checksum_calculation, response_checksum_validation))]
     #[allow(clippy::too_many_arguments)]
@@ -66,6 +66,7 @@ impl Connection {
         dual_stack: bool,
         fips: bool,
         ca_bundle: Option<PathBuf>,
+        verify_certificates: bool,
         http_proxy: Option<String>,
         https_proxy: Option<String>,
         connect_timeout: f64,
@@ -103,6 +104,7 @@ impl Connection {
                 dual_stack,
                 fips,
                 ca_bundle,
+                verify_certificates,
                 http_proxy,
                 https_proxy,
                 connect_timeout_ms: millis(connect_timeout),

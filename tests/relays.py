@@ -116,11 +116,13 @@ class ForwardProxy(Relay):
 
 
 class Certificates:
-    """A test CA and a certificate for localhost signed by it, as PEM files in `directory`."""
+    """A test CA and a certificate for localhost signed by it, as PEM files in `directory`;
+    `expired`: one that expired yesterday."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, expired: bool = False):
         now = datetime.datetime.now(datetime.timezone.utc)
-        validity = (now - datetime.timedelta(days=1), now + datetime.timedelta(days=1))
+        day = datetime.timedelta(days=1)
+        validity = (now - 2 * day, now - day) if expired else (now - day, now + day)
         ca_key = ec.generate_private_key(ec.SECP256R1())
         ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "s3turbo test CA")])
         ca_cert = (

@@ -9,12 +9,20 @@ import io
 import boto3
 import pytest
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, EndpointResolutionError, SSLError
+from botocore.exceptions import (
+    BotoCoreError,
+    EndpointConnectionError,
+    EndpointResolutionError,
+    ReadTimeoutError,
+    SSLError,
+)
 from helpers import MIB, sha256_file, write_random
+from urllib3.exceptions import InsecureRequestWarning
 
 import s3turbo
 from faultproxy import Fault, FaultProxy
 from relays import Certificates, ForwardProxy, TlsFront
+from servers import free_port
 
 ONE_ATTEMPT = {"total_max_attempts": 1}
 
@@ -80,6 +88,84 @@ def test_untrusted_certificate_is_an_ssl_error_as_in_boto3(
                 client.download_file(bucket, "k", str(tmp_path / "out.bin"))
     assert_engine_served(caplog)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["source.bin"]
+
+
+@pytest.fixture
+def unverified_front(s3s_fs, tmp_path_factory, request):
+    """https://localhost:<port> in front of s3s-fs, with a certificate from an unknown CA, or
+    an expired one (`indirect` parameter "expired")."""
+    expired = getattr(request, "param", "") == "expired"
+    certificates = Certificates(tmp_path_factory.mktemp("unverified"), expired=expired)
+    front = TlsFront(s3s_fs_port(s3s_fs), certificates)
+    yield front
+    front.close()
+
+
+UNVERIFIED_WARNING = "Unverified HTTPS request is being made to host 'localhost'"
+
+
+@pytest.mark.parametrize("unverified_front", ["unknown CA", "expired"], indirect=True)
+def test_verify_false_takes_any_certificate(s3s_fs, unverified_front, tmp_path, caplog):
+    """verify=False: the engine serves the calls over HTTPS to a server whose certificate
+    nothing vouches for, and warns as boto3 (urllib3) does; boto3 reads what it wrote."""
+    bucket = s3s_fs.new_bucket()
+    kwargs = {"endpoint_url": f"https://localhost:{unverified_front.port}", "verify": False}
+    with caplog.at_level("DEBUG", logger="s3turbo"):
+        with pytest.warns(InsecureRequestWarning, match=UNVERIFIED_WARNING):
+            round_trip(s3s_fs.s3turbo_client(**kwargs), bucket, tmp_path, size=9 * MIB)
+    assert_engine_served(caplog)
+    with pytest.warns(InsecureRequestWarning, match=UNVERIFIED_WARNING):
+        s3s_fs.boto3_client(**kwargs).download_file(bucket, "k", str(tmp_path / "boto3.bin"))
+    assert sha256_file(tmp_path / "boto3.bin") == sha256_file(tmp_path / "source.bin")
+    assert unverified_front.connections >= 1
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+@pytest.mark.parametrize("call", ["upload_fileobj", "download_fileobj"])
+def test_verify_false_errors_are_boto3s(s3s_fs, tmp_path, call):
+    """Through the engine's client for verify=False, a closed port, and a server that takes a
+    PUT and never answers, are the errors boto3 raises. (A silent GET is not compared: boto3's
+    download has had its HEAD answered by then, and s3transfer retries the GET on its own.)"""
+    bucket = s3s_fs.new_bucket()
+    s3s_fs.boto3_client().put_object(Bucket=bucket, Key="k", Body=b"data")
+    config = Config(read_timeout=1, retries=ONE_ATTEMPT)
+    (tmp_path / "certificates").mkdir()
+    certificates = Certificates(tmp_path / "certificates")
+    seen = {}
+    with FaultProxy(s3s_fs.endpoint_url) as proxy:
+        method = "PUT" if call == "upload_fileobj" else "GET"
+        proxy.inject(Fault(method=method, stall_response_head=True, times=None))
+        front = TlsFront(int(proxy.endpoint_url.rsplit(":", 1)[1]), certificates)
+        endpoints = {"closed": f"https://localhost:{free_port()}"}
+        if call == "upload_fileobj":
+            endpoints["silent"] = f"https://localhost:{front.port}"
+        try:
+            for name, make in (("boto3", s3s_fs.boto3_client), ("s3turbo", s3s_fs.s3turbo_client)):
+                for case, endpoint in endpoints.items():
+                    client = make(endpoint_url=endpoint, verify=False, config=config)
+                    with pytest.raises(Exception) as caught:
+                        if call == "upload_fileobj":
+                            client.upload_fileobj(io.BytesIO(b"data"), bucket, "k")
+                        else:
+                            client.download_fileobj(bucket, "k", io.BytesIO())
+                    seen[name, case] = (type(caught.value), str(caught.value))
+        finally:
+            front.close()
+    for case in endpoints:
+        assert seen["s3turbo", case] == seen["boto3", case]
+    assert seen["boto3", "closed"][0] is EndpointConnectionError
+    if call == "upload_fileobj":
+        assert seen["boto3", "silent"][0] is ReadTimeoutError
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_verify_false_with_a_proxy_falls_back_to_boto3(s3s_fs, monkeypatch, caplog):
+    """The engine's client for verify=False does not go through proxies: boto3 serves."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    client = s3s_fs.s3turbo_client(verify=False)
+    with caplog.at_level("DEBUG", logger="s3turbo"):
+        client.upload_fileobj(io.BytesIO(b"data"), s3s_fs.new_bucket(), "k")
+    assert any("verify=False with a proxy" in r.getMessage() for r in caplog.records)
 
 
 def test_explicit_proxy(s3s_fs, tmp_path, caplog):

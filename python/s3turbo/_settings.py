@@ -8,6 +8,9 @@ import functools
 import os
 import re
 import sys
+import urllib.parse
+import urllib.request
+import warnings
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +28,7 @@ from s3transfer.constants import FULL_OBJECT_CHECKSUM_ARGS
 from s3transfer.manager import TransferManager
 from s3transfer.upload import UploadSubmissionTask
 from s3transfer.utils import set_default_checksum_algorithm
+from urllib3.exceptions import InsecureRequestWarning
 
 from . import _core
 
@@ -47,6 +51,9 @@ def connection(client: Any) -> _core.Connection:
     """The endpoint, region, credentials and HTTP settings the botocore client would use."""
     builtins = client._ruleset_resolver._builtins
     config = client.meta.config
+    verify = _verifies_certificates(client)
+    if not verify:
+        _warn_unverified(client.meta.endpoint_url)
     return _core.Connection(
         endpoint_url=builtins.get(EndpointResolverBuiltins.SDK_ENDPOINT),
         region=client.meta.region_name or "us-east-1",
@@ -56,6 +63,7 @@ def connection(client: Any) -> _core.Connection:
         dual_stack=bool(builtins.get(EndpointResolverBuiltins.AWS_USE_DUALSTACK)),
         fips=bool(builtins.get(EndpointResolverBuiltins.AWS_USE_FIPS)),
         ca_bundle=_ca_bundle(client),
+        verify_certificates=verify,
         http_proxy=(config.proxies or {}).get("http"),
         https_proxy=(config.proxies or {}).get("https"),
         connect_timeout=float(config.connect_timeout),
@@ -107,6 +115,24 @@ def _refresher(credentials: RefreshableCredentials) -> Callable[[], tuple]:
     return refresh
 
 
+def _verifies_certificates(client: Any) -> bool:
+    """False for a client made with verify=False."""
+    return getattr(client._endpoint.http_session, "_verify", True) is not False
+
+
+def _warn_unverified(endpoint_url: str) -> None:
+    """urllib3's warning for an HTTPS request with verify=False, which boto3 users see."""
+    parts = urllib.parse.urlsplit(endpoint_url)
+    if parts.scheme == "https":
+        warnings.warn(
+            f"Unverified HTTPS request is being made to host '{parts.hostname}'. "
+            "Adding certificate verification is strongly advised. See: "
+            "https://urllib3.readthedocs.io/en/latest/advanced-usage.html#tls-warnings",
+            InsecureRequestWarning,
+            stacklevel=2,
+        )
+
+
 def _ca_bundle(client: Any) -> str | None:
     """The CA bundle botocore verifies https servers with, when it is not its default one
     (verify=<path>, AWS_CA_BUNDLE, ca_bundle in the config file)."""
@@ -115,6 +141,11 @@ def _ca_bundle(client: Any) -> str | None:
     if https and isinstance(verify, str) and verify != get_cert_path(True):
         return verify
     return None
+
+
+def _environment_proxies() -> bool:
+    """Whether HTTP_PROXY, HTTPS_PROXY or ALL_PROXY (any case) is set."""
+    return any(urllib.request.getproxies_environment().get(s) for s in ("http", "https", "all"))
 
 
 def unsupported_client_setting(client: Any) -> str | None:
@@ -131,9 +162,9 @@ def unsupported_client_setting(client: Any) -> str | None:
         return "https or authenticated proxies"
     if len(set(proxies.values())) > 1:
         return "different proxies for http and https"
-    verify = getattr(client._endpoint.http_session, "_verify", True)
-    if verify is False:
-        return "verify=False"
+    if not _verifies_certificates(client) and (proxies or _environment_proxies()):
+        # The engine's client for verify=False goes direct.
+        return "verify=False with a proxy"
     ca_bundle = _ca_bundle(client)
     if ca_bundle is not None and not os.path.isfile(ca_bundle):
         return f"the CA bundle {ca_bundle!r} is not a file"
