@@ -86,11 +86,11 @@ pub async fn download_file(
     let concurrency = request.options.max_concurrency.max(1);
     let (fetcher, temp_ref, progress, etag) = (&fetcher, &temp, &progress, etag.as_deref());
     let fetch_all = futures_util::stream::iter(fetcher.jobs(opening))
-        .map(|(part, response)| {
+        .map(|(part, start)| {
             let mut writer = FileRange::new(temp_ref, part);
             async move {
                 fetcher
-                    .fetch_part(part, etag, response, progress, &mut writer)
+                    .fetch_part(part, etag, start, progress, &mut writer)
                     .await
             }
         })
@@ -123,12 +123,12 @@ pub async fn download_to_queue(
     let concurrency = request.options.max_concurrency.max(1);
     let (fetcher_ref, progress, etag) = (&fetcher, &progress, etag.as_deref());
     let mut in_order = futures_util::stream::iter(fetcher.jobs(opening))
-        .map(|(part, response)| {
+        .map(|(part, start)| {
             let fetcher = fetcher_ref;
             async move {
                 let mut buffer = MemoryRange::default();
                 fetcher
-                    .fetch_part(part, etag, response, progress, &mut buffer)
+                    .fetch_part(part, etag, start, progress, &mut buffer)
                     .await?;
                 Ok::<_, TransferError>(buffer.0.freeze())
             }
@@ -152,12 +152,38 @@ struct Head {
     etag: Option<String>,
 }
 
-/// What the first ranged GET told of the object, and its response to read the first part from
-/// (`None` for an empty object, which HeadObject described).
+impl Opening {
+    /// The object's first part: its first `first_len` bytes (or all of a smaller one).
+    fn first_part(head: Head, first_len: u64, start: Start) -> Self {
+        let len = head.size.min(first_len);
+        Opening {
+            head,
+            first: Part {
+                number: 1,
+                offset: 0,
+                len,
+            },
+            start,
+        }
+    }
+}
+
+/// What the first ranged GET (or a HeadObject) told of the object, and how its first part's
+/// fetch starts.
 struct Opening {
     head: Head,
     first: Part,
-    response: Option<GetObjectOutput>,
+    start: Start,
+}
+
+/// How a part's fetch starts.
+enum Start {
+    /// With a GET to send.
+    Fresh,
+    /// With the response of the first range's GET, already sent.
+    Opened(Box<GetObjectOutput>),
+    /// The first range's GET timed out: that was one of the part's attempts.
+    OpeningTimedOut,
 }
 
 struct Fetcher<'a> {
@@ -183,6 +209,9 @@ impl<'a> Fetcher<'a> {
     /// HeadObject s3transfer sends first: one round trip fewer, and all of an object below the
     /// multipart threshold in it. Its errors are reported as boto3 reports those of its
     /// HeadObject (code "404", ...). An empty object has no first range (416): HeadObject.
+    /// A GET that times out is where s3transfer's GET would have (its HeadObject answered
+    /// first), and s3transfer tries that GET again: so a HeadObject tells the size, and the
+    /// first part's fetch goes on with the attempts left.
     async fn open(&self, cancel: &CancellationToken) -> Result<Opening, TransferError> {
         let options = &self.request.options;
         let first_len = options
@@ -214,31 +243,30 @@ impl<'a> Fetcher<'a> {
         let response = match sent {
             Ok(response) => response,
             Err(TransferError::Service(error)) if error.status == 416 => {
-                return Ok(Opening {
-                    head: self.head(cancel).await?,
-                    first: Part {
-                        number: 1,
-                        offset: 0,
-                        len: 0,
-                    },
-                    response: None,
-                })
+                return Ok(Opening::first_part(
+                    self.head(cancel).await?,
+                    0,
+                    Start::Fresh,
+                ));
+            }
+            Err(error) if error.is_retried_download_error() => {
+                if options.num_download_attempts <= 1 {
+                    return Err(TransferError::RetriesExceeded(Box::new(error)));
+                }
+                let head = self.head(cancel).await?;
+                return Ok(Opening::first_part(head, first_len, Start::OpeningTimedOut));
             }
             Err(error) => return Err(error),
         };
-        let size = object_size(&response)?;
-        Ok(Opening {
-            head: Head {
-                size,
-                etag: response.e_tag.clone(),
-            },
-            first: Part {
-                number: 1,
-                offset: 0,
-                len: size.min(first_len),
-            },
-            response: Some(response),
-        })
+        let head = Head {
+            size: object_size(&response)?,
+            etag: response.e_tag.clone(),
+        };
+        Ok(Opening::first_part(
+            head,
+            first_len,
+            Start::Opened(Box::new(response)),
+        ))
     }
 
     async fn head(&self, cancel: &CancellationToken) -> Result<Head, TransferError> {
@@ -277,12 +305,12 @@ impl<'a> Fetcher<'a> {
     /// The ranges to fetch, the first with the response that has its bytes: after the first
     /// range, the rest of an object below the multipart threshold as one range, of a larger
     /// one in ranges of `multipart_chunksize`.
-    fn jobs(&self, opening: Opening) -> Vec<(Part, Option<GetObjectOutput>)> {
+    fn jobs(&self, opening: Opening) -> Vec<(Part, Start)> {
         let options = &self.request.options;
         let (size, start) = (opening.head.size, opening.first.len);
         let mut jobs = Vec::new();
-        if opening.response.is_some() {
-            jobs.push((opening.first, opening.response));
+        if opening.first.len > 0 {
+            jobs.push((opening.first, opening.start));
         }
         if size > start {
             let rest = size - start;
@@ -297,7 +325,7 @@ impl<'a> Fetcher<'a> {
                     offset: part.offset + start,
                     len: part.len,
                 };
-                (part, None)
+                (part, Start::Fresh)
             }));
         }
         jobs
@@ -306,18 +334,21 @@ impl<'a> Fetcher<'a> {
     /// Fetches one range into `writer`, retrying a broken or timed-out response up to
     /// `num_download_attempts` times in all, as s3transfer does for errors the SDK's own
     /// retries do not cover (those in the middle of a body).
-    /// `response`, when given, is the first attempt's (the first range's GET, already sent).
     async fn fetch_part(
         &self,
         part: Part,
         etag: Option<&str>,
-        mut response: Option<GetObjectOutput>,
+        start: Start,
         progress: &Arc<Progress>,
         writer: &mut impl PartWriter,
     ) -> Result<(), TransferError> {
         let attempt = AttemptCounter::new(progress.clone());
         let attempts = self.request.options.num_download_attempts.max(1);
-        let mut tries = 0;
+        let (mut tries, mut response) = match start {
+            Start::Fresh => (0, None),
+            Start::Opened(response) => (0, Some(*response)),
+            Start::OpeningTimedOut => (1, None),
+        };
         loop {
             tries += 1;
             let generation = attempt.restart();

@@ -409,6 +409,40 @@ def test_stalled_get_body_ends_after_the_read_timeout_as_in_boto3(s3s_fs, tmp_pa
     assert isinstance(errors["s3turbo"].last_exception, ReadTimeoutError)
 
 
+@pytest.mark.parametrize("method", ["download_file", "download_fileobj"])
+def test_get_whose_answer_never_comes_is_tried_again_as_in_boto3(s3s_fs, tmp_path, method):
+    """No GET is answered. boto3 has the size from its HeadObject, and s3transfer sends the GET
+    again up to num_download_attempts times. The engine's first GET stands for that HeadObject:
+    when it times out, a HeadObject tells the size and the GET is tried for the attempts left.
+    The same GETs, the same error, nothing left behind."""
+    bucket = s3s_fs.new_bucket()
+    s3s_fs.boto3_client().put_object(Bucket=bucket, Key="k", Body=b"data")
+    one_try = Config(connect_timeout=1, read_timeout=1, retries={"total_max_attempts": 1})
+    out = tmp_path / "out"
+    out.mkdir()
+    errors, gets = {}, {}
+    with FaultProxy(s3s_fs.endpoint_url) as proxy:
+        for name, client in s3s_fs.clients_through(proxy, one_try).items():
+            silent = proxy.inject(Fault(method="GET", stall_response_head=True, times=None))
+            sink = str(out / name) if method == "download_file" else io.BytesIO()
+            errors[name], _ = outcome_within(
+                FAIL_FAST_BOUND,
+                getattr(client, method),
+                bucket,
+                "k",
+                sink,
+                Config=TransferConfig(num_download_attempts=3),
+            )
+            proxy.clear()
+            gets[name] = silent.hits
+    assert gets == {"boto3": 3, "s3turbo": 3}
+    assert isinstance(errors["boto3"], RETRIES_EXCEEDED[method])
+    assert type(errors["s3turbo"]) is type(errors["boto3"])
+    assert isinstance(errors["boto3"].last_exception, ReadTimeoutError)
+    assert isinstance(errors["s3turbo"].last_exception, ReadTimeoutError)
+    assert listing(out) == []
+
+
 def test_a_request_failing_in_two_ways_gets_the_attempts_boto3_gives_it(s3s_fs, tmp_path):
     """A PutObject whose connection is reset once and whose response then never comes:
     botocore spends one budget of attempts (3 here) on both kinds of failure, and so does the
