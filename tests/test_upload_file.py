@@ -12,6 +12,7 @@ import zlib
 import pytest
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
 from botocore.exceptions import ClientError
 from helpers import (
     MIB,
@@ -102,6 +103,34 @@ def test_extra_args_on_a_multipart_upload(server, bucket, tmp_path):
     assert head["ContentType"] == "text/csv"
     assert head["Metadata"] == {"k": "v"}
     assert head["ETag"].endswith('-2"')
+
+
+@pytest.mark.parametrize("size", [1000, 6 * MIB])
+def test_sse_c_key_as_bytes_is_sent_as_boto3_sends_it(server, bucket, proxy, tmp_path, size):
+    """An SSE-C key as bytes (os.urandom(32), the usual form) works in all four transfers:
+    botocore encodes it (base64, with its MD5) before it checks types, and every request
+    carries the SSE-C headers boto3's carry."""
+    sse_c = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": os.urandom(32)}
+    config = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
+    source = write_random(tmp_path / "source.bin", size)
+    sent = {}
+    for name, client in server.clients_through(proxy, Config()).items():
+        proxy.requests.clear()
+        client.upload_file(str(source), bucket, name, ExtraArgs=sse_c, Config=config)
+        with open(source, "rb") as stream:
+            client.upload_fileobj(stream, bucket, f"{name}-fileobj", ExtraArgs=sse_c, Config=config)
+        out = tmp_path / f"{name}.out"
+        client.download_file(bucket, name, str(out), ExtraArgs=sse_c, Config=config)
+        sink = io.BytesIO()
+        client.download_fileobj(bucket, f"{name}-fileobj", sink, ExtraArgs=sse_c, Config=config)
+        assert sha256_file(out) == sha256_file(source)
+        assert sink.getvalue() == source.read_bytes()
+        sent[name] = {
+            tuple(sorted((k, v) for k, v in r.headers.items() if "-customer-" in k))
+            for r in proxy.requests
+        }
+    assert sent["s3turbo"] == sent["boto3"]
+    assert len(next(iter(sent["boto3"]))) == 3  # algorithm, key and its MD5 on every request
 
 
 def test_transfer_config_is_honoured(server, bucket, tmp_path):

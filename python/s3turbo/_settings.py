@@ -390,14 +390,17 @@ def download_args(client: Any, bucket: str, key: str, extra_args: dict | None) -
     as botocore encodes it."""
     args = dict(extra_args or {})
     _check_known_args(args, TransferManager.ALLOWED_DOWNLOAD_ARGS)
-    _validate(client, "GetObject", {"Bucket": bucket, "Key": key, **args})
     handlers.sse_md5(args)
+    _validate(client, "GetObject", {"Bucket": bucket, "Key": key, **args})
     return {name: str(value) for name, value in args.items()}
 
 
 def _validate(client: Any, operation: str, params: dict) -> None:
     """The ParamValidationError botocore raises before sending `operation`: types and lengths
-    from the service model, then the bucket name and ASCII-only metadata."""
+    from the service model, then the bucket name and ASCII-only metadata. An SSE-C key is
+    checked as botocore checks it, once encoded (a bytes key becomes base64 text first)."""
+    params = dict(params)
+    handlers.sse_md5(params)
     validate_parameters(params, client.meta.service_model.operation_model(operation).input_shape)
     handlers.validate_bucket_name(params)
     handlers.validate_ascii_metadata(params)
