@@ -1,11 +1,13 @@
-//! SigV4 query-string presigning for S3 URLs, computed locally. Produces the URL botocore
-//! produces with `signature_version="s3v4"` for the same request and time: same canonical
-//! request, same query order, same encoding.
+//! Query-string presigning for S3 URLs, computed locally: SigV4, the URL botocore produces with
+//! `signature_version="s3v4"`, and SigV2, botocore's default for presigning in the regions that
+//! still take it. The same URL for the same request and time: same string to sign, same query
+//! order, same encoding.
 
 use std::fmt::Write;
 use std::sync::Mutex;
 
 use hmac::{Hmac, KeyInit, Mac};
+use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
 /// One URL to presign. `endpoint` is scheme and authority (`https://bkt.s3.amazonaws.com`),
@@ -35,10 +37,7 @@ pub fn presign_url(request: &PresignRequest<'_>) -> String {
     let (date, timestamp) = amz_date(request.now);
     let scope = format!("{date}/{}/s3/aws4_request", request.region);
 
-    let mut path = String::with_capacity(request.path_prefix.len() + request.key.len() + 8);
-    path.push_str(request.path_prefix);
-    path.push('/');
-    uri_encode(&mut path, request.key, true);
+    let path = object_path(request.path_prefix, request.key);
 
     let mut signed_headers = String::from("host");
     let mut headers: Vec<(&str, &str)> = request
@@ -119,6 +118,124 @@ pub fn presign_url(request: &PresignRequest<'_>) -> String {
     url.push_str("&X-Amz-Signature=");
     url.push_str(&signature);
     url
+}
+
+/// One URL to presign with SigV2 (botocore's `HmacV1QueryAuth`).
+#[derive(Debug)]
+pub struct PresignV2Request<'a> {
+    pub method: &'a str,
+    pub endpoint: &'a str,
+    pub path_prefix: &'a str,
+    /// Signed as part of the path, whether or not the URL has it there (virtual-host style).
+    pub bucket: &'a str,
+    pub key: &'a str,
+    /// Query parameters of the operation, unencoded, in the order of the call's Params.
+    pub query: &'a [(String, String)],
+    /// The operation's header parameters, lowercase names, in the order of the call's Params.
+    /// SigV2 signs only x-amz-*, content-md5 and content-type, and moves them to the query.
+    pub headers: &'a [(String, String)],
+    pub access_key: &'a str,
+    pub secret_key: &'a str,
+    pub session_token: Option<&'a str>,
+    /// The Unix time the URL expires at, as botocore writes it.
+    pub expires: &'a str,
+}
+
+/// Query parameters SigV2 signs as sub-resources (botocore's `QSAOfInterest`, those that can
+/// be parameters of the operations presigned here).
+const SIGNED_SUB_RESOURCES: &[&str] = &[
+    "partNumber",
+    "response-cache-control",
+    "response-content-disposition",
+    "response-content-encoding",
+    "response-content-language",
+    "response-content-type",
+    "response-expires",
+    "uploadId",
+    "versionId",
+];
+
+pub fn presign_url_v2(request: &PresignV2Request<'_>) -> String {
+    let path = object_path(request.path_prefix, request.key);
+    // The headers as botocore's request has them when it signs: the operation's, then the
+    // session token, then Date (the expiry time).
+    let mut headers: Vec<(&str, &str)> = request
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    if let Some(token) = request.session_token {
+        headers.push(("x-amz-security-token", token));
+    }
+    let standard = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or("", |(_, v)| v.trim_matches(is_python_whitespace))
+    };
+    let mut string_to_sign = format!(
+        "{}\n{}\n{}\n{}\n",
+        request.method,
+        standard("content-md5"),
+        standard("content-type"),
+        request.expires
+    );
+    let mut amz: Vec<(&str, &str)> = headers
+        .iter()
+        .filter(|(n, _)| n.starts_with("x-amz-"))
+        .map(|&(n, v)| (n, v.trim_matches(is_python_whitespace)))
+        .collect();
+    amz.sort_unstable();
+    for (name, value) in amz {
+        let _ = writeln!(string_to_sign, "{name}:{value}");
+    }
+    string_to_sign.push('/');
+    uri_encode(&mut string_to_sign, request.bucket, false);
+    string_to_sign.push('/');
+    uri_encode(&mut string_to_sign, request.key, true);
+    let mut sub_resources: Vec<&(String, String)> = request
+        .query
+        .iter()
+        .filter(|(n, _)| SIGNED_SUB_RESOURCES.contains(&n.as_str()))
+        .collect();
+    sub_resources.sort_by_key(|(n, _)| n.as_str());
+    for (i, (name, value)) in sub_resources.into_iter().enumerate() {
+        string_to_sign.push(if i == 0 { '?' } else { '&' });
+        let _ = write!(string_to_sign, "{name}={value}");
+    }
+    let mut mac = Hmac::<Sha1>::new_from_slice(request.secret_key.as_bytes())
+        .expect("HMAC takes keys of any length");
+    mac.update(string_to_sign.as_bytes());
+    let signature = aws_smithy_types::base64::encode(mac.finalize().into_bytes());
+
+    let mut query: Vec<(String, String)> = request
+        .query
+        .iter()
+        .map(|(n, v)| (encoded(n), encoded(v)))
+        .collect();
+    query.push(("AWSAccessKeyId".into(), encoded(request.access_key)));
+    query.push(("Signature".into(), encoded(&signature)));
+    for (name, value) in headers {
+        if name.starts_with("x-amz-") || name == "content-md5" || name == "content-type" {
+            query.push((encoded(name), encoded(value)));
+        }
+    }
+    query.push(("Expires".into(), encoded(request.expires)));
+    let mut url = String::with_capacity(request.endpoint.len() + path.len() + 200);
+    url.push_str(request.endpoint);
+    url.push_str(&path);
+    url.push('?');
+    join_query(&mut url, query.iter());
+    url
+}
+
+/// The URL path of an object: the endpoint's prefix, then the key encoded with its slashes.
+fn object_path(prefix: &str, key: &str) -> String {
+    let mut path = String::with_capacity(prefix.len() + key.len() + 8);
+    path.push_str(prefix);
+    path.push('/');
+    uri_encode(&mut path, key, true);
+    path
 }
 
 /// Python's `str.isspace()`: Unicode whitespace, and the four separators \x1c-\x1f.
@@ -277,6 +394,30 @@ mod tests {
              &X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request\
              &X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&X-Amz-SignedHeaders=host\
              &X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"
+        );
+    }
+
+    /// The example of AWS's SigV2 documentation for a presigned GET ("Query string request
+    /// authentication alternative").
+    #[test]
+    fn matches_the_aws_sigv2_documentation_example() {
+        let url = presign_url_v2(&PresignV2Request {
+            method: "GET",
+            endpoint: "https://johnsmith.s3.amazonaws.com",
+            path_prefix: "",
+            bucket: "johnsmith",
+            key: "photos/puppy.jpg",
+            query: &[],
+            headers: &[],
+            access_key: "AKIAIOSFODNN7EXAMPLE",
+            secret_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            session_token: None,
+            expires: "1175139620",
+        });
+        assert_eq!(
+            url,
+            "https://johnsmith.s3.amazonaws.com/photos/puppy.jpg?AWSAccessKeyId=AKIAIOSFODNN7EXAMPLE\
+             &Signature=NpgCjnDzrM%2BWFzoENXmpNDUsSn8%3D&Expires=1175139620"
         );
     }
 }

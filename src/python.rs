@@ -25,7 +25,7 @@ use crate::error_body::ErrorField;
 use crate::errors::{RequestIds, ServiceError, TransferError};
 use crate::handoff::{ChunkQueue, Completion};
 use crate::plan;
-use crate::presign::{self, PresignRequest};
+use crate::presign::{self, PresignRequest, PresignV2Request};
 use crate::progress::Progress;
 use crate::request::{Headers, TransferOptions};
 use crate::runtime::{engine, Engine};
@@ -907,6 +907,39 @@ fn presign_url(
     })
 }
 
+/// A SigV2 presigned URL, computed locally (see `presign.rs` for the arguments).
+#[pyfunction]
+#[pyo3(signature = (method, endpoint, path_prefix, bucket, key, query, headers, access_key,
+                    secret_key, session_token, expires))]
+#[allow(clippy::too_many_arguments)]
+fn presign_url_v2(
+    method: &str,
+    endpoint: &str,
+    path_prefix: &str,
+    bucket: &str,
+    key: &str,
+    query: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
+    access_key: &str,
+    secret_key: &str,
+    session_token: Option<&str>,
+    expires: &str,
+) -> String {
+    presign::presign_url_v2(&PresignV2Request {
+        method,
+        endpoint,
+        path_prefix,
+        bucket,
+        key,
+        query: &query,
+        headers: &headers,
+        access_key,
+        secret_key,
+        session_token,
+        expires,
+    })
+}
+
 pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<Connection>()?;
     module.add_class::<Options>()?;
@@ -919,5 +952,6 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(download_files, module)?)?;
     module.add_function(wrap_pyfunction!(list_keys, module)?)?;
     module.add_function(wrap_pyfunction!(presign_url, module)?)?;
+    module.add_function(wrap_pyfunction!(presign_url_v2, module)?)?;
     Ok(())
 }

@@ -732,18 +732,20 @@ FIXED = datetime.datetime(2026, 11, 26, 13, 0, 7, tzinfo=datetime.timezone.utc)
 def frozen_time():
     with (
         mock.patch("botocore.auth.get_current_datetime", return_value=FIXED),
+        mock.patch("botocore.auth.time.time", return_value=FIXED.timestamp()),
         mock.patch.object(s3turbo._presign, "_now", return_value=FIXED.timestamp()),
     ):
         yield
 
 
-@pytest.fixture(scope="module")
-def presigners(s3s_fs) -> dict[str, Any]:
-    """boto3 signing as the engine does (SigV4: a client with no signature_version and a custom
-    endpoint would make SigV2 URLs), and s3turbo. Not a patched client: see the next test."""
+@pytest.fixture(scope="module", params=[None, "s3v4"], ids=["SigV2", "SigV4"])
+def presigners(s3s_fs, request) -> dict[str, Any]:
+    """boto3 and s3turbo, both with botocore's default presigning (SigV2 on this client, set to
+    us-east-1) or with SigV4. Not a patched client: see the next test."""
+    config = Config(signature_version=request.param)
     return {
-        "boto3": s3s_fs.boto3_client(config=Config(signature_version="s3v4")),
-        "s3turbo": s3s_fs.s3turbo_client(),
+        "boto3": s3s_fs.boto3_client(config=config),
+        "s3turbo": s3s_fs.s3turbo_client(config=config),
     }
 
 

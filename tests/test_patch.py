@@ -233,14 +233,14 @@ def test_user_event_handlers_keep_seeing_their_requests(s3s_fs, tmp_path, engine
 
 
 def test_patched_clients_presign_on_the_engine(monkeypatch):
-    """After patch(), S3 clients presign on the engine (the URL is botocore's s3v4 one); other
-    services' clients keep botocore's; unpatch() restores botocore's for new clients."""
+    """After patch(), S3 clients presign on the engine (SigV4: the region takes nothing else);
+    other services' clients keep botocore's; unpatch() restores botocore's for new clients."""
     signed = []
     original = s3turbo._core.presign_url
     monkeypatch.setattr(
         s3turbo._core, "presign_url", lambda *a, **k: signed.append(1) or original(*a, **k)
     )
-    kwargs = {"region_name": "eu-west-1", "aws_access_key_id": "a", "aws_secret_access_key": "b"}
+    kwargs = {"region_name": "eu-central-1", "aws_access_key_id": "a", "aws_secret_access_key": "b"}
     params = {"Bucket": "bkt", "Key": "k"}
     s3turbo.patch()
     try:

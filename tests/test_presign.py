@@ -1,9 +1,11 @@
-"""generate_presigned_url: computed by the engine, identical to botocore's SigV4 URL, and
-accepted (or refused) by a server that checks signatures."""
+"""generate_presigned_url: computed by the engine, identical to botocore's URL (SigV4, or the
+SigV2 botocore presigns with by default in the regions that take it), and accepted (or refused)
+by a server that checks signatures."""
 
 from __future__ import annotations
 
 import datetime
+import re
 import time
 import urllib.error
 import urllib.request
@@ -43,26 +45,62 @@ CLIENTS = [
     {"region_name": "eu-west-1", "aws_session_token": "session/token+="},
     {"region_name": "us-east-1"},
     {"region_name": "us-west-2", "config": Config(s3={"addressing_style": "path"})},
+    # A region that takes only SigV4: botocore's default presigning is SigV4 there.
+    {"region_name": "eu-central-1", "aws_session_token": "t"},
 ]
+
+# More cases for SigV2, which signs some headers and parameters and moves headers to the query.
+SIGV2_CASES = [
+    (
+        "put_object",
+        {
+            "Bucket": "bkt",
+            "Key": "k",
+            "ContentType": " text/plain ",
+            "ContentMD5": "1B2M2Y8AsgTpgAmY7PhCfg==",
+            "ACL": "public-read",
+            "CacheControl": "no-cache",
+            "Metadata": {"Zeta": " z ", "alpha": ""},
+            "StorageClass": "STANDARD_IA",
+        },
+    ),
+    (
+        "get_object",
+        {
+            "Bucket": "bkt",
+            "Key": "k",
+            "VersionId": "v+1",
+            "PartNumber": 2,
+            "ResponseCacheControl": "no-store",
+            "RequestPayer": "requester",
+            "IfMatch": '"etag"',
+        },
+    ),
+]
+
+SIGNATURE_VERSIONS = [None, "s3v4", "v4"]
 
 
 @pytest.fixture
 def frozen_time():
     with (
         mock.patch("botocore.auth.get_current_datetime", return_value=FIXED),
-        mock.patch.object(presign, "_now", return_value=FIXED.timestamp()),
+        # SigV2's expiry is time.time() + ExpiresIn; a fraction of a second to truncate.
+        mock.patch("botocore.auth.time.time", return_value=FIXED.timestamp() + 0.75),
+        mock.patch.object(presign, "_now", return_value=FIXED.timestamp() + 0.75),
     ):
         yield
 
 
+@pytest.mark.parametrize("signature_version", SIGNATURE_VERSIONS)
 @pytest.mark.parametrize("client_kwargs", CLIENTS)
-@pytest.mark.parametrize("method, params", CASES)
-def test_url_is_botocores_sigv4_url(frozen_time, client_kwargs, method, params):
+@pytest.mark.parametrize("method, params", CASES + SIGV2_CASES)
+def test_url_is_botocores_url(frozen_time, client_kwargs, method, params, signature_version):
     kwargs = {"aws_access_key_id": "AKIDEXAMPLE", "aws_secret_access_key": "secret/key+1"}
     kwargs.update(client_kwargs)
-    config = kwargs.pop("config", Config())
+    config = kwargs.pop("config", Config()).merge(Config(signature_version=signature_version))
     turbo = s3turbo.client("s3", config=config, **kwargs)
-    boto = boto3.client("s3", config=config.merge(Config(signature_version="s3v4")), **kwargs)
+    boto = boto3.client("s3", config=config, **kwargs)
     # boto3 takes any ExpiresIn (S3 refuses more than 7 days when the URL is used): so do we.
     # An empty HttpMethod is signed as it is, as botocore signs it.
     for expires, http_method in ((3600, None), (60, "PUT"), (604_801, None), (0, None), (9, "")):
@@ -75,13 +113,21 @@ def test_url_is_botocores_sigv4_url(frozen_time, client_kwargs, method, params):
         assert ours == theirs
 
 
-def test_the_engine_makes_the_url(frozen_time, monkeypatch):
-    """The fast path really serves get_object (not a silent fallback to boto3)."""
+@pytest.mark.parametrize(
+    "signature_version, signer", [(None, "presign_url_v2"), ("s3v4", "presign_url")]
+)
+def test_the_engine_makes_the_url(frozen_time, monkeypatch, signature_version, signer):
+    """The fast path really serves get_object (not a silent fallback to boto3), with SigV2
+    where botocore would use it."""
     client = s3turbo.client(
-        "s3", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b"
+        "s3",
+        region_name="us-east-1",
+        aws_access_key_id="a",
+        aws_secret_access_key="b",
+        config=Config(signature_version=signature_version),
     )
     calls = []
-    monkeypatch.setattr(presign._core, "presign_url", lambda *a: calls.append(a) or "url")
+    monkeypatch.setattr(presign._core, signer, lambda *a: calls.append(a) or "url")
     assert client.generate_presigned_url("get_object", Params={"Bucket": "b", "Key": "k"}) == "url"
     assert len(calls) == 1
 
@@ -114,9 +160,14 @@ def fetch(
         return error.code, error.read()
 
 
-def test_presigned_get_put_and_refusals(s3s_fs):
+# The signature versions botocore presigns with on a client set to us-east-1: SigV2 by default.
+SIGNERS = {None: "Signature", "s3v4": "X-Amz-Signature"}
+
+
+@pytest.mark.parametrize("signature_version", SIGNERS)
+def test_presigned_get_put_and_refusals(s3s_fs, signature_version):
     bucket = s3s_fs.new_bucket()
-    client = s3s_fs.s3turbo_client()
+    client = s3s_fs.s3turbo_client(config=Config(signature_version=signature_version))
     client.put_object(Bucket=bucket, Key="dir/file name.txt", Body=b"hello presigned")
 
     url = client.generate_presigned_url(
@@ -126,9 +177,10 @@ def test_presigned_get_put_and_refusals(s3s_fs):
 
     # An altered key or signature is refused.
     assert fetch(url.replace("file%20name", "file%20namf"))[0] in (400, 403)
-    signature = url.rsplit("=", 1)[1]
-    tampered = url[: -len(signature)] + ("0" if signature[0] != "0" else "1") + signature[1:]
-    assert fetch(tampered)[0] in (400, 403)
+    name = SIGNERS[signature_version]
+    signature = re.search(f"[?&]{name}=([^&]+)", url).group(1)
+    altered = ("B" if signature[0] == "A" else "A") + signature[1:]
+    assert fetch(url.replace(f"{name}={signature}", f"{name}={altered}"))[0] in (400, 403)
 
     # A presigned PUT uploads, with the content type it was signed for.
     put_url = client.generate_presigned_url(
@@ -140,9 +192,10 @@ def test_presigned_get_put_and_refusals(s3s_fs):
     assert client.get_object(Bucket=bucket, Key="up.txt")["Body"].read() == b"uploaded"
 
 
-def test_expired_url_is_refused(s3s_fs):
+@pytest.mark.parametrize("signature_version", SIGNERS)
+def test_expired_url_is_refused(s3s_fs, signature_version):
     bucket = s3s_fs.new_bucket()
-    client = s3s_fs.s3turbo_client()
+    client = s3s_fs.s3turbo_client(config=Config(signature_version=signature_version))
     client.put_object(Bucket=bucket, Key="k", Body=b"x")
     url = client.generate_presigned_url(
         "get_object", Params={"Bucket": bucket, "Key": "k"}, ExpiresIn=1
