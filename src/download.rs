@@ -359,7 +359,9 @@ impl<'a> Fetcher<'a> {
             {
                 Err(e) if e.is_retried_download_error() && tries < attempts => continue,
                 Err(e) if e.is_retried_download_error() => {
-                    return Err(TransferError::RetriesExceeded(Box::new(e)))
+                    // s3transfer takes back each failed attempt's bytes, the last one's too.
+                    attempt.restart();
+                    return Err(TransferError::RetriesExceeded(Box::new(e)));
                 }
                 result => return result,
             }

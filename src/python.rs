@@ -673,7 +673,11 @@ where
                 deliver()?;
                 return Ok(value);
             }
-            Some(Some(Err(error))) => return Err(to_py_err(error)),
+            Some(Some(Err(error))) => {
+                // What was sent before the failure, as boto3's Callback has seen it.
+                deliver()?;
+                return Err(to_py_err(error));
+            }
             Some(None) => {
                 return Err(PyRuntimeError::new_err(
                     "s3turbo: the transfer task panicked (a bug: please report it)",

@@ -141,6 +141,27 @@ def test_errors_are_the_sync_apis(moto, tmp_path):
     assert listing(tmp_path) == ["source.bin"]
 
 
+def test_refused_upload_reports_what_was_sent_as_the_sync_api(s3s_fs, tmp_path):
+    """A PutObject refused after its body went (a wrong secret): the Callback has seen the
+    bytes sent, as boto3's and the sync API's have, before the error comes."""
+    bucket = s3s_fs.new_bucket()
+    reported = {}
+
+    async def main():
+        async with aio_client(s3s_fs, aws_secret_access_key="wrong") as s3:
+            for size in (1000, 2 * MIB):
+                source = write_random(tmp_path / f"{size}.bin", size)
+                reported[size] = []
+                with pytest.raises(S3UploadFailedError, match="SignatureDoesNotMatch"):
+                    await s3.upload_file(str(source), bucket, "k", Callback=reported[size].append)
+
+    asyncio.run(main())
+    assert {size: sum(increments) for size, increments in reported.items()} == {
+        1000: 1000,
+        2 * MIB: 2 * MIB,
+    }
+
+
 class Stop(Exception):
     pass
 

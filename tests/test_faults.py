@@ -359,16 +359,25 @@ def test_get_body_that_keeps_breaking_raises_retries_exceeded(
     destination = out / "precious.bin"
     destination.write_bytes(b"keep me")
     config = TransferConfig(num_download_attempts=3)
-    errors = {}
+    errors, reported = {}, {}
     for name, client in server.clients_through(proxy, FAIL_FAST).items():
         breaks = proxy.inject(Fault(method="GET", reset_response_after=10_000, times=None))
         sink = str(destination) if method == "download_file" else io.BytesIO()
+        reported[name] = []
         errors[name], elapsed = outcome_within(
-            FAIL_FAST_BOUND * 2, getattr(client, method), bucket, "k", sink, Config=config
+            FAIL_FAST_BOUND * 2,
+            getattr(client, method),
+            bucket,
+            "k",
+            sink,
+            Config=config,
+            Callback=reported[name].append,
         )
         proxy.clear()
         assert breaks.hits == 3, name  # one GET per attempt, no more, no fewer
         assert elapsed < FAIL_FAST_BOUND, name
+    # Each failed attempt's bytes are taken back, the last one's too, as s3transfer does.
+    assert sum(reported["s3turbo"]) == sum(reported["boto3"]) == 0
     # The last error is kept, as boto3 keeps it (its class differs: a botocore streaming error
     # there, EndpointConnectionError here; both BotoCoreError).
     assert isinstance(errors["s3turbo"].last_exception, BotoCoreError)

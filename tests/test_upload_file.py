@@ -224,21 +224,25 @@ def test_missing_bucket_is_wrapped_as_boto3_wraps_it(moto, tmp_path):
     assert "NoSuchBucket" in messages[0]
 
 
-@pytest.mark.parametrize("size", [10, THRESHOLD + 1])
+@pytest.mark.parametrize("size", [10, 2 * MIB, THRESHOLD + 1])
 def test_wrong_secret_is_refused(s3s_fs, tmp_path, size):
+    """The same error, and the Callback has seen what boto3's sees: the bytes of a PutObject
+    sent before the refusal, none for a multipart upload refused at its creation."""
     bucket = s3s_fs.new_bucket()
     source = write_random(tmp_path / "source.bin", size)
-    messages = []
-    for client in (
-        s3s_fs.s3turbo_client(aws_secret_access_key="wrong"),
-        s3s_fs.boto3_client(aws_secret_access_key="wrong"),
+    seen = {}
+    for name, client in (
+        ("s3turbo", s3s_fs.s3turbo_client(aws_secret_access_key="wrong")),
+        ("boto3", s3s_fs.boto3_client(aws_secret_access_key="wrong")),
     ):
+        reported = []
         with pytest.raises(S3UploadFailedError) as caught:
-            client.upload_file(str(source), bucket, "k")
-        messages.append(str(caught.value))
-    assert "SignatureDoesNotMatch" in messages[0]
+            client.upload_file(str(source), bucket, "k", Callback=reported.append)
+        seen[name] = (str(caught.value), sum(reported))
+    assert "SignatureDoesNotMatch" in seen["boto3"][0]
     # s3s-fs sends no Message: botocore's text then ends in "Unknown".
-    assert messages[0] == messages[1]
+    assert seen["s3turbo"] == seen["boto3"]
+    assert seen["boto3"][1] == (size if size < THRESHOLD else 0)
 
 
 def test_callback_exception_aborts_the_multipart_upload(moto, tmp_path):
