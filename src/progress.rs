@@ -2,7 +2,6 @@
 //! the transfer reads it and hands the increments to the Python callback (see `python.rs`), so
 //! no worker ever needs the GIL.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -72,6 +71,11 @@ impl Progress {
 
     pub fn transferred(&self) -> i64 {
         self.transferred.load(Ordering::Relaxed)
+    }
+
+    /// Whether an observer (a Python callback) reports this progress.
+    pub fn is_observed(&self) -> bool {
+        self.observer.is_some()
     }
 
     /// The observer has reported everything it read from `transferred`.
@@ -243,6 +247,9 @@ impl BodyActivity {
     }
 }
 
+/// The wait of a body for its observer's report (see `CountingBody::commit`).
+type ReportWait = Pin<Box<dyn Future<Output = Result<(), TransferError>> + Send + Sync>>;
+
 /// An upload body over an in-memory part that counts bytes as the HTTP client takes them, notes
 /// its activity, and hands the bytes over no faster than its bandwidth limit, if it has one.
 pub struct CountingBody {
@@ -253,15 +260,22 @@ pub struct CountingBody {
     bandwidth: Option<Arc<BandwidthLimit>>,
     /// The wait for the slot the next frame has reserved.
     paced: Option<Pin<Box<Sleep>>>,
+    /// For a body whose last byte commits the object (PutObject): the progress whose observer
+    /// must have reported every byte, the last frame's included, before that frame goes.
+    commit: Option<(Arc<Progress>, CancellationToken)>,
+    /// The wait for that report; the last frame is counted and held meanwhile.
+    until_reported: Option<ReportWait>,
 }
 
 impl CountingBody {
     /// A body for a new attempt: what earlier bodies of this part counted is taken back.
+    /// `commit`: see the field.
     pub fn new(
         data: Bytes,
         counter: Arc<AttemptCounter>,
         activity: Arc<BodyActivity>,
         bandwidth: Option<Arc<BandwidthLimit>>,
+        commit: Option<(Arc<Progress>, CancellationToken)>,
     ) -> Self {
         let generation = counter.restart();
         Self {
@@ -271,6 +285,8 @@ impl CountingBody {
             activity,
             bandwidth,
             paced: None,
+            commit,
+            until_reported: None,
         }
     }
 
@@ -286,14 +302,27 @@ impl CountingBody {
 
 impl http_body::Body for CountingBody {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = std::io::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         if self.remaining.is_empty() {
             return Poll::Ready(None);
+        }
+        if let Some(wait) = self.until_reported.as_mut() {
+            // The last frame, counted already: it goes once the Callback has seen it. Held
+            // back, it stops the object's creation if the Callback raises, as in boto3, whose
+            // Callback sees the bytes as they are read for sending.
+            if ready!(wait.as_mut().poll(cx)).is_err() {
+                return Poll::Ready(Some(Err(std::io::Error::other("the transfer was stopped"))));
+            }
+            self.until_reported = None;
+            let rest = self.remaining.len();
+            let frame = self.remaining.split_to(rest);
+            self.activity.touch(Instant::now());
+            return Poll::Ready(Some(Ok(Frame::data(frame))));
         }
         match self.paced.as_mut() {
             Some(wait) => {
@@ -315,6 +344,16 @@ impl http_body::Body for CountingBody {
             }
         }
         let take = self.frame_size();
+        if take == self.remaining.len() {
+            if let Some((progress, cancel)) = self.commit.take() {
+                self.counter.add(self.generation, take as u64);
+                self.until_reported =
+                    Some(Box::pin(
+                        async move { progress.until_reported(&cancel).await },
+                    ));
+                return self.poll_frame(cx);
+            }
+        }
         let frame = self.remaining.split_to(take);
         self.counter.add(self.generation, frame.len() as u64);
         self.activity.touch(Instant::now());
@@ -395,6 +434,7 @@ mod tests {
             AttemptCounter::new(progress.clone()),
             BodyActivity::new(Duration::ZERO),
             None,
+            None,
         );
         assert_eq!(
             http_body::Body::size_hint(&body).exact(),
@@ -416,6 +456,7 @@ mod tests {
             counter,
             BodyActivity::new(Duration::ZERO),
             Some(limit),
+            None,
         );
         let start = Instant::now();
         assert_eq!(collect(body).await, data);
@@ -423,14 +464,73 @@ mod tests {
         assert_eq!(start.elapsed(), std::time::Duration::from_secs(3));
     }
 
+    /// A body whose last frame commits, and the number of times it asked the observer.
+    fn committing_body(
+        len: usize,
+    ) -> (
+        CountingBody,
+        Arc<Progress>,
+        CancellationToken,
+        Arc<AtomicU64>,
+    ) {
+        let asked = Arc::new(AtomicU64::new(0));
+        let asks = asked.clone();
+        let progress = Progress::observed(move || {
+            asks.fetch_add(1, Ordering::Relaxed);
+        });
+        let cancel = CancellationToken::new();
+        let body = CountingBody::new(
+            Bytes::from(vec![7u8; len]),
+            AttemptCounter::new(progress.clone()),
+            BodyActivity::new(Duration::ZERO),
+            None,
+            Some((progress.clone(), cancel.clone())),
+        );
+        (body, progress, cancel, asked)
+    }
+
+    #[tokio::test]
+    async fn a_committing_body_holds_its_last_frame_until_the_observer_has_reported() {
+        let (mut body, progress, _cancel, asked) = committing_body(FRAME_SIZE + 5);
+        let first = next_frame(&mut body).await.expect("a frame").expect("data");
+        assert_eq!(first.into_data().map(|d| d.len()).ok(), Some(FRAME_SIZE));
+        let mut last = Box::pin(next_frame(&mut body));
+        assert!(poll_once(last.as_mut()).await.is_none());
+        // Counted before it goes, and the observer asked to report.
+        assert_eq!(progress.transferred(), (FRAME_SIZE + 5) as i64);
+        assert_eq!(asked.load(Ordering::Relaxed), 1);
+        progress.reported();
+        let last = last.await.expect("a frame").expect("data");
+        assert_eq!(last.into_data().map(|d| d.len()).ok(), Some(5));
+    }
+
+    #[tokio::test]
+    async fn a_committing_body_fails_when_its_transfer_is_cancelled() {
+        let (mut body, _progress, cancel, _asked) = committing_body(5);
+        let mut last = Box::pin(next_frame(&mut body));
+        assert!(poll_once(last.as_mut()).await.is_none());
+        cancel.cancel();
+        assert!(last.await.expect("an outcome").is_err());
+    }
+
+    async fn next_frame(body: &mut CountingBody) -> Option<Result<Frame<Bytes>, std::io::Error>> {
+        std::future::poll_fn(|cx| http_body::Body::poll_frame(Pin::new(&mut *body), cx)).await
+    }
+
+    /// Polls `future` once: its output if it is ready.
+    async fn poll_once<T>(mut future: Pin<&mut impl Future<Output = T>>) -> Option<T> {
+        std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
+            Poll::Ready(output) => Poll::Ready(Some(output)),
+            Poll::Pending => Poll::Ready(None),
+        })
+        .await
+    }
+
     /// Drains a body the way the HTTP client does, frame by frame.
     async fn collect(mut body: CountingBody) -> Vec<u8> {
         let mut out = Vec::new();
-        while let Some(frame) =
-            std::future::poll_fn(|cx| http_body::Body::poll_frame(Pin::new(&mut body), cx)).await
-        {
-            let Ok(frame) = frame;
-            if let Ok(data) = frame.into_data() {
+        while let Some(frame) = next_frame(&mut body).await {
+            if let Ok(data) = frame.expect("the body's bytes").into_data() {
                 out.extend_from_slice(&data);
             }
         }

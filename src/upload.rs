@@ -141,7 +141,7 @@ pub async fn upload_file(
         .map_err(|e| TransferError::Internal(format!("file reader failed: {e}")))??;
     let (file, size) = match source {
         Source::Whole(data, checksum) => {
-            let put = target.put_object(data, checksum, &progress);
+            let put = target.put_object(data, checksum, &progress, &cancel);
             return tokio::select! {
                 result = put => result,
                 _ = cancel.cancelled() => Err(TransferError::Cancelled),
@@ -261,7 +261,7 @@ pub async fn upload_stream(
         let data = concat(initial);
         let put = async {
             let checksum = checksum_of(&data, target.put_object_checksum_to_compute()).await?;
-            target.put_object(data, checksum, &progress).await
+            target.put_object(data, checksum, &progress, &cancel).await
         };
         return tokio::select! {
             result = put => result,
@@ -320,11 +320,14 @@ impl<'a> Target<'a> {
     /// is given (`upload_settings`): an attempt whose body has not moved, nor its response come,
     /// for the client's read timeout is given up (see `unless_stalled`) and made again, as
     /// botocore retries a read timeout. Those attempts and the SDK's own retries of every other
-    /// failure share the client's max attempts, as in botocore.
+    /// failure share the client's max attempts, as in botocore. `commits`, the transfer's
+    /// cancellation, for a request whose last byte commits the object (a PutObject): its last
+    /// bytes wait for the Callback to have seen them all.
     async fn send_upload<T, Fut>(
         &self,
         data: &Bytes,
         progress: &Arc<Progress>,
+        commits: Option<&CancellationToken>,
         send: impl Fn(ByteStream, aws_sdk_s3::config::Builder, RequestTrace) -> Fut,
     ) -> Result<T, TransferError>
     where
@@ -352,6 +355,10 @@ impl<'a> Target<'a> {
                 &counter,
                 &self.request.bandwidth,
                 connect_timeout.unwrap_or_default(),
+                // Nothing to wait for without a Callback.
+                commits
+                    .filter(|_| progress.is_observed())
+                    .map(|cancel| (progress.clone(), cancel.clone())),
             );
             let watch = WatchAttempts {
                 attempts: attempts.clone(),
@@ -391,11 +398,14 @@ impl<'a> Target<'a> {
         }
     }
 
+    /// A PutObject of `data`. Its last bytes go once the Callback has seen them all (see
+    /// `CountingBody`): if it raises, or the transfer is cancelled, the object is not written.
     async fn put_object(
         &self,
         data: Bytes,
         computed_checksum: Option<String>,
         progress: &Arc<Progress>,
+        cancel: &CancellationToken,
     ) -> Result<(), TransferError> {
         let request = self.request;
         let checksum = request.put_object_checksum.as_ref();
@@ -432,7 +442,8 @@ impl<'a> Target<'a> {
                     .map_err(|e| trace.error("PutObject", self.endpoint, e))
             }
         };
-        self.send_upload(&data, progress, send).await?;
+        self.send_upload(&data, progress, Some(cancel), send)
+            .await?;
         Ok(())
     }
 
@@ -546,7 +557,7 @@ impl<'a> Target<'a> {
                     .map_err(|e| trace.error("UploadPart", self.endpoint, e))
             }
         };
-        let output = self.send_upload(&part.data, progress, send).await?;
+        let output = self.send_upload(&part.data, progress, None, send).await?;
         Ok(CompletedPart::builder()
             .part_number(number)
             .set_e_tag(output.e_tag)
@@ -688,6 +699,7 @@ fn counting_stream(
     attempt: &Arc<AttemptCounter>,
     bandwidth: &Option<Arc<BandwidthLimit>>,
     connect_timeout: Duration,
+    commit: Option<(Arc<Progress>, CancellationToken)>,
 ) -> (ByteStream, Arc<BodyActivity>) {
     let activity = BodyActivity::new(connect_timeout);
     let (attempt, bandwidth, body_activity) =
@@ -698,6 +710,7 @@ fn counting_stream(
             attempt.clone(),
             body_activity.clone(),
             bandwidth.clone(),
+            commit.clone(),
         );
         SdkBody::from_body_1_x(body)
     }));

@@ -300,7 +300,8 @@ def test_boto3_serves_what_the_engine_cannot(s3s_fs, tmp_path, monkeypatch):
 
 
 def test_callback_raising_on_the_last_bytes_leaves_nothing(server, bucket, tmp_path):
-    """The engine asks the loop for a report before it commits: a Callback raising on the last
+    """The engine asks the loop for a report before it commits (completes a multipart upload,
+    sends a PutObject's last bytes, renames a download): a Callback raising on the last
     increment still stops a fast transfer before the object or the file is complete."""
     source = write_random(tmp_path / "source.bin", 10 * MIB)
     boto = server.boto3_client()
@@ -322,6 +323,9 @@ def test_callback_raising_on_the_last_bytes_leaves_nothing(server, bucket, tmp_p
                 await s3.upload_file(
                     str(source), bucket, "k", Callback=raise_at_the_end(), Config=MULTIPART
                 )
+            # One PutObject: its last bytes wait for the loop's report too.
+            with pytest.raises(Stop):
+                await s3.upload_file(str(source), bucket, "k", Callback=raise_at_the_end())
             with pytest.raises(Stop):
                 await s3.download_file(
                     bucket, "existing", str(tmp_path / "out.bin"), Callback=raise_at_the_end()
