@@ -3,10 +3,12 @@
 //! written with positional writes into a temporary file beside the destination. The temporary
 //! file is renamed over the destination only on success, and removed on failure.
 
+use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
 use std::io::IoSlice;
 use std::os::fd::AsRawFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -569,14 +571,25 @@ struct TempFile {
     persisted: bool,
 }
 
+/// The longest file name Linux file systems take, in bytes (NAME_MAX).
+const MAX_FILE_NAME: usize = 255;
+
 impl TempFile {
     /// The destination's path with a suffix, as s3transfer names its temporary file: so a
     /// destination ending in '/' puts it inside that folder, and fails as boto3 fails if the
-    /// folder is missing.
+    /// folder is missing. Its file name is cut to leave room for the suffix, as s3transfer
+    /// cuts it, so that a destination named up to the longest name a file can have works.
     fn create(destination: &Path) -> Result<Self, TransferError> {
-        let mut path = destination.as_os_str().to_os_string();
-        path.push(format!(".s3turbo-{:08x}", random_u32()));
-        let path = PathBuf::from(path);
+        let suffix = format!(".s3turbo-{:08x}", random_u32());
+        let destination = destination.as_os_str().as_bytes();
+        let name_start = destination
+            .iter()
+            .rposition(|&byte| byte == b'/')
+            .map_or(0, |slash| slash + 1);
+        let kept = (name_start + MAX_FILE_NAME - suffix.len()).min(destination.len());
+        let mut path = destination[..kept].to_vec();
+        path.extend_from_slice(suffix.as_bytes());
+        let path = PathBuf::from(OsString::from_vec(path));
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)

@@ -87,3 +87,23 @@ def reference_checksum(algorithm: str, data: bytes) -> str:
     for byte in data:
         crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
     return base64.b64encode((crc ^ mask).to_bytes(bits // 8, "big")).decode()
+
+
+class NonBlockingSource:
+    """A non-blocking stream whose data comes in two bursts: read() returns None between them
+    (nothing yet), as a non-blocking socket's or pipe's does."""
+
+    def __init__(self, data: bytes, first_burst: int):
+        self.data, self.first_burst, self.position, self.waited = data, first_burst, 0, False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes | None:
+        if self.position == self.first_burst and not self.waited:
+            self.waited = True
+            return None
+        end = len(self.data) if self.position >= self.first_burst else self.first_burst
+        chunk = self.data[self.position : min(end, self.position + size)]
+        self.position += len(chunk)
+        return chunk

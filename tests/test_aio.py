@@ -11,7 +11,15 @@ import time
 import pytest
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import ClientError
-from helpers import MIB, THRESHOLD, Callbacks, listing, sha256_file, write_random
+from helpers import (
+    MIB,
+    THRESHOLD,
+    Callbacks,
+    NonBlockingSource,
+    listing,
+    sha256_file,
+    write_random,
+)
 
 import s3turbo
 from faultproxy import FaultProxy
@@ -160,6 +168,24 @@ def test_refused_upload_reports_what_was_sent_as_the_sync_api(s3s_fs, tmp_path):
         1000: 1000,
         2 * MIB: 2 * MIB,
     }
+
+
+@pytest.mark.parametrize("size", [MIB, 11 * MIB])
+def test_non_blocking_stream_is_refused_as_in_the_sync_api(s3s_fs, size):
+    """read() returning None mid-stream is an error, not the end of the stream (the object was
+    stored cut short)."""
+    bucket = s3s_fs.new_bucket()
+    data = bytes(range(256)) * (size // 256)
+
+    async def main():
+        async with aio_client(s3s_fs) as s3:
+            with pytest.raises(ValueError, match="blocking file object"):
+                await s3.upload_fileobj(
+                    NonBlockingSource(data, 100_000), bucket, "k", Config=MULTIPART
+                )
+
+    asyncio.run(main())
+    assert s3s_fs.boto3_client().list_objects_v2(Bucket=bucket).get("KeyCount") == 0
 
 
 class Stop(Exception):

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import stat
 import threading
 
 import pytest
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 from helpers import MIB, SIZES, THRESHOLD, Callbacks, listing, sha256_file, write_random
+
+import s3turbo
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -142,3 +147,61 @@ def test_requests_a_download_makes(server, bucket, proxy, tmp_path):
         sent[key] = sorted(method for method, _ in distinct)
         assert sha256_file(tmp_path / f"{key}.out") == sha256_file(tmp_path / key)
     assert sent == {"small": ["GET"], "empty": ["GET", "HEAD"], "large": ["GET", "GET"]}
+
+
+def read_fifo(path, into: list) -> threading.Thread:
+    """A reader of the FIFO at `path`, on a thread, appending what it reads to `into`."""
+
+    def read() -> None:
+        with open(path, "rb") as fifo:
+            into.append(fifo.read())
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    return reader
+
+
+@pytest.mark.parametrize("size", [1000, 11 * MIB + 3])
+def test_a_fifo_destination_is_written_into_as_boto3_writes_it(server, bucket, tmp_path, size):
+    """s3transfer writes into a device or FIFO destination (/dev/null, a named pipe) as it is,
+    in order. The engine used to rename a temporary file over it: the FIFO became a regular
+    file and its reader got nothing (and /dev/null would have been replaced)."""
+    source = write_random(tmp_path / "source.bin", size)
+    server.boto3_client().upload_file(str(source), bucket, "k")
+    config = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+
+    async def aio_download(filename, **kwargs):
+        async with s3turbo.aio.client("s3", **server.client_kwargs()) as s3:
+            await s3.download_file(bucket, "k", filename, **kwargs)
+
+    calls = {
+        "boto3": server.boto3_client().download_file,
+        "s3turbo": server.s3turbo_client().download_file,
+        "s3turbo.aio": lambda *args, **kwargs: asyncio.run(aio_download(*args[2:], **kwargs)),
+    }
+    for name, download in calls.items():
+        received, callbacks = [], Callbacks()
+        reader = read_fifo(fifo, received)
+        download(bucket, "k", str(fifo), Config=config, Callback=callbacks)
+        reader.join(timeout=30)
+        assert received == [source.read_bytes()], name
+        assert callbacks.total == size, name
+        assert stat.S_ISFIFO(os.stat(fifo).st_mode), name
+    assert listing(tmp_path) == ["pipe", "source.bin"]
+
+
+@pytest.mark.parametrize("length", [238, 246, 255])
+def test_a_destination_name_of_any_length_works_as_in_boto3(server, bucket, tmp_path, length):
+    """The temporary file's name is the destination's with a suffix: it is cut to fit, as
+    s3transfer cuts it, so a destination name up to the file system's 255 bytes works."""
+    source = write_random(tmp_path / "source.bin", 1000)
+    server.boto3_client().upload_file(str(source), bucket, "k")
+    out = tmp_path / "out"
+    out.mkdir()
+    for name, client in (("b", server.boto3_client()), ("t", server.s3turbo_client())):
+        destination = out / (name * length)
+        client.download_file(bucket, "k", str(destination))
+        assert destination.read_bytes() == source.read_bytes()
+    assert listing(out) == ["b" * length, "t" * length]

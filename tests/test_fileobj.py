@@ -7,8 +7,9 @@ import io
 import threading
 
 import pytest
+from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
-from helpers import MIB, THRESHOLD, Callbacks, sha256_file, write_random
+from helpers import MIB, THRESHOLD, Callbacks, NonBlockingSource, sha256_file, write_random
 
 
 class WriteOnlySink:
@@ -181,6 +182,19 @@ def test_upload_fileobj_bad_objects(server, bucket, tmp_path):
         client.upload_fileobj(ReturnsStr(), bucket, "k")
     boto = server.boto3_client()
     assert boto.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+
+@pytest.mark.parametrize("size", [MIB, 11 * MIB])
+def test_upload_fileobj_from_a_non_blocking_stream_is_refused(server, bucket, size):
+    """read() returning None mid-stream is an error, not the end of the stream: nothing is
+    stored (boto3 crashes with a TypeError and stores nothing either)."""
+    data = bytes(range(256)) * (size // 256)
+    config = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
+    with pytest.raises(ValueError, match="blocking file object"):
+        server.s3turbo_client().upload_fileobj(
+            NonBlockingSource(data, 100_000), bucket, "k", Config=config
+        )
+    assert server.boto3_client().list_objects_v2(Bucket=bucket).get("KeyCount") == 0
 
 
 def test_upload_fileobj_raises_the_client_error_itself(moto):

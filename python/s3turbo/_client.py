@@ -7,6 +7,7 @@ import contextlib
 import io
 import logging
 import os
+import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -94,6 +95,17 @@ def fileobj_retries_exceeded() -> Iterator[None]:
         raise S3TransferRetriesExceededError(error.last_exception) from None
 
 
+def is_special_file(filename: str) -> bool:
+    """s3transfer's test for a destination it writes into as it is, where it would otherwise
+    rename a temporary file over it: a character or block device (/dev/null), a FIFO or a
+    socket."""
+    try:
+        mode = os.stat(filename).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
 def sink_writer(fileobj: Any) -> Callable[[bytes], Any]:
     """`fileobj.write`, from offset 0 for a seekable `fileobj`: s3transfer writes each part at
     its offset from 0, wherever the file object was, and moves it only once it writes."""
@@ -111,21 +123,27 @@ def sink_writer(fileobj: Any) -> Callable[[bytes], Any]:
     return write
 
 
+def read_result(data: Any) -> Any:
+    """What a source's read() returned, refused if it is not bytes: text, or None (a
+    non-blocking stream with nothing yet), which would otherwise end the object early."""
+    if isinstance(data, str):
+        raise TypeError("upload_fileobj needs a binary file object: read() returned str")
+    if data is None:
+        raise ValueError("upload_fileobj needs a blocking file object: read() returned None")
+    return data
+
+
 def _block_reader(fileobj: Any) -> Callable[[int], bytes]:
     """`read(n)` for the engine: the next `n` bytes of `fileobj` (fewer only at its end), as
     bytes. Short reads (pipes, sockets) are read on until the block is full."""
 
     def read(size: int) -> bytes:
-        data = fileobj.read(size)
-        if isinstance(data, str):
-            raise TypeError("upload_fileobj needs a binary file object: read() returned str")
-        if data is None:
-            raise ValueError("upload_fileobj needs a blocking file object: read() returned None")
+        data = read_result(fileobj.read(size))
         if 0 < len(data) < size:
             pieces = [data]
             missing = size - len(data)
             while missing:
-                more = fileobj.read(missing)
+                more = read_result(fileobj.read(missing))
                 if not more:
                     break
                 pieces.append(more)
@@ -283,6 +301,18 @@ class Client:
                 self._client, Bucket, Key, Filename, ExtraArgs, Callback, Config
             )
         filename = _filename(Filename)
+        if is_special_file(filename):
+            # As s3transfer: a device or a FIFO is written into, in order, not replaced.
+            with open(filename, "wb") as sink:
+                return self._call_engine(
+                    _core.download_fileobj,
+                    Bucket,
+                    Key,
+                    sink.write,
+                    extra_args=extra_args,
+                    Config=Config,
+                    Callback=Callback,
+                )
         self._call_engine(
             _core.download_file,
             Bucket,

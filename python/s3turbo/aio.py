@@ -34,6 +34,8 @@ from ._client import (
     _check_transfer_args,
     _filename,
     fileobj_retries_exceeded,
+    is_special_file,
+    read_result,
     sink_writer,
     upload_failed,
 )
@@ -133,6 +135,11 @@ class AsyncClient:
                 Callback,
             )
         filename = _filename(Filename)
+        if is_special_file(filename):
+            # As s3transfer: a device or a FIFO is written into, in order, not replaced.
+            with open(filename, "wb") as sink:
+                write = _writer(sink)
+                return await self._download_to(write, Bucket, Key, extra_args, Callback, Config)
         transfer, asked = _transfer(Callback)
         await self._run(
             transfer,
@@ -204,6 +211,11 @@ class AsyncClient:
                 Callback,
             )
             return await write(sink.getvalue())
+        with fileobj_retries_exceeded():
+            await self._download_to(write, Bucket, Key, extra_args, Callback, Config)
+
+    async def _download_to(self, write, Bucket, Key, extra_args, Callback, Config) -> None:
+        """The engine's download of the object into `write`, in order (a coroutine function)."""
         transfer, asked = _transfer(Callback)
         done, chunks = _core.download_stream_async(
             *self._engine_args(Config), Bucket, Key, extra_args, transfer
@@ -213,8 +225,7 @@ class AsyncClient:
             while (chunk := await chunks.next()) is not None:
                 await write(chunk)
 
-        with fileobj_retries_exceeded():
-            await self._run(transfer, asked, done, Callback, write_chunks())
+        await self._run(transfer, asked, done, Callback, write_chunks())
 
     async def upload_directory(
         self,
@@ -424,9 +435,7 @@ async def _full_block(read: Callable[[int], Awaitable[bytes]], size: int) -> byt
     pieces = []
     missing = size
     while missing:
-        data = await read(missing)
-        if isinstance(data, str):
-            raise TypeError("upload_fileobj needs a binary file object: read() returned str")
+        data = read_result(await read(missing))
         if not data:
             break
         pieces.append(bytes(data))
