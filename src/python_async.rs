@@ -97,20 +97,25 @@ pub struct Transfer {
 #[pymethods]
 impl Transfer {
     /// `ask_for_report`, given when there is a Callback, is called (from an engine thread)
-    /// when the engine is about to commit (complete the multipart upload, rename the
-    /// download into place) and waits for `reported()`: the Callback sees every byte first.
+    /// when the engine is about to commit (complete the multipart upload, send a PutObject's
+    /// last bytes, rename the download into place) and waits for `reported()`: the Callback
+    /// sees every byte first. If it raises (its event loop is closed), no report can come: the
+    /// transfer is stopped, and cleans up, rather than wait for ever.
     #[new]
     #[pyo3(signature = (ask_for_report=None))]
     fn new(ask_for_report: Option<Py<PyAny>>) -> Self {
+        let cancel = CancellationToken::new();
         let progress = match ask_for_report {
             Some(ask) => {
                 let ask = Arc::new(ask);
+                let cancel = cancel.clone();
                 Progress::observed(move || {
-                    let ask = ask.clone();
+                    let (ask, cancel) = (ask.clone(), cancel.clone());
                     // Off the async workers: taking the GIL may wait for the event loop.
                     tokio::task::spawn_blocking(move || {
                         Python::attach(|py| {
                             if let Err(error) = ask.call0(py) {
+                                cancel.cancel();
                                 error.write_unraisable(py, None);
                             }
                         })
@@ -119,10 +124,7 @@ impl Transfer {
             }
             None => Progress::new(),
         };
-        Self {
-            progress,
-            cancel: CancellationToken::new(),
-        }
+        Self { progress, cancel }
     }
 
     /// Bytes transferred so far (less those of attempts that were retried).

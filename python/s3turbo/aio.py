@@ -360,6 +360,11 @@ class AsyncClient:
             return result
         except ClientError as error:
             raise self._sync._modeled(error) from None
+        except GeneratorExit:
+            # The coroutine is being closed without its loop (the loop was closed with this
+            # task pending): nothing can be awaited any more. The engine cleans up on its own.
+            transfer.cancel()
+            raise
         except BaseException:
             transfer.cancel()
             if pump is not None:
