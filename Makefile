@@ -50,6 +50,6 @@ $(VENV)/.installed: pyproject.toml
 
 # The S3 server the tests, the demo and the benchmarks run against (DESIGN.md section 5): s3s-fs
 # 0.14.1 (the last version that builds with our rustc) behind our own small main, which turns
-# Nagle's algorithm off (servers/s3s-fs/src/main.rs says why).
+# Nagle's algorithm off and closes connections gracefully (servers/s3s-fs/src/main.rs says why).
 $(S3S_FS): servers/s3s-fs/Cargo.toml servers/s3s-fs/Cargo.lock $(wildcard servers/s3s-fs/src/*.rs)
 	cargo install --path servers/s3s-fs --locked --force --root .tools/s3s-fs

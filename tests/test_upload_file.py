@@ -224,7 +224,7 @@ def test_missing_bucket_is_wrapped_as_boto3_wraps_it(moto, tmp_path):
     assert "NoSuchBucket" in messages[0]
 
 
-@pytest.mark.parametrize("size", [10, THRESHOLD + 1])
+@pytest.mark.parametrize("size", [10, 2 * MIB, THRESHOLD + 1])
 def test_wrong_secret_is_refused(s3s_fs, tmp_path, size):
     """The same error, and the Callback has seen what boto3's sees: the bytes of a PutObject
     sent before the refusal, none for a multipart upload refused at its creation."""

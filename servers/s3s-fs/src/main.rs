@@ -14,11 +14,15 @@
 //!
 //! And s3s-fs reads a GET's body from its file 4 KiB at a time, each read a hop to tokio's
 //! blocking pool: `object_reads` reads those bytes in larger pieces (it says why).
+//!
+//! Connections close as careful servers close them (`LingeringClose`), so that an upload
+//! refused before its body was read gets its error response, not a reset connection.
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
@@ -28,7 +32,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use s3s::auth::SimpleAuth;
 use s3s::service::{S3Service, S3ServiceBuilder};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 
 mod object_reads;
 
@@ -87,9 +92,68 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         socket.set_nodelay(true)?;
         let service = InPieces(service.clone());
         let connection = http
-            .serve_connection(TokioIo::new(socket), service)
+            .serve_connection(TokioIo::new(LingeringClose(Some(socket))), service)
             .into_owned();
         tokio::spawn(connection);
+    }
+}
+
+/// How long a closed connection still takes in what its client sends.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// A connection that closes as careful servers close it ("lingering close"): once hyper is done
+/// with it, what the client still sends (the rest of an upload refused before its body was
+/// read, say for a bad signature) is read and dropped for up to `LINGER` before the socket
+/// closes. Closed with that body unread, the kernel resets the connection, and the client can
+/// lose the error response it was already sent: the refusal then looks like a dropped
+/// connection, to s3turbo and boto3 alike (boto3 mostly avoids it with Expect: 100-continue).
+struct LingeringClose(Option<TcpStream>);
+
+impl LingeringClose {
+    fn stream(&mut self) -> Pin<&mut TcpStream> {
+        Pin::new(self.0.as_mut().expect("the socket is there until drop"))
+    }
+}
+
+impl Drop for LingeringClose {
+    fn drop(&mut self) {
+        let Some(mut stream) = self.0.take() else {
+            return;
+        };
+        tokio::spawn(async move {
+            let _ = stream.shutdown().await;
+            let mut unread = vec![0u8; 64 * 1024];
+            let drain = async { while let Ok(1..) = stream.read(&mut unread).await {} };
+            let _ = tokio::time::timeout(LINGER, drain).await;
+        });
+    }
+}
+
+impl AsyncRead for LingeringClose {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        self.stream().poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for LingeringClose {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.stream().poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.stream().poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.stream().poll_shutdown(cx)
     }
 }
 
