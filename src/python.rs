@@ -29,7 +29,7 @@ use crate::presign::{self, PresignRequest, PresignV2Request};
 use crate::progress::Progress;
 use crate::request::{Headers, TransferOptions};
 use crate::runtime::{engine, Engine};
-use crate::upload::{self, UploadHeaders, UploadRequest};
+use crate::upload::{self, StreamBlock, UploadHeaders, UploadRequest};
 
 /// How often the waiting thread wakes to report progress and look for Ctrl-C.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
@@ -286,7 +286,7 @@ fn upload_fileobj(
     let request = upload.request(options);
     let block_size = plan::stream_part_size(options.options.multipart_chunksize);
     // One block waits for the engine while it uploads others: reading stays just ahead.
-    let (sender, blocks) = mpsc::channel::<Bytes>(1);
+    let (sender, blocks) = mpsc::channel::<StreamBlock>(1);
     let mut sender = Some(sender);
     let read_ahead = |_: Python<'_>, finished: bool| -> PyResult<()> {
         while let (false, Some(open)) = (finished, &sender) {
@@ -297,9 +297,10 @@ fn upload_fileobj(
             let block = read.call1((block_size,))?;
             let block = block.cast::<PyBytes>()?.as_bytes();
             if block.is_empty() {
-                sender = None; // the end of the stream
+                room.send(StreamBlock::End);
+                sender = None;
             } else {
-                room.send(Bytes::copy_from_slice(block));
+                room.send(StreamBlock::Data(Bytes::copy_from_slice(block)));
             }
         }
         Ok(())

@@ -35,7 +35,7 @@ use crate::python::{
     FilesToUpload, Options, Outcomes, Upload,
 };
 use crate::runtime::{engine, Engine};
-use crate::upload;
+use crate::upload::{self, StreamBlock};
 
 /// pyo3-async-runtimes on the engine's runtime (rather than a second one of its own): the same
 /// threads and connection pools as the sync API, and a fresh runtime after fork.
@@ -299,7 +299,7 @@ fn list_keys_async<'py>(
 /// The blocks of a stream on their way to `upload_stream_async`'s engine.
 #[pyclass(frozen, module = "s3turbo._core")]
 pub struct BlockSender {
-    sender: Mutex<Option<mpsc::Sender<Bytes>>>,
+    sender: Mutex<Option<mpsc::Sender<StreamBlock>>>,
     block_size: usize,
 }
 
@@ -314,23 +314,34 @@ impl BlockSender {
     /// An awaitable that hands `block` to the engine once it has room for it: True, or False
     /// if the engine stopped taking blocks (the transfer failed; its awaitable says why).
     fn send<'py>(&self, py: Python<'py>, block: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+        self.hand_over(py, StreamBlock::Data(Bytes::copy_from_slice(block)))
+    }
+
+    /// An awaitable that tells the engine the stream has ended, as `send` hands a block.
+    fn end<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.hand_over(py, StreamBlock::End)
+    }
+
+    /// No more blocks. Without `end` before, the stream was given up: the engine stores none
+    /// of it.
+    fn close(&self) {
+        self.sender.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+}
+
+impl BlockSender {
+    fn hand_over<'py>(&self, py: Python<'py>, block: StreamBlock) -> PyResult<Bound<'py, PyAny>> {
         let sender = self
             .sender
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let block = Bytes::copy_from_slice(block);
         generic::future_into_py::<EngineRuntime, _, bool>(py, async move {
             Ok(match sender {
                 Some(sender) => sender.send(block).await.is_ok(),
                 None => false,
             })
         })
-    }
-
-    /// The end of the stream.
-    fn close(&self) {
-        self.sender.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 }
 
@@ -348,7 +359,7 @@ fn upload_stream_async<'py>(
     let request = upload.request(options);
     // One block waits while the engine uploads others: reading stays just ahead, as in the
     // sync API.
-    let (sender, blocks) = mpsc::channel::<Bytes>(1);
+    let (sender, blocks) = mpsc::channel::<StreamBlock>(1);
     let awaitable = spawn_transfer(
         py,
         connection,

@@ -1,8 +1,8 @@
 //! Uploads. From a local file: one PutObject below the multipart threshold, otherwise a
 //! multipart upload with parts read by positional reads (no shared cursor) and up to
 //! `max_concurrency` parts in flight. From a stream (`upload_stream`): blocks read by the
-//! caller, uploaded the same way. A multipart upload that fails or is cancelled is aborted, so no parts are
-//! left behind in the bucket.
+//! caller, uploaded the same way. A multipart upload that fails or is cancelled is aborted, so
+//! no parts are left behind in the bucket.
 
 use std::fs::File;
 use std::future::Future;
@@ -218,6 +218,15 @@ async fn file_part(
     })
 }
 
+/// What a stream's reader hands `upload_stream`. The end is said, not told by the channel's
+/// closing: a reader that fails drops its sender, and the stream's blocks so far must not be
+/// stored as the whole object.
+#[derive(Debug)]
+pub enum StreamBlock {
+    Data(Bytes),
+    End,
+}
+
 /// Upload from a stream of unknown length (`upload_fileobj`): `blocks` brings the stream in
 /// blocks of `stream_part_size`, read on the caller's thread; `on_taken` tells the reader there
 /// is room for another. As s3transfer does, a stream that ends before the multipart threshold
@@ -227,7 +236,7 @@ pub async fn upload_stream(
     client: &Client,
     endpoint: &str,
     request: UploadRequest,
-    mut blocks: mpsc::Receiver<Bytes>,
+    mut blocks: mpsc::Receiver<StreamBlock>,
     on_taken: impl Fn() + Send + Sync,
     progress: Arc<Progress>,
     cancel: CancellationToken,
@@ -247,14 +256,15 @@ pub async fn upload_stream(
         };
         on_taken();
         match block {
-            Some(block) => {
+            Some(StreamBlock::Data(block)) => {
                 initial_len += block.len() as u64;
                 initial.push(block);
             }
-            None => {
+            Some(StreamBlock::End) => {
                 ended = true;
                 break;
             }
+            None => return Err(TransferError::Cancelled),
         }
     }
     if ended && initial_len < request.options.multipart_threshold {
@@ -268,13 +278,18 @@ pub async fn upload_stream(
             _ = cancel.cancelled() => Err(TransferError::Cancelled),
         };
     }
-    let rest = futures_util::stream::unfold(blocks, |mut blocks| async {
-        let block = blocks.recv().await;
-        block.map(|block| (block, blocks))
+    // A stream given up fails its next part, so the upload is aborted, not completed.
+    let rest = futures_util::stream::unfold(Some(blocks), |blocks| async {
+        let mut blocks = blocks?;
+        match blocks.recv().await {
+            Some(StreamBlock::Data(block)) => Some((Ok(block), Some(blocks))),
+            Some(StreamBlock::End) => None,
+            None => Some((Err(TransferError::Cancelled), None)),
+        }
     })
     .inspect(|_| on_taken());
     let checksum = request.upload_part_checksum.clone();
-    let jobs = futures_util::stream::iter(initial)
+    let jobs = futures_util::stream::iter(initial.into_iter().map(Ok))
         .chain(rest)
         .enumerate()
         .map(move |(index, data)| stream_part(index, data, checksum.clone()));
@@ -283,9 +298,10 @@ pub async fn upload_stream(
 
 async fn stream_part(
     index: usize,
-    data: Bytes,
+    data: Result<Bytes, TransferError>,
     checksum: Option<ChecksumAlgorithm>,
 ) -> Result<PartData, TransferError> {
+    let data = data?;
     let number = u32::try_from(index + 1)
         .ok()
         .filter(|n| u64::from(*n) <= plan::MAX_PARTS)

@@ -167,6 +167,36 @@ def test_non_blocking_stream_is_refused_as_in_the_sync_api(s3s_fs, size):
     assert s3s_fs.boto3_client().list_objects_v2(Bucket=bucket).get("KeyCount") == 0
 
 
+@pytest.mark.parametrize("good_bytes", [0, 10 * MIB], ids=["PutObject", "multipart"])
+def test_a_failed_read_stores_nothing_however_late_the_cancel(moto, good_bytes):
+    """A stream whose read fails is given up, never taken for one that ended: the blocks read
+    before (none, or two parts) are not stored, even when the loop is slow to cancel the
+    transfer after the failure (it used to be a race with an object stored cut short)."""
+    bucket = moto.new_bucket()
+
+    class FailingSource:
+        left = good_bytes
+
+        async def read(self, size: int = -1) -> bytes:
+            if not self.left:
+                # Holds the loop once the failure is out and before the transfer is cancelled.
+                asyncio.get_running_loop().call_soon(time.sleep, 0.5)
+                raise OSError("the disk went away")
+            chunk = b"x" * min(size, self.left)
+            self.left -= len(chunk)
+            return chunk
+
+    async def main():
+        async with aio_client(moto) as s3:
+            with pytest.raises(OSError, match="went away"):
+                await s3.upload_fileobj(FailingSource(), bucket, "k", Config=MULTIPART)
+
+    asyncio.run(main())
+    client = moto.boto3_client()
+    assert client.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+    assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
 class Stop(Exception):
     pass
 

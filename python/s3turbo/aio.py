@@ -182,8 +182,9 @@ class AsyncClient:
                 while block := await _full_block(read, sender.block_size):
                     if not await sender.send(block):
                         return  # the engine stopped: `done` says why
+                await sender.end()
             finally:
-                sender.close()
+                sender.close()  # without end(), after a failed read: nothing is stored
 
         await self._run(transfer, asked, done, Callback, send_blocks())
 
