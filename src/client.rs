@@ -24,6 +24,7 @@ use rustls_pki_types::{pem::PemObject, CertificateDer};
 
 use crate::credentials::{CredentialSource, RefreshingProvider};
 use crate::errors::TransferError;
+use crate::expect_continue;
 use crate::unverified_tls;
 
 /// Everything that decides how requests are sent and signed.
@@ -128,22 +129,20 @@ impl ConnectionSettings {
         if let Some(endpoint) = &self.endpoint_url {
             config = config.endpoint_url(endpoint);
         }
-        if !self.verify_certificates {
-            config = config.http_client(unverified_tls::client(
+        let http_client = if self.verify_certificates {
+            self.https_client()?
+        } else {
+            unverified_tls::client(
                 Duration::from_millis(self.connect_timeout_ms),
                 Duration::from_millis(self.read_timeout_ms),
-            )?);
-        } else if self.ca_bundle.is_some()
-            || self.http_proxy.is_some()
-            || self.https_proxy.is_some()
-        {
-            config = config.http_client(self.https_client()?);
-        }
+            )?
+        };
+        config = config.http_client(expect_continue::client(http_client));
         Ok(Client::from_conf(config.build()))
     }
 
     /// The SDK's default HTTPS client (rustls, aws-lc, proxies from the environment), with
-    /// this client's CA bundle and proxies instead.
+    /// this client's CA bundle and proxies if it has them.
     fn https_client(&self) -> Result<SharedHttpClient, TransferError> {
         let trust_store = match &self.ca_bundle {
             Some(path) => ca_bundle_trust_store(path)?,

@@ -10,6 +10,7 @@ mod credentials;
 mod download;
 mod error_body;
 mod errors;
+mod expect_continue;
 mod handoff;
 mod plan;
 mod presign;

@@ -120,6 +120,9 @@ class FaultProxy:
         self.delay = 0.0  # seconds before the first byte of each final response
         self.bytes_per_second: float | None = None  # each way, all connections together
         self.connections = 0  # accepted so far
+        self.bytes_from_clients = 0  # what clients sent, heads and bodies, all connections
+        # Not relaying "100 Continue": an older server or proxy, which never answers it.
+        self.hide_continue = False
         # The requests seen, in order (the latest ones, so that long benchmark runs stay small).
         self.requests: collections.deque[Request] = collections.deque(maxlen=100_000)
         self._faults: list[Fault] = []
@@ -215,8 +218,12 @@ class FaultProxy:
                     return fault
         return None
 
+    def _count_from_client(self, size: int) -> None:
+        with self._lock:
+            self.bytes_from_clients += size
+
     def _relay_requests(self, client, upstream, exchanges) -> None:
-        reader = _Reader(client)
+        reader = _Reader(client, self._count_from_client)
         try:
             while True:
                 head = reader.head()
@@ -258,7 +265,8 @@ class FaultProxy:
                     break
                 status, headers = _parse_response_head(head)
                 if 100 <= status < 200:  # 100 Continue: the final response follows
-                    client.sendall(head)
+                    if not self.hide_continue:
+                        client.sendall(head)
                     continue
                 request, fault = exchanges.popleft() if exchanges else (None, None)
                 if fault is not None and fault.stall_response_head:
@@ -355,12 +363,15 @@ def _reset(sock: socket.socket) -> None:
 class _Reader:
     """Buffered reads from a socket: heads up to the blank line, bodies by their framing."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, count=None) -> None:
         self._sock = sock
         self._buffer = b""
+        self._count = count  # called with the size of what each recv got
 
     def _fill(self) -> bool:
         data = self._sock.recv(CHUNK)
+        if self._count is not None:
+            self._count(len(data))
         self._buffer += data
         return bool(data)
 

@@ -12,7 +12,7 @@ import time
 
 import pytest
 import s3transfer.exceptions
-from boto3.exceptions import Boto3Error, RetriesExceededError
+from boto3.exceptions import Boto3Error, RetriesExceededError, S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
@@ -607,6 +607,52 @@ def test_error_body_is_read_as_boto3_reads_it(s3s_fs, call, body):
             seen[name] = (error_as_boto3_reads_it(caught.value), besides_metadata)
     assert refused.hits == 2
     assert seen["s3turbo"] == seen["boto3"]
+
+
+@pytest.mark.parametrize(
+    ("size", "transfer_config"),
+    [(2 * MIB, TransferConfig()), (MULTIPART_SIZE, MULTIPART)],
+    ids=["PutObject", "UploadPart"],
+)
+def test_a_refused_large_upload_sends_no_body(s3s_fs, tmp_path, size, transfer_config):
+    """Upload bodies of 1 MiB or more go with `Expect: 100-continue`, as boto3's go, and wait
+    for the server's "100 Continue": a server that refuses the upload answers first, and gets
+    no body (nor, if it closes then, body bytes it never read, which would reset the
+    connection under its answer). Both clients raise the same error."""
+    bucket = s3s_fs.new_bucket()
+    source = write_random(tmp_path / "source.bin", size)
+    seen = {}
+    with FaultProxy(s3s_fs.endpoint_url) as proxy:
+        refused = proxy.inject(Fault(method="PUT", answer_error=(403, "AccessDenied"), times=None))
+        for name, client in s3s_fs.clients_through(proxy, Config()).items():
+            sent_before = proxy.bytes_from_clients
+            with pytest.raises(S3UploadFailedError) as caught:
+                client.upload_file(str(source), bucket, "k", Config=transfer_config)
+            puts = [r for r in proxy.requests if r.method == "PUT"]
+            seen[name] = (
+                str(caught.value),
+                proxy.bytes_from_clients - sent_before < 64 * 1024,  # the heads alone
+                {r.headers.get("expect") for r in puts},
+            )
+            proxy.requests.clear()
+    assert refused.hits >= 2
+    assert seen["s3turbo"] == seen["boto3"]
+    assert seen["boto3"][1:] == (True, {"100-continue"})
+
+
+def test_a_large_upload_goes_after_a_second_without_100_continue(s3s_fs, tmp_path):
+    """A server (or proxy) that never answers "100 Continue" gets the body after a second, as
+    botocore sends it, and the upload succeeds."""
+    bucket = s3s_fs.new_bucket()
+    source = write_random(tmp_path / "source.bin", 2 * MIB)
+    with FaultProxy(s3s_fs.endpoint_url) as proxy:
+        proxy.hide_continue = True
+        for name, client in s3s_fs.clients_through(proxy, Config()).items():
+            started = time.monotonic()
+            client.upload_file(str(source), bucket, name)
+            elapsed = time.monotonic() - started
+            assert elapsed >= 1, name
+            assert sha256_object(s3s_fs.boto3_client(), bucket, name) == sha256_file(source)
 
 
 def test_last_attempt_is_reported_as_boto3_reports_it(s3s_fs, tmp_path):
