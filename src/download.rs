@@ -216,10 +216,12 @@ impl<'a> Fetcher<'a> {
     /// first part's fetch goes on with the attempts left.
     async fn open(&self, cancel: &CancellationToken) -> Result<Opening, TransferError> {
         let options = &self.request.options;
+        // No object is larger than S3's largest: a threshold beyond it ("never multipart")
+        // asks for no range end that a server might not parse.
         let first_len = options
             .multipart_threshold
             .max(options.multipart_chunksize)
-            .max(1);
+            .clamp(1, plan::MAX_OBJECT_SIZE);
         let request = self.request;
         let trace = &RequestTrace::new(self.client);
         let first_range = format!("bytes=0-{}", first_len - 1);

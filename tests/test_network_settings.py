@@ -331,3 +331,32 @@ def test_bucket_in_another_region_is_redirected_as_in_boto3(
     assert_engine_served(caplog)
     assert results["s3turbo"] == (1, True)
     assert results.get("boto3", (1, True)) == (1, True)
+
+
+@pytest.mark.parametrize("path", ["/{outer}", "/{outer}/", "//{outer}//"])
+def test_endpoint_url_path_comes_before_the_bucket_as_in_botocore(s3s_fs, tmp_path, caplog, path):
+    """A custom endpoint with a path (a gateway mounting S3 under a prefix) gets the bucket
+    after one slash, as botocore sends it (the engine joined "/prefix" and the bucket into one
+    name). s3s-fs knows no prefix: it takes the path's first segment for the bucket, so both
+    clients store the object under that bucket, with a key that starts with theirs."""
+    outer = s3s_fs.new_bucket()
+    source = write_random(tmp_path / "source.bin", 1000)
+    endpoint = s3s_fs.endpoint_url + path.format(outer=outer)
+    with caplog.at_level("DEBUG", logger="s3turbo"):
+        for name, make in (("s3turbo", s3s_fs.s3turbo_client), ("boto3", s3s_fs.boto3_client)):
+            client = make(endpoint_url=endpoint)
+            client.upload_file(str(source), "inner", name)
+            client.download_file("inner", name, str(tmp_path / name))
+            assert sha256_file(tmp_path / name) == sha256_file(source)
+    assert_engine_served(caplog)
+    listed = s3s_fs.boto3_client().list_objects_v2(Bucket=outer)["Contents"]
+    assert sorted(o["Key"] for o in listed) == ["inner/boto3", "inner/s3turbo"]
+
+
+def test_no_timeouts_as_botocore_takes_none(s3s_fs, tmp_path, caplog):
+    """connect_timeout=None and read_timeout=None are botocore's "wait for ever"."""
+    bucket = s3s_fs.new_bucket()
+    config = Config(connect_timeout=None, read_timeout=None)
+    with caplog.at_level("DEBUG", logger="s3turbo"):
+        round_trip(s3s_fs.s3turbo_client(config=config), bucket, tmp_path)
+    assert_engine_served(caplog)

@@ -224,6 +224,32 @@ def test_missing_bucket_is_wrapped_as_boto3_wraps_it(moto, tmp_path):
     assert "NoSuchBucket" in messages[0]
 
 
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"multipart_threshold": float("inf")},  # "never multipart"
+        {"multipart_threshold": 5.5 * MIB},
+        {"multipart_threshold": 1e9},
+        {"multipart_threshold": 2**64},
+        {"multipart_threshold": 5 * MIB, "multipart_chunksize": 2**64},
+        {"multipart_threshold": 5 * MIB, "max_concurrency": 2.0},
+    ],
+)
+def test_transfer_config_numbers_are_taken_as_boto3_takes_them(s3s_fs, tmp_path, settings):
+    """s3transfer compares sizes with any number (a float, infinity, beyond 2**64) and clamps
+    the part size: the same parts (so the same ETag) and the same bytes back."""
+    bucket = s3s_fs.new_bucket()
+    source = write_random(tmp_path / "source.bin", 6 * MIB)
+    config = TransferConfig(**settings)
+    etags = {}
+    for name, client in (("s3turbo", s3s_fs.s3turbo_client()), ("boto3", s3s_fs.boto3_client())):
+        client.upload_file(str(source), bucket, name, Config=config)
+        client.download_file(bucket, name, str(tmp_path / name), Config=config)
+        assert sha256_file(tmp_path / name) == sha256_file(source)
+        etags[name] = s3s_fs.boto3_client().head_object(Bucket=bucket, Key=name)["ETag"]
+    assert etags["s3turbo"] == etags["boto3"]
+
+
 @pytest.mark.parametrize("size", [10, 2 * MIB, THRESHOLD + 1])
 def test_wrong_secret_is_refused(s3s_fs, tmp_path, size):
     """The same error. The Callback has seen the bytes of a PutObject sent before the refusal,

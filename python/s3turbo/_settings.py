@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import math
 import os
 import re
 import sys
@@ -46,6 +47,16 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # Total attempts per request when the client's retry config names only a mode, as botocore.
 _DEFAULT_ATTEMPTS = {"legacy": 5, "standard": 3, "adaptive": 3}
 
+# botocore's timeout None (wait for ever), as the engine takes it: it adds timeouts to instants.
+_NO_TIMEOUT = 365 * 24 * 3600.0
+
+# The largest size or count the engine takes (an unsigned 64-bit integer).
+_U64_MAX = 2**64 - 1
+
+# A path segment of a custom endpoint that botocore sends as it is: unreserved characters,
+# and not a dot segment (which botocore resolves, as it escapes others).
+_PLAIN_PATH_SEGMENT = re.compile(r"(?!\.\.?$)[A-Za-z0-9._~-]+")
+
 
 def connection(client: Any) -> _core.Connection:
     """The endpoint, region, credentials and HTTP settings the botocore client would use."""
@@ -55,7 +66,7 @@ def connection(client: Any) -> _core.Connection:
     if not verify:
         _warn_unverified(client.meta.endpoint_url)
     return _core.Connection(
-        endpoint_url=builtins.get(EndpointResolverBuiltins.SDK_ENDPOINT),
+        endpoint_url=_endpoint_url(builtins.get(EndpointResolverBuiltins.SDK_ENDPOINT)),
         region=client.meta.region_name or "us-east-1",
         **_credentials(client),
         force_path_style=bool(builtins.get(EndpointResolverBuiltins.AWS_S3_FORCE_PATH_STYLE)),
@@ -66,13 +77,30 @@ def connection(client: Any) -> _core.Connection:
         verify_certificates=verify,
         http_proxy=(config.proxies or {}).get("http"),
         https_proxy=(config.proxies or {}).get("https"),
-        connect_timeout=float(config.connect_timeout),
-        read_timeout=float(config.read_timeout),
+        connect_timeout=_NO_TIMEOUT if config.connect_timeout is None else config.connect_timeout,
+        read_timeout=_NO_TIMEOUT if config.read_timeout is None else config.read_timeout,
         max_attempts=_total_attempts(config.retries or {}),
         retry_mode=(config.retries or {}).get("mode", "legacy"),
         request_checksum_calculation=config.request_checksum_calculation or "when_supported",
         response_checksum_validation=config.response_checksum_validation or "when_supported",
     )
+
+
+def _endpoint_url(url: str | None) -> str | None:
+    """A custom endpoint as botocore sends requests to it: its path (a gateway's prefix) with
+    empty segments left out and a slash at the end, before the bucket's name. (The SDK would
+    join "/prefix" and the bucket without a slash: another bucket.)"""
+    if url is None:
+        return None
+    parts = urllib.parse.urlsplit(url)
+    segments = [segment for segment in parts.path.split("/") if segment]
+    path = "/" + "".join(f"{segment}/" for segment in segments) if segments else ""
+    return urllib.parse.urlunsplit(parts._replace(path=path))
+
+
+def _endpoint_path_is_plain(url: str | None) -> bool:
+    path = urllib.parse.urlsplit(url).path if url else ""
+    return all(_PLAIN_PATH_SEGMENT.fullmatch(s) for s in path.split("/") if s)
 
 
 def _credentials(client: Any) -> dict:
@@ -169,12 +197,16 @@ def unsupported_client_setting(client: Any) -> str | None:
     if ca_bundle is not None and not os.path.isfile(ca_bundle):
         return f"the CA bundle {ca_bundle!r} is not a file"
     builtins = client._ruleset_resolver._builtins
+    endpoint_url = builtins.get(EndpointResolverBuiltins.SDK_ENDPOINT)
     # The endpoint rules refuse accelerate with a custom endpoint: boto3 says how. (botocore
     # itself turns dual-stack and FIPS off when there is one.)
-    if builtins.get(EndpointResolverBuiltins.SDK_ENDPOINT) and builtins.get(
-        EndpointResolverBuiltins.AWS_S3_ACCELERATE
-    ):
+    if endpoint_url and builtins.get(EndpointResolverBuiltins.AWS_S3_ACCELERATE):
         return "accelerate endpoints with a custom endpoint_url"
+    if not _endpoint_path_is_plain(endpoint_url):
+        return "an endpoint_url path with escapes, dot segments or other than ASCII letters"
+    # botocore signs the payload's SHA-256 then, where the engine sends a checksum instead.
+    if (config.s3 or {}).get("payload_signing_enabled"):
+        return "payload_signing_enabled"
     return None
 
 
@@ -265,14 +297,25 @@ def _default_options() -> _core.Options:
 
 
 def _options(config: TransferConfig) -> _core.Options:
+    chunksize = config.multipart_chunksize
     return _core.Options(
-        multipart_threshold=config.multipart_threshold,
-        multipart_chunksize=config.multipart_chunksize,
+        multipart_threshold=_size_bound(config.multipart_threshold),
+        # (A float chunksize is a TypeError, in boto3 as here.)
+        multipart_chunksize=min(chunksize, _U64_MAX) if isinstance(chunksize, int) else chunksize,
         # use_threads=False means one request at a time in s3transfer.
-        max_concurrency=config.max_concurrency if config.use_threads else 1,
+        max_concurrency=_size_bound(config.max_concurrency) if config.use_threads else 1,
         num_download_attempts=config.num_download_attempts,
         max_bandwidth=_bytes_per_second(config.max_bandwidth),
     )
+
+
+def _size_bound(value: float) -> int:
+    """A threshold or count s3transfer compares whole numbers with, as the engine takes it: a
+    float (5.5 MiB, 1e9, infinity) as its ceiling, which the same numbers reach, and anything
+    beyond 2**64 as 2**64 - 1, which no size reaches."""
+    if not value < _U64_MAX:  # infinity too
+        return _U64_MAX
+    return max(0, math.ceil(value))
 
 
 def _bytes_per_second(max_bandwidth: float | None) -> int | None:
