@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_sdk_s3::config::ResponseChecksumValidation;
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::types::{ChecksumMode, RequestPayer};
 use aws_sdk_s3::Client;
@@ -21,7 +22,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::bandwidth::BandwidthLimit;
-use crate::errors::{body_cut_short, body_error, RequestTrace, TransferError};
+use crate::errors::{body_cut_short, body_error, RequestTrace, ServiceError, TransferError};
 use crate::handoff::ChunkQueue;
 use crate::plan::{self, Part};
 use crate::progress::{AttemptCounter, Progress};
@@ -209,8 +210,8 @@ impl<'a> Fetcher<'a> {
 
     /// Learns the object's size and ETag from a GET of its first range rather than from the
     /// HeadObject s3transfer sends first: one round trip fewer, and all of an object below the
-    /// multipart threshold in it. Its errors are reported as boto3 reports those of its
-    /// HeadObject (code "404", ...). An empty object has no first range (416): HeadObject.
+    /// multipart threshold in it. Its errors are reported as boto3 would report them (see
+    /// `refusal`). An empty object has no first range (416): HeadObject.
     /// A GET that times out is where s3transfer's GET would have (its HeadObject answered
     /// first), and s3transfer tries that GET again: so a HeadObject tells the size, and the
     /// first part's fetch goes on with the attempts left.
@@ -236,7 +237,7 @@ impl<'a> Fetcher<'a> {
                 with_settings(operation, settings)
                     .send()
                     .await
-                    .map_err(|e| trace.error("HeadObject", self.endpoint, e))
+                    .map_err(|e| trace.error("GetObject", self.endpoint, e))
             }
         };
         let region = self.bucket_region();
@@ -260,6 +261,7 @@ impl<'a> Fetcher<'a> {
                 let head = self.head(cancel).await?;
                 return Ok(Opening::first_part(head, first_len, Start::OpeningTimedOut));
             }
+            Err(TransferError::Service(error)) => return Err(self.refusal(*error, cancel).await),
             Err(error) => return Err(error),
         };
         let head = Head {
@@ -271,6 +273,33 @@ impl<'a> Fetcher<'a> {
             first_len,
             Start::Opened(Box::new(response)),
         ))
+    }
+
+    /// The error boto3 reports where the first GET was refused. s3transfer sends HeadObject
+    /// first (unless response checksums are validated only when required, when its first
+    /// request is a GET too): a missing object, a denied request or a failing server is
+    /// HeadObject's error, told by its status. Another refusal HeadObject may not share (it
+    /// reads an archived object's metadata, which GET refuses with InvalidObjectState), so a
+    /// HeadObject tells: its error if it has one, else the GET's.
+    async fn refusal(&self, error: ServiceError, cancel: &CancellationToken) -> TransferError {
+        let heads_first = !matches!(
+            self.client.config().response_checksum_validation(),
+            Some(ResponseChecksumValidation::WhenRequired)
+        );
+        if !heads_first {
+            return TransferError::Service(Box::new(error));
+        }
+        let shared_by_head = match error.status {
+            403 => error.code != "InvalidObjectState",
+            status => status == 404 || status == 429 || status >= 500,
+        };
+        if shared_by_head {
+            return TransferError::Service(Box::new(error.into_head_object()));
+        }
+        match self.head(cancel).await {
+            Ok(_) => TransferError::Service(Box::new(error)),
+            Err(head_error) => head_error,
+        }
     }
 
     async fn head(&self, cancel: &CancellationToken) -> Result<Head, TransferError> {

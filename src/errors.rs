@@ -80,6 +80,41 @@ pub enum RequestIds {
     Only(Option<String>),
 }
 
+/// botocore's `Error` of a response told by its status alone: code "404", message "Not Found".
+fn status_error(status: u16) -> Vec<(String, ErrorField)> {
+    let reason = http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    vec![
+        (
+            "Code".to_owned(),
+            ErrorField::Text(Some(status.to_string())),
+        ),
+        (
+            "Message".to_owned(),
+            ErrorField::Text(Some(reason.to_owned())),
+        ),
+    ]
+}
+
+impl ServiceError {
+    /// The error as botocore reports the same status to a HeadObject, whose response has no
+    /// body: told by its status.
+    pub fn into_head_object(mut self) -> Self {
+        self.operation = "HeadObject";
+        self.error = status_error(self.status);
+        self.code = self.status.to_string();
+        self.response_keys.clear();
+        // botocore's generic error for a 5xx: no ids.
+        self.ids = match self.status {
+            500.. => RequestIds::Only(None),
+            _ => RequestIds::FromHeadersOrEmpty,
+        };
+        self
+    }
+}
+
 impl TransferError {
     pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
         TransferError::Io {
@@ -133,25 +168,11 @@ impl TransferError {
                         (read.error, read.response_keys, RequestIds::Only(request_id))
                     }
                     None => {
-                        let reason = http::StatusCode::from_u16(status)
-                            .ok()
-                            .and_then(|s| s.canonical_reason())
-                            .unwrap_or("");
-                        let error = vec![
-                            (
-                                "Code".to_owned(),
-                                ErrorField::Text(Some(status.to_string())),
-                            ),
-                            (
-                                "Message".to_owned(),
-                                ErrorField::Text(Some(reason.to_owned())),
-                            ),
-                        ];
                         let ids = match generic {
                             true => RequestIds::Only(None),
                             false => RequestIds::FromHeadersOrEmpty,
                         };
-                        (error, Vec::new(), ids)
+                        (status_error(status), Vec::new(), ids)
                     }
                 };
                 // botocore sets these itself, whatever the body says.

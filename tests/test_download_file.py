@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import stat
 import threading
 
 import pytest
 from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
 from botocore.exceptions import ClientError
 from helpers import MIB, SIZES, THRESHOLD, Callbacks, listing, sha256_file, write_random
 
@@ -71,6 +73,49 @@ def test_missing_bucket_as_in_boto3(moto, tmp_path):
         errors.append(caught.value)
     assert type(errors[0]) is type(errors[1])
     assert errors[0].response["Error"]["Code"] == errors[1].response["Error"]["Code"]
+
+
+def raised(call, *args) -> tuple:
+    """What a boto3 caller sees of the ClientError `call(*args)` raises."""
+    with pytest.raises(ClientError) as caught:
+        call(*args)
+    error = caught.value
+    return type(error).__name__, str(error), error.operation_name, error.response["Error"]
+
+
+@pytest.mark.parametrize("call", ["download_file", "download_fileobj"])
+def test_archived_object_is_invalid_object_state_as_in_boto3(moto, tmp_path, call):
+    """A GLACIER object's metadata can be read, its bytes cannot: boto3's HeadObject succeeds
+    and its GetObject raises the modeled InvalidObjectState that code catches to start a
+    restore (the engine's first GET was reported as a HeadObject's 403)."""
+    bucket = moto.new_bucket()
+    moto.boto3_client().put_object(Bucket=bucket, Key="cold", Body=b"x", StorageClass="GLACIER")
+    seen = {}
+    for name, client in (("s3turbo", moto.s3turbo_client()), ("boto3", moto.boto3_client())):
+        sink = str(tmp_path / "o") if call == "download_file" else io.BytesIO()
+        seen[name] = raised(getattr(client, call), bucket, "cold", sink)
+    assert seen["s3turbo"] == seen["boto3"]
+    assert seen["boto3"][0] == "InvalidObjectState"
+    assert listing(tmp_path) == []
+
+
+def test_missing_object_without_checksum_validation_is_getobjects_error(server, tmp_path):
+    """With response checksums validated only when required, s3transfer sends no HeadObject:
+    its first GET's error is the one raised (NoSuchKey, NoSuchBucket), not a HEAD's 404."""
+    config = Config(response_checksum_validation="when_required")
+    bucket = server.new_bucket()
+    seen = {}
+    for name, make in (("s3turbo", server.s3turbo_client), ("boto3", server.boto3_client)):
+        client = make(config=config)
+        seen[name] = (
+            raised(client.download_file, bucket, "missing", str(tmp_path / "o")),
+            raised(client.download_fileobj, "no-such-bucket-here", "k", io.BytesIO()),
+        )
+    assert seen["s3turbo"] == seen["boto3"]
+    missing_key, missing_bucket = seen["boto3"]
+    assert missing_key[0] == "NoSuchKey"  # (s3s-fs says NoSuchKey of a missing bucket too)
+    assert missing_key[2] == missing_bucket[2] == "GetObject"
+    assert listing(tmp_path) == []
 
 
 def test_wrong_secret_is_a_403_as_in_boto3(s3s_fs, tmp_path):
