@@ -307,9 +307,8 @@ async fn stream_part(
         .filter(|n| u64::from(*n) <= plan::MAX_PARTS)
         .ok_or_else(|| {
             TransferError::InvalidInput(format!(
-                "the stream is longer than S3's {} parts of {} bytes",
-                plan::MAX_PARTS,
-                data.len()
+                "the stream needs more than S3's {} parts: a larger multipart_chunksize fits it",
+                plan::MAX_PARTS
             ))
         })?;
     let checksum = checksum_of(&data, checksum.as_ref()).await?;

@@ -8,8 +8,11 @@ import threading
 
 import pytest
 from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
 from botocore.exceptions import ClientError
 from helpers import MIB, THRESHOLD, Callbacks, NonBlockingSource, sha256_file, write_random
+
+from faultproxy import Fault, FaultProxy
 
 
 class WriteOnlySink:
@@ -222,3 +225,25 @@ def test_upload_fileobj_callback_error_aborts_the_multipart_upload(moto, tmp_pat
     boto = moto.boto3_client()
     assert boto.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     assert boto.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+
+def test_seekable_object_gets_parts_that_fit_as_in_boto3(s3s_fs, tmp_path):
+    """s3transfer sizes a seekable file object and doubles the part size until the parts fit
+    in S3's 10,000 (the engine kept the asked 5 MiB, sent 10,000 parts, then failed). A sparse
+    file too large for 5 MiB parts, and a server that refuses every part: the first parts of
+    both clients are 10 MiB."""
+    bucket = s3s_fs.new_bucket()
+    sparse = tmp_path / "sparse.bin"
+    with open(sparse, "wb") as out:
+        out.truncate(10_000 * 5 * MIB + 1)
+    config = TransferConfig(multipart_chunksize=5 * MIB)
+    part_sizes = {}
+    with FaultProxy(s3s_fs.endpoint_url) as proxy:
+        proxy.inject(Fault(method="PUT", answer_error=(400, "InvalidRequest"), times=None))
+        for name, client in s3s_fs.clients_through(proxy, Config()).items():
+            proxy.requests.clear()
+            with open(sparse, "rb") as source, pytest.raises(ClientError):
+                client.upload_fileobj(source, bucket, "k", Config=config)
+            parts = [r for r in proxy.requests if r.method == "PUT"]
+            part_sizes[name] = {r.headers["content-length"] for r in parts}
+    assert part_sizes["s3turbo"] == part_sizes["boto3"] == {str(10 * MIB)}

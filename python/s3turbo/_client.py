@@ -249,7 +249,11 @@ class Client:
             )
         # Service errors are raised as they are: boto3 wraps them only in upload_file.
         self._call_engine(
-            _core.upload_fileobj, upload, _block_reader(Fileobj), Config=Config, Callback=Callback
+            _core.upload_fileobj,
+            upload,
+            _block_reader(Fileobj),
+            Config=_settings.sized_for(Fileobj, Config),
+            Callback=Callback,
         )
 
     def _upload_fileobj_plan(self, Fileobj, Bucket, Key, ExtraArgs, Config, *, awaitable=False):

@@ -3,6 +3,7 @@ would resolve it, and turns it into the plain values the Rust engine takes."""
 
 from __future__ import annotations
 
+import copy
 import datetime
 import functools
 import math
@@ -25,10 +26,11 @@ from botocore.regions import EndpointResolverBuiltins
 from botocore.serialize import create_serializer
 from botocore.stub import Stubber
 from botocore.validate import validate_parameters
+from s3transfer.compat import seekable
 from s3transfer.constants import FULL_OBJECT_CHECKSUM_ARGS
 from s3transfer.manager import TransferManager
 from s3transfer.upload import UploadSubmissionTask
-from s3transfer.utils import set_default_checksum_algorithm
+from s3transfer.utils import ChunksizeAdjuster, set_default_checksum_algorithm
 from urllib3.exceptions import InsecureRequestWarning
 
 from . import _core
@@ -307,6 +309,24 @@ def _options(config: TransferConfig) -> _core.Options:
         num_download_attempts=config.num_download_attempts,
         max_bandwidth=_bytes_per_second(config.max_bandwidth),
     )
+
+
+def sized_for(fileobj: Any, config: TransferConfig | None) -> TransferConfig | None:
+    """`config` for an upload from `fileobj`. s3transfer knows a seekable object's size (from
+    its position to its end) and sizes the parts as for a file, bigger if need be to fit in
+    S3's 10,000; the engine, which reads any object as a stream, takes that part size."""
+    if not seekable(fileobj):
+        return config
+    start = fileobj.tell()
+    size = fileobj.seek(0, os.SEEK_END) - start
+    fileobj.seek(start)
+    chunksize = (config or TransferConfig()).multipart_chunksize
+    part_size = ChunksizeAdjuster().adjust_chunksize(chunksize, size)
+    if part_size <= chunksize:
+        return config
+    sized = copy.copy(config or TransferConfig())
+    sized.multipart_chunksize = part_size
+    return sized
 
 
 def _size_bound(value: float) -> int:

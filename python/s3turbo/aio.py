@@ -174,6 +174,8 @@ class AsyncClient:
                 ),
                 Callback,
             )
+        if not _is_async(Fileobj.read):
+            Config = _settings.sized_for(Fileobj, Config)
         transfer, asked = _transfer(Callback)
         done, sender = _core.upload_stream_async(*self._engine_args(Config), upload, transfer)
 
