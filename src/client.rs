@@ -8,14 +8,15 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use aws_credential_types::Credentials;
-use aws_sdk_s3::config::interceptors::InterceptorContext;
+use aws_sdk_s3::config::interceptors::{BeforeTransmitInterceptorContextMut, InterceptorContext};
 use aws_sdk_s3::config::retry::{ClassifyRetry, RetryAction, RetryConfig};
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::SharedHttpClient;
 use aws_sdk_s3::config::{
-    BehaviorVersion, IdentityCache, Region, RequestChecksumCalculation, ResponseChecksumValidation,
-    StalledStreamProtectionConfig,
+    BehaviorVersion, ConfigBag, IdentityCache, Intercept, Region, RequestChecksumCalculation,
+    ResponseChecksumValidation, RuntimeComponents, StalledStreamProtectionConfig,
 };
+use aws_sdk_s3::error::BoxError;
 use aws_sdk_s3::Client;
 use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
@@ -61,6 +62,41 @@ pub struct ConnectionSettings {
     pub checksum_when_supported: bool,
     /// botocore's `response_checksum_validation == "when_supported"`.
     pub validate_when_supported: bool,
+    pub user_agent: UserAgent,
+}
+
+/// What botocore's client config says of the User-Agent header: `user_agent` replaces the
+/// SDK's whole header, and `app/<user_agent_appid>` and `user_agent_extra` go at its end.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct UserAgent {
+    pub replacement: Option<String>,
+    pub suffix: Option<String>,
+}
+
+impl Intercept for UserAgent {
+    fn name(&self) -> &'static str {
+        "s3turbo::UserAgent"
+    }
+
+    /// After signing, as the header is not signed (by botocore either).
+    fn modify_before_transmit(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        _config: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let headers = context.request_mut().headers_mut();
+        let base = match &self.replacement {
+            Some(replacement) => replacement.clone(),
+            None => headers.get("user-agent").unwrap_or_default().to_owned(),
+        };
+        let value = match &self.suffix {
+            Some(suffix) => format!("{base} {suffix}"),
+            None => base,
+        };
+        headers.insert("user-agent", value);
+        Ok(())
+    }
 }
 
 impl ConnectionSettings {
@@ -128,6 +164,9 @@ impl ConnectionSettings {
         };
         if let Some(endpoint) = &self.endpoint_url {
             config = config.endpoint_url(endpoint);
+        }
+        if self.user_agent != UserAgent::default() {
+            config = config.interceptor(self.user_agent.clone());
         }
         let http_client = if self.verify_certificates {
             self.https_client()?

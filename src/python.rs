@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bandwidth::BandwidthLimit;
 use crate::batch::{self, Batch, FileDownload, FileUpload};
-use crate::client::ConnectionSettings;
+use crate::client::{ConnectionSettings, UserAgent};
 use crate::credentials::{CredentialSource, FetchedCredentials, RefreshableSource};
 use crate::download::{self, DownloadArgs, DownloadRequest};
 use crate::error_body::ErrorField;
@@ -51,7 +51,8 @@ impl Connection {
                         refresh, credentials_id, force_path_style, accelerate, dual_stack,
                         fips, ca_bundle, verify_certificates, http_proxy,
                         https_proxy, connect_timeout, read_timeout, max_attempts, retry_mode,
-                        request_checksum_calculation, response_checksum_validation))]
+                        request_checksum_calculation, response_checksum_validation,
+                        user_agent, user_agent_suffix))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         endpoint_url: Option<String>,
@@ -75,6 +76,8 @@ impl Connection {
         retry_mode: &str,
         request_checksum_calculation: &str,
         response_checksum_validation: &str,
+        user_agent: Option<String>,
+        user_agent_suffix: Option<String>,
     ) -> PyResult<Self> {
         let millis = |seconds: f64| (seconds.max(0.0) * 1000.0) as u64;
         let credentials = match (refresh, access_key, secret_key) {
@@ -113,6 +116,10 @@ impl Connection {
                 adaptive_retries: retry_mode == "adaptive",
                 checksum_when_supported: request_checksum_calculation == "when_supported",
                 validate_when_supported: response_checksum_validation == "when_supported",
+                user_agent: UserAgent {
+                    replacement: user_agent,
+                    suffix: user_agent_suffix,
+                },
             },
         })
     }

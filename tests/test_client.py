@@ -117,6 +117,35 @@ def test_invalid_bucket_or_key_is_refused_as_in_boto3(server, tmp_path, bucket_n
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(
+    ("settings", "engine_user_agent_ends"),
+    [
+        ({"user_agent_extra": "MYAPP/1.0"}, " MYAPP/1.0"),
+        ({"user_agent_appid": "my app#1", "user_agent_extra": "x/y"}, " app/my-app#1 x/y"),
+        ({"user_agent": "Custom/2.0", "user_agent_appid": "a", "user_agent_extra": "x/y"}, ""),
+    ],
+)
+def test_user_agent_settings_reach_the_header(s3s_fs, tmp_path, settings, engine_user_agent_ends):
+    """user_agent_appid (as botocore cleans it) and user_agent_extra end the engine's
+    User-Agent header, for access logs and policies, and user_agent replaces its start, as in
+    botocore's header."""
+    bucket = s3s_fs.new_bucket()
+    source = write_random(tmp_path / "source.bin", 1000)
+    headers = {}
+    with FaultProxy(s3s_fs.endpoint_url) as proxy:
+        for name, client in s3s_fs.clients_through(proxy, Config(**settings)).items():
+            client.upload_file(str(source), bucket, name)
+            [put] = [r for r in proxy.requests if r.method == "PUT" and name in r.target]
+            headers[name] = put.headers["user-agent"]
+    ours, theirs = headers["s3turbo"], headers["boto3"]
+    assert ours.endswith(engine_user_agent_ends)
+    assert theirs.endswith(settings["user_agent_extra"])
+    assert ("app/my-app#1" in ours) == ("app/my-app#1" in theirs)
+    if "user_agent" in settings:
+        assert ours == "Custom/2.0 x/y"
+        assert theirs.startswith("Custom/2.0 ")
+
+
 def test_calls_the_engine_cannot_honour_go_to_boto3(s3s_fs, tmp_path, monkeypatch, caplog):
     """S3TURBO_DISABLE=1 and SigV2 clients are served by boto3 itself (the debug log says so),
     with the same result."""

@@ -25,6 +25,7 @@ from botocore.httpsession import get_cert_path
 from botocore.regions import EndpointResolverBuiltins
 from botocore.serialize import create_serializer
 from botocore.stub import Stubber
+from botocore.useragent import sanitize_user_agent_string_component
 from botocore.validate import validate_parameters
 from s3transfer.compat import seekable
 from s3transfer.constants import FULL_OBJECT_CHECKSUM_ARGS
@@ -85,7 +86,27 @@ def connection(client: Any) -> _core.Connection:
         retry_mode=(config.retries or {}).get("mode", "legacy"),
         request_checksum_calculation=config.request_checksum_calculation or "when_supported",
         response_checksum_validation=config.response_checksum_validation or "when_supported",
+        user_agent=_supplied_user_agent(config),
+        user_agent_suffix=_user_agent_suffix(config),
     )
+
+
+def _supplied_user_agent(config: Any) -> str | None:
+    """The user's `user_agent`, which replaces the header's start (botocore fills
+    `config.user_agent` in itself: the user's value is kept apart)."""
+    return getattr(config, "_supplied_user_agent", None)
+
+
+def _user_agent_suffix(config: Any) -> str | None:
+    """What botocore puts at the end of its User-Agent header: `app/<user_agent_appid>`
+    (unless `user_agent` replaces the header), then `user_agent_extra`."""
+    parts = []
+    if config.user_agent_appid and not _supplied_user_agent(config):
+        appid = sanitize_user_agent_string_component(config.user_agent_appid, allow_hash=True)
+        parts.append(f"app/{appid}")
+    if config.user_agent_extra:
+        parts.append(config.user_agent_extra)
+    return " ".join(parts) or None
 
 
 def _endpoint_url(url: str | None) -> str | None:
