@@ -176,7 +176,10 @@ impl ConnectionSettings {
                 Duration::from_millis(self.read_timeout_ms),
             )?
         };
-        config = config.http_client(expect_continue::client(http_client));
+        config = config.http_client(expect_continue::client(
+            http_client,
+            Duration::from_millis(self.read_timeout_ms),
+        ));
         Ok(Client::from_conf(config.build()))
     }
 

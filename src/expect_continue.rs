@@ -50,13 +50,19 @@ const EXPECT_CONTINUE_FROM: u64 = 1 << 20;
 /// How long a body waits for "100 Continue" before it goes anyway: botocore's second.
 const CONTINUE_WAIT: Duration = Duration::from_secs(1);
 
-/// `client`, with large upload bodies sent after "100 Continue".
-pub fn client(client: SharedHttpClient) -> SharedHttpClient {
-    ExpectContinueClient(client).into_shared()
+/// `client`, with large upload bodies sent after "100 Continue". With a `read_timeout` below
+/// two seconds they wait half of it at most: an upload whose body has not moved for the read
+/// timeout counts as stalled (botocore's wait is outside its socket timeouts).
+pub fn client(client: SharedHttpClient, read_timeout: Duration) -> SharedHttpClient {
+    let wait = CONTINUE_WAIT.min(read_timeout / 2);
+    ExpectContinueClient { client, wait }.into_shared()
 }
 
 #[derive(Debug)]
-struct ExpectContinueClient(SharedHttpClient);
+struct ExpectContinueClient {
+    client: SharedHttpClient,
+    wait: Duration,
+}
 
 impl HttpClient for ExpectContinueClient {
     fn http_connector(
@@ -64,7 +70,11 @@ impl HttpClient for ExpectContinueClient {
         settings: &HttpConnectorSettings,
         components: &RuntimeComponents,
     ) -> SharedHttpConnector {
-        ExpectContinueConnector(self.0.http_connector(settings, components)).into_shared()
+        ExpectContinueConnector {
+            connector: self.client.http_connector(settings, components),
+            wait: self.wait,
+        }
+        .into_shared()
     }
 
     fn validate_base_client_config(
@@ -72,7 +82,7 @@ impl HttpClient for ExpectContinueClient {
         components: &RuntimeComponentsBuilder,
         cfg: &ConfigBag,
     ) -> Result<(), BoxError> {
-        self.0.validate_base_client_config(components, cfg)
+        self.client.validate_base_client_config(components, cfg)
     }
 
     fn validate_final_config(
@@ -80,16 +90,20 @@ impl HttpClient for ExpectContinueClient {
         components: &RuntimeComponents,
         cfg: &ConfigBag,
     ) -> Result<(), BoxError> {
-        self.0.validate_final_config(components, cfg)
+        self.client.validate_final_config(components, cfg)
     }
 
     fn connector_metadata(&self) -> Option<ConnectorMetadata> {
-        self.0.connector_metadata()
+        self.client.connector_metadata()
     }
 }
 
 #[derive(Debug)]
-struct ExpectContinueConnector(SharedHttpConnector);
+struct ExpectContinueConnector {
+    connector: SharedHttpConnector,
+    /// How long a body waits for "100 Continue".
+    wait: Duration,
+}
 
 impl HttpConnector for ExpectContinueConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
@@ -99,13 +113,13 @@ impl HttpConnector for ExpectContinueConnector {
                 .content_length()
                 .is_some_and(|length| length >= EXPECT_CONTINUE_FROM);
         if !large_upload {
-            return self.0.call(request);
+            return self.connector.call(request);
         }
-        let (request, gate) = match held_until_continue(request) {
+        let (request, gate) = match held_until_continue(request, self.wait) {
             Ok(held) => held,
             Err(error) => return HttpConnectorFuture::ready(Err(error)),
         };
-        let sent = self.0.call(request);
+        let sent = self.connector.call(request);
         let answered = AnswerGuard(gate);
         HttpConnectorFuture::new(async move {
             let mut response = sent.await?;
@@ -122,8 +136,12 @@ impl HttpConnector for ExpectContinueConnector {
     }
 }
 
-/// `request` with `Expect: 100-continue` and its body held by the returned gate.
-fn held_until_continue(request: HttpRequest) -> Result<(HttpRequest, Arc<Gate>), ConnectorError> {
+/// `request` with `Expect: 100-continue` and its body held by the returned gate, for `wait`
+/// at most.
+fn held_until_continue(
+    request: HttpRequest,
+    wait: Duration,
+) -> Result<(HttpRequest, Arc<Gate>), ConnectorError> {
     let user_error = |e: aws_smithy_runtime_api::http::HttpError| ConnectorError::user(e.into());
     let gate = Arc::new(Gate::default());
     let mut request = request.try_into_http1x().map_err(user_error)?;
@@ -141,6 +159,7 @@ fn held_until_continue(request: HttpRequest) -> Result<(HttpRequest, Arc<Gate>),
         SdkBody::from_body_1_x(HeldBody {
             body,
             gate: gate.clone(),
+            wait,
             timer: None,
         })
     });
@@ -217,6 +236,7 @@ impl Drop for AnswerGuard {
 struct HeldBody {
     body: SdkBody,
     gate: Arc<Gate>,
+    wait: Duration,
     /// Started when hyper first asks for the body, which is when the head has gone.
     timer: Option<Pin<Box<Sleep>>>,
 }
@@ -248,9 +268,10 @@ impl Body for HeldBody {
                 Phase::Answered => return Poll::Pending,
                 Phase::Waiting => {}
             }
+            let wait = self.wait;
             let timer = self
                 .timer
-                .get_or_insert_with(|| Box::pin(tokio::time::sleep(CONTINUE_WAIT)));
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(wait)));
             ready!(timer.as_mut().poll(cx));
             self.gate.open();
         }
@@ -300,6 +321,7 @@ mod tests {
         HeldBody {
             body: SdkBody::from("data"),
             gate: gate.clone(),
+            wait: CONTINUE_WAIT,
             timer: None,
         }
     }
