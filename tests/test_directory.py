@@ -5,15 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pickle
+import shutil
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import boto3
 import pytest
+from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import ClientError
 from helpers import MIB, Callbacks, write_random
 
 import s3turbo
-from faultproxy import FaultProxy
+from faultproxy import Fault, FaultProxy
+from s3turbo import _directory
+from servers import ACCESS_KEY, SECRET_KEY
 
 # A folder with nesting, an empty folder, spaces and non-ASCII names, and several extensions.
 TREE = {
@@ -372,3 +380,139 @@ def test_async_directory_through_boto3(s3s_fs, tmp_path, monkeypatch):
 
     assert sorted(asyncio.run(main())) == sorted(f"p/{name}" for name in TREE)
     assert read_tree(tmp_path / "copy") == TREE
+
+
+# Trees and listings a careful user may have: links, unreadable folders, names S3 cannot
+# take, keys that land on one file, the prefix's own folder marker.
+
+
+def test_links_are_followed_and_what_cannot_be_uploaded_is_reported(moto, tmp_path):
+    """Links to files and to folders are followed, as the AWS CLI follows them; a link that
+    leads nowhere, a link back up the tree and a name that is not UTF-8 (S3 keys are) are
+    reported, and everything else is uploaded."""
+    bucket = moto.new_bucket()
+    shared = make_tree(tmp_path / "shared", {"logo.png": b"png"})
+    source = make_tree(tmp_path / "source", {"index.html": b"<html>"})
+    (source / "assets").symlink_to(shared, target_is_directory=True)
+    (source / "home.html").symlink_to(source / "index.html")
+    (source / "gone.txt").symlink_to(tmp_path / "nothing here")
+    (source / "loop").symlink_to(source, target_is_directory=True)
+    (source / os.fsdecode(b"latin-1 caf\xe9.txt")).write_bytes(b"x")
+    with pytest.raises(s3turbo.DirectoryTransferError) as raised:
+        moto.s3turbo_client().upload_directory(source, bucket, "www")
+    report = raised.value
+    assert sorted(report.transferred) == ["www/assets/logo.png", "www/home.html", "www/index.html"]
+    failed = report.failed
+    assert sorted(failed) == sorted(
+        ["www/gone.txt", "www/loop/", os.fsdecode(b"www/latin-1 caf\xe9.txt")]
+    )
+    assert isinstance(failed["www/gone.txt"], FileNotFoundError)
+    assert isinstance(failed["www/loop/"], OSError)
+    listed = moto.boto3_client().list_objects_v2(Bucket=bucket)["Contents"]
+    assert sorted(o["Key"] for o in listed) == sorted(report.transferred)
+
+
+def test_an_unreadable_folder_is_reported(moto, tmp_path):
+    """A folder that cannot be listed is a failure of its own, not a subtree left out in
+    silence. (Run without root's right to read anything, in a process of its own.)"""
+    bucket = moto.new_bucket()
+    source = make_tree(tmp_path / "source", {"a.txt": b"a", "locked/b.txt": b"b"})
+    (source / "locked").chmod(0)
+    script = """if True:
+        import sys, s3turbo
+        client = s3turbo.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1",
+                                aws_access_key_id="k", aws_secret_access_key="s")
+        try:
+            client.upload_directory(sys.argv[2], sys.argv[3], "")
+        except s3turbo.DirectoryTransferError as error:
+            failed = {key: type(e).__name__ for key, e in error.failed.items()}
+            print(sorted(error.transferred), failed)
+    """
+    command = [sys.executable, "-c", script, moto.endpoint_url, str(source), bucket]
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("root reads any folder, and setpriv is missing")
+        command = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", *command]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    finally:
+        (source / "locked").chmod(0o755)
+    assert result.stdout.strip() == "['a.txt'] {'locked/': 'PermissionError'}", result.stderr
+
+
+def test_keys_that_land_on_one_file_are_refused(moto, tmp_path):
+    """Keys that differ only in empty or "." segments name the same file: the first listed is
+    downloaded, the other refused (both used to be reported downloaded, one lost). The prefix's
+    own folder marker is local_dir itself."""
+    bucket = moto.new_bucket()
+    boto = moto.boto3_client()
+    for key in ["p/", "p/a//b", "p/a/b", "p/./x", "p/x"]:
+        boto.put_object(Bucket=bucket, Key=key, Body=key.encode())
+    with pytest.raises(s3turbo.DirectoryTransferError) as raised:
+        moto.s3turbo_client().download_directory(bucket, "p", tmp_path / "copy")
+    report = raised.value
+    assert sorted(report.failed) == ["p/a/b", "p/x"]  # listed after "p/a//b" and "p/./x"
+    assert all(isinstance(error, ValueError) for error in report.failed.values())
+    assert read_tree(tmp_path / "copy") == {"a/b": b"p/a//b", "x": b"p/./x"}
+    again = pickle.loads(pickle.dumps(report))  # a process pool's worker can raise it
+    assert (str(again), list(again.failed), again.transferred) == (
+        str(report),
+        list(report.failed),
+        report.transferred,
+    )
+
+
+def test_failed_downloads_leave_no_folders_behind(s3s_fs, tmp_path):
+    """A listing that fails makes no folder, and folders made for objects whose downloads all
+    failed are taken away again; local_dir and the other files stay."""
+    with pytest.raises(ClientError):
+        s3s_fs.s3turbo_client().download_directory("no-such-bucket-here", "", tmp_path / "a/b")
+    assert not (tmp_path / "a").exists()
+    bucket = s3s_fs.new_bucket()
+    boto = s3s_fs.boto3_client()
+    for key in ["p/kept.txt", "p/denied/deeper/x.txt", "p/denied/y.txt"]:
+        boto.put_object(Bucket=bucket, Key=key, Body=b"data")
+    with FaultProxy(s3s_fs.endpoint_url) as proxy:
+        proxy.inject(
+            Fault(target_contains="/p/denied/", answer_error=(403, "AccessDenied"), times=None)
+        )
+        client = s3s_fs.s3turbo_client(endpoint_url=proxy.endpoint_url)
+        with pytest.raises(s3turbo.DirectoryTransferError):
+            client.download_directory(bucket, "p", tmp_path / "copy")
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
+        "copy",
+        "copy/kept.txt",
+    ]
+
+
+def test_objects_in_flight_follow_use_threads_and_the_open_file_limit(s3s_fs, tmp_path):
+    """use_threads=False is one object at a time, as in s3transfer; and the objects in flight
+    stay within the process's open-file limit (each takes a file and a connection): under a
+    limit of 64, 300 files go up (most used to fail with "Too many open files")."""
+    assert _directory.objects_in_flight(TransferConfig(use_threads=False)) == 1
+    bucket = s3s_fs.new_bucket()
+    source = make_tree(tmp_path / "source", {f"f{i:03}.txt": b"x" * i for i in range(300)})
+    script = """if True:
+        import resource, sys, s3turbo
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+        client = s3turbo.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1",
+                                aws_access_key_id=sys.argv[4], aws_secret_access_key=sys.argv[5])
+        print(len(client.upload_directory(sys.argv[2], sys.argv[3], "")))
+    """
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            script,
+            s3s_fs.endpoint_url,
+            str(source),
+            bucket,
+            ACCESS_KEY,
+            SECRET_KEY,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.stdout.strip() == "300", result.stderr[-2000:]

@@ -3,8 +3,11 @@ the engine, one Callback for the total, and a report of what failed that keeps w
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import mimetypes
 import os
+import resource
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +26,10 @@ if TYPE_CHECKING:
 # not bandwidth, so many more than boto3's 10 requests pay off.
 DEFAULT_OBJECTS_IN_FLIGHT = 64
 
+# Open files left to the rest of the process when the open-file limit bounds the objects in
+# flight (each takes a file, a connection, and the connection pool keeps some).
+FILES_KEPT_FREE = 32
+
 
 class DirectoryTransferError(S3TransferFailedError):
     """Some objects of a directory transfer failed; the others were transferred all the same.
@@ -33,8 +40,13 @@ class DirectoryTransferError(S3TransferFailedError):
         key, error = next(iter(failed.items()))
         total = len(failed) + len(transferred)
         super().__init__(f"{len(failed)} of {total} objects failed to {action}; {key}: {error}")
+        self.action = action
         self.failed = failed
         self.transferred = transferred
+
+    def __reduce__(self):
+        # Rebuilt from its parts, so that it crosses to another process (a process pool's).
+        return DirectoryTransferError, (self.action, self.failed, self.transferred)
 
 
 class TransferStopped(Exception):
@@ -66,11 +78,20 @@ class UploadBatch:
         root = Path(os.fspath(local_dir))
         if not root.is_dir():
             raise NotADirectoryError(f"not a directory: {str(root)!r}")
+        os.listdir(root)  # an unreadable local_dir is an error of the call, before any upload
         self.client = client
         self.bucket = bucket
-        self.files = {
-            prefix + path.relative_to(root).as_posix(): str(path) for path in _files_in(root)
-        }
+        self.files: dict[str, str] = {}
+        # What cannot be uploaded, found while walking: reported with the failed uploads.
+        self.refused: dict[str, BaseException] = {}
+        for path, error in _files_in(root):
+            key = prefix + path.relative_to(root).as_posix() + ("/" if path.is_dir() else "")
+            if error is None and not _is_utf8(key):
+                error = ValueError(f"refused: {str(path)!r} is not a UTF-8 name, as S3 keys are")
+            if error is None:
+                self.files[key] = str(path)
+            else:
+                self.refused[key] = error
         self.args = dict(extra_args or {})
 
     def _content_type(self, path: str) -> str | None:
@@ -96,7 +117,7 @@ class UploadBatch:
                 self.client._client, path, self.bucket, key, args, callback, config
             )
 
-        return _one_by_one("upload", self.files, upload_with_boto3)
+        return _one_by_one("upload", self.files, upload_with_boto3, self.refused)
 
     def report(self, outcomes: list[BaseException | None]) -> dict[str, str]:
         def as_boto3_raises(key: str, error: BaseException) -> BaseException:
@@ -107,44 +128,68 @@ class UploadBatch:
                 )
             return error
 
-        return _report("upload", self.files, outcomes, as_boto3_raises)
+        return _report("upload", self.files, outcomes, as_boto3_raises, self.refused)
 
 
 class DownloadBatch:
     """The objects of one download_directory call and the local paths they go to (`place`
-    them once listed), and the report of their outcomes: shared by the sync and the asyncio
-    API. Building one makes `local_dir`."""
+    them once listed, which makes their folders), and the report of their outcomes: shared by
+    the sync and the asyncio API."""
 
     def __init__(self, client: Client, bucket: str, prefix: str, local_dir: str | os.PathLike):
         self.prefix = key_prefix(prefix)
         self.root = Path(os.fspath(local_dir))
-        self.root.mkdir(parents=True, exist_ok=True)
+        if self.root.exists() and not self.root.is_dir():
+            raise FileExistsError(f"not a directory: {str(self.root)!r}")
         self.client = client
         self.bucket = bucket
         self.files: dict[str, str] = {}
         self.refused: dict[str, BaseException] = {}
+        # Folders made for files, which failed downloads leave empty: taken away again after
+        # the downloads.
+        self._made_for_files: list[Path] = []
 
     def place(self, keys: Iterable[str]) -> None:
-        """Maps the listed keys to local paths and makes their folders; a key that would land
-        outside `local_dir`, or whose folder cannot be made, is refused."""
-        inside = os.path.realpath(self.root) + os.sep
-        made: set[Path] = set()  # folders made already: most objects share theirs
+        """Maps the listed keys to local paths and makes their folders (and `local_dir`). A key
+        that would land outside `local_dir`, where another key lands, or whose folder cannot
+        be made, is refused."""
+        made: set[Path] = set()  # folders made or found: most objects share theirs
+        kept: set[Path] = set()  # local_dir and the folders of folder markers
 
         def make_folder(path: Path) -> None:
-            if path not in made:
-                path.mkdir(parents=True, exist_ok=True)
-                made.add(path)
+            if path in made:
+                return
+            lineage = [path, *path.parents]
+            missing = lineage[: next(i for i, p in enumerate(lineage) if p in made or p.is_dir())]
+            path.mkdir(parents=True, exist_ok=True)
+            made.add(path)
+            self._made_for_files.extend(missing)
 
+        def keep_folder(path: Path) -> None:
+            make_folder(path)
+            kept.update((path, *path.parents))
+
+        keep_folder(self.root)
+        inside = os.path.realpath(self.root) + os.sep
+        destinations: dict[str, str] = {}
         for key in keys:
+            relative = key[len(self.prefix) :]
             try:
-                path = local_path(self.root, key[len(self.prefix) :], inside)
                 if key.endswith("/"):  # a folder marker: the folder, no file
-                    make_folder(path)
-                else:
-                    make_folder(path.parent)
-                    self.files[key] = str(path)
+                    if _segments(relative):  # (the prefix's own marker is local_dir)
+                        keep_folder(local_path(self.root, relative, inside))
+                    continue
+                path = local_path(self.root, relative, inside)
+                if str(path) in destinations:
+                    raise ValueError(
+                        f"refused: {destinations[str(path)]!r} goes to the same file, {str(path)!r}"
+                    )
+                make_folder(path.parent)
+                destinations[str(path)] = key
+                self.files[key] = str(path)
             except (ValueError, OSError) as error:
                 self.refused[key] = error
+        self._made_for_files = [p for p in self._made_for_files if p not in kept]
 
     def one_by_one(self, extra_args, callback, config) -> dict[str, str]:
         """boto3 downloads the objects, one after another."""
@@ -154,13 +199,25 @@ class DownloadBatch:
                 self.client._client, self.bucket, key, path, extra_args, callback, config
             )
 
-        return _one_by_one("download", self.files, download_with_boto3, self.refused)
+        try:
+            return _one_by_one("download", self.files, download_with_boto3, self.refused)
+        finally:
+            self._remove_empty_folders()
 
     def report(self, outcomes: list[BaseException | None]) -> dict[str, str]:
         def as_boto3_raises(key: str, error: BaseException) -> BaseException:
             return self.client._modeled(error) if isinstance(error, ClientError) else error
 
-        return _report("download", self.files, outcomes, as_boto3_raises, self.refused)
+        try:
+            return _report("download", self.files, outcomes, as_boto3_raises, self.refused)
+        finally:
+            self._remove_empty_folders()
+
+    def _remove_empty_folders(self) -> None:
+        """Takes away the folders made for files that none of the downloads filled."""
+        for folder in sorted(self._made_for_files, key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):  # not empty, or gone
+                folder.rmdir()
 
 
 def upload_directory(
@@ -219,7 +276,7 @@ def local_path(root: Path, relative_key: str, inside: str) -> Path:
     """Where the object named `relative_key` (its key less the prefix) goes under `root`, whose
     real path is `inside` (with a trailing separator). A key that would land outside `root`
     ("..", or a link inside root that leads out) is refused."""
-    parts = [part for part in relative_key.split("/") if part not in ("", ".")]
+    parts = _segments(relative_key)
     if not parts or ".." in parts or any("\0" in part for part in parts):
         raise ValueError(f"refused: the key would be written outside {str(root)!r}")
     path = root.joinpath(*parts)
@@ -228,15 +285,47 @@ def local_path(root: Path, relative_key: str, inside: str) -> Path:
     return path
 
 
-def _files_in(root: Path) -> Iterable[Path]:
-    """The files under `root`, in a stable order. Empty folders have no objects to become (S3
-    has no folders), as with the AWS CLI."""
-    for directory, subdirectories, names in os.walk(root):
+def _segments(relative_key: str) -> list[str]:
+    """The path segments a key (less the prefix) names: empty ones and "." name none."""
+    return [part for part in relative_key.split("/") if part not in ("", ".")]
+
+
+def _is_utf8(key: str) -> bool:
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:  # a file name of bytes that are not UTF-8
+        return False
+    return True
+
+
+def _files_in(root: Path) -> Iterable[tuple[Path, OSError | None]]:
+    """The files under `root`, in a stable order, with links to files and folders followed
+    (as the AWS CLI follows them); and, with their error, what cannot be uploaded: a folder
+    that cannot be read, a link that leads nowhere or back into the tree above it. Empty
+    folders have no objects to become (S3 has no folders), as with the AWS CLI; devices, FIFOs
+    and sockets are left out."""
+    problems: list[tuple[Path, OSError]] = []
+
+    def unreadable(error: OSError) -> None:
+        problems.append((Path(error.filename), error))
+
+    for directory, subdirectories, names in os.walk(root, onerror=unreadable, followlinks=True):
+        yield from problems
+        problems.clear()
+        above = {os.path.realpath(p) for p in (directory, *Path(directory).parents)}
+        for name in list(subdirectories):
+            path = Path(directory, name)
+            if os.path.realpath(path) in above:
+                subdirectories.remove(name)
+                yield path, OSError(errno.ELOOP, "refused: a link back into the tree", str(path))
         subdirectories.sort()
         for name in sorted(names):
             path = Path(directory, name)
             if path.is_file():
-                yield path
+                yield path, None
+            elif not path.exists():
+                yield path, FileNotFoundError(errno.ENOENT, "a link that leads nowhere", str(path))
+    yield from problems
 
 
 def _keys(client: Client, bucket: str, prefix: str, boto3_serves: bool) -> Iterable[str]:
@@ -252,7 +341,17 @@ def _keys(client: Client, bucket: str, prefix: str, boto3_serves: bool) -> Itera
 
 
 def objects_in_flight(config: TransferConfig | None) -> int:
-    return DEFAULT_OBJECTS_IN_FLIGHT if config is None else max(1, config.max_concurrency)
+    """`max_concurrency` (one with `use_threads=False`, as s3transfer), or the default; and
+    within the process's open-file limit, as each object in flight takes a file and a
+    connection."""
+    if config is None:
+        wanted = DEFAULT_OBJECTS_IN_FLIGHT
+    else:
+        wanted = max(1, int(config.max_concurrency)) if config.use_threads else 1
+    soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft_limit == resource.RLIM_INFINITY:
+        return wanted
+    return max(1, min(wanted, (soft_limit - FILES_KEPT_FREE) // 3))
 
 
 def _report(action, files, outcomes, as_boto3_raises, refused=None) -> dict[str, str]:
