@@ -226,7 +226,7 @@ def unsupported_client_setting(client: Any) -> str | None:
     if endpoint_url and builtins.get(EndpointResolverBuiltins.AWS_S3_ACCELERATE):
         return "accelerate endpoints with a custom endpoint_url"
     if not _endpoint_path_is_plain(endpoint_url):
-        return "an endpoint_url path with escapes, dot segments or other than ASCII letters"
+        return "an endpoint_url path that botocore escapes or resolves (beyond A-Z a-z 0-9 -._~)"
     # botocore signs the payload's SHA-256 then, where the engine sends a checksum instead.
     if (config.s3 or {}).get("payload_signing_enabled"):
         return "payload_signing_enabled"
