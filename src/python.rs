@@ -677,8 +677,8 @@ where
     loop {
         match py.detach(|| done.wait_timeout(POLL_INTERVAL)) {
             Some(Some(Ok(value))) => {
-                pump(py, true)?;
                 deliver()?;
+                pump(py, true)?;
                 return Ok(value);
             }
             Some(Some(Err(error))) => {
@@ -693,8 +693,10 @@ where
             }
             None => {}
         }
-        let step = pump(py, false)
-            .and_then(|()| deliver())
+        // The callback sees bytes before the sink gets them, as s3transfer's sees them as they
+        // are read: a callback that raises stops what it has not seen from being written.
+        let step = deliver()
+            .and_then(|()| pump(py, false))
             .and_then(|()| py.check_signals());
         if let Err(error) = step {
             return stop(error);

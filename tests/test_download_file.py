@@ -13,8 +13,11 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from helpers import MIB, SIZES, THRESHOLD, Callbacks, listing, sha256_file, write_random
+from s3transfer.exceptions import S3DownloadFailedError
 
 import s3turbo
+import s3turbo.aio
+from faultproxy import Fault, FaultProxy
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -115,6 +118,59 @@ def test_missing_object_without_checksum_validation_is_getobjects_error(server, 
     missing_key, missing_bucket = seen["boto3"]
     assert missing_key[0] == "NoSuchKey"  # (s3s-fs says NoSuchKey of a missing bucket too)
     assert missing_key[2] == missing_bucket[2] == "GetObject"
+    assert listing(tmp_path) == []
+
+
+@pytest.mark.parametrize("call", ["download_file", "download_fileobj", "aio download_file"])
+def test_object_changed_during_the_download_as_in_boto3(s3s_fs, tmp_path, call):
+    """A range refused by its If-Match (the object was replaced between ranges) is
+    s3transfer's S3DownloadFailedError, with nothing left on disk."""
+    bucket = s3s_fs.new_bucket()
+    source = write_random(tmp_path / "source.bin", 12 * MIB)
+    s3s_fs.boto3_client().upload_file(str(source), bucket, "k")
+    config = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
+    out = tmp_path / "out"
+    out.mkdir()
+    raised = {}
+    with FaultProxy(s3s_fs.endpoint_url) as proxy:
+        changed = proxy.inject(
+            Fault(
+                header_contains=("range", f"bytes={5 * MIB}-"),
+                answer_error=(412, "PreconditionFailed"),
+                times=None,
+            )
+        )
+        for name, client in s3s_fs.clients_through(proxy, Config()).items():
+            with pytest.raises(S3DownloadFailedError) as caught:
+                if call == "download_file":
+                    client.download_file(bucket, "k", str(out / name), Config=config)
+                elif call == "download_fileobj":
+                    client.download_fileobj(bucket, "k", io.BytesIO(), Config=config)
+                elif name == "s3turbo":
+                    kwargs = s3s_fs.client_kwargs(endpoint_url=proxy.endpoint_url)
+                    asyncio.run(aio_download(kwargs, bucket, str(out / name), config))
+                else:
+                    client.download_file(bucket, "k", str(out / name), Config=config)
+            raised[name] = str(caught.value)
+    assert changed.hits == 2
+    assert raised["s3turbo"] == raised["boto3"]
+    assert listing(out) == []
+
+
+async def aio_download(client_kwargs: dict, bucket: str, filename: str, config) -> None:
+    async with s3turbo.aio.client("s3", **client_kwargs) as s3:
+        await s3.download_file(bucket, "k", filename, Config=config)
+
+
+def test_a_nul_in_the_destination_is_a_value_error_as_in_boto3(s3s_fs, tmp_path):
+    bucket = s3s_fs.new_bucket()
+    s3s_fs.boto3_client().put_object(Bucket=bucket, Key="k", Body=b"data")
+    messages = []
+    for client in (s3s_fs.s3turbo_client(), s3s_fs.boto3_client()):
+        with pytest.raises(ValueError) as caught:
+            client.download_file(bucket, "k", str(tmp_path / "bad\0name"))
+        messages.append(str(caught.value))
+    assert messages[0] == messages[1] == "embedded null byte"
     assert listing(tmp_path) == []
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
+import os
 import threading
 
 import pytest
@@ -12,6 +14,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from helpers import MIB, THRESHOLD, Callbacks, NonBlockingSource, sha256_file, write_random
 
+import s3turbo
+import s3turbo.aio
 from faultproxy import Fault, FaultProxy
 
 
@@ -247,3 +251,34 @@ def test_seekable_object_gets_parts_that_fit_as_in_boto3(s3s_fs, tmp_path):
             parts = [r for r in proxy.requests if r.method == "PUT"]
             part_sizes[name] = {r.headers["content-length"] for r in parts}
     assert part_sizes["s3turbo"] == part_sizes["boto3"] == {str(10 * MIB)}
+
+
+@pytest.mark.parametrize("api", ["sync", "aio"])
+def test_a_callback_that_raises_stops_what_it_has_not_seen(s3s_fs, tmp_path, api):
+    """The Callback sees the bytes before the sink gets them, as s3transfer's sees them as they
+    are read: one that raises at its first call (a size limit, a cancel button) leaves the sink
+    empty, as boto3's (the engine's sink held the whole object)."""
+    bucket = s3s_fs.new_bucket()
+    s3s_fs.boto3_client().put_object(Bucket=bucket, Key="k", Body=os.urandom(20 * MIB))
+    config = TransferConfig(multipart_threshold=8 * MIB, multipart_chunksize=4 * MIB)
+
+    class TooBig(Exception):
+        pass
+
+    def limit(increment):
+        raise TooBig("over the limit")
+
+    async def aio_download(sink):
+        async with s3turbo.aio.client("s3", **s3s_fs.client_kwargs()) as s3:
+            await s3.download_fileobj(bucket, "k", sink, Config=config, Callback=limit)
+
+    held = {}
+    for name, client in (("s3turbo", s3s_fs.s3turbo_client()), ("boto3", s3s_fs.boto3_client())):
+        sink = io.BytesIO()
+        with pytest.raises(TooBig):
+            if api == "aio" and name == "s3turbo":
+                asyncio.run(aio_download(sink))
+            else:
+                client.download_fileobj(bucket, "k", sink, Config=config, Callback=limit)
+        held[name] = len(sink.getvalue())
+    assert held == {"s3turbo": 0, "boto3": 0}

@@ -22,6 +22,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 from s3transfer.compat import readable, seekable
 from s3transfer.exceptions import RetriesExceededError as S3TransferRetriesExceededError
+from s3transfer.exceptions import S3DownloadFailedError
 
 from . import _core, _directory, _settings
 from ._presign import Presigner
@@ -38,11 +39,14 @@ def client(*args: Any, **kwargs: Any) -> Client:
 
 
 def _filename(filename: str | os.PathLike) -> str:
-    """boto3's check: a str or an os.PathLike."""
+    """boto3's check: a str or an os.PathLike; and the ValueError Python's file functions
+    raise for a NUL in a path, which boto3's downloads reach first."""
     if isinstance(filename, os.PathLike):
         filename = os.fspath(filename)
     if not isinstance(filename, str):
         raise ValueError("Filename must be a string or a path-like object")
+    if "\0" in filename:
+        raise ValueError("embedded null byte")
     return filename
 
 
@@ -93,6 +97,29 @@ def fileobj_retries_exceeded() -> Iterator[None]:
         yield
     except RetriesExceededError as error:
         raise S3TransferRetriesExceededError(error.last_exception) from None
+
+
+def as_download_error(error: BaseException, bucket: str, key: str) -> BaseException:
+    """s3transfer's error for a GET its If-Match refused (the object changed during the
+    download): S3DownloadFailedError; any other error as it is."""
+    if (
+        isinstance(error, ClientError)
+        and error.operation_name == "GetObject"
+        and error.response.get("Error", {}).get("Code") == "PreconditionFailed"
+    ):
+        return S3DownloadFailedError(
+            f'Contents of stored object "{key}" in bucket "{bucket}" did not match expected ETag.'
+        )
+    return error
+
+
+@contextlib.contextmanager
+def download_errors(bucket: str, key: str) -> Iterator[None]:
+    """The errors of a download as s3transfer raises them (see `as_download_error`)."""
+    try:
+        yield
+    except ClientError as error:
+        raise as_download_error(error, bucket, key) from None
 
 
 def is_special_file(filename: str) -> bool:
@@ -307,7 +334,7 @@ class Client:
         filename = _filename(Filename)
         if is_special_file(filename):
             # As s3transfer: a device or a FIFO is written into, in order, not replaced.
-            with open(filename, "wb") as sink:
+            with open(filename, "wb") as sink, download_errors(Bucket, Key):
                 return self._call_engine(
                     _core.download_fileobj,
                     Bucket,
@@ -317,15 +344,16 @@ class Client:
                     Config=Config,
                     Callback=Callback,
                 )
-        self._call_engine(
-            _core.download_file,
-            Bucket,
-            Key,
-            filename,
-            extra_args=extra_args,
-            Config=Config,
-            Callback=Callback,
-        )
+        with download_errors(Bucket, Key):
+            self._call_engine(
+                _core.download_file,
+                Bucket,
+                Key,
+                filename,
+                extra_args=extra_args,
+                Config=Config,
+                Callback=Callback,
+            )
 
     def download_fileobj(
         self,
@@ -344,7 +372,7 @@ class Client:
                 self._client, Bucket, Key, Fileobj, ExtraArgs, Callback, Config
             )
         # The engine fetches parts in parallel; the sink gets them in order, on this thread.
-        with fileobj_retries_exceeded():
+        with fileobj_retries_exceeded(), download_errors(Bucket, Key):
             self._call_engine(
                 _core.download_fileobj,
                 Bucket,

@@ -205,8 +205,12 @@ class DownloadBatch:
             self._remove_empty_folders()
 
     def report(self, outcomes: list[BaseException | None]) -> dict[str, str]:
+        from ._client import as_download_error  # (_client imports this module)
+
         def as_boto3_raises(key: str, error: BaseException) -> BaseException:
-            return self.client._modeled(error) if isinstance(error, ClientError) else error
+            if isinstance(error, ClientError):
+                error = self.client._modeled(error)
+            return as_download_error(error, self.bucket, key)
 
         try:
             return _report("download", self.files, outcomes, as_boto3_raises, self.refused)

@@ -33,6 +33,7 @@ from ._client import (
     _boto3_must_serve,
     _check_transfer_args,
     _filename,
+    download_errors,
     fileobj_retries_exceeded,
     is_special_file,
     read_result,
@@ -141,14 +142,15 @@ class AsyncClient:
                 write = _writer(sink)
                 return await self._download_to(write, Bucket, Key, extra_args, Callback, Config)
         transfer, asked = _transfer(Callback)
-        await self._run(
-            transfer,
-            asked,
-            _core.download_file_async(
-                *self._engine_args(Config), Bucket, Key, filename, extra_args, transfer
-            ),
-            Callback,
-        )
+        with download_errors(Bucket, Key):
+            await self._run(
+                transfer,
+                asked,
+                _core.download_file_async(
+                    *self._engine_args(Config), Bucket, Key, filename, extra_args, transfer
+                ),
+                Callback,
+            )
 
     async def upload_fileobj(
         self,
@@ -179,7 +181,7 @@ class AsyncClient:
         transfer, asked = _transfer(Callback)
         done, sender = _core.upload_stream_async(*self._engine_args(Config), upload, transfer)
 
-        async def send_blocks() -> None:
+        async def send_blocks(_report: Callable[[], None]) -> None:
             try:
                 while block := await _full_block(read, sender.block_size):
                     if not await sender.send(block):
@@ -188,7 +190,7 @@ class AsyncClient:
             finally:
                 sender.close()  # without end(), after a failed read: nothing is stored
 
-        await self._run(transfer, asked, done, Callback, send_blocks())
+        await self._run(transfer, asked, done, Callback, send_blocks)
 
     async def download_fileobj(
         self,
@@ -224,11 +226,15 @@ class AsyncClient:
             *self._engine_args(Config), Bucket, Key, extra_args, transfer
         )
 
-        async def write_chunks() -> None:
+        async def write_chunks(report: Callable[[], None]) -> None:
             while (chunk := await chunks.next()) is not None:
+                # The callback sees bytes before the sink gets them, as s3transfer's sees them
+                # as they are read: a callback that raises stops what it has not seen.
+                report()
                 await write(chunk)
 
-        await self._run(transfer, asked, done, Callback, write_chunks())
+        with download_errors(Bucket, Key):
+            await self._run(transfer, asked, done, Callback, write_chunks)
 
     async def upload_directory(
         self,
@@ -321,15 +327,14 @@ class AsyncClient:
         asked: asyncio.Event | None,
         done: Awaitable[Any],
         callback: Callable[[int], Any] | None,
-        pump: Awaitable[None] | None = None,
+        pump: Callable[[Callable[[], None]], Awaitable[None]] | None = None,
     ) -> Any:
         """Waits for the engine (`done`) and returns its result, handing progress to
         `callback` on this loop every 50 ms, and at once when the engine asks before it commits,
-        while `pump` (the file object's reads or writes) runs beside it. If this task is
-        cancelled, or the callback or the pump raises, the engine is cancelled and its clean-up
-        awaited before the exception goes on."""
-        done = asyncio.ensure_future(done)
-        pump = asyncio.ensure_future(pump) if pump is not None else None
+        while `pump(report)` (the file object's reads or writes) runs beside it; `report` hands
+        the progress so far to `callback` at once. If this task is cancelled, or the callback or
+        the pump raises, the engine is cancelled and its clean-up awaited before the exception
+        goes on."""
         reported = 0
 
         def report() -> None:
@@ -339,6 +344,9 @@ class AsyncClient:
                 increment, reported = transferred - reported, transferred
                 callback(increment)
             transfer.reported()
+
+        done = asyncio.ensure_future(done)
+        pump = asyncio.ensure_future(pump(report)) if pump is not None else None
 
         try:
             waiting = {done} if pump is None else {done, pump}
