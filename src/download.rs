@@ -264,9 +264,13 @@ impl<'a> Fetcher<'a> {
             Err(TransferError::Service(error)) => return Err(self.refusal(*error, cancel).await),
             Err(error) => return Err(error),
         };
-        let head = Head {
-            size: object_size(&response)?,
-            etag: response.e_tag.clone(),
+        let head = match object_size(&response, first_len)? {
+            Some(size) => Head {
+                size,
+                etag: response.e_tag.clone(),
+            },
+            // A range's worth without a Content-Range: the object may be larger.
+            None => self.head(cancel).await?,
         };
         Ok(Opening::first_part(
             head,
@@ -429,6 +433,7 @@ impl<'a> Fetcher<'a> {
             .await
             .map_err(|e| trace.error("GetObject", self.endpoint, e))?,
         };
+        check_range(response.content_range.as_deref(), part)?;
         let mut body = response.body;
         let mut received = 0u64;
         loop {
@@ -461,24 +466,59 @@ impl<'a> Fetcher<'a> {
     }
 }
 
-/// The whole object's size from a ranged GET: the total of `Content-Range: bytes a-b/total`, or
-/// the length of a response that ignored the range.
-fn object_size(response: &GetObjectOutput) -> Result<u64, TransferError> {
-    let total = match &response.content_range {
+/// The whole object's size from the GET of its first `first_len` bytes: the total of
+/// `Content-Range: bytes a-b/total`; without one, the length of an answer shorter than the
+/// range (the whole object), or None when the answer is as long as the range (a 206 that a
+/// proxy stripped of its Content-Range, or an object of that very size: a HeadObject tells).
+fn object_size(response: &GetObjectOutput, first_len: u64) -> Result<Option<u64>, TransferError> {
+    let size = match &response.content_range {
         Some(range) => range
             .rsplit('/')
             .next()
             .and_then(|total| total.parse().ok()),
-        None => response
+        None => match response
             .content_length
-            .and_then(|length| u64::try_from(length).ok()),
+            .and_then(|length| u64::try_from(length).ok())
+        {
+            Some(length) if length >= first_len => return Ok(None),
+            length => length,
+        },
     };
-    total.ok_or_else(|| {
+    size.map(Some).ok_or_else(|| {
         TransferError::Internal(format!(
             "GetObject answered without a usable size (Content-Range {:?})",
             response.content_range
         ))
     })
+}
+
+/// s3transfer's check of a ranged GET's answer: the range it holds (`bytes a-b/total`) starts
+/// where the part does and ends within it, or its bytes would land in the wrong place. An
+/// answer without a Content-Range is checked by its length alone.
+fn check_range(content_range: Option<&str>, part: Part) -> Result<(), TransferError> {
+    let Some(content_range) = content_range else {
+        return Ok(());
+    };
+    let (start, end) = content_range
+        .strip_prefix("bytes ")
+        .and_then(|range| range.split_once('/'))
+        .and_then(|(range, _total)| range.split_once('-'))
+        .and_then(|(start, end)| Some((start.parse::<u64>().ok()?, end.parse::<u64>().ok()?)))
+        .ok_or_else(|| {
+            TransferError::WrongRange(format!("Response range `{content_range}` is not a range"))
+        })?;
+    let (requested_start, requested_end) = (part.offset, part.offset + part.len.saturating_sub(1));
+    if start != requested_start {
+        return Err(TransferError::WrongRange(format!(
+            "Response range start `{start}` does not match requested start `{requested_start}`"
+        )));
+    }
+    if end > requested_end {
+        return Err(TransferError::WrongRange(format!(
+            "Response range end `{end}` exceeds requested end `{requested_end}`"
+        )));
+    }
+    Ok(())
 }
 
 /// Where the bytes of one part go, in order; `restart` forgets a failed attempt's bytes.

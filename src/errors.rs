@@ -38,6 +38,9 @@ pub enum TransferError {
     Cancelled,
     /// Arguments the engine cannot act on (e.g. more than 10,000 parts).
     InvalidInput(String),
+    /// A ranged GET answered with another range than the one asked for (s3transfer's
+    /// `S3ValidationError`).
+    WrongRange(String),
     /// A ranged GET kept failing after `num_download_attempts` tries (boto3's
     /// RetriesExceededError); holds the last error.
     RetriesExceeded(Box<TransferError>),

@@ -845,6 +845,11 @@ fn build_py_err(py: Python<'_>, error: TransferError) -> PyResult<PyErr> {
         TransferError::Timeout { endpoint, detail } => {
             with_endpoint("ReadTimeoutError", endpoint, detail)?
         }
+        TransferError::WrongRange(message) => PyErr::from_value(
+            py.import("s3transfer.exceptions")?
+                .getattr("S3ValidationError")?
+                .call1((message,))?,
+        ),
         TransferError::RetriesExceeded(last) => {
             let last = build_py_err(py, *last)?.into_value(py);
             PyErr::from_value(

@@ -76,6 +76,9 @@ class Fault:
     answer_region: str | None = None
     # With answer_error: the body to answer with, in place of S3's usual error body.
     answer_body: str | None = None
+    # (name, value): the response's header set to the value, or removed with None (a proxy
+    # that rewrites or strips headers).
+    response_header: tuple[str, str | None] | None = None
     # How many exchanges were given this fault so far: a test checks that it was exercised.
     hits: int = field(default=0, init=False)
 
@@ -279,6 +282,8 @@ class FaultProxy:
                 )
                 # A response without length or chunking ends when the server closes.
                 framing = _body_framing(headers, ("close", 0)) if has_body else ("length", 0)
+                if fault is not None and fault.response_header is not None:
+                    head = _with_header(head, *fault.response_header)
                 client.sendall(head)
                 limit = fault.reset_response_after if fault else None
                 flip = fault.flip_response_byte_at if fault else None
@@ -427,6 +432,19 @@ class _Reader:
             while self._buffer or self._fill():
                 chunk, self._buffer = self._buffer, b""
                 yield chunk
+
+
+def _with_header(head: bytes, name: str, value: str | None) -> bytes:
+    """`head` with the header `name` set to `value`, or without it for None."""
+    lines = head[:-4].split(b"\r\n")
+    kept = [lines[0]] + [
+        line
+        for line in lines[1:]
+        if line.split(b":", 1)[0].strip().lower() != name.lower().encode()
+    ]
+    if value is not None:
+        kept.append(f"{name}: {value}".encode())
+    return b"\r\n".join(kept) + b"\r\n\r\n"
 
 
 def _parse_headers(lines: list[bytes]) -> dict[str, str]:

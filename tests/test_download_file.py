@@ -13,7 +13,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from helpers import MIB, SIZES, THRESHOLD, Callbacks, listing, sha256_file, write_random
-from s3transfer.exceptions import S3DownloadFailedError
+from s3transfer.exceptions import S3DownloadFailedError, S3ValidationError
 
 import s3turbo
 import s3turbo.aio
@@ -160,6 +160,54 @@ def test_object_changed_during_the_download_as_in_boto3(s3s_fs, tmp_path, call):
 async def aio_download(client_kwargs: dict, bucket: str, filename: str, config) -> None:
     async with s3turbo.aio.client("s3", **client_kwargs) as s3:
         await s3.download_file(bucket, "k", filename, Config=config)
+
+
+def test_a_range_answered_with_another_is_refused_as_in_boto3(s3s_fs, tmp_path):
+    """A server or proxy that answers a ranged GET with another range than the one asked for:
+    s3transfer's S3ValidationError, not those bytes in the wrong place."""
+    bucket = s3s_fs.new_bucket()
+    source = write_random(tmp_path / "source.bin", 12 * MIB)
+    s3s_fs.boto3_client().upload_file(str(source), bucket, "k")
+    config = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
+    out = tmp_path / "out"
+    out.mkdir()
+    raised = {}
+    with FaultProxy(s3s_fs.endpoint_url) as proxy:
+        proxy.inject(
+            Fault(
+                header_contains=("range", f"bytes={5 * MIB}-"),
+                response_header=("Content-Range", f"bytes 0-{5 * MIB - 1}/{12 * MIB}"),
+                times=None,
+            )
+        )
+        for name, client in s3s_fs.clients_through(proxy, Config()).items():
+            with pytest.raises(S3ValidationError) as caught:
+                client.download_file(bucket, "k", str(out / name), Config=config)
+            raised[name] = str(caught.value)
+    assert raised["s3turbo"] == raised["boto3"]
+    assert listing(out) == []
+
+
+def test_a_first_range_without_content_range_is_sized_by_a_head(s3s_fs, tmp_path):
+    """A proxy that strips Content-Range from the first range's 206 leaves its length, which is
+    not the object's: a HeadObject tells the size, and the whole object comes down (the engine
+    wrote the first range alone)."""
+    bucket = s3s_fs.new_bucket()
+    source = write_random(tmp_path / "source.bin", 12 * MIB)
+    s3s_fs.boto3_client().upload_file(str(source), bucket, "k")
+    config = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
+    with FaultProxy(s3s_fs.endpoint_url) as proxy:
+        stripped = proxy.inject(
+            Fault(
+                header_contains=("range", "bytes=0-"),
+                response_header=("Content-Range", None),
+                times=None,
+            )
+        )
+        for name, client in s3s_fs.clients_through(proxy, Config()).items():
+            client.download_file(bucket, "k", str(tmp_path / name), Config=config)
+            assert sha256_file(tmp_path / name) == sha256_file(source), name
+    assert stripped.hits == 2
 
 
 def test_a_nul_in_the_destination_is_a_value_error_as_in_boto3(s3s_fs, tmp_path):
