@@ -268,8 +268,17 @@ fn find_cause<'a, T: std::error::Error + 'static>(
 /// An error while streaming a response body: a checksum that did not match, or the
 /// connection breaking after the headers.
 pub fn body_error(endpoint: &str, error: &(dyn std::error::Error + 'static)) -> TransferError {
-    if let Some(mismatch) = find_cause::<aws_smithy_checksums::body::validate::Error>(error) {
-        return TransferError::ChecksumMismatch(mismatch.to_string());
+    if let Some(aws_smithy_checksums::body::validate::Error::ChecksumMismatch {
+        expected,
+        actual,
+    }) = find_cause::<aws_smithy_checksums::body::validate::Error>(error)
+    {
+        // botocore's words, and its base64 of the checksums.
+        return TransferError::ChecksumMismatch(format!(
+            "Expected checksum {} did not match calculated checksum: {}",
+            aws_smithy_types::base64::encode(expected),
+            aws_smithy_types::base64::encode(actual)
+        ));
     }
     body_cut_short(endpoint, error)
 }

@@ -331,6 +331,7 @@ def test_flipped_byte_raises_the_same_exception_as_boto3(s3s_fs, tmp_path):
                 FAIL_FAST_BOUND, client.download_file, bucket, "k", str(tmp_path / name)
             )
     assert type(errors["s3turbo"]) is type(errors["boto3"]), errors
+    assert str(errors["s3turbo"]) == str(errors["boto3"])  # the checksums, in base64
 
 
 # A GET body that keeps breaking: RetriesExceededError after num_download_attempts tries.
