@@ -85,7 +85,9 @@ class UploadBatch:
         # What cannot be uploaded, found while walking: reported with the failed uploads.
         self.refused: dict[str, BaseException] = {}
         for path, error in _files_in(root):
-            key = prefix + path.relative_to(root).as_posix() + ("/" if path.is_dir() else "")
+            key = prefix + path.relative_to(root).as_posix()
+            if error is not None and path.is_dir():
+                key += "/"  # a folder that cannot be read, or a link back up the tree
             if error is None and not _is_utf8(key):
                 error = ValueError(f"refused: {str(path)!r} is not a UTF-8 name, as S3 keys are")
             if error is None:
