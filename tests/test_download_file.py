@@ -7,6 +7,7 @@ import io
 import os
 import stat
 import threading
+from pathlib import Path
 
 import pytest
 from boto3.s3.transfer import TransferConfig
@@ -121,14 +122,23 @@ def test_missing_object_without_checksum_validation_is_getobjects_error(server, 
     assert listing(tmp_path) == []
 
 
+# Three ranges of a 12 MiB object, the first of which stands for boto3's HeadObject.
+FIVE_MIB_PARTS = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
+
+
+def three_part_object(server, tmp_path) -> tuple[str, Path]:
+    """A new bucket with a 12 MiB object "k", and its local source."""
+    bucket = server.new_bucket()
+    source = write_random(tmp_path / "source.bin", 12 * MIB)
+    server.boto3_client().upload_file(str(source), bucket, "k")
+    return bucket, source
+
+
 @pytest.mark.parametrize("call", ["download_file", "download_fileobj", "aio download_file"])
 def test_object_changed_during_the_download_as_in_boto3(s3s_fs, tmp_path, call):
     """A range refused by its If-Match (the object was replaced between ranges) is
     s3transfer's S3DownloadFailedError, with nothing left on disk."""
-    bucket = s3s_fs.new_bucket()
-    source = write_random(tmp_path / "source.bin", 12 * MIB)
-    s3s_fs.boto3_client().upload_file(str(source), bucket, "k")
-    config = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
+    bucket, source = three_part_object(s3s_fs, tmp_path)
     out = tmp_path / "out"
     out.mkdir()
     raised = {}
@@ -143,32 +153,29 @@ def test_object_changed_during_the_download_as_in_boto3(s3s_fs, tmp_path, call):
         for name, client in s3s_fs.clients_through(proxy, Config()).items():
             with pytest.raises(S3DownloadFailedError) as caught:
                 if call == "download_file":
-                    client.download_file(bucket, "k", str(out / name), Config=config)
+                    client.download_file(bucket, "k", str(out / name), Config=FIVE_MIB_PARTS)
                 elif call == "download_fileobj":
-                    client.download_fileobj(bucket, "k", io.BytesIO(), Config=config)
+                    client.download_fileobj(bucket, "k", io.BytesIO(), Config=FIVE_MIB_PARTS)
                 elif name == "s3turbo":
                     kwargs = s3s_fs.client_kwargs(endpoint_url=proxy.endpoint_url)
-                    asyncio.run(aio_download(kwargs, bucket, str(out / name), config))
+                    asyncio.run(aio_download(kwargs, bucket, str(out / name)))
                 else:
-                    client.download_file(bucket, "k", str(out / name), Config=config)
+                    client.download_file(bucket, "k", str(out / name), Config=FIVE_MIB_PARTS)
             raised[name] = str(caught.value)
     assert changed.hits == 2
     assert raised["s3turbo"] == raised["boto3"]
     assert listing(out) == []
 
 
-async def aio_download(client_kwargs: dict, bucket: str, filename: str, config) -> None:
+async def aio_download(client_kwargs: dict, bucket: str, filename: str) -> None:
     async with s3turbo.aio.client("s3", **client_kwargs) as s3:
-        await s3.download_file(bucket, "k", filename, Config=config)
+        await s3.download_file(bucket, "k", filename, Config=FIVE_MIB_PARTS)
 
 
 def test_a_range_answered_with_another_is_refused_as_in_boto3(s3s_fs, tmp_path):
     """A server or proxy that answers a ranged GET with another range than the one asked for:
     s3transfer's S3ValidationError, not those bytes in the wrong place."""
-    bucket = s3s_fs.new_bucket()
-    source = write_random(tmp_path / "source.bin", 12 * MIB)
-    s3s_fs.boto3_client().upload_file(str(source), bucket, "k")
-    config = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
+    bucket, source = three_part_object(s3s_fs, tmp_path)
     out = tmp_path / "out"
     out.mkdir()
     raised = {}
@@ -182,7 +189,7 @@ def test_a_range_answered_with_another_is_refused_as_in_boto3(s3s_fs, tmp_path):
         )
         for name, client in s3s_fs.clients_through(proxy, Config()).items():
             with pytest.raises(S3ValidationError) as caught:
-                client.download_file(bucket, "k", str(out / name), Config=config)
+                client.download_file(bucket, "k", str(out / name), Config=FIVE_MIB_PARTS)
             raised[name] = str(caught.value)
     assert raised["s3turbo"] == raised["boto3"]
     assert listing(out) == []
@@ -192,10 +199,7 @@ def test_a_first_range_without_content_range_is_sized_by_a_head(s3s_fs, tmp_path
     """A proxy that strips Content-Range from the first range's 206 leaves its length, which is
     not the object's: a HeadObject tells the size, and the whole object comes down (the engine
     wrote the first range alone)."""
-    bucket = s3s_fs.new_bucket()
-    source = write_random(tmp_path / "source.bin", 12 * MIB)
-    s3s_fs.boto3_client().upload_file(str(source), bucket, "k")
-    config = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
+    bucket, source = three_part_object(s3s_fs, tmp_path)
     with FaultProxy(s3s_fs.endpoint_url) as proxy:
         stripped = proxy.inject(
             Fault(
@@ -205,7 +209,7 @@ def test_a_first_range_without_content_range_is_sized_by_a_head(s3s_fs, tmp_path
             )
         )
         for name, client in s3s_fs.clients_through(proxy, Config()).items():
-            client.download_file(bucket, "k", str(tmp_path / name), Config=config)
+            client.download_file(bucket, "k", str(tmp_path / name), Config=FIVE_MIB_PARTS)
             assert sha256_file(tmp_path / name) == sha256_file(source), name
     assert stripped.hits == 2
 
