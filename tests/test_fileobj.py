@@ -204,6 +204,55 @@ def test_upload_fileobj_from_a_non_blocking_stream_is_refused(server, bucket, si
     assert server.boto3_client().list_objects_v2(Bucket=bucket).get("KeyCount") == 0
 
 
+class UnseekableBytesIO(io.BytesIO):
+    def seekable(self) -> bool:
+        return False
+
+
+def _upload_fileobj_with(api: str, server, *args, **kwargs) -> None:
+    """`upload_fileobj(*args, **kwargs)` on `server` by the API named: boto3, s3turbo, aio."""
+    if api == "boto3":
+        return server.boto3_client().upload_fileobj(*args, **kwargs)
+    if api == "s3turbo":
+        return server.s3turbo_client().upload_fileobj(*args, **kwargs)
+
+    async def upload():
+        async with s3turbo.aio.client("s3", **server.client_kwargs()) as s3:
+            await s3.upload_fileobj(*args, **kwargs)
+
+    asyncio.run(upload())
+
+
+@pytest.mark.parametrize("api", ["s3turbo", "aio"])
+def test_upload_fileobj_closes_the_file_object_when_boto3_does(moto, api):
+    """s3transfer closes a seekable object it sends in one PutObject (from its position to its
+    end below the threshold), whether the upload succeeded or not, and no other."""
+    bucket = moto.new_bucket()
+    config = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
+    cases = {
+        "small": (lambda: io.BytesIO(b"x" * 100), True),
+        "empty": (lambda: io.BytesIO(), True),
+        "small from its position": (lambda: _positioned(io.BytesIO(b"x" * 6 * MIB), 2 * MIB), True),
+        "multipart": (lambda: io.BytesIO(b"x" * 6 * MIB), False),
+        "not seekable": (lambda: UnseekableBytesIO(b"x" * 100), False),
+    }
+    for name, (make, closes) in cases.items():
+        for who in ("boto3", api):
+            fileobj = make()
+            _upload_fileobj_with(who, moto, fileobj, bucket, name, Config=config)
+            assert fileobj.closed is closes, (who, name)
+    for who in ("boto3", api):
+        fileobj = io.BytesIO(b"x" * 100)
+        with pytest.raises(ClientError, match="NoSuchBucket"):
+            _upload_fileobj_with(who, moto, fileobj, "no-such-bucket-here", "k")
+        assert fileobj.closed, (who, "failed")
+
+
+def _positioned(fileobj: io.BytesIO, position: int) -> io.BytesIO:
+    fileobj.seek(position)
+    return fileobj
+
+
 def test_upload_fileobj_raises_the_client_error_itself(moto):
     errors = []
     for client in (moto.s3turbo_client(), moto.boto3_client()):

@@ -274,14 +274,19 @@ class Client:
             return boto3_transfers.upload_fileobj(
                 self._client, Fileobj, Bucket, Key, ExtraArgs, Callback, Config
             )
-        # Service errors are raised as they are: boto3 wraps them only in upload_file.
-        self._call_engine(
-            _core.upload_fileobj,
-            upload,
-            _block_reader(Fileobj),
-            Config=_settings.sized_for(Fileobj, Config),
-            Callback=Callback,
-        )
+        size = _settings.upload_size(Fileobj)
+        try:
+            # Service errors are raised as they are: boto3 wraps them only in upload_file.
+            self._call_engine(
+                _core.upload_fileobj,
+                upload,
+                _block_reader(Fileobj),
+                Config=_settings.sized_for(size, Config),
+                Callback=Callback,
+            )
+        finally:
+            if _settings.closed_after_upload(size, Config):
+                Fileobj.close()
 
     def _upload_fileobj_plan(self, Fileobj, Bucket, Key, ExtraArgs, Config, *, awaitable=False):
         """boto3's checks of an upload_fileobj call, then the engine's upload, or None when

@@ -332,15 +332,23 @@ def _options(config: TransferConfig) -> _core.Options:
     )
 
 
-def sized_for(fileobj: Any, config: TransferConfig | None) -> TransferConfig | None:
-    """`config` for an upload from `fileobj`. s3transfer knows a seekable object's size (from
-    its position to its end) and sizes the parts as for a file, bigger if need be to fit in
-    S3's 10,000; the engine, which reads any object as a stream, takes that part size."""
+def upload_size(fileobj: Any) -> int | None:
+    """The bytes s3transfer uploads from `fileobj`: from its position to its end for a seekable
+    object; None for a stream, whose size is known only once it has been read."""
     if not seekable(fileobj):
-        return config
+        return None
     start = fileobj.tell()
     size = fileobj.seek(0, os.SEEK_END) - start
     fileobj.seek(start)
+    return size
+
+
+def sized_for(size: int | None, config: TransferConfig | None) -> TransferConfig | None:
+    """`config` for an upload of `size` bytes (None: a stream). s3transfer sizes the parts of a
+    seekable object as for a file, bigger if need be to fit in S3's 10,000; the engine, which
+    reads any object as a stream, takes that part size."""
+    if size is None:
+        return config
     chunksize = (config or TransferConfig()).multipart_chunksize
     part_size = ChunksizeAdjuster().adjust_chunksize(chunksize, size)
     if part_size <= chunksize:
@@ -348,6 +356,13 @@ def sized_for(fileobj: Any, config: TransferConfig | None) -> TransferConfig | N
     sized = copy.copy(config or TransferConfig())
     sized.multipart_chunksize = part_size
     return sized
+
+
+def closed_after_upload(size: int | None, config: TransferConfig | None) -> bool:
+    """Whether boto3 closes the file object of an upload of `size` bytes (None: a stream) when
+    the upload has ended, well or not: s3transfer sends a seekable object below the threshold
+    in one PutObject, whose task reads it in a `with` block."""
+    return size is not None and size < (config or TransferConfig()).multipart_threshold
 
 
 def _size_bound(value: float) -> int:

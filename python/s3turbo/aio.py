@@ -176,10 +176,12 @@ class AsyncClient:
                 ),
                 Callback,
             )
-        if not _is_async(Fileobj.read):
-            Config = _settings.sized_for(Fileobj, Config)
+        size = None if _is_async(Fileobj.read) else _settings.upload_size(Fileobj)
+        engine_config = _settings.sized_for(size, Config)
         transfer, asked = _transfer(Callback)
-        done, sender = _core.upload_stream_async(*self._engine_args(Config), upload, transfer)
+        done, sender = _core.upload_stream_async(
+            *self._engine_args(engine_config), upload, transfer
+        )
 
         async def send_blocks(_report: Callable[[], None]) -> None:
             try:
@@ -190,7 +192,11 @@ class AsyncClient:
             finally:
                 sender.close()  # without end(), after a failed read: nothing is stored
 
-        await self._run(transfer, asked, done, Callback, send_blocks)
+        try:
+            await self._run(transfer, asked, done, Callback, send_blocks)
+        finally:
+            if _settings.closed_after_upload(size, Config):
+                Fileobj.close()  # as boto3 does, and so this API's fallback above
 
     async def download_fileobj(
         self,
