@@ -232,6 +232,7 @@ def test_missing_bucket_is_wrapped_as_boto3_wraps_it(moto, tmp_path):
         {"multipart_threshold": 1e9},
         {"multipart_threshold": 2**64},
         {"multipart_threshold": 5 * MIB, "multipart_chunksize": 2**64},
+        {"multipart_chunksize": 5.5 * MIB},  # used by multipart transfers only
         {"multipart_threshold": 5 * MIB, "max_concurrency": 2.0},
     ],
 )

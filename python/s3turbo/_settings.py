@@ -320,11 +320,9 @@ def _default_options() -> _core.Options:
 
 
 def _options(config: TransferConfig) -> _core.Options:
-    chunksize = config.multipart_chunksize
     return _core.Options(
         multipart_threshold=_size_bound(config.multipart_threshold),
-        # (A float chunksize is a TypeError, in boto3 as here.)
-        multipart_chunksize=min(chunksize, _U64_MAX) if isinstance(chunksize, int) else chunksize,
+        multipart_chunksize=_part_size(config.multipart_chunksize),
         # use_threads=False means one request at a time in s3transfer.
         max_concurrency=_size_bound(config.max_concurrency) if config.use_threads else 1,
         num_download_attempts=config.num_download_attempts,
@@ -372,6 +370,16 @@ def _size_bound(value: float) -> int:
     if not value < _U64_MAX:  # infinity too
         return _U64_MAX
     return max(0, math.ceil(value))
+
+
+def _part_size(chunksize: Any) -> Any:
+    """s3transfer uses the chunksize only for multipart transfers, so a float one (5.5 * MiB)
+    serves all others in boto3; the engine takes it as its ceiling (where boto3's multipart
+    transfers break: a TypeError for uploads, a Range header S3 refuses for downloads). Other
+    values go as they are, beyond 2**64 clamped (the engine clamps to S3's part sizes)."""
+    if isinstance(chunksize, float) and chunksize > 0:
+        return _size_bound(chunksize)
+    return min(chunksize, _U64_MAX) if isinstance(chunksize, int) else chunksize
 
 
 def _bytes_per_second(max_bandwidth: float | None) -> int | None:
