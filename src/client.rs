@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use aws_credential_types::Credentials;
@@ -26,7 +26,7 @@ use rustls_pki_types::{pem::PemObject, CertificateDer};
 use crate::credentials::{CredentialSource, RefreshingProvider};
 use crate::errors::TransferError;
 use crate::expect_continue;
-use crate::unverified_tls;
+use crate::own_http::{self, Trust};
 
 /// Everything that decides how requests are sent and signed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -48,6 +48,9 @@ pub struct ConnectionSettings {
     /// False for botocore's `verify=False`: any server certificate is taken (and proxies are
     /// left to boto3).
     pub verify_certificates: bool,
+    /// botocore's `tcp_keepalive`: SO_KEEPALIVE on every connection (and proxies are left to
+    /// boto3).
+    pub tcp_keepalive: bool,
     /// botocore's `proxies` for http:// and https:// URLs. Without them, the environment's
     /// (HTTP_PROXY, HTTPS_PROXY, NO_PROXY), as botocore.
     pub http_proxy: Option<String>,
@@ -168,13 +171,19 @@ impl ConnectionSettings {
         if self.user_agent != UserAgent::default() {
             config = config.interceptor(self.user_agent.clone());
         }
-        let http_client = if self.verify_certificates {
+        let http_client = if self.verify_certificates && !self.tcp_keepalive {
             self.https_client()?
         } else {
-            unverified_tls::client(
-                Duration::from_millis(self.connect_timeout_ms),
-                Duration::from_millis(self.read_timeout_ms),
-            )?
+            own_http::client(own_http::Settings {
+                trust: if self.verify_certificates {
+                    Trust::Roots(self.root_certificates()?)
+                } else {
+                    Trust::AnyCertificate
+                },
+                connect_timeout: Duration::from_millis(self.connect_timeout_ms),
+                read_timeout: Duration::from_millis(self.read_timeout_ms),
+                tcp_keepalive: self.tcp_keepalive,
+            })?
         };
         config = config.http_client(expect_continue::client(
             http_client,
@@ -187,7 +196,9 @@ impl ConnectionSettings {
     /// this client's CA bundle and proxies if it has them.
     fn https_client(&self) -> Result<SharedHttpClient, TransferError> {
         let trust_store = match &self.ca_bundle {
-            Some(path) => ca_bundle_trust_store(path)?,
+            Some(path) => ca_bundle_blocks(path)?
+                .into_iter()
+                .fold(TrustStore::empty(), TrustStore::with_pem_certificate),
             None => TrustStore::default(),
         };
         let tls_context = TlsContext::builder()
@@ -206,6 +217,21 @@ impl ConnectionSettings {
                 connector.build()
             }),
         )
+    }
+
+    /// The roots our own client trusts, as the SDK's client would: the CA bundle's, or the
+    /// system's.
+    fn root_certificates(&self) -> Result<rustls::RootCertStore, TransferError> {
+        let certificates: Vec<CertificateDer> = match &self.ca_bundle {
+            Some(path) => ca_bundle_blocks(path)?
+                .iter()
+                .flat_map(|block| CertificateDer::pem_slice_iter(block).flatten())
+                .collect(),
+            None => SYSTEM_ROOTS.clone(),
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add_parsable_certificates(certificates);
+        Ok(roots)
     }
 
     fn proxy_config(&self) -> Result<ProxyConfig, TransferError> {
@@ -228,31 +254,33 @@ impl ConnectionSettings {
     }
 }
 
-/// The certificates of a PEM CA bundle that rustls accepts as trust anchors. The SDK's TLS
-/// setup panics on a certificate it cannot parse, and system bundles may hold such: they are
-/// left out here, as OpenSSL (botocore's TLS) skips them too.
-fn ca_bundle_trust_store(path: &PathBuf) -> Result<TrustStore, TransferError> {
+/// The system's root certificates (SSL_CERT_FILE and SSL_CERT_DIR if set), read once per
+/// process, as the SDK's client reads them.
+static SYSTEM_ROOTS: LazyLock<Vec<CertificateDer<'static>>> =
+    LazyLock::new(|| rustls_native_certs::load_native_certs().certs);
+
+/// The PEM blocks of a CA bundle's certificates that rustls accepts as trust anchors. The
+/// SDK's TLS setup panics on a certificate it cannot parse, and system bundles may hold such:
+/// they are left out here, as OpenSSL (botocore's TLS) skips them too.
+fn ca_bundle_blocks(path: &PathBuf) -> Result<Vec<Vec<u8>>, TransferError> {
     let pem = std::fs::read(path).map_err(|source| TransferError::Io {
         path: path.clone(),
         source,
     })?;
-    let mut trust_store = TrustStore::empty();
-    let mut usable = 0;
-    for block in pem_certificate_blocks(&pem) {
-        let parses = CertificateDer::pem_slice_iter(block)
-            .all(|der| der.is_ok_and(|der| rustls::RootCertStore::empty().add(der).is_ok()));
-        if parses {
-            trust_store = trust_store.with_pem_certificate(block);
-            usable += 1;
-        }
-    }
-    if usable == 0 {
+    let usable: Vec<Vec<u8>> = pem_certificate_blocks(&pem)
+        .filter(|block| {
+            CertificateDer::pem_slice_iter(block)
+                .all(|der| der.is_ok_and(|der| rustls::RootCertStore::empty().add(der).is_ok()))
+        })
+        .map(<[u8]>::to_vec)
+        .collect();
+    if usable.is_empty() {
         return Err(TransferError::InvalidInput(format!(
             "no usable certificate in the CA bundle {}",
             path.display()
         )));
     }
-    Ok(trust_store)
+    Ok(usable)
 }
 
 /// Each `-----BEGIN CERTIFICATE-----` ... `-----END CERTIFICATE-----` block of a PEM file.

@@ -12,6 +12,7 @@ mod error_body;
 mod errors;
 mod expect_continue;
 mod handoff;
+mod own_http;
 mod plan;
 mod presign;
 mod progress;
@@ -20,7 +21,6 @@ mod python_async;
 mod redirect;
 mod request;
 mod runtime;
-mod unverified_tls;
 mod upload;
 
 use pyo3::prelude::*;

@@ -49,7 +49,7 @@ impl Connection {
     #[new]
     #[pyo3(signature = (*, endpoint_url, region, access_key, secret_key, session_token,
                         refresh, credentials_id, force_path_style, accelerate, dual_stack,
-                        fips, ca_bundle, verify_certificates, http_proxy,
+                        fips, ca_bundle, verify_certificates, tcp_keepalive, http_proxy,
                         https_proxy, connect_timeout, read_timeout, max_attempts, retry_mode,
                         request_checksum_calculation, response_checksum_validation,
                         user_agent, user_agent_suffix))]
@@ -68,6 +68,7 @@ impl Connection {
         fips: bool,
         ca_bundle: Option<PathBuf>,
         verify_certificates: bool,
+        tcp_keepalive: bool,
         http_proxy: Option<String>,
         https_proxy: Option<String>,
         connect_timeout: f64,
@@ -108,6 +109,7 @@ impl Connection {
                 fips,
                 ca_bundle,
                 verify_certificates,
+                tcp_keepalive,
                 http_proxy,
                 https_proxy,
                 connect_timeout_ms: millis(connect_timeout),

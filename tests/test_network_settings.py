@@ -5,6 +5,10 @@ redirect, through real relays in front of s3s-fs."""
 from __future__ import annotations
 
 import io
+import os
+import socket
+import subprocess
+import sys
 
 import boto3
 import pytest
@@ -22,9 +26,10 @@ from urllib3.exceptions import InsecureRequestWarning
 import s3turbo
 from faultproxy import Fault, FaultProxy
 from relays import Certificates, ForwardProxy, TlsFront
-from servers import free_port
+from servers import ACCESS_KEY, SECRET_KEY, free_port
 
 ONE_ATTEMPT = {"total_max_attempts": 1}
+TESTS = os.path.dirname(os.path.abspath(__file__))
 
 
 def s3s_fs_port(server) -> int:
@@ -158,14 +163,121 @@ def test_verify_false_errors_are_boto3s(s3s_fs, tmp_path, call):
         assert seen["boto3", "silent"][0] is ReadTimeoutError
 
 
+def keepalive_flags(port: int) -> list[int]:
+    """SO_KEEPALIVE of each of this process's TCP connections to `port` (the pools keep them
+    open after a transfer)."""
+    flags = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            connection = socket.socket(fileno=os.dup(int(fd)))
+        except OSError:
+            continue  # not a socket (or closed since the listing)
+        with connection:
+            try:
+                if connection.type == socket.SOCK_STREAM and connection.getpeername()[1] == port:
+                    flags.append(connection.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE))
+            except (OSError, IndexError):
+                pass  # not connected, or a Unix socket
+    return flags
+
+
 @pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
-def test_verify_false_with_a_proxy_falls_back_to_boto3(s3s_fs, monkeypatch, caplog):
-    """The engine's client for verify=False does not go through proxies: boto3 serves."""
+@pytest.mark.parametrize("tls", ["http", "CA bundle", "verify=False"])
+def test_tcp_keepalive_is_set_on_the_connections_as_in_boto3(
+    s3s_fs, certificates, tmp_path, caplog, tls
+):
+    """tcp_keepalive=True: every connection has SO_KEEPALIVE, as boto3's have; without it,
+    none. Each client reaches the server through a relay of its own, so that its connections
+    can be told apart."""
+    bucket = s3s_fs.new_bucket()
+    clients = {
+        "s3turbo": (s3s_fs.s3turbo_client, Config(tcp_keepalive=True)),
+        "s3turbo without": (s3s_fs.s3turbo_client, Config()),
+        "boto3": (s3s_fs.boto3_client, Config(tcp_keepalive=True)),
+    }
+    flags = {}
+    for name, (make, config) in clients.items():
+        if tls == "http":
+            relay = FaultProxy(s3s_fs.endpoint_url)
+            endpoint, close = relay.endpoint_url, relay.stop
+        else:
+            relay = TlsFront(s3s_fs_port(s3s_fs), certificates)
+            endpoint, close = f"https://localhost:{relay.port}", relay.close
+        try:
+            verify = {"CA bundle": str(certificates.ca_bundle), "verify=False": False}.get(tls)
+            # Kept until its connections are seen: a boto3 client closes them when freed.
+            client = make(endpoint_url=endpoint, verify=verify, config=config)
+            with caplog.at_level("DEBUG", logger="s3turbo"):
+                round_trip(client, bucket, tmp_path)
+            flags[name] = set(keepalive_flags(relay.port))
+        finally:
+            close()
+    assert_engine_served(caplog)
+    assert flags == {"s3turbo": {1}, "s3turbo without": {0}, "boto3": {1}}
+
+
+# The engine's own client reads the system's roots once per process, as the SDK's does: a
+# process of its own for them.
+SYSTEM_ROOTS_CHECK = """
+import sys
+from pathlib import Path
+
+from botocore.config import Config
+
+import s3turbo
+from test_network_settings import keepalive_flags, round_trip
+
+endpoint, port, bucket, access_key, secret_key, scratch = sys.argv[1:]
+client = s3turbo.client(
+    "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=access_key,
+    aws_secret_access_key=secret_key, config=Config(tcp_keepalive=True),
+)
+round_trip(client, bucket, Path(scratch))
+print(sorted(set(keepalive_flags(int(port)))))
+"""
+
+
+def test_tcp_keepalive_with_the_system_roots(s3s_fs, https_front, certificates, tmp_path):
+    """Without a CA bundle, the engine's own client trusts the system's roots, as the SDK's
+    (here SSL_CERT_FILE names them; botocore would take AWS_CA_BUNDLE and REQUESTS_CA_BUNDLE
+    first, so they are unset)."""
+    environment = {**os.environ, "SSL_CERT_FILE": str(certificates.ca_bundle)}
+    for name in ("AWS_CA_BUNDLE", "REQUESTS_CA_BUNDLE"):
+        environment.pop(name, None)
+    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [TESTS, os.environ.get("PYTHONPATH")]))
+    arguments = [
+        *(f"https://localhost:{https_front.port}", str(https_front.port)),
+        *(s3s_fs.new_bucket(), ACCESS_KEY, SECRET_KEY, str(tmp_path)),
+    ]
+    checked = subprocess.run(
+        [sys.executable, "-c", SYSTEM_ROOTS_CHECK, *arguments],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.split() == ["[1]"]
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+@pytest.mark.parametrize(
+    "setting, reason",
+    [
+        ({"verify": False}, "verify=False"),
+        ({"config": Config(tcp_keepalive=True)}, "tcp_keepalive"),
+    ],
+)
+def test_own_client_settings_with_a_proxy_fall_back_to_boto3(
+    s3s_fs, monkeypatch, caplog, setting, reason
+):
+    """The engine's own client, for verify=False and tcp_keepalive, does not go through
+    proxies: boto3 serves."""
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
-    client = s3s_fs.s3turbo_client(verify=False)
+    client = s3s_fs.s3turbo_client(**setting)
     with caplog.at_level("DEBUG", logger="s3turbo"):
         client.upload_fileobj(io.BytesIO(b"data"), s3s_fs.new_bucket(), "k")
-    assert any("verify=False with a proxy" in r.getMessage() for r in caplog.records)
+    assert any(f"{reason} with a proxy" in r.getMessage() for r in caplog.records)
 
 
 def test_explicit_proxy(s3s_fs, tmp_path, caplog):

@@ -78,6 +78,7 @@ def connection(client: Any) -> _core.Connection:
         fips=bool(builtins.get(EndpointResolverBuiltins.AWS_USE_FIPS)),
         ca_bundle=_ca_bundle(client),
         verify_certificates=verify,
+        tcp_keepalive=bool(config.tcp_keepalive),
         http_proxy=(config.proxies or {}).get("http"),
         https_proxy=(config.proxies or {}).get("https"),
         connect_timeout=_NO_TIMEOUT if config.connect_timeout is None else config.connect_timeout,
@@ -213,9 +214,12 @@ def unsupported_client_setting(client: Any) -> str | None:
         return "https or authenticated proxies"
     if len(set(proxies.values())) > 1:
         return "different proxies for http and https"
-    if not _verifies_certificates(client) and (proxies or _environment_proxies()):
-        # The engine's client for verify=False goes direct.
-        return "verify=False with a proxy"
+    if proxies or _environment_proxies():
+        # The engine's own client, for these two settings, goes direct.
+        if not _verifies_certificates(client):
+            return "verify=False with a proxy"
+        if config.tcp_keepalive:
+            return "tcp_keepalive with a proxy"
     ca_bundle = _ca_bundle(client)
     if ca_bundle is not None and not os.path.isfile(ca_bundle):
         return f"the CA bundle {ca_bundle!r} is not a file"

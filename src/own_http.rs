@@ -1,10 +1,12 @@
-//! botocore's `verify=False`: an HTTPS client that does not check the server's certificate
-//! (a local S3 server with a self-signed one, say). The SDK's HTTPS client always verifies and
-//! takes no TLS configuration of ours, so this is hyper's client over rustls with a verifier
-//! that accepts any certificate, given the same timeouts and error kinds as the SDK's.
+//! The engine's own HTTP(S) client, hyper's over rustls, for what the SDK's client takes no
+//! setting for: botocore's `verify=False` (any server certificate is taken: a local S3 server
+//! with a self-signed one, say) and `tcp_keepalive=True` (SO_KEEPALIVE on every connection).
+//! It has the SDK's connect and read timeouts and error kinds, and no proxies: the Python layer
+//! leaves those clients to boto3 when a proxy would be used.
 //!
-//! The handshake's signatures are still checked, as Python's `ssl.CERT_NONE` checks them: only
-//! who signed the certificate, its names and its dates are not.
+//! Without a verifier, the handshake's signatures are still checked, as Python's
+//! `ssl.CERT_NONE` checks them: only who signed the certificate, its names and its dates are
+//! not.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,30 +22,52 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
 use crate::errors::TransferError;
 
 type HttpsConnector = hyper_rustls::HttpsConnector<TcpConnector>;
 
-/// An HTTP(S) client that trusts any server certificate, with the SDK's connect and read
-/// timeouts. One connection pool for all its requests.
-pub fn client(
-    connect_timeout: Duration,
-    read_timeout: Duration,
-) -> Result<SharedHttpClient, TransferError> {
+/// Which server certificates are taken.
+pub enum Trust {
+    /// Those these roots sign (the system's, or a CA bundle's), as the SDK's client takes them.
+    Roots(RootCertStore),
+    /// Any (`verify=False`).
+    AnyCertificate,
+}
+
+/// How connections are made.
+pub struct Settings {
+    pub trust: Trust,
+    pub connect_timeout: Duration,
+    /// As the SDK's: until the response's head has come.
+    pub read_timeout: Duration,
+    /// SO_KEEPALIVE, with the system's idle time before the first probe (botocore sets only
+    /// the flag).
+    pub tcp_keepalive: bool,
+}
+
+/// An HTTP(S) client with these settings. One connection pool for all its requests.
+pub fn client(settings: Settings) -> Result<SharedHttpClient, TransferError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let tls = ClientConfig::builder_with_provider(provider.clone())
+    let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| TransferError::Internal(format!("TLS setup: {e}")))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
-        .with_no_client_auth();
+        .map_err(|e| TransferError::Internal(format!("TLS setup: {e}")))?;
+    let tls = match settings.trust {
+        Trust::Roots(roots) => builder.with_root_certificates(roots),
+        Trust::AnyCertificate => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider))),
+    }
+    .with_no_client_auth();
     let mut tcp = TcpConnector::new();
     tcp.enforce_http(false);
     tcp.set_nodelay(true);
-    tcp.set_connect_timeout(Some(connect_timeout));
+    tcp.set_connect_timeout(Some(settings.connect_timeout));
+    if settings.tcp_keepalive {
+        tcp.set_keepalive(Some(system_keepalive_time()));
+    }
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
@@ -52,23 +76,33 @@ pub fn client(
     let client = Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
         .build(https);
-    let connector = SharedHttpConnector::new(Unverified {
+    let connector = SharedHttpConnector::new(OwnConnector {
         client,
-        read_timeout,
+        read_timeout: settings.read_timeout,
     });
     Ok(http_client_fn(move |_settings, _components| {
         connector.clone()
     }))
 }
 
+/// The idle time before the first keepalive probe that a socket with SO_KEEPALIVE alone gets:
+/// Linux's `tcp_keepalive_time`, or the two hours of RFC 1122 and most systems. hyper sets the
+/// flag only together with a time.
+fn system_keepalive_time() -> Duration {
+    std::fs::read_to_string("/proc/sys/net/ipv4/tcp_keepalive_time")
+        .ok()
+        .and_then(|seconds| seconds.trim().parse().ok())
+        .map_or(Duration::from_secs(7200), Duration::from_secs)
+}
+
 #[derive(Debug)]
-struct Unverified {
+struct OwnConnector {
     client: Client<HttpsConnector, SdkBody>,
     /// As the SDK's: until the response's head has come.
     read_timeout: Duration,
 }
 
-impl HttpConnector for Unverified {
+impl HttpConnector for OwnConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
         let request = match request.try_into_http1x() {
             Ok(request) => request,
