@@ -169,9 +169,14 @@ def keepalive_flags(port: int) -> list[int]:
     flags = []
     for fd in os.listdir("/proc/self/fd"):
         try:
-            connection = socket.socket(fileno=os.dup(int(fd)))
+            copy = os.dup(int(fd))
         except OSError:
-            continue  # not a socket (or closed since the listing)
+            continue  # closed since the listing
+        try:
+            connection = socket.socket(fileno=copy)
+        except OSError:
+            os.close(copy)  # not a socket
+            continue
         with connection:
             try:
                 if connection.type == socket.SOCK_STREAM and connection.getpeername()[1] == port:
