@@ -9,10 +9,11 @@ import boto3.s3.inject
 import botocore.signers
 import pytest
 from boto3.exceptions import S3UploadFailedError
-from boto3.s3.transfer import TransferConfig
+from boto3.s3.transfer import S3Transfer, TransferConfig
 from botocore.exceptions import ClientError, NoCredentialsError
 from botocore.stub import Stubber
 from helpers import MIB, THRESHOLD, Callbacks, sha256_file, write_random
+from s3transfer.utils import OSUtils
 
 import s3turbo
 import s3turbo._core
@@ -105,6 +106,34 @@ def test_compatibility_resources(mode, server, tmp_path, engine_calls):
     assert sum(engine_calls.values()) == (4 if mode == "patched" else 0)
 
 
+def test_compatibility_s3transfer(mode, server, tmp_path, engine_calls):
+    """boto3's S3Transfer class, which older code uses directly: made from a client, it
+    transfers as that client's upload_file and download_file (on the engine after patch());
+    made with its own osutil, it stays boto3's."""
+    boto = server.boto3_client()
+    bucket = server.new_bucket()
+    source = write_random(tmp_path / "source.bin", THRESHOLD + 12_345)
+    callbacks = Callbacks()
+    with S3Transfer(boto, TransferConfig(multipart_chunksize=5 * MIB)) as transfer:
+        transfer.upload_file(
+            str(source), bucket, "k", callback=callbacks, extra_args={"ContentType": "text/csv"}
+        )
+        transfer.download_file(bucket, "k", tmp_path / "out.bin")
+        with pytest.raises(ClientError) as missing:
+            transfer.download_file(bucket, "missing", str(tmp_path / "missing"))
+        with pytest.raises(ValueError, match="Invalid extra_args key"):
+            transfer.upload_file(str(source), bucket, "k", extra_args={"Nope": 1})
+    head = boto.head_object(Bucket=bucket, Key="k")
+    assert (head["ContentType"], head["ETag"][-3:]) == ("text/csv", '-2"')
+    assert callbacks.total == source.stat().st_size
+    assert sha256_file(tmp_path / "out.bin") == sha256_file(source)
+    assert missing.value.response["Error"]["Code"] == "404"
+    assert not (tmp_path / "missing").exists()
+    S3Transfer(boto, osutil=OSUtils()).upload_file(str(source), bucket, "own-osutil")
+    assert boto.head_object(Bucket=bucket, Key="own-osutil")["ETag"][-3:] == '-2"'
+    assert engine_calls == ({"upload_file": 1, "download_file": 2} if mode == "patched" else {})
+
+
 def test_compatibility_missing_bucket(mode, moto, tmp_path):
     source = write_random(tmp_path / "source.bin", 10)
     boto = moto.boto3_client()
@@ -112,6 +141,8 @@ def test_compatibility_missing_bucket(mode, moto, tmp_path):
         boto.upload_file(str(source), "no-such-bucket-here", "k")
     with pytest.raises(boto.exceptions.NoSuchBucket):
         boto.upload_fileobj(io.BytesIO(b"x"), "no-such-bucket-here", "k")
+    with pytest.raises(S3UploadFailedError, match="NoSuchBucket"):
+        S3Transfer(boto).upload_file(str(source), "no-such-bucket-here", "k")
 
 
 def test_compatibility_no_credentials(mode, s3s_fs, tmp_path, without_credentials):
@@ -170,18 +201,22 @@ def test_stubber_keeps_working_after_patch(tmp_path, engine_calls):
             "s3", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b"
         )
         with Stubber(client) as stubber:
-            stubber.add_response(
-                "head_object", {"ContentLength": 5, "ETag": '"e"'}, {"Bucket": "b", "Key": "k"}
-            )
-            stubber.add_response(
-                "get_object",
-                {"Body": io.BytesIO(b"hello"), "ContentLength": 5, "ETag": '"e"'},
-            )
-            client.download_file("b", "k", str(tmp_path / "out.txt"))
-            stubber.assert_no_pending_responses()
+            # Through the client, and through an S3Transfer made from it (boto3's functions
+            # serving the calls left to boto3 use one too).
+            for download in (client.download_file, S3Transfer(client).download_file):
+                stubber.add_response(
+                    "head_object", {"ContentLength": 5, "ETag": '"e"'}, {"Bucket": "b", "Key": "k"}
+                )
+                stubber.add_response(
+                    "get_object",
+                    {"Body": io.BytesIO(b"hello"), "ContentLength": 5, "ETag": '"e"'},
+                )
+                (tmp_path / "out.txt").unlink(missing_ok=True)
+                download("b", "k", str(tmp_path / "out.txt"))
+                stubber.assert_no_pending_responses()
+                assert (tmp_path / "out.txt").read_bytes() == b"hello"
     finally:
         s3turbo.unpatch()
-    assert (tmp_path / "out.txt").read_bytes() == b"hello"
     assert engine_calls == {}
 
 

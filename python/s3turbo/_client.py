@@ -12,10 +12,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import boto3
-
-# boto3's own implementations, called for what the engine does not serve. They are module
-# functions, not the client's methods: after s3turbo.patch() those are the engine's.
-import boto3.s3.inject as boto3_transfers
 import botocore.signers
 from boto3.exceptions import RetriesExceededError, S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
@@ -24,6 +20,7 @@ from s3transfer.compat import readable, seekable
 from s3transfer.exceptions import RetriesExceededError as S3TransferRetriesExceededError
 from s3transfer.exceptions import S3DownloadFailedError
 
+from . import _boto3 as boto3_transfers
 from . import _core, _directory, _settings
 from ._presign import Presigner
 

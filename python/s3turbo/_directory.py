@@ -12,11 +12,11 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import boto3.s3.inject as boto3_transfers
 from boto3.exceptions import S3TransferFailedError, S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
+from . import _boto3 as boto3_transfers
 from . import _core, _settings
 
 if TYPE_CHECKING:

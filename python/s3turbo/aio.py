@@ -23,10 +23,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import boto3
-import boto3.s3.inject as boto3_transfers
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
+from . import _boto3 as boto3_transfers
 from . import _core, _directory, _settings
 from ._client import (
     Client,
