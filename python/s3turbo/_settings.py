@@ -197,7 +197,8 @@ def _ca_bundle(client: Any) -> str | None:
 
 def _environment_proxies() -> bool:
     """Whether HTTP_PROXY, HTTPS_PROXY or ALL_PROXY (any case) is set."""
-    return any(urllib.request.getproxies_environment().get(s) for s in ("http", "https", "all"))
+    proxies = urllib.request.getproxies_environment()
+    return any(proxies.get(scheme) for scheme in ("http", "https", "all"))
 
 
 def unsupported_client_setting(client: Any) -> str | None:
@@ -214,12 +215,13 @@ def unsupported_client_setting(client: Any) -> str | None:
         return "https or authenticated proxies"
     if len(set(proxies.values())) > 1:
         return "different proxies for http and https"
-    if proxies or _environment_proxies():
-        # The engine's own client, for these two settings, goes direct.
-        if not _verifies_certificates(client):
-            return "verify=False with a proxy"
-        if config.tcp_keepalive:
-            return "tcp_keepalive with a proxy"
+    own_client_for = "tcp_keepalive" if config.tcp_keepalive else None
+    if not _verifies_certificates(client):
+        own_client_for = "verify=False"
+    # The engine's own client, for these two settings, goes direct. (The environment is read
+    # only then: reading it takes longer than the rest of these checks.)
+    if own_client_for and (proxies or _environment_proxies()):
+        return f"{own_client_for} with a proxy"
     ca_bundle = _ca_bundle(client)
     if ca_bundle is not None and not os.path.isfile(ca_bundle):
         return f"the CA bundle {ca_bundle!r} is not a file"
