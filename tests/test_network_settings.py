@@ -72,8 +72,9 @@ def test_custom_ca_bundle(s3s_fs, https_front, certificates, tmp_path, monkeypat
     assert https_front.connections >= 1
 
 
+@pytest.mark.parametrize("tcp_keepalive", [False, True], ids=["SDK's client", "own client"])
 def test_untrusted_certificate_is_an_ssl_error_as_in_boto3(
-    s3s_fs, https_front, tmp_path_factory, tmp_path, caplog
+    s3s_fs, https_front, tmp_path_factory, tmp_path, caplog, tcp_keepalive
 ):
     """Verified against another CA's bundle, the server's certificate is refused: botocore's
     SSLError from both, with no file left behind."""
@@ -83,7 +84,7 @@ def test_untrusted_certificate_is_an_ssl_error_as_in_boto3(
     kwargs = {
         "endpoint_url": f"https://localhost:{https_front.port}",
         "verify": str(other_ca),
-        "config": Config(retries=ONE_ATTEMPT),
+        "config": Config(retries=ONE_ATTEMPT, tcp_keepalive=tcp_keepalive),
     }
     with caplog.at_level("DEBUG", logger="s3turbo"):
         for client in (s3s_fs.boto3_client(**kwargs), s3s_fs.s3turbo_client(**kwargs)):
