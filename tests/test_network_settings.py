@@ -222,6 +222,23 @@ def test_tcp_keepalive_is_set_on_the_connections_as_in_boto3(
     assert flags == {"s3turbo": {1}, "s3turbo without": {0}, "boto3": {1}}
 
 
+def test_tcp_keepalive_from_the_config_file(s3s_fs, tmp_path, monkeypatch, caplog):
+    """`tcp_keepalive = true` in the config file turns it on as the Config does."""
+    (tmp_path / "config").write_text("[default]\ntcp_keepalive = true\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # one that reads that file
+    bucket = s3s_fs.new_bucket()
+    flags = {}
+    for name, make in (("s3turbo", s3s_fs.s3turbo_client), ("boto3", s3s_fs.boto3_client)):
+        with FaultProxy(s3s_fs.endpoint_url) as relay:
+            client = make(endpoint_url=relay.endpoint_url)
+            with caplog.at_level("DEBUG", logger="s3turbo"):
+                round_trip(client, bucket, tmp_path)
+            flags[name] = set(keepalive_flags(relay.port))
+    assert_engine_served(caplog)
+    assert flags == {"s3turbo": {1}, "boto3": {1}}
+
+
 # The engine's own client reads the system's roots once per process, as the SDK's does: a
 # process of its own for them.
 SYSTEM_ROOTS_CHECK = """

@@ -9,6 +9,7 @@ import functools
 import math
 import os
 import re
+import socket
 import sys
 import urllib.parse
 import urllib.request
@@ -78,7 +79,7 @@ def connection(client: Any) -> _core.Connection:
         fips=bool(builtins.get(EndpointResolverBuiltins.AWS_USE_FIPS)),
         ca_bundle=_ca_bundle(client),
         verify_certificates=verify,
-        tcp_keepalive=bool(config.tcp_keepalive),
+        tcp_keepalive=_keeps_alive(client),
         http_proxy=(config.proxies or {}).get("http"),
         https_proxy=(config.proxies or {}).get("https"),
         connect_timeout=_NO_TIMEOUT if config.connect_timeout is None else config.connect_timeout,
@@ -167,6 +168,13 @@ def _refresher(credentials: RefreshableCredentials) -> Callable[[], tuple]:
     return refresh
 
 
+def _keeps_alive(client: Any) -> bool:
+    """botocore's `tcp_keepalive`, from the client's Config or the config file: SO_KEEPALIVE
+    among its connections' socket options."""
+    options = getattr(client._endpoint.http_session, "_socket_options", ())
+    return (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1) in options
+
+
 def _verifies_certificates(client: Any) -> bool:
     """False for a client made with verify=False."""
     return getattr(client._endpoint.http_session, "_verify", True) is not False
@@ -215,7 +223,7 @@ def unsupported_client_setting(client: Any) -> str | None:
         return "https or authenticated proxies"
     if len(set(proxies.values())) > 1:
         return "different proxies for http and https"
-    own_client_for = "tcp_keepalive" if config.tcp_keepalive else None
+    own_client_for = "tcp_keepalive" if _keeps_alive(client) else None
     if not _verifies_certificates(client):
         own_client_for = "verify=False"
     # The engine's own client, for these two settings, goes direct. (The environment is read
