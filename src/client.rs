@@ -21,12 +21,12 @@ use aws_sdk_s3::Client;
 use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
 use aws_smithy_http_client::{Builder, ConnectorBuilder};
-use rustls_pki_types::{pem::PemObject, CertificateDer};
+use rustls_pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
 
 use crate::credentials::{CredentialSource, RefreshingProvider};
 use crate::errors::TransferError;
 use crate::expect_continue;
-use crate::own_http::{self, Trust};
+use crate::own_http::{self, ClientCertificate, Trust};
 
 /// Everything that decides how requests are sent and signed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -51,6 +51,9 @@ pub struct ConnectionSettings {
     /// botocore's `tcp_keepalive`: SO_KEEPALIVE on every connection (and proxies are left to
     /// boto3).
     pub tcp_keepalive: bool,
+    /// botocore's `client_cert`: a PEM certificate (chain) file, and the file of its private
+    /// key when not that one (and proxies are left to boto3).
+    pub client_certificate: Option<(PathBuf, Option<PathBuf>)>,
     /// botocore's `proxies` for http:// and https:// URLs. Without them, the environment's
     /// (HTTP_PROXY, HTTPS_PROXY, NO_PROXY), as botocore.
     pub http_proxy: Option<String>,
@@ -171,7 +174,9 @@ impl ConnectionSettings {
         if self.user_agent != UserAgent::default() {
             config = config.interceptor(self.user_agent.clone());
         }
-        let http_client = if self.verify_certificates && !self.tcp_keepalive {
+        let sdk_client_serves =
+            self.verify_certificates && !self.tcp_keepalive && self.client_certificate.is_none();
+        let http_client = if sdk_client_serves {
             self.https_client()?
         } else {
             own_http::client(own_http::Settings {
@@ -183,6 +188,7 @@ impl ConnectionSettings {
                 connect_timeout: Duration::from_millis(self.connect_timeout_ms),
                 read_timeout: Duration::from_millis(self.read_timeout_ms),
                 tcp_keepalive: self.tcp_keepalive,
+                client_certificate: self.client_certificate(),
             })?
         };
         config = config.http_client(expect_continue::client(
@@ -234,6 +240,15 @@ impl ConnectionSettings {
         Ok(roots)
     }
 
+    /// The client certificate, or why it cannot be used.
+    fn client_certificate(&self) -> Option<Result<ClientCertificate, String>> {
+        let (certificate_file, key_file) = self.client_certificate.as_ref()?;
+        Some(read_client_certificate(
+            certificate_file,
+            key_file.as_ref().unwrap_or(certificate_file),
+        ))
+    }
+
     fn proxy_config(&self) -> Result<ProxyConfig, TransferError> {
         let invalid = |e: aws_smithy_http_client::proxy::ProxyError| {
             TransferError::InvalidInput(format!("proxies: {e}"))
@@ -281,6 +296,29 @@ fn ca_bundle_blocks(path: &PathBuf) -> Result<Vec<Vec<u8>>, TransferError> {
         )));
     }
     Ok(usable)
+}
+
+/// A client certificate's chain and key, read from their PEM files as urllib3 reads them (both
+/// may be one file), or why they cannot be.
+fn read_client_certificate(
+    certificate_file: &PathBuf,
+    key_file: &PathBuf,
+) -> Result<ClientCertificate, String> {
+    let read = |path: &PathBuf| {
+        std::fs::read(path).map_err(|e| format!("client_cert: {}: {e}", path.display()))
+    };
+    let unusable =
+        |path: &PathBuf, what: &str| format!("client_cert: no {what} in {}", path.display());
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(&read(certificate_file)?)
+            .collect::<Result<_, _>>()
+            .map_err(|_| unusable(certificate_file, "readable certificate"))?;
+    if chain.is_empty() {
+        return Err(unusable(certificate_file, "certificate"));
+    }
+    let key = PrivateKeyDer::from_pem_slice(&read(key_file)?)
+        .map_err(|_| unusable(key_file, "private key"))?;
+    Ok(ClientCertificate { chain, key })
 }
 
 /// Each `-----BEGIN CERTIFICATE-----` ... `-----END CERTIFICATE-----` block of a PEM file.

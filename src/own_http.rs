@@ -1,6 +1,7 @@
 //! The engine's own HTTP(S) client, hyper's over rustls, for what the SDK's client takes no
 //! setting for: botocore's `verify=False` (any server certificate is taken: a local S3 server
-//! with a self-signed one, say) and `tcp_keepalive=True` (SO_KEEPALIVE on every connection).
+//! with a self-signed one, say), `tcp_keepalive=True` (SO_KEEPALIVE on every connection) and
+//! `client_cert` (a certificate the client shows servers that ask for one: mutual TLS).
 //! It has the SDK's connect and read timeouts and error kinds, and no proxies: the Python layer
 //! leaves those clients to boto3 when a proxy would be used.
 //!
@@ -23,7 +24,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
 use crate::errors::TransferError;
 
@@ -46,6 +47,14 @@ pub struct Settings {
     /// SO_KEEPALIVE, with the system's idle time before the first probe (botocore sets only
     /// the flag).
     pub tcp_keepalive: bool,
+    /// The certificate to show servers that ask for one, or why the one given cannot be used.
+    pub client_certificate: Option<Result<ClientCertificate, String>>,
+}
+
+/// The certificate chain this client shows, and its private key.
+pub struct ClientCertificate {
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key: PrivateKeyDer<'static>,
 }
 
 /// An HTTP(S) client with these settings. One connection pool for all its requests.
@@ -54,13 +63,24 @@ pub fn client(settings: Settings) -> Result<SharedHttpClient, TransferError> {
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| TransferError::Internal(format!("TLS setup: {e}")))?;
-    let tls = match settings.trust {
+    let builder = match settings.trust {
         Trust::Roots(roots) => builder.with_root_certificates(roots),
         Trust::AnyCertificate => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider))),
-    }
-    .with_no_client_auth();
+    };
+    let tls = match settings.client_certificate {
+        None => builder.with_no_client_auth(),
+        Some(certificate) => {
+            let tls = certificate.and_then(|ClientCertificate { chain, key }| {
+                (builder.with_client_auth_cert(chain, key)).map_err(|e| format!("client_cert: {e}"))
+            });
+            match tls {
+                Ok(tls) => tls,
+                Err(reason) => return Ok(connector_client(UnusableClientCertificate(reason))),
+            }
+        }
+    };
     let mut tcp = TcpConnector::new();
     tcp.enforce_http(false);
     tcp.set_nodelay(true);
@@ -76,13 +96,16 @@ pub fn client(settings: Settings) -> Result<SharedHttpClient, TransferError> {
     let client = Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
         .build(https);
-    let connector = SharedHttpConnector::new(OwnConnector {
+    Ok(connector_client(OwnConnector {
         client,
         read_timeout: settings.read_timeout,
-    });
-    Ok(http_client_fn(move |_settings, _components| {
-        connector.clone()
     }))
+}
+
+/// An HTTP client of one connector for all its requests.
+fn connector_client(connector: impl HttpConnector + 'static) -> SharedHttpClient {
+    let connector = SharedHttpConnector::new(connector);
+    http_client_fn(move |_settings, _components| connector.clone())
 }
 
 /// The idle time before the first keepalive probe that a socket with SO_KEEPALIVE alone gets:
@@ -118,6 +141,19 @@ impl HttpConnector for OwnConnector {
             HttpResponse::try_from(response.map(SdkBody::from_body_1_x))
                 .map_err(|e| ConnectorError::other(e.into(), None))
         })
+    }
+}
+
+/// Fails every request with a TLS error that says why the client certificate cannot be
+/// used: botocore fails each request then (an SSLError from urllib3's TLS setup), not the call
+/// before it sends any.
+#[derive(Debug)]
+struct UnusableClientCertificate(String);
+
+impl HttpConnector for UnusableClientCertificate {
+    fn call(&self, _request: HttpRequest) -> HttpConnectorFuture {
+        let error = rustls::Error::General(self.0.clone());
+        HttpConnectorFuture::ready(Err(ConnectorError::other(error.into(), None)))
     }
 }
 

@@ -49,7 +49,8 @@ impl Connection {
     #[new]
     #[pyo3(signature = (*, endpoint_url, region, access_key, secret_key, session_token,
                         refresh, credentials_id, force_path_style, accelerate, dual_stack,
-                        fips, ca_bundle, verify_certificates, tcp_keepalive, http_proxy,
+                        fips, ca_bundle, verify_certificates, tcp_keepalive, client_cert,
+                        client_key, http_proxy,
                         https_proxy, connect_timeout, read_timeout, max_attempts, retry_mode,
                         request_checksum_calculation, response_checksum_validation,
                         user_agent, user_agent_suffix))]
@@ -69,6 +70,8 @@ impl Connection {
         ca_bundle: Option<PathBuf>,
         verify_certificates: bool,
         tcp_keepalive: bool,
+        client_cert: Option<PathBuf>,
+        client_key: Option<PathBuf>,
         http_proxy: Option<String>,
         https_proxy: Option<String>,
         connect_timeout: f64,
@@ -110,6 +113,7 @@ impl Connection {
                 ca_bundle,
                 verify_certificates,
                 tcp_keepalive,
+                client_certificate: client_cert.map(|certificate| (certificate, client_key)),
                 http_proxy,
                 https_proxy,
                 connect_timeout_ms: millis(connect_timeout),

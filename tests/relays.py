@@ -69,12 +69,18 @@ def _pipe(source: socket.socket, sink: socket.socket) -> None:
 
 
 class TlsFront(Relay):
-    """https://localhost:<port> in front of a plain-http server on 127.0.0.1:`target_port`."""
+    """https://localhost:<port> in front of a plain-http server on 127.0.0.1:`target_port`;
+    `client_certificates`: only for clients that show a certificate the test CA signed."""
 
-    def __init__(self, target_port: int, certificates: Certificates):
+    def __init__(
+        self, target_port: int, certificates: Certificates, client_certificates: bool = False
+    ):
         self._target_port = target_port
         self._context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self._context.load_cert_chain(certificates.server_cert, certificates.server_key)
+        if client_certificates:
+            self._context.verify_mode = ssl.CERT_REQUIRED
+            self._context.load_verify_locations(certificates.ca_bundle)
         super().__init__()
 
     def upstream(self, client):
@@ -116,8 +122,8 @@ class ForwardProxy(Relay):
 
 
 class Certificates:
-    """A test CA and a certificate for localhost signed by it, as PEM files in `directory`;
-    `expired`: one that expired yesterday."""
+    """A test CA, and a certificate for localhost and one for a client signed by it, as PEM
+    files in `directory`; `expired`: ones that expired yesterday."""
 
     def __init__(self, directory: Path, expired: bool = False):
         now = datetime.datetime.now(datetime.timezone.utc)
@@ -144,32 +150,48 @@ class Certificates:
             )
             .sign(ca_key, hashes.SHA256())
         )
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-        cert = (
-            _builder(name, ca_name, key, validity)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.SubjectAlternativeName(
-                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-                ),
-                critical=False,
-            )
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .sign(ca_key, hashes.SHA256())
+        server = _signed_leaf(
+            "localhost", ExtendedKeyUsageOID.SERVER_AUTH, ca_key, ca_name, validity
         )
+        client = _signed_leaf("client", ExtendedKeyUsageOID.CLIENT_AUTH, ca_key, ca_name, validity)
         self.ca_bundle = directory / "ca.pem"
         self.server_cert = directory / "server.pem"
         self.server_key = directory / "server.key"
+        # A client's certificate and key, apart and in one file (botocore takes both forms).
+        self.client_cert = directory / "client.pem"
+        self.client_key = directory / "client.key"
+        self.client_cert_and_key = directory / "client-and-key.pem"
         self.ca_bundle.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-        self.server_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        self.server_key.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
+        for (cert_path, key_path), (cert, key) in (
+            ((self.server_cert, self.server_key), server),
+            ((self.client_cert, self.client_key), client),
+        ):
+            cert_path.write_bytes(cert)
+            key_path.write_bytes(key)
+        self.client_cert_and_key.write_bytes(client[0] + client[1])
+
+
+def _signed_leaf(name, usage, ca_key, ca_name, validity) -> tuple[bytes, bytes]:
+    """A certificate for `name` (a host name, for a server) that the CA signed for `usage`, and
+    its key, as PEM."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    names = [x509.DNSName(name)]
+    if name == "localhost":
+        names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+    cert = (
+        _builder(subject, ca_name, key, validity)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
 def _builder(subject, issuer, key, validity) -> x509.CertificateBuilder:

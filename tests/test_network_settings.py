@@ -96,6 +96,42 @@ def test_untrusted_certificate_is_an_ssl_error_as_in_boto3(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["source.bin"]
 
 
+@pytest.mark.parametrize("form", ["certificate and key", "one file"])
+def test_client_certificate_as_in_boto3(s3s_fs, certificates, tmp_path, caplog, form):
+    """client_cert (mutual TLS): a server that asks for a client certificate takes the one
+    both clients show, given as two files or one; without one, or with a certificate file
+    that holds no key, both raise an SSLError. (A file that is not there is an SSLError too,
+    where boto3 retries a ConnectionClosedError.)"""
+    bucket = s3s_fs.new_bucket()
+    front = TlsFront(s3s_fs_port(s3s_fs), certificates, client_certificates=True)
+    client_cert = {
+        "certificate and key": (str(certificates.client_cert), str(certificates.client_key)),
+        "one file": str(certificates.client_cert_and_key),
+    }[form]
+    kwargs = {
+        "endpoint_url": f"https://localhost:{front.port}",
+        "verify": str(certificates.ca_bundle),
+    }
+    try:
+        with caplog.at_level("DEBUG", logger="s3turbo"):
+            client = s3s_fs.s3turbo_client(config=Config(client_cert=client_cert), **kwargs)
+            round_trip(client, bucket, tmp_path)
+        assert_engine_served(caplog)
+        boto = s3s_fs.boto3_client(config=Config(client_cert=client_cert), **kwargs)
+        boto.download_file(bucket, "k", str(tmp_path / "boto3.bin"))
+        assert sha256_file(tmp_path / "boto3.bin") == sha256_file(tmp_path / "source.bin")
+        for make in (s3s_fs.boto3_client, s3s_fs.s3turbo_client):
+            for unusable in (None, str(certificates.client_cert)):
+                client = make(config=Config(retries=ONE_ATTEMPT, client_cert=unusable), **kwargs)
+                with pytest.raises(SSLError):
+                    client.upload_fileobj(io.BytesIO(b"data"), bucket, "refused")
+                with pytest.raises(SSLError):
+                    client.download_file(bucket, "k", str(tmp_path / "refused"))
+        assert not (tmp_path / "refused").exists()
+    finally:
+        front.close()
+
+
 @pytest.fixture
 def unverified_front(s3s_fs, tmp_path_factory, request):
     """https://localhost:<port> in front of s3s-fs, with a certificate from an unknown CA, or
@@ -289,13 +325,14 @@ def test_tcp_keepalive_with_the_system_roots(s3s_fs, https_front, certificates, 
     [
         ({"verify": False}, "verify=False"),
         ({"config": Config(tcp_keepalive=True)}, "tcp_keepalive"),
+        ({"config": Config(client_cert="client.pem")}, "client_cert"),
     ],
 )
 def test_own_client_settings_with_a_proxy_fall_back_to_boto3(
     s3s_fs, monkeypatch, caplog, setting, reason
 ):
-    """The engine's own client, for verify=False and tcp_keepalive, does not go through
-    proxies: boto3 serves."""
+    """The engine's own client, for verify=False, tcp_keepalive and client_cert, does not go
+    through proxies: boto3 serves."""
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
     client = s3s_fs.s3turbo_client(**setting)
     with caplog.at_level("DEBUG", logger="s3turbo"):

@@ -80,6 +80,7 @@ def connection(client: Any) -> _core.Connection:
         ca_bundle=_ca_bundle(client),
         verify_certificates=verify,
         tcp_keepalive=_keeps_alive(client),
+        **_client_certificate(client),
         http_proxy=(config.proxies or {}).get("http"),
         https_proxy=(config.proxies or {}).get("https"),
         connect_timeout=_NO_TIMEOUT if config.connect_timeout is None else config.connect_timeout,
@@ -175,6 +176,15 @@ def _keeps_alive(client: Any) -> bool:
     return (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1) in options
 
 
+def _client_certificate(client: Any) -> dict[str, str | None]:
+    """botocore's `client_cert`: a certificate file, and its key's file if not that one."""
+    session = client._endpoint.http_session
+    return {
+        "client_cert": getattr(session, "_cert_file", None),
+        "client_key": getattr(session, "_key_file", None),
+    }
+
+
 def _verifies_certificates(client: Any) -> bool:
     """False for a client made with verify=False."""
     return getattr(client._endpoint.http_session, "_verify", True) is not False
@@ -224,10 +234,12 @@ def unsupported_client_setting(client: Any) -> str | None:
     if len(set(proxies.values())) > 1:
         return "different proxies for http and https"
     own_client_for = "tcp_keepalive" if _keeps_alive(client) else None
+    if _client_certificate(client)["client_cert"]:
+        own_client_for = "client_cert"
     if not _verifies_certificates(client):
         own_client_for = "verify=False"
-    # The engine's own client, for these two settings, goes direct. (The environment is read
-    # only then: reading it takes longer than the rest of these checks.)
+    # The engine's own client, for these settings, goes direct. (The environment is read only
+    # then: reading it takes longer than the rest of these checks.)
     if own_client_for and (proxies or _environment_proxies()):
         return f"{own_client_for} with a proxy"
     ca_bundle = _ca_bundle(client)
