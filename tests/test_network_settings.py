@@ -361,23 +361,60 @@ def test_explicit_proxy(s3s_fs, tmp_path, caplog):
         proxy.close()
 
 
+ACCESS_POINT = "arn:aws:s3:{region}:123456789012:accesspoint/my-ap"
+OUTPOST_ACCESS_POINT = (
+    "arn:aws:s3-outposts:{region}:123456789012:outpost/op-01234567890123456/accesspoint/my-ap"
+)
+
+
 @pytest.mark.parametrize(
-    "variant, host",
+    "variant, bucket, host",
     [
-        (Config(s3={"use_accelerate_endpoint": True}), "{bucket}.s3-accelerate.amazonaws.com"),
+        (
+            Config(s3={"use_accelerate_endpoint": True}),
+            "variant-bucket",
+            "variant-bucket.s3-accelerate.amazonaws.com",
+        ),
         (
             Config(s3={"use_dualstack_endpoint": True}),
-            "{bucket}.s3.dualstack.eu-west-1.amazonaws.com",
+            "variant-bucket",
+            "variant-bucket.s3.dualstack.eu-west-1.amazonaws.com",
         ),
-        (Config(use_fips_endpoint=True), "{bucket}.s3-fips.eu-west-1.amazonaws.com"),
+        (
+            Config(use_fips_endpoint=True),
+            "variant-bucket",
+            "variant-bucket.s3-fips.eu-west-1.amazonaws.com",
+        ),
+        (
+            Config(),
+            ACCESS_POINT.format(region="eu-west-1"),
+            "my-ap-123456789012.s3-accesspoint.eu-west-1.amazonaws.com",
+        ),
+        (
+            Config(),
+            ACCESS_POINT.format(region="us-west-2"),
+            "my-ap-123456789012.s3-accesspoint.us-west-2.amazonaws.com",
+        ),
+        (
+            Config(),
+            OUTPOST_ACCESS_POINT.format(region="us-west-2"),
+            "my-ap-123456789012.op-01234567890123456.s3-outposts.us-west-2.amazonaws.com",
+        ),
     ],
-    ids=["accelerate", "dual-stack", "FIPS"],
+    ids=[
+        "accelerate",
+        "dual-stack",
+        "FIPS",
+        "access point",
+        "access point of another region",
+        "Outposts access point",
+    ],
 )
-def test_endpoint_variants_reach_the_host_boto3_reaches(tmp_path, caplog, variant, host):
-    """Accelerate, dual-stack and FIPS endpoints of AWS itself: through a proxy that knows no
-    host, each client asks it for a tunnel to the host its endpoint rules chose, and then fails
-    (boto3 with ConnectionClosedError, the engine with EndpointConnectionError: the SDK's tunnel
-    error does not tell a closed tunnel from a refused one). The engine asks for boto3's host."""
+def test_endpoint_variants_reach_the_host_boto3_reaches(tmp_path, caplog, variant, bucket, host):
+    """Endpoints of AWS itself: through a proxy that knows no host, each client asks it for a
+    tunnel to the host its endpoint rules chose, and then fails (boto3 with
+    ConnectionClosedError, the engine with EndpointConnectionError: the SDK's tunnel error does
+    not tell a closed tunnel from a refused one). The engine asks for boto3's host."""
     source = write_random(tmp_path / "source.bin", 1000)
     proxy = ForwardProxy({})
     config = variant.merge(
@@ -394,15 +431,58 @@ def test_endpoint_variants_reach_the_host_boto3_reaches(tmp_path, caplog, varian
             for make in (boto3.client, s3turbo.client):
                 client = make("s3", **kwargs)
                 with pytest.raises(BotoCoreError):
-                    client.upload_file(str(source), "variant-bucket", "k")
+                    client.upload_file(str(source), bucket, "k")
                 with pytest.raises(BotoCoreError):
-                    client.download_file("variant-bucket", "k", str(tmp_path / "out.bin"))
+                    client.download_file(bucket, "k", str(tmp_path / "out.bin"))
         assert_engine_served(caplog)
     finally:
         proxy.close()
-    expected = f"{host.format(bucket='variant-bucket')}:443"
-    assert proxy.asked == [expected] * 4
+    assert proxy.asked == [f"{host}:443"] * 4
     assert sorted(p.name for p in tmp_path.iterdir()) == ["source.bin"]
+
+
+@pytest.mark.parametrize(
+    "bucket, use_arn_region, served",
+    [
+        ("arn:aws:s3-object-lambda:eu-west-1:123456789012:accesspoint/my-olap", True, "refused"),
+        ("arn:aws:s3::123456789012:accesspoint/mfzwi23gnjvgw.mrap", True, "by boto3"),
+        (ACCESS_POINT.format(region="us-west-2"), False, "by boto3"),
+        (ACCESS_POINT.format(region="eu-west-1"), False, "by the engine"),
+    ],
+    ids=["Object Lambda", "multi-region", "another region, use_arn_region off", "same region"],
+)
+def test_access_points_the_engine_leaves_to_boto3(tmp_path, caplog, bucket, use_arn_region, served):
+    """s3transfer refuses Object Lambda access points itself; multi-region access points are
+    signed with SigV4a (by botocore with awscrt) and one of another region with use_arn_region
+    off is botocore's error: boto3 serves those, and the same exception comes out."""
+    proxy = ForwardProxy({})
+    kwargs = {
+        "region_name": "eu-west-1",
+        "aws_access_key_id": "AKIDEXAMPLE",
+        "aws_secret_access_key": "secret",
+        "config": Config(
+            proxies={"https": f"http://127.0.0.1:{proxy.port}"},
+            retries=ONE_ATTEMPT,
+            s3={"use_arn_region": use_arn_region},
+        ),
+    }
+    raised = {}
+    try:
+        with caplog.at_level("DEBUG", logger="s3turbo"):
+            for make in (boto3.client, s3turbo.client):
+                with pytest.raises(Exception) as caught:
+                    make("s3", **kwargs).upload_fileobj(io.BytesIO(b"data"), bucket, "k")
+                raised[make.__module__] = caught.value
+    finally:
+        proxy.close()
+    fallbacks = [r.getMessage() for r in caplog.records if "falls back" in r.getMessage()]
+    assert bool(fallbacks) is (served == "by boto3")
+    ours, boto3s = raised["s3turbo._client"], raised["boto3"]
+    if served == "by the engine":  # both failed to reach AWS through the proxy
+        assert isinstance(ours, BotoCoreError) and isinstance(boto3s, BotoCoreError)
+    else:
+        assert (type(ours), str(ours)) == (type(boto3s), str(boto3s))
+        assert isinstance(ours, ValueError if served == "refused" else BotoCoreError)
 
 
 def test_accelerate_with_a_custom_endpoint_fails_as_in_boto3(s3s_fs, tmp_path):

@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 from s3transfer.compat import readable, seekable
 from s3transfer.exceptions import RetriesExceededError as S3TransferRetriesExceededError
 from s3transfer.exceptions import S3DownloadFailedError
+from s3transfer.manager import TransferManager
 
 from . import _boto3 as boto3_transfers
 from . import _core, _directory, _settings
@@ -61,6 +62,13 @@ def _check_transfer_args(bucket: Any, extra_args: Any, config: Any) -> None:
         raise TypeError(
             f"Config must be a boto3.s3.transfer.TransferConfig, not {type(config).__name__}"
         )
+    # s3transfer's own refusal (of S3 Object Lambda access points).
+    for resource, pattern in TransferManager._UNSUPPORTED_BUCKET_PATTERNS.items():
+        if pattern.match(bucket):
+            raise ValueError(
+                f"TransferManager methods do not support {resource} resource. "
+                "Use direct client calls instead."
+            )
 
 
 def _check_presign_args(params: Any, http_method: Any) -> None:
@@ -178,10 +186,10 @@ def _block_reader(fileobj: Any) -> Callable[[int], bytes]:
     return read
 
 
-def _boto3_must_serve(method: str, client: Any) -> bool:
+def _boto3_must_serve(method: str, client: Any, bucket: str) -> bool:
     """Whether a call goes to boto3's own implementation because the engine would not honour it
     faithfully (or acceleration is turned off)."""
-    reason = _unsupported_setting(client)
+    reason = _unsupported_setting(client) or _settings.unsupported_bucket(client, bucket)
     if reason is not None:
         _log_fallback(method, reason)
     return reason is not None
@@ -246,7 +254,7 @@ class Client:
         """boto3's checks of an upload_file call, then `(upload, filename)` for the engine, or
         None when boto3 must serve the call."""
         _check_transfer_args(Bucket, ExtraArgs, Config)
-        if _boto3_must_serve("upload_file", self._client):
+        if _boto3_must_serve("upload_file", self._client, Bucket):
             return None
         filename = _filename(Filename)
         upload = self._upload_plan("upload_file", Bucket, Key, ExtraArgs)
@@ -297,7 +305,7 @@ class Client:
         if isinstance(Fileobj, io.TextIOBase):
             # boto3 would wait forever on a text stream; say what is wrong instead.
             raise TypeError("upload_fileobj needs a binary file object, not a text stream")
-        if _boto3_must_serve("upload_fileobj", self._client):
+        if _boto3_must_serve("upload_fileobj", self._client, Bucket):
             return None
         return self._upload_plan("upload_fileobj", Bucket, Key, ExtraArgs)
 
@@ -389,7 +397,7 @@ class Client:
         """boto3's checks of a download call, then its ExtraArgs encoded for the engine, or None
         when boto3 must serve the call."""
         _check_transfer_args(Bucket, ExtraArgs, Config)
-        if _boto3_must_serve(method, self._client):
+        if _boto3_must_serve(method, self._client, Bucket):
             return None
         return _settings.download_args(self._client, Bucket, Key, ExtraArgs)
 
@@ -442,7 +450,7 @@ class Client:
         {key: path}; raises s3turbo.DirectoryTransferError, after the others are done, if any
         failed."""
         _check_transfer_args(Bucket, ExtraArgs, Config)
-        boto3_serves = _boto3_must_serve("upload_directory", self._client)
+        boto3_serves = _boto3_must_serve("upload_directory", self._client, Bucket)
         return _directory.upload_directory(
             self, local_dir, Bucket, Prefix, ExtraArgs, Callback, Config, boto3_serves
         )
@@ -460,7 +468,7 @@ class Client:
         once; a key that would land outside `local_dir` is refused. Returns {key: path}; raises
         s3turbo.DirectoryTransferError, after the others are done, if any failed."""
         _check_transfer_args(Bucket, ExtraArgs, Config)
-        boto3_serves = _boto3_must_serve("download_directory", self._client)
+        boto3_serves = _boto3_must_serve("download_directory", self._client, Bucket)
         return _directory.download_directory(
             self, Bucket, Prefix, local_dir, ExtraArgs, Callback, Config, boto3_serves
         )

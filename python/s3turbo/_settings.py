@@ -27,6 +27,7 @@ from botocore.regions import EndpointResolverBuiltins
 from botocore.serialize import create_serializer
 from botocore.stub import Stubber
 from botocore.useragent import sanitize_user_agent_string_component
+from botocore.utils import ArnParser, InvalidArnException
 from botocore.validate import validate_parameters
 from s3transfer.compat import seekable
 from s3transfer.constants import FULL_OBJECT_CHECKSUM_ARGS
@@ -256,6 +257,26 @@ def unsupported_client_setting(client: Any) -> str | None:
     # botocore signs the payload's SHA-256 then, where the engine sends a checksum instead.
     if (config.s3 or {}).get("payload_signing_enabled"):
         return "payload_signing_enabled"
+    return None
+
+
+def unsupported_bucket(client: Any, bucket: str) -> str | None:
+    """An access point ARN the engine would not send as botocore does: a multi-region one
+    (signed with SigV4a, which botocore does with awscrt), or one of another region than the
+    client's when `use_arn_region` is off (botocore refuses it)."""
+    if not bucket.startswith("arn:"):
+        return None
+    try:
+        arn = ArnParser().parse_arn(bucket)
+    except InvalidArnException:
+        return None  # refused as an invalid bucket name
+    if not arn["region"]:
+        return "a multi-region access point"
+    use_arn_region = client._ruleset_resolver._builtins.get(
+        EndpointResolverBuiltins.AWS_S3_USE_ARN_REGION
+    )
+    if not use_arn_region and arn["region"] != client.meta.region_name:
+        return "an access point of another region with use_arn_region off"
     return None
 
 

@@ -254,7 +254,7 @@ class AsyncClient:
         """``s3turbo.Client.upload_directory`` as a coroutine: the folder is walked in a worker
         thread, the files are uploaded by the engine."""
         _check_transfer_args(Bucket, ExtraArgs, Config)
-        boto3_serves = _boto3_must_serve("upload_directory", self._client)
+        boto3_serves = _boto3_must_serve("upload_directory", self._client, Bucket)
         batch = await asyncio.to_thread(
             _directory.UploadBatch, self._sync, local_dir, Bucket, Prefix, ExtraArgs
         )
@@ -290,7 +290,7 @@ class AsyncClient:
         """``s3turbo.Client.download_directory`` as a coroutine: the engine lists and downloads
         the objects, their folders are made in a worker thread."""
         _check_transfer_args(Bucket, ExtraArgs, Config)
-        if _boto3_must_serve("download_directory", self._client):
+        if _boto3_must_serve("download_directory", self._client, Bucket):
             return await _boto3_in_thread(
                 lambda callback: _directory.download_directory(
                     self._sync, Bucket, Prefix, local_dir, ExtraArgs, callback, Config, True
