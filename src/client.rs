@@ -26,6 +26,7 @@ use rustls_pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
 use crate::credentials::{CredentialSource, RefreshingProvider};
 use crate::errors::TransferError;
 use crate::expect_continue;
+use crate::global_endpoint::GlobalEndpoint;
 use crate::own_http::{self, ClientCertificate, Trust};
 
 /// Everything that decides how requests are sent and signed.
@@ -42,6 +43,8 @@ pub struct ConnectionSettings {
     pub accelerate: bool,
     pub dual_stack: bool,
     pub fips: bool,
+    /// botocore's `AWS::S3::UseGlobalEndpoint`: S3's global endpoint for us-east-1.
+    pub global_endpoint: bool,
     /// botocore's `verify` when it names a CA bundle (AWS_CA_BUNDLE, `ca_bundle` in the config
     /// file): then only its certificates are trusted, as botocore trusts only them.
     pub ca_bundle: Option<PathBuf>,
@@ -170,6 +173,9 @@ impl ConnectionSettings {
         };
         if let Some(endpoint) = &self.endpoint_url {
             config = config.endpoint_url(endpoint);
+        }
+        if self.global_endpoint {
+            config = config.endpoint_resolver(GlobalEndpoint::default());
         }
         if self.user_agent != UserAgent::default() {
             config = config.interceptor(self.user_agent.clone());

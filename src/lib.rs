@@ -11,6 +11,7 @@ mod download;
 mod error_body;
 mod errors;
 mod expect_continue;
+mod global_endpoint;
 mod handoff;
 mod own_http;
 mod plan;

@@ -385,6 +385,12 @@ OUTPOST_ACCESS_POINT = (
             "variant-bucket",
             "variant-bucket.s3-fips.eu-west-1.amazonaws.com",
         ),
+        (Config(region_name="us-east-1"), "variant-bucket", "variant-bucket.s3.amazonaws.com"),
+        (
+            Config(region_name="us-east-1", s3={"us_east_1_regional_endpoint": "regional"}),
+            "variant-bucket",
+            "variant-bucket.s3.us-east-1.amazonaws.com",
+        ),
         (
             Config(),
             ACCESS_POINT.format(region="eu-west-1"),
@@ -405,23 +411,26 @@ OUTPOST_ACCESS_POINT = (
         "accelerate",
         "dual-stack",
         "FIPS",
+        "us-east-1 (the global endpoint)",
+        "us-east-1 regional endpoint",
         "access point",
         "access point of another region",
         "Outposts access point",
     ],
 )
 def test_endpoint_variants_reach_the_host_boto3_reaches(tmp_path, caplog, variant, bucket, host):
-    """Endpoints of AWS itself: through a proxy that knows no host, each client asks it for a
-    tunnel to the host its endpoint rules chose, and then fails (boto3 with
-    ConnectionClosedError, the engine with EndpointConnectionError: the SDK's tunnel error does
-    not tell a closed tunnel from a refused one). The engine asks for boto3's host."""
+    """Endpoints of AWS itself (in eu-west-1 unless the variant says another region): through a
+    proxy that knows no host, each client asks it for a tunnel to the host its endpoint rules
+    chose, and then fails (boto3 with ConnectionClosedError, the engine with
+    EndpointConnectionError: the SDK's tunnel error does not tell a closed tunnel from a
+    refused one). The engine asks for boto3's host."""
     source = write_random(tmp_path / "source.bin", 1000)
     proxy = ForwardProxy({})
     config = variant.merge(
         Config(proxies={"https": f"http://127.0.0.1:{proxy.port}"}, retries=ONE_ATTEMPT)
     )
     kwargs = {
-        "region_name": "eu-west-1",
+        "region_name": variant.region_name or "eu-west-1",
         "aws_access_key_id": "AKIDEXAMPLE",
         "aws_secret_access_key": "secret",
         "config": config,

@@ -78,6 +78,7 @@ def connection(client: Any) -> _core.Connection:
         accelerate=bool(builtins.get(EndpointResolverBuiltins.AWS_S3_ACCELERATE)),
         dual_stack=bool(builtins.get(EndpointResolverBuiltins.AWS_USE_DUALSTACK)),
         fips=bool(builtins.get(EndpointResolverBuiltins.AWS_USE_FIPS)),
+        global_endpoint=bool(builtins.get(EndpointResolverBuiltins.AWS_S3_USE_GLOBAL_ENDPOINT)),
         ca_bundle=_ca_bundle(client),
         verify_certificates=verify,
         tcp_keepalive=_keeps_alive(client),
