@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::Duration;
 
 use aws_credential_types::Credentials;
@@ -25,8 +25,8 @@ use rustls_pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
 
 use crate::credentials::{CredentialSource, RefreshingProvider};
 use crate::errors::TransferError;
-use crate::expect_continue;
 use crate::global_endpoint::GlobalEndpoint;
+use crate::http_client;
 use crate::own_http::{self, ClientCertificate, Trust};
 
 /// Everything that decides how requests are sent and signed.
@@ -192,12 +192,11 @@ impl ConnectionSettings {
                     Trust::AnyCertificate
                 },
                 connect_timeout: Duration::from_millis(self.connect_timeout_ms),
-                read_timeout: Duration::from_millis(self.read_timeout_ms),
                 tcp_keepalive: self.tcp_keepalive,
                 client_certificate: self.client_certificate(),
             })?
         };
-        config = config.http_client(expect_continue::client(
+        config = config.http_client(http_client::client(
             http_client,
             Duration::from_millis(self.read_timeout_ms),
         ));
@@ -365,29 +364,26 @@ impl ClassifyRetry for TooManyRequests {
     }
 }
 
-/// Clients by settings. Rotating credentials make new entries, so the cache is emptied when it
-/// grows past a bound rather than kept forever.
+/// The engine's clients by settings, each kept while a `Connection` holds it (see
+/// `python::Connection`): a client whose botocore clients are all gone is dropped, and its
+/// pooled connections closed, as boto3's are.
 #[derive(Default)]
 pub struct ClientCache {
-    clients: Mutex<HashMap<ConnectionSettings, Client>>,
+    clients: Mutex<HashMap<ConnectionSettings, Weak<Client>>>,
 }
 
-const MAX_CACHED_CLIENTS: usize = 32;
-
 impl ClientCache {
-    pub fn get(&self, settings: &ConnectionSettings) -> Result<Client, TransferError> {
+    pub fn get(&self, settings: &ConnectionSettings) -> Result<Arc<Client>, TransferError> {
         let mut clients = self
             .clients
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(client) = clients.get(settings) {
-            return Ok(client.clone());
+        if let Some(client) = clients.get(settings).and_then(Weak::upgrade) {
+            return Ok(client);
         }
-        if clients.len() >= MAX_CACHED_CLIENTS {
-            clients.clear();
-        }
-        let client = settings.build_client()?;
-        clients.insert(settings.clone(), client.clone());
+        clients.retain(|_, client| client.strong_count() > 0);
+        let client = Arc::new(settings.build_client()?);
+        clients.insert(settings.clone(), Arc::downgrade(&client));
         Ok(client)
     }
 }

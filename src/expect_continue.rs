@@ -9,8 +9,9 @@
 //!
 //! The SDK's HTTP client sends a body as soon as the head has gone. hyper tells 1xx responses
 //! to a callback set on the request (`hyper::ext::on_informational`), and request extensions
-//! reach hyper through the SDK's client, so this wraps whichever client the engine uses: it
-//! sets the callback, and holds the body until the callback or the timer releases it.
+//! reach hyper through the SDK's client, so the engine's HTTP client (`http_client`) sets the
+//! callback on whichever client sends the request, and the body is held until the callback or
+//! the timer releases it.
 //!
 //! When the final answer comes first, the body is never sent: once the answer is done with, the
 //! held body fails, and hyper closes the connection (the server may still expect the body).
@@ -23,19 +24,9 @@ use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
 
 use aws_sdk_s3::config::http::HttpRequest;
-use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
-use aws_smithy_runtime_api::client::http::{
-    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
-    SharedHttpConnector,
-};
+use aws_smithy_runtime_api::client::http::HttpConnectorFuture;
 use aws_smithy_runtime_api::client::result::ConnectorError;
-use aws_smithy_runtime_api::client::runtime_components::{
-    RuntimeComponents, RuntimeComponentsBuilder,
-};
-use aws_smithy_runtime_api::shared::IntoShared;
 use aws_smithy_types::body::SdkBody;
-use aws_smithy_types::config_bag::ConfigBag;
 use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode};
 use http_body::{Body, Frame, SizeHint};
@@ -47,93 +38,49 @@ use tokio::time::Sleep;
 /// in vain is little and fits in the server's buffers.
 const EXPECT_CONTINUE_FROM: u64 = 1 << 20;
 
-/// How long a body waits for "100 Continue" before it goes anyway: botocore's second.
+/// How long a body waits for "100 Continue" before it goes anyway: botocore's second. With a
+/// read timeout below two seconds, half of it: an upload whose body has not moved for the read
+/// timeout counts as stalled (botocore's wait is outside its socket timeouts).
+pub fn continue_wait(read_timeout: Duration) -> Duration {
+    CONTINUE_WAIT.min(read_timeout / 2)
+}
+
 const CONTINUE_WAIT: Duration = Duration::from_secs(1);
 
-/// `client`, with large upload bodies sent after "100 Continue". With a `read_timeout` below
-/// two seconds they wait half of it at most: an upload whose body has not moved for the read
-/// timeout counts as stalled (botocore's wait is outside its socket timeouts).
-pub fn client(client: SharedHttpClient, read_timeout: Duration) -> SharedHttpClient {
-    let wait = CONTINUE_WAIT.min(read_timeout / 2);
-    ExpectContinueClient { client, wait }.into_shared()
+/// Whether `request` is an upload whose body waits for "100 Continue".
+pub fn waits_for_continue(request: &HttpRequest) -> bool {
+    request.method() == Method::PUT.as_str()
+        && request
+            .body()
+            .content_length()
+            .is_some_and(|length| length >= EXPECT_CONTINUE_FROM)
 }
 
-#[derive(Debug)]
-struct ExpectContinueClient {
-    client: SharedHttpClient,
+/// `request` sent by `send` with `Expect: 100-continue`, its body held until "100 Continue"
+/// or for `wait` at most.
+pub fn send_after_continue(
+    request: HttpRequest,
     wait: Duration,
-}
-
-impl HttpClient for ExpectContinueClient {
-    fn http_connector(
-        &self,
-        settings: &HttpConnectorSettings,
-        components: &RuntimeComponents,
-    ) -> SharedHttpConnector {
-        ExpectContinueConnector {
-            connector: self.client.http_connector(settings, components),
-            wait: self.wait,
-        }
-        .into_shared()
-    }
-
-    fn validate_base_client_config(
-        &self,
-        components: &RuntimeComponentsBuilder,
-        cfg: &ConfigBag,
-    ) -> Result<(), BoxError> {
-        self.client.validate_base_client_config(components, cfg)
-    }
-
-    fn validate_final_config(
-        &self,
-        components: &RuntimeComponents,
-        cfg: &ConfigBag,
-    ) -> Result<(), BoxError> {
-        self.client.validate_final_config(components, cfg)
-    }
-
-    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
-        self.client.connector_metadata()
-    }
-}
-
-#[derive(Debug)]
-struct ExpectContinueConnector {
-    connector: SharedHttpConnector,
-    /// How long a body waits for "100 Continue".
-    wait: Duration,
-}
-
-impl HttpConnector for ExpectContinueConnector {
-    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let large_upload = request.method() == Method::PUT.as_str()
-            && request
-                .body()
-                .content_length()
-                .is_some_and(|length| length >= EXPECT_CONTINUE_FROM);
-        if !large_upload {
-            return self.connector.call(request);
-        }
-        let (request, gate) = match held_until_continue(request, self.wait) {
-            Ok(held) => held,
-            Err(error) => return HttpConnectorFuture::ready(Err(error)),
-        };
-        let sent = self.connector.call(request);
-        let answered = AnswerGuard(gate);
-        HttpConnectorFuture::new(async move {
-            let mut response = sent.await?;
-            answered.0.answered();
-            // The held body is refused when the response is dropped, not before: until then
-            // hyper may still be reading the answer's body on that connection.
-            let body = response.take_body();
-            *response.body_mut() = SdkBody::from_body_1_x(Answer {
-                body,
-                _answered: answered,
-            });
-            Ok(response)
-        })
-    }
+    send: impl FnOnce(HttpRequest) -> HttpConnectorFuture,
+) -> HttpConnectorFuture {
+    let (request, gate) = match held_until_continue(request, wait) {
+        Ok(held) => held,
+        Err(error) => return HttpConnectorFuture::ready(Err(error)),
+    };
+    let sent = send(request);
+    let answered = AnswerGuard(gate);
+    HttpConnectorFuture::new(async move {
+        let mut response = sent.await?;
+        answered.0.answered();
+        // The held body is refused when the response is dropped, not before: until then hyper
+        // may still be reading the answer's body on that connection.
+        let body = response.take_body();
+        *response.body_mut() = SdkBody::from_body_1_x(Answer {
+            body,
+            _answered: answered,
+        });
+        Ok(response)
+    })
 }
 
 /// `request` with `Expect: 100-continue` and its body held by the returned gate, for `wait`
@@ -315,6 +262,7 @@ impl Body for Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_smithy_runtime_api::box_error::BoxError;
     use tokio::time::{sleep, Instant};
 
     fn held(gate: &Arc<Gate>) -> HeldBody {

@@ -13,6 +13,7 @@ mod errors;
 mod expect_continue;
 mod global_endpoint;
 mod handoff;
+mod http_client;
 mod own_http;
 mod plan;
 mod presign;

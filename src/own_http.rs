@@ -2,8 +2,8 @@
 //! setting for: botocore's `verify=False` (any server certificate is taken: a local S3 server
 //! with a self-signed one, say), `tcp_keepalive=True` (SO_KEEPALIVE on every connection) and
 //! `client_cert` (a certificate the client shows servers that ask for one: mutual TLS).
-//! It has the SDK's connect and read timeouts and error kinds, and no proxies: the Python layer
-//! leaves those clients to boto3 when a proxy would be used.
+//! It has the SDK's connect timeout and error kinds, and no proxies: the Python layer leaves
+//! those clients to boto3 when a proxy would be used.
 //!
 //! Without a verifier, the handshake's signatures are still checked, as Python's
 //! `ssl.CERT_NONE` checks them: only who signed the certificate, its names and its dates are
@@ -42,8 +42,6 @@ pub enum Trust {
 pub struct Settings {
     pub trust: Trust,
     pub connect_timeout: Duration,
-    /// As the SDK's: until the response's head has come.
-    pub read_timeout: Duration,
     /// SO_KEEPALIVE, with the system's idle time before the first probe (botocore sets only
     /// the flag).
     pub tcp_keepalive: bool,
@@ -96,10 +94,7 @@ pub fn client(settings: Settings) -> Result<SharedHttpClient, TransferError> {
     let client = Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
         .build(https);
-    Ok(connector_client(OwnConnector {
-        client,
-        read_timeout: settings.read_timeout,
-    }))
+    Ok(connector_client(OwnConnector(client)))
 }
 
 /// An HTTP client of one connector for all its requests.
@@ -118,12 +113,10 @@ fn system_keepalive_time() -> Duration {
         .map_or(Duration::from_secs(7200), Duration::from_secs)
 }
 
+/// hyper's client, answering as the SDK's does. (The read timeout is applied around it, in
+/// `http_client`, as around the SDK's.)
 #[derive(Debug)]
-struct OwnConnector {
-    client: Client<HttpsConnector, SdkBody>,
-    /// As the SDK's: until the response's head has come.
-    read_timeout: Duration,
-}
+struct OwnConnector(Client<HttpsConnector, SdkBody>);
 
 impl HttpConnector for OwnConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
@@ -131,13 +124,9 @@ impl HttpConnector for OwnConnector {
             Ok(request) => request,
             Err(e) => return HttpConnectorFuture::ready(Err(ConnectorError::user(e.into()))),
         };
-        let sent = self.client.request(request);
-        let read_timeout = self.read_timeout;
+        let sent = self.0.request(request);
         HttpConnectorFuture::new(async move {
-            let response = tokio::time::timeout(read_timeout, sent)
-                .await
-                .map_err(|elapsed| ConnectorError::timeout(elapsed.into()))?
-                .map_err(connector_error)?;
+            let response = sent.await.map_err(connector_error)?;
             HttpResponse::try_from(response.map(SdkBody::from_body_1_x))
                 .map_err(|e| ConnectorError::other(e.into(), None))
         })

@@ -34,10 +34,25 @@ use crate::upload::{self, StreamBlock, UploadHeaders, UploadRequest};
 /// How often the waiting thread wakes to report progress and look for Ctrl-C.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
-/// Connection and signing settings read from a botocore client.
+/// Connection and signing settings read from a botocore client, and the engine's client for
+/// them. The engine keeps a client, and so its pooled connections, only while a `Connection`
+/// holds it: the Python layer keeps a botocore client's latest one on it, so that the pool
+/// lives as long as the botocore client, as boto3's does.
 #[pyclass(frozen, module = "s3turbo._core")]
 pub struct Connection {
     pub(crate) settings: ConnectionSettings,
+    client: Option<Arc<aws_sdk_s3::Client>>,
+    /// The process that made it: a forked child does not drop its parent's client, whose
+    /// connections belong to the parent's runtime (see `runtime.rs`).
+    pid: u32,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if self.pid != std::process::id() {
+            std::mem::forget(self.client.take());
+        }
+    }
 }
 
 #[pymethods]
@@ -102,33 +117,42 @@ impl Connection {
                 ))
             }
         };
-        Ok(Self {
-            settings: ConnectionSettings {
-                endpoint_url,
-                region,
-                credentials,
-                force_path_style,
-                accelerate,
-                dual_stack,
-                fips,
-                global_endpoint,
-                ca_bundle,
-                verify_certificates,
-                tcp_keepalive,
-                client_certificate: client_cert.map(|certificate| (certificate, client_key)),
-                http_proxy,
-                https_proxy,
-                connect_timeout_ms: millis(connect_timeout),
-                read_timeout_ms: millis(read_timeout),
-                max_attempts,
-                adaptive_retries: retry_mode == "adaptive",
-                checksum_when_supported: request_checksum_calculation == "when_supported",
-                validate_when_supported: response_checksum_validation == "when_supported",
-                user_agent: UserAgent {
-                    replacement: user_agent,
-                    suffix: user_agent_suffix,
-                },
+        let settings = ConnectionSettings {
+            endpoint_url,
+            region,
+            credentials,
+            force_path_style,
+            accelerate,
+            dual_stack,
+            fips,
+            global_endpoint,
+            ca_bundle,
+            verify_certificates,
+            tcp_keepalive,
+            client_certificate: client_cert.map(|certificate| (certificate, client_key)),
+            http_proxy,
+            https_proxy,
+            connect_timeout_ms: millis(connect_timeout),
+            read_timeout_ms: millis(read_timeout),
+            max_attempts,
+            adaptive_retries: retry_mode == "adaptive",
+            checksum_when_supported: request_checksum_calculation == "when_supported",
+            validate_when_supported: response_checksum_validation == "when_supported",
+            user_agent: UserAgent {
+                replacement: user_agent,
+                suffix: user_agent_suffix,
             },
+        };
+        // Taken now, before the botocore client lets go of its previous Connection, which
+        // holds the same client while the settings are the same.
+        let client = engine_of_this_process()?
+            .clients
+            .get(&settings)
+            .map_err(to_py_err)?;
+        Ok(Self {
+            settings,
+            client: Some(client),
+            pid: std::process::id(),
         })
     }
 }
@@ -266,23 +290,17 @@ fn upload_file(
     callback: Option<Bound<'_, PyAny>>,
 ) -> PyResult<()> {
     let request = upload.request(options);
-    run_transfer(
-        py,
-        &connection.settings,
-        callback,
-        no_pump,
-        move |task| async move {
-            upload::upload_file(
-                &task.client,
-                &task.endpoint,
-                request,
-                filename,
-                task.progress,
-                task.cancel,
-            )
-            .await
-        },
-    )
+    run_transfer(py, connection, callback, no_pump, move |task| async move {
+        upload::upload_file(
+            &task.client,
+            &task.endpoint,
+            request,
+            filename,
+            task.progress,
+            task.cancel,
+        )
+        .await
+    })
 }
 
 /// Uploads a stream: `read(n)` (from the Python layer) returns the next block of `n` bytes,
@@ -322,7 +340,7 @@ fn upload_fileobj(
     };
     run_transfer(
         py,
-        &connection.settings,
+        connection,
         callback,
         read_ahead,
         move |task| async move {
@@ -356,22 +374,16 @@ fn download_file(
     callback: Option<Bound<'_, PyAny>>,
 ) -> PyResult<()> {
     let request = download_request(bucket, key, filename, &extra_args, options, connection);
-    run_transfer(
-        py,
-        &connection.settings,
-        callback,
-        no_pump,
-        move |task| async move {
-            download::download_file(
-                &task.client,
-                &task.endpoint,
-                request,
-                task.progress,
-                task.cancel,
-            )
-            .await
-        },
-    )
+    run_transfer(py, connection, callback, no_pump, move |task| async move {
+        download::download_file(
+            &task.client,
+            &task.endpoint,
+            request,
+            task.progress,
+            task.cancel,
+        )
+        .await
+    })
 }
 
 /// Downloads an object into a file object: `write` (the object's bound method) is called with
@@ -409,7 +421,7 @@ fn download_fileobj(
     };
     run_transfer(
         py,
-        &connection.settings,
+        connection,
         callback,
         write_ready,
         move |task| async move {
@@ -469,24 +481,18 @@ fn run_batch(
     objects_in_flight: usize,
     callback: Option<Bound<'_, PyAny>>,
 ) -> PyResult<Outcomes> {
-    run_transfer(
-        py,
-        &connection.settings,
-        callback,
-        no_pump,
-        move |task| async move {
-            let results = batch
-                .run(
-                    &task.client,
-                    &task.endpoint,
-                    objects_in_flight,
-                    task.progress,
-                    task.cancel,
-                )
-                .await;
-            Ok(Outcomes(results))
-        },
-    )
+    run_transfer(py, connection, callback, no_pump, move |task| async move {
+        let results = batch
+            .run(
+                &task.client,
+                &task.endpoint,
+                objects_in_flight,
+                task.progress,
+                task.cancel,
+            )
+            .await;
+        Ok(Outcomes(results))
+    })
 }
 
 /// The keys of the objects under `prefix` (the directory API's listing): ListObjectsV2 on the
@@ -498,15 +504,9 @@ fn list_keys(
     bucket: String,
     prefix: String,
 ) -> PyResult<Vec<String>> {
-    run_transfer(
-        py,
-        &connection.settings,
-        None,
-        no_pump,
-        move |task| async move {
-            batch::list_keys(&task.client, &task.endpoint, &bucket, &prefix, &task.cancel).await
-        },
-    )
+    run_transfer(py, connection, None, no_pump, move |task| async move {
+        batch::list_keys(&task.client, &task.endpoint, &bucket, &prefix, &task.cancel).await
+    })
 }
 
 /// The directory API's downloads: `files` holds each object's key and local path; they
@@ -619,7 +619,7 @@ struct TaskContext {
 /// temporary file) before the exception reaches the caller.
 fn run_transfer<F, Fut, T>(
     py: Python<'_>,
-    settings: &ConnectionSettings,
+    connection: &Connection,
     callback: Option<Bound<'_, PyAny>>,
     mut pump: impl FnMut(Python<'_>, bool) -> PyResult<()>,
     transfer: F,
@@ -629,7 +629,7 @@ where
     Fut: Future<Output = Result<T, TransferError>> + Send + 'static,
     T: Send + 'static,
 {
-    let (engine, client) = engine_and_client(settings)?;
+    let (engine, client) = engine_and_client(connection)?;
     let cancel = CancellationToken::new();
     let done = Completion::new();
     let poke = done.clone();
@@ -643,7 +643,7 @@ where
     };
     let future = transfer(TaskContext {
         client,
-        endpoint: settings.endpoint_label(),
+        endpoint: connection.settings.endpoint_label(),
         progress: progress.clone(),
         cancel: cancel.clone(),
         wake: Arc::new(move || poke.poke()),
@@ -712,12 +712,26 @@ where
     }
 }
 
-/// This process's engine and its client for `settings`, as Python exceptions if either fails.
+/// This process's engine, as a Python exception if it cannot start.
+fn engine_of_this_process() -> PyResult<Arc<Engine>> {
+    engine().map_err(|e| PyRuntimeError::new_err(format!("s3turbo engine: {e}")))
+}
+
+/// This process's engine and the client `connection` holds.
 pub(crate) fn engine_and_client(
-    settings: &ConnectionSettings,
+    connection: &Connection,
 ) -> PyResult<(Arc<Engine>, aws_sdk_s3::Client)> {
-    let engine = engine().map_err(|e| PyRuntimeError::new_err(format!("s3turbo engine: {e}")))?;
-    let client = engine.clients.get(settings).map_err(to_py_err)?;
+    let engine = engine_of_this_process()?;
+    let client = match &connection.client {
+        Some(client) if connection.pid == std::process::id() => client.as_ref().clone(),
+        // Made before a fork: this process's own client for the same settings.
+        _ => engine
+            .clients
+            .get(&connection.settings)
+            .map_err(to_py_err)?
+            .as_ref()
+            .clone(),
+    };
     Ok((engine, client))
 }
 

@@ -157,7 +157,7 @@ where
     Fut: Future<Output = Result<T, TransferError>> + Send + 'static,
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
-    let (engine, client) = engine_and_client(&connection.settings)?;
+    let (engine, client) = engine_and_client(connection)?;
     let endpoint = connection.settings.endpoint_label();
     let task = engine.runtime.spawn(transfer(
         client,

@@ -251,17 +251,23 @@ def test_max_bandwidth_is_one_limit_for_all_the_parts(server, bucket, tmp_path, 
     assert sha256_file(tmp_path / "out.bin") == sha256_file(source)
 
 
-def test_an_upload_may_take_longer_than_the_read_timeout_to_send_as_in_boto3(s3s_fs, tmp_path):
+@pytest.mark.parametrize("tcp_keepalive", [False, True], ids=["SDK's client", "own client"])
+def test_an_upload_may_take_longer_than_the_read_timeout_to_send_as_in_boto3(
+    s3s_fs, tmp_path, tcp_keepalive
+):
     """Three 5 MiB parts sharing max_bandwidth=3 MiB/s take about 5 s each to send, longer than
     a 2 s read timeout. botocore's timeout bounds each socket read and write, not a whole
-    request, so boto3 completes such an upload, and so must the engine. (A slow link would do
-    the same, but on loopback the socket buffers take in most of a part at once.)"""
+    request, so boto3 completes such an upload, and so must the engine, through either HTTP
+    client. (A slow link would do the same, but on loopback the socket buffers take in most of
+    a part at once.)"""
     bucket = s3s_fs.new_bucket()
     source = write_random(tmp_path / "source.bin", 15 * MIB)
     limited = s3turbo.TransferConfig(
         multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB, max_bandwidth=3 * MIB
     )
-    short_read_timeout = Config(read_timeout=2, retries={"max_attempts": 1})
+    short_read_timeout = Config(
+        read_timeout=2, retries={"max_attempts": 1}, tcp_keepalive=tcp_keepalive
+    )
     for name, client in [
         ("s3turbo", s3s_fs.s3turbo_client(config=short_read_timeout)),
         ("boto3", s3s_fs.boto3_client(config=short_read_timeout)),

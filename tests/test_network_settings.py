@@ -4,11 +4,13 @@ redirect, through real relays in front of s3s-fs."""
 
 from __future__ import annotations
 
+import gc
 import io
 import os
 import socket
 import subprocess
 import sys
+import time
 
 import boto3
 import pytest
@@ -273,6 +275,48 @@ def test_tcp_keepalive_from_the_config_file(s3s_fs, tmp_path, monkeypatch, caplo
             flags[name] = set(keepalive_flags(relay.port))
     assert_engine_served(caplog)
     assert flags == {"s3turbo": {1}, "boto3": {1}}
+
+
+@pytest.mark.parametrize("tcp_keepalive", [False, True], ids=["SDK's client", "own client"])
+def test_uploads_and_downloads_share_one_connection_as_in_boto3(s3s_fs, tmp_path, tcp_keepalive):
+    """One after another, uploads (which have no read timeout) and downloads go over the same
+    kept-alive connection, as boto3's do: one connection to the server, not one per kind."""
+    bucket = s3s_fs.new_bucket()
+    source = write_random(tmp_path / "source.bin", 1000)
+    connections = {}
+    for name, make in (("s3turbo", s3s_fs.s3turbo_client), ("boto3", s3s_fs.boto3_client)):
+        with FaultProxy(s3s_fs.endpoint_url) as relay:
+            client = make(
+                endpoint_url=relay.endpoint_url, config=Config(tcp_keepalive=tcp_keepalive)
+            )
+            for _ in range(3):
+                client.upload_file(str(source), bucket, "k")
+                client.download_file(bucket, "k", str(tmp_path / "out.bin"))
+            connections[name] = len(keepalive_flags(relay.port))
+    assert connections == {"s3turbo": 1, "boto3": 1}
+
+
+def test_a_dropped_clients_connections_close_as_boto3s(s3s_fs, tmp_path):
+    """The engine's pooled connections live as long as the client they are for, as boto3's:
+    of five clients with settings of their own, used and dropped one after another, only the
+    last one's connection is left."""
+    bucket = s3s_fs.new_bucket()
+    source = write_random(tmp_path / "source.bin", 1000)
+    left = {}
+    for name, make in (("s3turbo", s3s_fs.s3turbo_client), ("boto3", s3s_fs.boto3_client)):
+        with FaultProxy(s3s_fs.endpoint_url) as relay:
+            for number in range(5):
+                config = Config(user_agent_extra=f"client-{number}")
+                client = make(endpoint_url=relay.endpoint_url, config=config)
+                client.upload_file(str(source), bucket, "k")
+                client.download_file(bucket, "k", str(tmp_path / "out.bin"))
+            gc.collect()  # botocore clients are in reference cycles
+            deadline = time.monotonic() + 5  # the engine closes them on its own threads
+            while len(keepalive_flags(relay.port)) > 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            left[name] = len(keepalive_flags(relay.port))
+            del client
+    assert left == {"s3turbo": 1, "boto3": 1}
 
 
 # The engine's own client reads the system's roots once per process, as the SDK's does: a

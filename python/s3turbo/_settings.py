@@ -64,13 +64,16 @@ _PLAIN_PATH_SEGMENT = re.compile(r"(?!\.\.?$)[A-Za-z0-9._~-]+")
 
 
 def connection(client: Any) -> _core.Connection:
-    """The endpoint, region, credentials and HTTP settings the botocore client would use."""
+    """The endpoint, region, credentials and HTTP settings the botocore client would use, with
+    the engine's client for them. The engine keeps that client, and so its pooled connections,
+    only while a Connection holds it: the botocore client keeps its latest one, so that the
+    pool lives as long as the botocore client, as botocore's own does."""
     builtins = client._ruleset_resolver._builtins
     config = client.meta.config
     verify = _verifies_certificates(client)
     if not verify:
         _warn_unverified(client.meta.endpoint_url)
-    return _core.Connection(
+    held = client.__dict__["_s3turbo_connection"] = _core.Connection(
         endpoint_url=_endpoint_url(builtins.get(EndpointResolverBuiltins.SDK_ENDPOINT)),
         region=client.meta.region_name or "us-east-1",
         **_credentials(client),
@@ -94,6 +97,7 @@ def connection(client: Any) -> _core.Connection:
         user_agent=_supplied_user_agent(config),
         user_agent_suffix=_user_agent_suffix(config),
     )
+    return held
 
 
 def _supplied_user_agent(config: Any) -> str | None:
