@@ -9,15 +9,21 @@
 //! `ssl.CERT_NONE` checks them: only who signed the certificate, its names and its dates are
 //! not.
 
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use aws_sdk_s3::config::http::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::http::{
     http_client_fn, HttpConnector, HttpConnectorFuture, SharedHttpClient, SharedHttpConnector,
 };
 use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_types::body::SdkBody;
+use http::Uri;
 use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -25,10 +31,12 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use tower_service::Service;
 
 use crate::errors::TransferError;
 
 type HttpsConnector = hyper_rustls::HttpsConnector<TcpConnector>;
+type Connection = <HttpsConnector as Service<Uri>>::Response;
 
 /// Which server certificates are taken.
 pub enum Trust {
@@ -82,7 +90,6 @@ pub fn client(settings: Settings) -> Result<SharedHttpClient, TransferError> {
     let mut tcp = TcpConnector::new();
     tcp.enforce_http(false);
     tcp.set_nodelay(true);
-    tcp.set_connect_timeout(Some(settings.connect_timeout));
     if settings.tcp_keepalive {
         tcp.set_keepalive(Some(system_keepalive_time()));
     }
@@ -91,9 +98,13 @@ pub fn client(settings: Settings) -> Result<SharedHttpClient, TransferError> {
         .https_or_http()
         .enable_http1()
         .wrap_connector(tcp);
+    let connect = ConnectWithin {
+        connector: https,
+        limit: settings.connect_timeout,
+    };
     let client = Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
-        .build(https);
+        .build(connect);
     Ok(connector_client(OwnConnector(client)))
 }
 
@@ -113,10 +124,40 @@ fn system_keepalive_time() -> Duration {
         .map_or(Duration::from_secs(7200), Duration::from_secs)
 }
 
+/// A connection made (TCP and TLS handshake together) within the connect timeout, as the SDK's
+/// client and botocore bound it: a server that takes the connection and never finishes the
+/// handshake costs the connect timeout, not the read timeout.
+#[derive(Clone)]
+struct ConnectWithin {
+    connector: HttpsConnector,
+    limit: Duration,
+}
+
+impl Service<Uri> for ConnectWithin {
+    type Response = Connection;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Connection, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.connector.poll_ready(cx)
+    }
+
+    fn call(&mut self, destination: Uri) -> Self::Future {
+        let connecting = self.connector.call(destination);
+        let limit = self.limit;
+        Box::pin(async move {
+            match tokio::time::timeout(limit, connecting).await {
+                Ok(connected) => connected,
+                Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out").into()),
+            }
+        })
+    }
+}
+
 /// hyper's client, answering as the SDK's does. (The read timeout is applied around it, in
 /// `http_client`, as around the SDK's.)
 #[derive(Debug)]
-struct OwnConnector(Client<HttpsConnector, SdkBody>);
+struct OwnConnector(Client<ConnectWithin, SdkBody>);
 
 impl HttpConnector for OwnConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {

@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import boto3
@@ -361,6 +362,52 @@ def test_tcp_keepalive_with_the_system_roots(s3s_fs, https_front, certificates, 
     )
     assert checked.returncode == 0, checked.stderr
     assert checked.stdout.split() == ["[1]"]
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+@pytest.mark.parametrize(
+    "setting",
+    [{}, {"config": Config(tcp_keepalive=True)}, {"verify": False}],
+    ids=["SDK's client", "own client", "own client, verify=False"],
+)
+def test_a_tls_handshake_that_never_ends_takes_the_connect_timeout_as_in_boto3(tmp_path, setting):
+    """A server that takes the TCP connection and never answers the TLS handshake: the
+    handshake is part of connecting, bounded by connect_timeout (1 s here, against a read
+    timeout of 6 s), and the error is botocore's ReadTimeoutError, as boto3's is."""
+    source = write_random(tmp_path / "source.bin", 1000)
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+
+    def accept_and_say_nothing():
+        while True:
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                return  # closed
+
+    threading.Thread(target=accept_and_say_nothing, daemon=True).start()
+    config = Config(connect_timeout=1, read_timeout=6, retries=ONE_ATTEMPT)
+    if "config" in setting:
+        config = config.merge(setting["config"])
+    kwargs = {
+        "endpoint_url": f"https://127.0.0.1:{listener.getsockname()[1]}",
+        "region_name": "us-east-1",
+        "aws_access_key_id": ACCESS_KEY,
+        "aws_secret_access_key": SECRET_KEY,
+        "verify": setting.get("verify"),
+        "config": config,
+    }
+    took = {}
+    try:
+        for name, make in (("boto3", boto3.client), ("s3turbo", s3turbo.client)):
+            client = make("s3", **kwargs)
+            started = time.monotonic()
+            with pytest.raises(ReadTimeoutError):
+                client.upload_file(str(source), "bucket", "k")
+            took[name] = time.monotonic() - started
+    finally:
+        listener.close()
+    assert took["boto3"] < 3 and took["s3turbo"] < 3, took
 
 
 @pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
