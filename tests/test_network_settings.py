@@ -542,19 +542,32 @@ def test_endpoint_variants_reach_the_host_boto3_reaches(tmp_path, caplog, varian
 
 
 @pytest.mark.parametrize(
-    "bucket, use_arn_region, served",
+    "bucket, s3_config, served",
     [
-        ("arn:aws:s3-object-lambda:eu-west-1:123456789012:accesspoint/my-olap", True, "refused"),
-        ("arn:aws:s3::123456789012:accesspoint/mfzwi23gnjvgw.mrap", True, "by boto3"),
-        (ACCESS_POINT.format(region="us-west-2"), False, "by boto3"),
-        (ACCESS_POINT.format(region="eu-west-1"), False, "by the engine"),
+        ("arn:aws:s3-object-lambda:eu-west-1:123456789012:accesspoint/my-olap", {}, "refused"),
+        ("arn:aws:s3::123456789012:accesspoint/mfzwi23gnjvgw.mrap", {}, "by boto3"),
+        (ACCESS_POINT.format(region="us-west-2"), {"use_arn_region": False}, "by boto3"),
+        (ACCESS_POINT.format(region="eu-west-1"), {"addressing_style": "path"}, "by boto3"),
+        (ACCESS_POINT.format(region="eu-west-1"), {"use_accelerate_endpoint": True}, "by boto3"),
+        ("arn:aws-cn:s3:cn-north-1:123456789012:accesspoint/my-ap", {}, "by boto3"),
+        (ACCESS_POINT.format(region="eu-west-1"), {"use_arn_region": False}, "by the engine"),
     ],
-    ids=["Object Lambda", "multi-region", "another region, use_arn_region off", "same region"],
+    ids=[
+        "Object Lambda",
+        "multi-region",
+        "another region, use_arn_region off",
+        "path style",
+        "accelerate",
+        "another partition",
+        "same region",
+    ],
 )
-def test_access_points_the_engine_leaves_to_boto3(tmp_path, caplog, bucket, use_arn_region, served):
-    """s3transfer refuses Object Lambda access points itself; multi-region access points are
-    signed with SigV4a (by botocore with awscrt) and one of another region with use_arn_region
-    off is botocore's error: boto3 serves those, and the same exception comes out."""
+def test_access_points_the_engine_leaves_to_boto3(tmp_path, caplog, bucket, s3_config, served):
+    """s3transfer refuses Object Lambda access points itself. Multi-region access points are
+    signed with SigV4a (by botocore with awscrt); botocore turns path style off for an access
+    point's call (and a custom endpoint turns it on), and refuses one with accelerate, of
+    another partition, or of another region with use_arn_region off, in words of its own: boto3
+    serves those, and the same exception comes out."""
     proxy = ForwardProxy({})
     kwargs = {
         "region_name": "eu-west-1",
@@ -563,7 +576,7 @@ def test_access_points_the_engine_leaves_to_boto3(tmp_path, caplog, bucket, use_
         "config": Config(
             proxies={"https": f"http://127.0.0.1:{proxy.port}"},
             retries=ONE_ATTEMPT,
-            s3={"use_arn_region": use_arn_region},
+            s3=s3_config,
         ),
     }
     raised = {}

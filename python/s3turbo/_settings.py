@@ -267,19 +267,27 @@ def unsupported_client_setting(client: Any) -> str | None:
 
 def unsupported_bucket(client: Any, bucket: str) -> str | None:
     """An access point ARN the engine would not send as botocore does: a multi-region one
-    (signed with SigV4a, which botocore does with awscrt), or one of another region than the
-    client's when `use_arn_region` is off (botocore refuses it)."""
+    (signed with SigV4a, which botocore does with awscrt); one with path-style addressing
+    (botocore turns it off for such a call, and custom endpoints turn it on); one with
+    accelerate, of another partition, or of another region than the client's when
+    `use_arn_region` is off (botocore's errors, which the SDK's endpoint rules word
+    otherwise)."""
     if not bucket.startswith("arn:"):
         return None
     try:
         arn = ArnParser().parse_arn(bucket)
     except InvalidArnException:
         return None  # refused as an invalid bucket name
+    builtins = client._ruleset_resolver._builtins
     if not arn["region"]:
         return "a multi-region access point"
-    use_arn_region = client._ruleset_resolver._builtins.get(
-        EndpointResolverBuiltins.AWS_S3_USE_ARN_REGION
-    )
+    if builtins.get(EndpointResolverBuiltins.AWS_S3_FORCE_PATH_STYLE):
+        return "an access point with path-style addressing"
+    if builtins.get(EndpointResolverBuiltins.AWS_S3_ACCELERATE):
+        return "an access point with accelerate"
+    if arn["partition"] != client.meta.partition:
+        return "an access point of another partition"
+    use_arn_region = builtins.get(EndpointResolverBuiltins.AWS_S3_USE_ARN_REGION)
     if not use_arn_region and arn["region"] != client.meta.region_name:
         return "an access point of another region with use_arn_region off"
     return None
