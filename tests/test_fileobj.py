@@ -11,7 +11,7 @@ import threading
 import pytest
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ParamValidationError
 from helpers import MIB, THRESHOLD, Callbacks, NonBlockingSource, sha256_file, write_random
 
 import s3turbo
@@ -246,6 +246,11 @@ def test_upload_fileobj_closes_the_file_object_when_boto3_does(moto, api):
         with pytest.raises(ClientError, match="NoSuchBucket"):
             _upload_fileobj_with(who, moto, fileobj, "no-such-bucket-here", "k")
         assert fileobj.closed, (who, "failed")
+        # A value botocore refuses: raised by boto3's PutObject, in the task that closes.
+        fileobj = io.BytesIO(b"x" * 100)
+        with pytest.raises(ParamValidationError):
+            _upload_fileobj_with(who, moto, fileobj, bucket, "k", ExtraArgs={"ContentType": 5})
+        assert fileobj.closed, (who, "refused")
 
 
 def _positioned(fileobj: io.BytesIO, position: int) -> io.BytesIO:

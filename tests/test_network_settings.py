@@ -4,6 +4,7 @@ redirect, through real relays in front of s3s-fs."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import io
 import os
@@ -27,6 +28,7 @@ from helpers import MIB, sha256_file, write_random
 from urllib3.exceptions import InsecureRequestWarning
 
 import s3turbo
+import s3turbo.aio
 from faultproxy import Fault, FaultProxy
 from relays import Certificates, ForwardProxy, TlsFront
 from servers import ACCESS_KEY, SECRET_KEY, free_port
@@ -318,6 +320,49 @@ def test_a_dropped_clients_connections_close_as_boto3s(s3s_fs, tmp_path):
             left[name] = len(keepalive_flags(relay.port))
             del client
     assert left == {"s3turbo": 1, "boto3": 1}
+
+
+def test_close_closes_the_engines_connections_as_boto3s(s3s_fs, tmp_path):
+    """client.close() closes boto3's pool, and the engine's with it: through s3turbo.client,
+    a patched boto3 client and the end of an `async with s3turbo.aio.client(...)` block."""
+    bucket = s3s_fs.new_bucket()
+    source = write_random(tmp_path / "source.bin", 1000)
+
+    def patched_client(**kwargs):
+        s3turbo.patch()
+        try:
+            return s3s_fs.boto3_client(**kwargs)
+        finally:
+            s3turbo.unpatch()
+
+    async def aio_round_trip(endpoint_url):
+        async with s3turbo.aio.client(
+            "s3", **s3s_fs.client_kwargs(endpoint_url=endpoint_url)
+        ) as s3:
+            await s3.upload_file(str(source), bucket, "k")
+            await s3.download_file(bucket, "k", str(tmp_path / "out.bin"))
+            return s3
+
+    left = {}
+    makers = {
+        "boto3": s3s_fs.boto3_client,
+        "s3turbo": s3s_fs.s3turbo_client,
+        "patched": patched_client,
+    }
+    for name in (*makers, "aio"):
+        with FaultProxy(s3s_fs.endpoint_url) as relay:
+            if name == "aio":
+                client = asyncio.run(aio_round_trip(relay.endpoint_url))  # kept: not freed
+            else:
+                client = makers[name](endpoint_url=relay.endpoint_url)
+                round_trip(client, bucket, tmp_path)
+                assert len(keepalive_flags(relay.port)) == 1, name
+                client.close()
+            deadline = time.monotonic() + 5  # the engine closes them on its own threads
+            while keepalive_flags(relay.port) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            left[name] = len(keepalive_flags(relay.port))
+    assert left == {"boto3": 0, "s3turbo": 0, "patched": 0, "aio": 0}
 
 
 # The engine's own client reads the system's roots once per process, as the SDK's does: a

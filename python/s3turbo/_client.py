@@ -12,10 +12,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import boto3
+import botocore.client
 import botocore.signers
 from boto3.exceptions import RetriesExceededError, S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from s3transfer.compat import readable, seekable
 from s3transfer.exceptions import RetriesExceededError as S3TransferRetriesExceededError
 from s3transfer.exceptions import S3DownloadFailedError
@@ -232,6 +233,12 @@ class Client:
     def __repr__(self) -> str:
         return f"<s3turbo.Client wrapping {self._client!r}>"
 
+    def close(self) -> None:
+        """Closes the connections, the boto3 client's and the engine's, as boto3's close().
+        (botocore's own method: after patch(), the client's is this one.)"""
+        botocore.client.BaseClient.close(self._client)
+        _settings.release(self._client)
+
     def upload_file(
         self,
         Filename: str | os.PathLike,
@@ -307,7 +314,15 @@ class Client:
             raise TypeError("upload_fileobj needs a binary file object, not a text stream")
         if _boto3_must_serve("upload_fileobj", self._client, Bucket):
             return None
-        return self._upload_plan("upload_fileobj", Bucket, Key, ExtraArgs)
+        try:
+            return self._upload_plan("upload_fileobj", Bucket, Key, ExtraArgs)
+        except BotoCoreError:
+            # Invalid ExtraArgs values: boto3's PutObject raises them, in the task that closes
+            # the file object as it ends.
+            size = None if awaitable else _settings.upload_size(Fileobj)
+            if _settings.closed_after_upload(size, Config):
+                Fileobj.close()
+            raise
 
     def _upload_plan(self, method, bucket, key, extra_args) -> _core.Upload | None:
         """The engine's upload of `extra_args` to `bucket` and `key`, or None when boto3 must

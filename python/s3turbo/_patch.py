@@ -66,6 +66,10 @@ def generate_presigned_url(self, ClientMethod, Params=None, ExpiresIn=3600, Http
     return _engine(self).generate_presigned_url(ClientMethod, Params, ExpiresIn, HttpMethod)
 
 
+def close(self):
+    return _engine(self).close()
+
+
 def upload_directory(
     self, local_dir, Bucket, Prefix="", ExtraArgs=None, Callback=None, Config=None
 ):
@@ -77,6 +81,7 @@ def download_directory(self, Bucket, Prefix, local_dir, ExtraArgs=None, Callback
 
 
 _ENGINE_METHODS = {
+    "close": close,
     "upload_directory": upload_directory,
     "download_directory": download_directory,
     "upload_file": upload_file,

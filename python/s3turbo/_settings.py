@@ -100,6 +100,13 @@ def connection(client: Any) -> _core.Connection:
     return held
 
 
+def release(client: Any) -> None:
+    """Lets go of the engine's client for this botocore client: its pooled connections close,
+    unless another botocore client with the same settings holds them (botocore's close()
+    closes its own pool)."""
+    client.__dict__.pop("_s3turbo_connection", None)
+
+
 def _supplied_user_agent(config: Any) -> str | None:
     """The user's `user_agent`, which replaces the header's start (botocore fills
     `config.user_agent` in itself: the user's value is kept apart)."""

@@ -64,7 +64,7 @@ class AsyncClient:
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
-        self._client.close()
+        self._sync.close()
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._client, name)
@@ -177,22 +177,20 @@ class AsyncClient:
                 Callback,
             )
         size = None if _is_async(Fileobj.read) else _settings.upload_size(Fileobj)
-        engine_config = _settings.sized_for(size, Config)
         transfer, asked = _transfer(Callback)
-        done, sender = _core.upload_stream_async(
-            *self._engine_args(engine_config), upload, transfer
-        )
-
-        async def send_blocks(_report: Callable[[], None]) -> None:
-            try:
-                while block := await _full_block(read, sender.block_size):
-                    if not await sender.send(block):
-                        return  # the engine stopped: `done` says why
-                await sender.end()
-            finally:
-                sender.close()  # without end(), after a failed read: nothing is stored
-
         try:
+            engine_args = self._engine_args(_settings.sized_for(size, Config))
+            done, sender = _core.upload_stream_async(*engine_args, upload, transfer)
+
+            async def send_blocks(_report: Callable[[], None]) -> None:
+                try:
+                    while block := await _full_block(read, sender.block_size):
+                        if not await sender.send(block):
+                            return  # the engine stopped: `done` says why
+                    await sender.end()
+                finally:
+                    sender.close()  # without end(), after a failed read: nothing is stored
+
             await self._run(transfer, asked, done, Callback, send_blocks)
         finally:
             if _settings.closed_after_upload(size, Config):
