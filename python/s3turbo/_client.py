@@ -63,9 +63,9 @@ def _check_transfer_args(bucket: Any, extra_args: Any, config: Any) -> None:
         raise TypeError(
             f"Config must be a boto3.s3.transfer.TransferConfig, not {type(config).__name__}"
         )
-    # s3transfer's own refusal (of S3 Object Lambda access points).
+    # s3transfer's own refusal (of S3 Object Lambda access points), unless turned off.
     for resource, pattern in TransferManager._UNSUPPORTED_BUCKET_PATTERNS.items():
-        if pattern.match(bucket):
+        if TransferManager.VALIDATE_SUPPORTED_BUCKET_VALUES and pattern.match(bucket):
             raise ValueError(
                 f"TransferManager methods do not support {resource} resource. "
                 "Use direct client calls instead."
