@@ -45,6 +45,11 @@ pub struct ConnectionSettings {
     pub fips: bool,
     /// botocore's `AWS::S3::UseGlobalEndpoint`: S3's global endpoint for us-east-1.
     pub global_endpoint: bool,
+    /// botocore's `use_arn_region`: an access point ARN of another region is sent there.
+    pub use_arn_region: bool,
+    /// botocore's `disable_s3_express_session_auth`: directory buckets are signed with the
+    /// client's credentials, without CreateSession.
+    pub disable_s3_express_session_auth: bool,
     /// botocore's `verify` when it names a CA bundle (AWS_CA_BUNDLE, `ca_bundle` in the config
     /// file): then only its certificates are trusted, as botocore trusts only them.
     pub ca_bundle: Option<PathBuf>,
@@ -128,6 +133,8 @@ impl ConnectionSettings {
             .accelerate(self.accelerate)
             .use_dual_stack(self.dual_stack)
             .use_fips(self.fips)
+            .use_arn_region(self.use_arn_region)
+            .disable_s3_express_session_auth(self.disable_s3_express_session_auth)
             .timeout_config(timeouts)
             // Bodies are bounded by the read timeout instead, as botocore bounds them (the SDK's
             // own check gives up on a body after 5 s without bytes, whatever read_timeout says).

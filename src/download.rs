@@ -284,13 +284,14 @@ impl<'a> Fetcher<'a> {
     /// request is a GET too): a missing object, a denied request or a failing server is
     /// HeadObject's error, told by its status. Another refusal HeadObject may not share (it
     /// reads an archived object's metadata, which GET refuses with InvalidObjectState), so a
-    /// HeadObject tells: its error if it has one, else the GET's.
+    /// HeadObject tells: its error if it has one, else the GET's. (A refused CreateSession, S3
+    /// Express's, would have refused HeadObject alike.)
     async fn refusal(&self, error: ServiceError, cancel: &CancellationToken) -> TransferError {
         let heads_first = !matches!(
             self.client.config().response_checksum_validation(),
             Some(ResponseChecksumValidation::WhenRequired)
         );
-        if !heads_first {
+        if !heads_first || error.operation == "CreateSession" {
             return TransferError::Service(Box::new(error));
         }
         let shared_by_head = match error.status {

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_s3::error::{BoxError, SdkError};
+use aws_sdk_s3::operation::create_session::CreateSessionError;
 
 use crate::error_body::{self, ErrorField};
 
@@ -129,73 +130,22 @@ impl TransferError {
     /// Converts an SDK error of one operation, whose requests `trace` followed. Connection
     /// errors name the URL of its last request (or `endpoint`), as botocore's
     /// `EndpointConnectionError` does.
-    fn from_sdk<E: std::fmt::Debug>(
+    fn from_sdk<E: std::error::Error + 'static>(
         operation: &'static str,
         endpoint: &str,
         trace: &RequestTrace,
         err: SdkError<E, HttpResponse>,
     ) -> Self {
+        // S3 Express's session credentials come from a CreateSession call the SDK makes
+        // itself: botocore reports a refusal of it as that operation's error.
+        if let Some(SdkError::ServiceError(refusal)) =
+            find_cause::<SdkError<CreateSessionError, HttpResponse>>(&err)
+        {
+            return Self::service_error("CreateSession", refusal.raw(), trace);
+        }
         let endpoint = trace.url_or(endpoint);
         match err {
-            SdkError::ServiceError(context) => {
-                let status = context.raw().status().as_u16();
-                let headers = context
-                    .raw()
-                    .headers()
-                    .iter()
-                    .map(|(name, value)| (name.to_ascii_lowercase(), value.to_owned()))
-                    .collect();
-                let body = context.raw().body().bytes().unwrap_or_default();
-                // botocore's reading of a 5xx with no body, or an HTML page, as a generic error.
-                let trimmed = body.trim_ascii();
-                let generic = status >= 500
-                    && (operation == "HeadObject"
-                        || trimmed.is_empty()
-                        || trimmed.starts_with(b"<html>"));
-                // botocore reports an error without a body (every HEAD error) by its status:
-                // code "404", message "Not Found". Callers match on exactly that.
-                let read_body = match (operation, generic) {
-                    ("HeadObject", _) | (_, true) => None,
-                    _ => error_body::read(body),
-                };
-                let (error, mut response_keys, ids) = match read_body {
-                    Some(read) if read.is_s3_error => {
-                        (read.error, read.response_keys, RequestIds::FromHeaders)
-                    }
-                    Some(mut read) => {
-                        let request_id =
-                            match error_body::take(&mut read.response_keys, "RequestId") {
-                                Some(ErrorField::Text(id)) => id,
-                                _ => None,
-                            };
-                        (read.error, read.response_keys, RequestIds::Only(request_id))
-                    }
-                    None => {
-                        let ids = match generic {
-                            true => RequestIds::Only(None),
-                            false => RequestIds::FromHeadersOrEmpty,
-                        };
-                        (status_error(status), Vec::new(), ids)
-                    }
-                };
-                // botocore sets these itself, whatever the body says.
-                response_keys.retain(|(name, _)| name != "Error" && name != "ResponseMetadata");
-                let code = error_body::text(&error, "Code").unwrap_or("").to_owned();
-                let attempts = trace.attempts.load(Ordering::Relaxed).max(1);
-                // botocore's standard retry mode says so of any error on the last attempt.
-                let max_attempts_reached = attempts >= trace.max_attempts;
-                TransferError::Service(Box::new(ServiceError {
-                    operation,
-                    status,
-                    code,
-                    error,
-                    response_keys,
-                    headers,
-                    ids,
-                    retry_attempts: attempts - 1,
-                    max_attempts_reached,
-                }))
-            }
+            SdkError::ServiceError(context) => Self::service_error(operation, context.raw(), trace),
             SdkError::TimeoutError(_) => TransferError::Timeout {
                 endpoint,
                 detail: "operation timed out".to_owned(),
@@ -224,6 +174,64 @@ impl TransferError {
             // The SDK could not build the request: retrying cannot help.
             other => TransferError::InvalidInput(format!("{other:?}")),
         }
+    }
+
+    /// S3's error answer to one operation, whose requests `trace` followed (botocore's
+    /// `ClientError`).
+    fn service_error(operation: &'static str, raw: &HttpResponse, trace: &RequestTrace) -> Self {
+        let status = raw.status().as_u16();
+        let headers = raw
+            .headers()
+            .iter()
+            .map(|(name, value)| (name.to_ascii_lowercase(), value.to_owned()))
+            .collect();
+        let body = raw.body().bytes().unwrap_or_default();
+        // botocore's reading of a 5xx with no body, or an HTML page, as a generic error.
+        let trimmed = body.trim_ascii();
+        let generic = status >= 500
+            && (operation == "HeadObject" || trimmed.is_empty() || trimmed.starts_with(b"<html>"));
+        // botocore reports an error without a body (every HEAD error) by its status:
+        // code "404", message "Not Found". Callers match on exactly that.
+        let read_body = match (operation, generic) {
+            ("HeadObject", _) | (_, true) => None,
+            _ => error_body::read(body),
+        };
+        let (error, mut response_keys, ids) = match read_body {
+            Some(read) if read.is_s3_error => {
+                (read.error, read.response_keys, RequestIds::FromHeaders)
+            }
+            Some(mut read) => {
+                let request_id = match error_body::take(&mut read.response_keys, "RequestId") {
+                    Some(ErrorField::Text(id)) => id,
+                    _ => None,
+                };
+                (read.error, read.response_keys, RequestIds::Only(request_id))
+            }
+            None => {
+                let ids = match generic {
+                    true => RequestIds::Only(None),
+                    false => RequestIds::FromHeadersOrEmpty,
+                };
+                (status_error(status), Vec::new(), ids)
+            }
+        };
+        // botocore sets these itself, whatever the body says.
+        response_keys.retain(|(name, _)| name != "Error" && name != "ResponseMetadata");
+        let code = error_body::text(&error, "Code").unwrap_or("").to_owned();
+        let attempts = trace.attempts.load(Ordering::Relaxed).max(1);
+        // botocore's standard retry mode says so of any error on the last attempt.
+        let max_attempts_reached = attempts >= trace.max_attempts;
+        TransferError::Service(Box::new(ServiceError {
+            operation,
+            status,
+            code,
+            error,
+            response_keys,
+            headers,
+            ids,
+            retry_attempts: attempts - 1,
+            max_attempts_reached,
+        }))
     }
 
     /// No bytes of a response body for the read timeout (botocore's `ReadTimeoutError`).
@@ -329,7 +337,7 @@ impl RequestTrace {
     }
 
     /// The error of the traced operation (see `TransferError::from_sdk`).
-    pub fn error<E: std::fmt::Debug>(
+    pub fn error<E: std::error::Error + 'static>(
         &self,
         operation: &'static str,
         endpoint: &str,

@@ -16,9 +16,11 @@ import time
 
 import boto3
 import pytest
+from boto3.exceptions import S3UploadFailedError
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
+    ClientError,
     EndpointConnectionError,
     EndpointResolutionError,
     ReadTimeoutError,
@@ -528,6 +530,11 @@ OUTPOST_ACCESS_POINT = (
             "variant-bucket.s3.us-east-1.amazonaws.com",
         ),
         (
+            Config(client_context_params={"force_path_style": True}),
+            "variant-bucket",
+            "s3.eu-west-1.amazonaws.com",
+        ),
+        (
             Config(),
             ACCESS_POINT.format(region="eu-west-1"),
             "my-ap-123456789012.s3-accesspoint.eu-west-1.amazonaws.com",
@@ -549,6 +556,7 @@ OUTPOST_ACCESS_POINT = (
         "FIPS",
         "us-east-1 (the global endpoint)",
         "us-east-1 regional endpoint",
+        "path style by client_context_params",
         "access point",
         "access point of another region",
         "Outposts access point",
@@ -643,17 +651,76 @@ def test_access_points_the_engine_leaves_to_boto3(tmp_path, caplog, bucket, s3_c
         assert isinstance(ours, ValueError if served == "refused" else BotoCoreError)
 
 
-def test_accelerate_with_a_custom_endpoint_fails_as_in_boto3(s3s_fs, tmp_path):
-    """The endpoint rules refuse S3 Accelerate with a custom endpoint_url: s3turbo says so as
-    boto3 does, before any request."""
+@pytest.mark.parametrize(
+    "config",
+    [
+        Config(s3={"use_accelerate_endpoint": True}),
+        Config(s3={"use_arn_region": "false"}),
+        Config(client_context_params={"force_path_style": 1}),
+    ],
+    ids=["accelerate with a custom endpoint", "a string for a flag", "a number for a flag"],
+)
+def test_endpoint_settings_the_rules_refuse_fail_as_in_boto3(s3s_fs, tmp_path, config):
+    """The endpoint rules refuse S3 Accelerate with a custom endpoint_url, and any flag that is
+    not a bool (botocore checks the types of what its rules take, the client context's as its
+    builtins'): s3turbo says so as boto3 does, before any request."""
     source = write_random(tmp_path / "source.bin", 1000)
-    config = Config(s3={"use_accelerate_endpoint": True}, retries=ONE_ATTEMPT)
+    config = config.merge(Config(retries=ONE_ATTEMPT))
     messages = []
     for client in (s3s_fs.boto3_client(config=config), s3s_fs.s3turbo_client(config=config)):
-        with pytest.raises(EndpointResolutionError) as error:
+        with pytest.raises(EndpointResolutionError) as refused_upload:
             client.upload_file(str(source), "bucket", "k")
-        messages.append(str(error.value))
+        with pytest.raises(EndpointResolutionError) as refused_download:
+            client.download_file("bucket", "k", str(tmp_path / "out.bin"))
+        messages.append((str(refused_upload.value), str(refused_download.value)))
     assert messages[0] == messages[1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["source.bin"]
+
+
+@pytest.mark.parametrize(
+    "in_config, in_environment, session_auth",
+    [(None, None, True), (True, None, False), (None, "true", False), (False, "true", True)],
+    ids=[
+        "session auth",
+        "disabled in Config",
+        "disabled by the environment",
+        "Config over the environment",
+    ],
+)
+def test_directory_buckets_are_signed_as_boto3_signs_them(
+    s3s_fs, tmp_path, monkeypatch, in_config, in_environment, session_auth
+):
+    """S3 Express directory buckets (`name--zone--x-s3`): both clients ask CreateSession for
+    session credentials first, unless `disable_s3_express_session_auth` (in Config, else
+    AWS_S3_DISABLE_EXPRESS_SESSION_AUTH) says to sign with the client's own. s3s-fs knows
+    neither CreateSession nor the `s3express` signing scope, so each call fails: with the same
+    error, after the same requests."""
+    bucket = "directory--usw2-az1--x-s3"
+    s3_config = {} if in_config is None else {"disable_s3_express_session_auth": in_config}
+    if in_environment is not None:
+        monkeypatch.setenv("AWS_S3_DISABLE_EXPRESS_SESSION_AUTH", in_environment)
+    source = write_random(tmp_path / "source.bin", 1000)
+    seen = {}
+    with FaultProxy(s3s_fs.endpoint_url) as proxy:
+        clients = s3s_fs.clients_through(proxy, Config(retries=ONE_ATTEMPT, s3=s3_config))
+        for name, client in clients.items():
+            proxy.requests.clear()
+            with pytest.raises(S3UploadFailedError) as refused_upload:
+                client.upload_file(str(source), bucket, "k")
+            with pytest.raises(ClientError) as refused_download:
+                client.download_file(bucket, "k", str(tmp_path / "out.bin"))
+            raised = [str(refused_upload.value), str(refused_download.value)]
+            requests = [(r.method, "session" in r.target.partition("?")[2]) for r in proxy.requests]
+            seen[name] = raised, requests
+    assert seen["s3turbo"][0] == seen["boto3"][0]
+    if session_auth:
+        assert seen["s3turbo"][1] == [("GET", True)] * 2 == seen["boto3"][1]
+        assert "calling the CreateSession operation" in seen["boto3"][0][1]
+    else:
+        # The engine's first request of a download is a GET, where boto3 sends HeadObject.
+        assert seen["s3turbo"][1] == [("PUT", False), ("GET", False)]
+        assert seen["boto3"][1] == [("PUT", False), ("HEAD", False)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["source.bin"]
 
 
 def transfer(call, client, boto, bucket, tmp_path, name) -> bytes:

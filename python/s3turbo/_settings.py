@@ -21,9 +21,8 @@ from typing import Any
 from boto3.s3.transfer import TransferConfig
 from botocore import UNSIGNED, handlers
 from botocore.credentials import RefreshableCredentials
-from botocore.exceptions import NoCredentialsError
+from botocore.exceptions import EndpointResolutionError, NoCredentialsError
 from botocore.httpsession import get_cert_path
-from botocore.regions import EndpointResolverBuiltins
 from botocore.serialize import create_serializer
 from botocore.stub import Stubber
 from botocore.useragent import sanitize_user_agent_string_component
@@ -68,20 +67,22 @@ def connection(client: Any) -> _core.Connection:
     the engine's client for them. The engine keeps that client, and so its pooled connections,
     only while a Connection holds it: the botocore client keeps its latest one, so that the
     pool lives as long as the botocore client, as botocore's own does."""
-    builtins = client._ruleset_resolver._builtins
+    endpoint = endpoint_parameters(client)
     config = client.meta.config
     verify = _verifies_certificates(client)
     if not verify:
         _warn_unverified(client.meta.endpoint_url)
     held = client.__dict__["_s3turbo_connection"] = _core.Connection(
-        endpoint_url=_endpoint_url(builtins.get(EndpointResolverBuiltins.SDK_ENDPOINT)),
+        endpoint_url=_endpoint_url(endpoint.get("Endpoint")),
         region=client.meta.region_name or "us-east-1",
         **_credentials(client),
-        force_path_style=bool(builtins.get(EndpointResolverBuiltins.AWS_S3_FORCE_PATH_STYLE)),
-        accelerate=bool(builtins.get(EndpointResolverBuiltins.AWS_S3_ACCELERATE)),
-        dual_stack=bool(builtins.get(EndpointResolverBuiltins.AWS_USE_DUALSTACK)),
-        fips=bool(builtins.get(EndpointResolverBuiltins.AWS_USE_FIPS)),
-        global_endpoint=bool(builtins.get(EndpointResolverBuiltins.AWS_S3_USE_GLOBAL_ENDPOINT)),
+        force_path_style=bool(endpoint.get("ForcePathStyle")),
+        accelerate=bool(endpoint.get("Accelerate")),
+        dual_stack=bool(endpoint.get("UseDualStack")),
+        fips=bool(endpoint.get("UseFIPS")),
+        global_endpoint=bool(endpoint.get("UseGlobalEndpoint")),
+        use_arn_region=bool(endpoint.get("UseArnRegion", True)),
+        disable_s3_express_session_auth=bool(endpoint.get("DisableS3ExpressSessionAuth")),
         ca_bundle=_ca_bundle(client),
         verify_certificates=verify,
         tcp_keepalive=_keeps_alive(client),
@@ -258,11 +259,13 @@ def unsupported_client_setting(client: Any) -> str | None:
     ca_bundle = _ca_bundle(client)
     if ca_bundle is not None and not os.path.isfile(ca_bundle):
         return f"the CA bundle {ca_bundle!r} is not a file"
-    builtins = client._ruleset_resolver._builtins
-    endpoint_url = builtins.get(EndpointResolverBuiltins.SDK_ENDPOINT)
+    endpoint = endpoint_parameters(client)
+    if endpoint is None:
+        return "an endpoint setting of a type botocore's endpoint rules refuse"
+    endpoint_url = endpoint.get("Endpoint")
     # The endpoint rules refuse accelerate with a custom endpoint: boto3 says how. (botocore
     # itself turns dual-stack and FIPS off when there is one.)
-    if endpoint_url and builtins.get(EndpointResolverBuiltins.AWS_S3_ACCELERATE):
+    if endpoint_url and endpoint.get("Accelerate"):
         return "accelerate endpoints with a custom endpoint_url"
     if not _endpoint_path_is_plain(endpoint_url):
         return "an endpoint_url path that botocore escapes or resolves (beyond A-Z a-z 0-9 -._~)"
@@ -270,6 +273,34 @@ def unsupported_client_setting(client: Any) -> str | None:
     if (config.s3 or {}).get("payload_signing_enabled"):
         return "payload_signing_enabled"
     return None
+
+
+def endpoint_parameters(client: Any) -> dict[str, Any] | None:
+    """The endpoint rules' parameters that the client's settings give, as botocore resolves
+    them for every call: its client context (`Config(client_context_params=...)`, which the
+    `s3` dict and AWS_S3_DISABLE_EXPRESS_SESSION_AUTH extend) before its builtins. None when a
+    value is of a type the rules refuse: botocore then raises EndpointResolutionError on every
+    call. Kept with the client, whose settings do not change."""
+    try:
+        return client.__dict__["_s3turbo_endpoint_parameters"]
+    except KeyError:
+        pass
+    resolver = client._ruleset_resolver
+    parameters: dict[str, Any] | None = {}
+    for name, definition in resolver._param_definitions.items():
+        value = resolver._resolve_param_as_client_context_param(name)
+        if value is None and definition.builtin is not None:
+            value = resolver._resolve_param_as_builtin(definition.builtin, resolver._builtins)
+        if value is None:
+            continue
+        try:
+            definition.validate_input(value)
+        except EndpointResolutionError:
+            parameters = None
+            break
+        parameters[name] = value
+    client.__dict__["_s3turbo_endpoint_parameters"] = parameters
+    return parameters
 
 
 def unsupported_bucket(client: Any, bucket: str) -> str | None:
@@ -285,17 +316,16 @@ def unsupported_bucket(client: Any, bucket: str) -> str | None:
         arn = ArnParser().parse_arn(bucket)
     except InvalidArnException:
         return None  # refused as an invalid bucket name
-    builtins = client._ruleset_resolver._builtins
+    endpoint = endpoint_parameters(client)
     if not arn["region"]:
         return "a multi-region access point"
-    if builtins.get(EndpointResolverBuiltins.AWS_S3_FORCE_PATH_STYLE):
+    if endpoint.get("ForcePathStyle"):
         return "an access point with path-style addressing"
-    if builtins.get(EndpointResolverBuiltins.AWS_S3_ACCELERATE):
+    if endpoint.get("Accelerate"):
         return "an access point with accelerate"
     if arn["partition"] != client.meta.partition:
         return "an access point of another partition"
-    use_arn_region = builtins.get(EndpointResolverBuiltins.AWS_S3_USE_ARN_REGION)
-    if not use_arn_region and arn["region"] != client.meta.region_name:
+    if not endpoint.get("UseArnRegion", True) and arn["region"] != client.meta.region_name:
         return "an access point of another region with use_arn_region off"
     return None
 
