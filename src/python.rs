@@ -225,14 +225,15 @@ type HeaderPairs = Vec<(String, String)>;
 /// What to upload where, with the user's ExtraArgs already split per operation and encoded.
 /// `headers` maps an operation name ("PutObject", "CreateMultipartUpload", "UploadPart",
 /// "CompleteMultipartUpload") to its extra headers; the checksum arguments name the
-/// algorithms the engine computes for those bodies (and a full-object value the user gave).
+/// algorithms the engine computes for those bodies, and a full-object checksum the user gave
+/// (its algorithm and value).
 #[pyclass(frozen, module = "s3turbo._core")]
 pub struct Upload {
     bucket: String,
     key: String,
     headers: UploadHeaders,
     put_object_checksum: Option<ChecksumAlgorithm>,
-    put_object_checksum_value: Option<String>,
+    put_object_checksum_value: Option<(ChecksumAlgorithm, String)>,
     upload_part_checksum: Option<ChecksumAlgorithm>,
 }
 
@@ -246,7 +247,7 @@ impl Upload {
         key: String,
         mut headers: HashMap<String, HeaderPairs>,
         put_object_checksum: Option<String>,
-        put_object_checksum_value: Option<String>,
+        put_object_checksum_value: Option<(String, String)>,
         upload_part_checksum: Option<String>,
     ) -> PyResult<Self> {
         let mut take = |operation: &str| {
@@ -262,7 +263,8 @@ impl Upload {
                 complete_multipart_upload: take("CompleteMultipartUpload")?,
             },
             put_object_checksum: put_object_checksum.as_deref().map(ChecksumAlgorithm::from),
-            put_object_checksum_value,
+            put_object_checksum_value: put_object_checksum_value
+                .map(|(algorithm, value)| (ChecksumAlgorithm::from(algorithm.as_str()), value)),
             upload_part_checksum: upload_part_checksum.as_deref().map(ChecksumAlgorithm::from),
         })
     }

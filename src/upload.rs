@@ -57,9 +57,10 @@ pub struct UploadRequest {
     /// The checksum the SDK computes for a PutObject body and for each part body, as boto3's
     /// settings and ExtraArgs choose them (they differ when a full-object checksum is given).
     pub put_object_checksum: Option<ChecksumAlgorithm>,
-    /// A full-object checksum the user gave (ExtraArgs ChecksumCRC32, ...) for a PutObject;
-    /// sent as it is instead of computed.
-    pub put_object_checksum_value: Option<String>,
+    /// A full-object checksum the user gave (ExtraArgs ChecksumCRC32, ...) for a PutObject:
+    /// its algorithm and value, sent as they are instead of computed. `put_object_checksum` is
+    /// then only the algorithm the user named, which botocore sends beside it whatever it is.
+    pub put_object_checksum_value: Option<(ChecksumAlgorithm, String)>,
     pub upload_part_checksum: Option<ChecksumAlgorithm>,
     pub options: TransferOptions,
     /// `max_bandwidth`, shared by every body of the call.
@@ -424,10 +425,10 @@ impl<'a> Target<'a> {
     ) -> Result<(), TransferError> {
         let request = self.request;
         let checksum = request.put_object_checksum.as_ref();
-        let value = request
-            .put_object_checksum_value
-            .clone()
-            .or(computed_checksum);
+        let (value_checksum, value) = match &request.put_object_checksum_value {
+            Some((algorithm, value)) => (Some(algorithm), Some(value.clone())),
+            None => (checksum, computed_checksum),
+        };
         let headers = &request.headers.put_object;
         let send = |body, settings: aws_sdk_s3::config::Builder, trace: RequestTrace| {
             let builder = self
@@ -438,7 +439,7 @@ impl<'a> Target<'a> {
                 .set_checksum_algorithm(checksum.cloned())
                 .content_length(data.len() as i64)
                 .body(body);
-            let builder = with_body_checksum!(builder, checksum, value.clone());
+            let builder = with_body_checksum!(builder, value_checksum, value.clone());
             let operation = with_headers(builder.customize(), headers);
             // aws-sdk-s3 labels every PutObject body application/octet-stream; boto3 sends no
             // Content-Type unless asked, and S3 then stores binary/octet-stream. Match boto3.

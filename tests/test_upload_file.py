@@ -385,6 +385,38 @@ def test_full_object_checksum_given_by_the_user(server, bucket, tmp_path, size):
     assert outcomes[0] == ("right", "stored")
 
 
+@pytest.mark.parametrize(
+    "algorithm", [None, "SHA256"], ids=["value alone", "value and another algorithm"]
+)
+def test_full_object_checksum_goes_with_the_headers_boto3_sends(
+    server, bucket, proxy, tmp_path, algorithm
+):
+    """A full-object checksum in ExtraArgs is sent as it is, and the algorithm header only if
+    the user named one, whatever it is: botocore computes nothing then. Servers read the pair
+    differently (moto stores nothing for the value alone, and the named algorithm's checksum
+    for both), so the objects come out alike only if the headers are alike."""
+    source = write_random(tmp_path / "source.bin", 1000)
+    value = base64.b64encode(zlib.crc32(source.read_bytes()).to_bytes(4, "big")).decode()
+    extra_args = {"ChecksumCRC32": value}
+    if algorithm:
+        extra_args["ChecksumAlgorithm"] = algorithm
+    checksums = {}
+    for name, client in server.clients_through(proxy, Config()).items():
+        proxy.requests.clear()
+        client.upload_file(str(source), bucket, name, ExtraArgs=extra_args)
+        [put] = [r for r in proxy.requests if r.method == "PUT"]
+        head = server.boto3_client().head_object(Bucket=bucket, Key=name, ChecksumMode="ENABLED")
+        checksums[name] = (
+            sorted((n, v) for n, v in put.headers.items() if "checksum" in n),
+            {field: value for field, value in head.items() if field.startswith("Checksum")},
+        )
+    assert checksums["s3turbo"] == checksums["boto3"]
+    expected_headers = [("x-amz-checksum-crc32", value)]
+    if algorithm:
+        expected_headers.append(("x-amz-sdk-checksum-algorithm", algorithm))
+    assert checksums["boto3"][0] == expected_headers
+
+
 @pytest.mark.parametrize("size", [1000, THRESHOLD + 1])
 def test_checksum_algorithm_in_lower_case(server, bucket, tmp_path, size):
     """botocore takes "crc32" as "CRC32": the object is stored as boto3 stores it (s3s-fs

@@ -532,14 +532,14 @@ class UploadPlan:
         _validate(client, "CreateMultipartUpload", {**target, **create_args})
         _validate(client, "CompleteMultipartUpload", {**target, "UploadId": "-", **complete_args})
 
-        # Body checksums are the engine's: it takes the algorithm (and a full-object value the
-        # user gave), not a header.
+        # Body checksums are the engine's: it takes the algorithm, not a header. A full-object
+        # value the user gave goes as it is, beside the algorithm only if the user named one
+        # (botocore sends both as given, and computes nothing).
         put_checksum = put_args.pop("ChecksumAlgorithm", None)
         put_checksum_value = None
         for name in FULL_OBJECT_CHECKSUM_ARGS:
             if name in put_args:
-                put_checksum = name.replace("Checksum", "")
-                put_checksum_value = put_args.pop(name)
+                put_checksum_value = (name.removeprefix("Checksum"), put_args.pop(name))
         part_checksum = part_args.pop("ChecksumAlgorithm", None)
         # botocore takes the algorithm's name in any case.
         put_checksum, part_checksum = (a.upper() if a else a for a in (put_checksum, part_checksum))
