@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import threading
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 from boto3.exceptions import S3UploadFailedError
@@ -47,6 +50,30 @@ class AsyncBytes:
         return self.buffer.write(data)
 
 
+async def longest_gap_during(work: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
+    """Runs `work()` beside a ticker that sleeps 5 ms at a time; returns the longest gap
+    between the ticker's wake-ups (how long the loop was held), and what `work` returned."""
+    gaps = []
+    stop = asyncio.Event()
+
+    async def ticker():
+        last = time.monotonic()
+        while not stop.is_set():
+            await asyncio.sleep(0.005)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    ticking = asyncio.create_task(ticker())
+    await asyncio.sleep(0.02)  # ticking before the work begins
+    try:
+        result = await work()
+    finally:
+        stop.set()
+        await ticking
+    return max(gaps), result
+
+
 def test_gather_twenty_uploads_and_twenty_downloads(server, bucket, tmp_path):
     sources = [
         write_random(tmp_path / f"source-{i}.bin", (THRESHOLD + 1) if i % 5 == 0 else 1000 * i)
@@ -78,28 +105,14 @@ def test_the_loop_never_stalls_and_callbacks_run_on_it(s3s_fs, tmp_path):
     source = write_random(tmp_path / "source.bin", 48 * MIB)
     callbacks = Callbacks()
 
-    async def main():
-        gaps = []
-        stop = asyncio.Event()
-
-        async def ticker():
-            last = time.monotonic()
-            while not stop.is_set():
-                await asyncio.sleep(0.005)
-                now = time.monotonic()
-                gaps.append(now - last)
-                last = now
-
-        ticking = asyncio.create_task(ticker())
+    async def round_trip():
         async with aio_client(s3s_fs) as s3:
             await s3.upload_file(str(source), bucket, "k", Callback=callbacks, Config=MULTIPART)
             sink = io.BytesIO()
             await s3.download_fileobj(bucket, "k", sink, Config=MULTIPART)
-        stop.set()
-        await ticking
-        return max(gaps), sink.getvalue()
+        return sink.getvalue()
 
-    longest_gap, downloaded = asyncio.run(main())
+    longest_gap, downloaded = asyncio.run(longest_gap_during(round_trip))
     assert longest_gap < 0.2, longest_gap  # generous: the machine is shared
     assert downloaded == source.read_bytes()
     assert callbacks.total == 48 * MIB
@@ -366,20 +379,48 @@ def test_cancelled_directory_upload_stops_at_once(moto, served_by, tmp_path):
     assert boto.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
 
 
+class WriteSizes(io.BytesIO):
+    """A sync sink noting the size of each write."""
+
+    def __init__(self):
+        super().__init__()
+        self.sizes: list[int] = []
+
+    def write(self, data) -> int:
+        self.sizes.append(len(data))
+        return super().write(data)
+
+
+class AsyncWriteSizes(AsyncBytes):
+    def __init__(self):
+        super().__init__()
+        self.sizes: list[int] = []
+
+    async def write(self, data: bytes) -> int:
+        self.sizes.append(len(data))
+        return await super().write(data)
+
+
 def test_boto3_serves_what_the_engine_cannot(s3s_fs, tmp_path, monkeypatch):
     """With S3TURBO_DISABLE the coroutines run boto3's transfers in a worker thread: the same
-    results, async file objects included."""
+    results, async file objects included, and a download reaches a file object of either kind
+    as boto3 writes it (in 256 KiB pieces, not held whole in memory first)."""
     bucket = s3s_fs.new_bucket()
+    data = os.urandom(3 * MIB)
     monkeypatch.setenv("S3TURBO_DISABLE", "1")
 
     async def main():
         async with aio_client(s3s_fs) as s3:
-            await s3.upload_fileobj(AsyncBytes(b"through boto3"), bucket, "k")
-            sink = AsyncBytes()
-            await s3.download_fileobj(bucket, "k", sink)
-            return sink.buffer.getvalue()
+            await s3.upload_fileobj(AsyncBytes(data), bucket, "k")
+            sinks = WriteSizes(), AsyncWriteSizes()
+            for sink in sinks:
+                await s3.download_fileobj(bucket, "k", sink)
+            return sinks
 
-    assert asyncio.run(main()) == b"through boto3"
+    sync_sink, async_sink = asyncio.run(main())
+    assert sync_sink.getvalue() == data == async_sink.buffer.getvalue()
+    for sink in (sync_sink, async_sink):
+        assert len(sink.sizes) >= 12 and max(sink.sizes) <= 256 * 1024, sink.sizes
 
 
 def test_callback_raising_on_the_last_bytes_leaves_nothing(server, bucket, tmp_path):
@@ -419,3 +460,123 @@ def test_callback_raising_on_the_last_bytes_leaves_nothing(server, bucket, tmp_p
     if server.name == "moto":  # s3s-fs has no ListMultipartUploads
         assert boto.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     assert listing(tmp_path) == ["source.bin"]
+
+
+class ThreadRecordingBytes(io.BytesIO):
+    """A sync file object that notes which thread calls each of its methods: any of them may
+    block (a network-backed file object), so none may run on the event loop."""
+
+    def __init__(self, data: bytes = b""):
+        super().__init__(data)
+        self.calls: list[tuple[str, int]] = []
+
+    def _note(self, name: str) -> None:
+        self.calls.append((name, threading.get_ident()))
+
+
+for _name in ("readable", "seekable", "tell", "seek", "read", "write", "close"):
+
+    def _recorded(self, *args, _name=_name, **kwargs):
+        self._note(_name)
+        return getattr(io.BytesIO, _name)(self, *args, **kwargs)
+
+    setattr(ThreadRecordingBytes, _name, _recorded)
+
+
+def test_sync_file_objects_are_used_off_the_loop(s3s_fs):
+    bucket = s3s_fs.new_bucket()
+    source = ThreadRecordingBytes(b"x" * 1000)  # below the threshold: closed after, as boto3
+    sink = ThreadRecordingBytes()
+
+    async def main():
+        async with aio_client(s3s_fs) as s3:
+            await s3.upload_fileobj(source, bucket, "k")
+            await s3.download_fileobj(bucket, "k", sink)
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(main())
+    assert sink.getvalue() == b"x" * 1000
+    called = {name for name, _ in source.calls + sink.calls}
+    assert {"seekable", "tell", "seek", "read", "write", "close"} <= called
+    assert [name for name, thread in source.calls + sink.calls if thread == loop_thread] == []
+
+
+def test_a_fifo_destination_waits_for_its_reader_off_the_loop(s3s_fs, tmp_path):
+    """Opening a FIFO for writing waits until a reader opens it: the loop goes on meanwhile."""
+    bucket = s3s_fs.new_bucket()
+    s3s_fs.boto3_client().put_object(Bucket=bucket, Key="k", Body=b"through the pipe")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received = []
+
+    def late_reader():
+        time.sleep(1.0)
+        with open(fifo, "rb") as pipe:
+            received.append(pipe.read())
+
+    async def download():
+        async with aio_client(s3s_fs) as s3:
+            await s3.download_file(bucket, "k", str(fifo))
+
+    reader = threading.Thread(target=late_reader)
+    reader.start()
+    longest_gap, _ = asyncio.run(longest_gap_during(download))
+    reader.join()
+    assert received == [b"through the pipe"]
+    assert longest_gap < 0.5, longest_gap  # the reader came after 1 s
+
+
+class SlowIo(io.BytesIO):
+    """A sync file object whose reads and writes take a while, noting when each ends."""
+
+    def __init__(self, events: list[str], started: threading.Event, data: bytes = b""):
+        super().__init__(data)
+        self.events = events
+        self.started = started
+
+    def read(self, size=-1):
+        self.started.set()
+        time.sleep(0.3)
+        data = super().read(size)
+        self.events.append("read ended")
+        return data
+
+    def write(self, data):
+        self.started.set()
+        time.sleep(0.3)
+        self.events.append("write ended")
+        return super().write(data)
+
+    def close(self):
+        self.events.append("closed")
+        super().close()
+
+
+@pytest.mark.parametrize("method", ["upload_fileobj", "download_fileobj"])
+def test_a_cancelled_task_ends_after_the_file_objects_call_in_flight(s3s_fs, method):
+    """A worker thread cannot be stopped: the cancelled task ends once the read or write in
+    flight has returned (and, for a small upload, after boto3's closing of the object), so that
+    the caller may close or reuse the object then."""
+    bucket = s3s_fs.new_bucket()
+    s3s_fs.boto3_client().put_object(Bucket=bucket, Key="k", Body=b"x" * 1000)
+    events: list[str] = []
+    started = threading.Event()
+    fileobj = SlowIo(events, started, b"y" * 1000 if method == "upload_fileobj" else b"")
+
+    async def main():
+        async with aio_client(s3s_fs) as s3:
+            call = getattr(s3, method)
+            args = (fileobj, bucket, "k") if method == "upload_fileobj" else (bucket, "k", fileobj)
+            task = asyncio.create_task(call(*args))
+            while not started.is_set():
+                await asyncio.sleep(0.005)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            events.append("task ended")
+
+    asyncio.run(main())
+    if method == "upload_fileobj":
+        assert events == ["read ended", "closed", "task ended"]
+    else:
+        assert events == ["write ended", "task ended"]

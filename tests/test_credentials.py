@@ -3,7 +3,9 @@ that outlives them, through botocore, and the engine signs with the refreshed on
 
 from __future__ import annotations
 
+import asyncio
 import io
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -15,6 +17,7 @@ from botocore.exceptions import ClientError
 from helpers import MIB
 
 import s3turbo
+import s3turbo.aio
 from servers import ACCESS_KEY, SECRET_KEY
 
 PART = 5 * MIB
@@ -55,13 +58,17 @@ class ShortLivedCredentials(CredentialProvider):
         )
 
 
-def client_with(provider: CredentialProvider, server) -> s3turbo.Client:
+def boto3_client_with(provider: CredentialProvider, server):
     session = botocore.session.Session()
     session.get_component("credential_provider").insert_before("env", provider)
     kwargs = server.client_kwargs()
     for name in ("aws_access_key_id", "aws_secret_access_key"):
         kwargs.pop(name)
-    return s3turbo.Client(boto3.Session(botocore_session=session).client("s3", **kwargs))
+    return boto3.Session(botocore_session=session).client("s3", **kwargs)
+
+
+def client_with(provider: CredentialProvider, server) -> s3turbo.Client:
+    return s3turbo.Client(boto3_client_with(provider, server))
 
 
 class SlowStream(io.RawIOBase):
@@ -112,3 +119,29 @@ def test_the_engine_signs_with_the_refreshed_credentials(s3s_fs):
     assert provider.fetches >= 3
     listing = s3s_fs.boto3_client().list_objects_v2(Bucket=bucket)
     assert listing.get("KeyCount") == 0
+
+
+def test_aio_fetches_due_credentials_off_the_event_loop(s3s_fs):
+    """Credentials botocore fetches before it signs (due for refresh here; SSO's and
+    assume-role's, loaded at first use) take a request of their own, to STS or IMDS: s3turbo.aio
+    has botocore fetch them in a worker thread, not on the event loop."""
+    bucket = s3s_fs.new_bucket()
+    provider = ShortLivedCredentials([SECRET_KEY], lifetime=600, advisory=900)  # always due
+    fetched_on = []
+    fetch = provider._metadata
+
+    def noting_the_thread() -> dict:
+        fetched_on.append(threading.get_ident())
+        return fetch()
+
+    provider._metadata = noting_the_thread
+    s3 = s3turbo.aio.AsyncClient(boto3_client_with(provider, s3s_fs))
+    fetched_on.clear()  # the client's first fetch, where it was made
+
+    async def main():
+        await s3.upload_fileobj(io.BytesIO(b"data"), bucket, "k")
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(main())
+    assert fetched_on and loop_thread not in fetched_on
+    assert s3s_fs.boto3_client().get_object(Bucket=bucket, Key="k")["Body"].read() == b"data"

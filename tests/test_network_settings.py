@@ -5,6 +5,7 @@ redirect, through real relays in front of s3s-fs."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import io
 import os
@@ -326,7 +327,8 @@ def test_a_dropped_clients_connections_close_as_boto3s(s3s_fs, tmp_path):
 
 def test_close_closes_the_engines_connections_as_boto3s(s3s_fs, tmp_path):
     """client.close() closes boto3's pool, and the engine's with it: through s3turbo.client,
-    a patched boto3 client and the end of an `async with s3turbo.aio.client(...)` block."""
+    a patched boto3 client, and an s3turbo.aio client (its close(), awaited or not, and the end
+    of its `async with` block)."""
     bucket = s3s_fs.new_bucket()
     source = write_random(tmp_path / "source.bin", 1000)
 
@@ -337,13 +339,18 @@ def test_close_closes_the_engines_connections_as_boto3s(s3s_fs, tmp_path):
         finally:
             s3turbo.unpatch()
 
-    async def aio_round_trip(endpoint_url):
-        async with s3turbo.aio.client(
-            "s3", **s3s_fs.client_kwargs(endpoint_url=endpoint_url)
-        ) as s3:
+    async def aio_round_trip(endpoint_url, name):
+        s3 = s3turbo.aio.client("s3", **s3s_fs.client_kwargs(endpoint_url=endpoint_url))
+        async with contextlib.AsyncExitStack() as stack:
+            if name == "aio":
+                await stack.enter_async_context(s3)
             await s3.upload_file(str(source), bucket, "k")
             await s3.download_file(bucket, "k", str(tmp_path / "out.bin"))
-            return s3
+        if name == "aio close()":
+            s3.close()  # as boto3's, at once; awaited as aiobotocore's, it works too
+        elif name == "aio await close()":
+            await s3.close()
+        return s3
 
     left = {}
     makers = {
@@ -351,10 +358,10 @@ def test_close_closes_the_engines_connections_as_boto3s(s3s_fs, tmp_path):
         "s3turbo": s3s_fs.s3turbo_client,
         "patched": patched_client,
     }
-    for name in (*makers, "aio"):
+    for name in (*makers, "aio", "aio close()", "aio await close()"):
         with FaultProxy(s3s_fs.endpoint_url) as relay:
-            if name == "aio":
-                client = asyncio.run(aio_round_trip(relay.endpoint_url))  # kept: not freed
+            if name.startswith("aio"):
+                client = asyncio.run(aio_round_trip(relay.endpoint_url, name))  # kept: not freed
             else:
                 client = makers[name](endpoint_url=relay.endpoint_url)
                 round_trip(client, bucket, tmp_path)
@@ -364,7 +371,7 @@ def test_close_closes_the_engines_connections_as_boto3s(s3s_fs, tmp_path):
             while keepalive_flags(relay.port) and time.monotonic() < deadline:
                 time.sleep(0.05)
             left[name] = len(keepalive_flags(relay.port))
-    assert left == {"boto3": 0, "s3turbo": 0, "patched": 0, "aio": 0}
+    assert set(left.values()) == {0}, left
 
 
 # The engine's own client reads the system's roots once per process, as the SDK's does: a

@@ -141,16 +141,16 @@ def is_special_file(filename: str) -> bool:
 
 def sink_writer(fileobj: Any) -> Callable[[bytes], Any]:
     """`fileobj.write`, from offset 0 for a seekable `fileobj`: s3transfer writes each part at
-    its offset from 0, wherever the file object was, and moves it only once it writes."""
-    if not seekable(fileobj):
-        return fileobj.write
+    its offset from 0, wherever the file object was, and moves it only once it writes. (The
+    object is asked whether it seeks at the first write, by the thread that writes.)"""
     started = False
 
     def write(data: bytes) -> Any:
         nonlocal started
         if not started:
-            fileobj.seek(0)
             started = True
+            if seekable(fileobj):
+                fileobj.seek(0)
         return fileobj.write(data)
 
     return write
@@ -281,12 +281,11 @@ class Client:
         Callback: Callable[[int], Any] | None = None,
         Config: TransferConfig | None = None,
     ) -> None:
-        upload = self._upload_fileobj_plan(Fileobj, Bucket, Key, ExtraArgs, Config)
+        upload, size = self._upload_fileobj_plan(Fileobj, Bucket, Key, ExtraArgs, Config)
         if upload is None:
             return boto3_transfers.upload_fileobj(
                 self._client, Fileobj, Bucket, Key, ExtraArgs, Callback, Config
             )
-        size = _settings.upload_size(Fileobj)
         try:
             # Service errors are raised as they are: boto3 wraps them only in upload_file.
             self._call_engine(
@@ -301,8 +300,9 @@ class Client:
                 Fileobj.close()
 
     def _upload_fileobj_plan(self, Fileobj, Bucket, Key, ExtraArgs, Config, *, awaitable=False):
-        """boto3's checks of an upload_fileobj call, then the engine's upload, or None when
-        boto3 must serve the call. `awaitable`: Fileobj.read is a coroutine (s3turbo.aio)."""
+        """boto3's checks of an upload_fileobj call, then the engine's upload (None when boto3
+        must serve the call) and the bytes it sends (None: a stream). `awaitable`: Fileobj.read
+        is a coroutine (s3turbo.aio), which makes it a stream."""
         if not hasattr(Fileobj, "read"):
             raise ValueError("Fileobj must implement read")
         _check_transfer_args(Bucket, ExtraArgs, Config)
@@ -313,13 +313,13 @@ class Client:
             # boto3 would wait forever on a text stream; say what is wrong instead.
             raise TypeError("upload_fileobj needs a binary file object, not a text stream")
         if _boto3_must_serve("upload_fileobj", self._client, Bucket):
-            return None
+            return None, None
+        size = None if awaitable else _settings.upload_size(Fileobj)
         try:
-            return self._upload_plan("upload_fileobj", Bucket, Key, ExtraArgs)
+            return self._upload_plan("upload_fileobj", Bucket, Key, ExtraArgs), size
         except BotoCoreError:
             # Invalid ExtraArgs values: boto3's PutObject raises them, in the task that closes
             # the file object as it ends.
-            size = None if awaitable else _settings.upload_size(Fileobj)
             if _settings.closed_after_upload(size, Config):
                 Fileobj.close()
             raise

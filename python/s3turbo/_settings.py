@@ -168,6 +168,13 @@ def _credentials(client: Any) -> dict:
     }
 
 
+def credentials_due(client: Any) -> bool:
+    """Whether botocore fetches the client's credentials before it signs: refreshable ones that
+    are due, or deferred ones not loaded yet (SSO, assume-role), each a request of its own."""
+    credentials = client._request_signer._credentials
+    return isinstance(credentials, RefreshableCredentials) and credentials.refresh_needed()
+
+
 def _refresher(credentials: RefreshableCredentials) -> Callable[[], tuple]:
     """What the engine calls (from its own threads) for credentials during a transfer:
     botocore's current ones, refreshed by botocore if due, and the seconds until botocore would

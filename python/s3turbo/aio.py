@@ -4,10 +4,11 @@
         await s3.upload_file("big.bin", "bucket", "k", Callback=progress)
 
 The event loop is never blocked by a transfer: the engine moves the bytes on its own threads,
-sync file objects are read and written in a worker thread, async ones (whose read/write are
+a sync file object's methods run in a worker thread, async ones (whose read/write are
 coroutines, e.g. aiofiles) are awaited. Callbacks run on the event loop thread, batched about
 every 50 ms. Cancelling the task stops the transfer and waits for its clean-up: a multipart
-upload is aborted, a download leaves no temporary file and an existing destination untouched.
+upload is aborted, a download leaves no temporary file and an existing destination untouched,
+and a sync file object's read or write in flight has returned.
 Exceptions are the sync API's (boto3's). What the engine does not serve, boto3 does, in a worker
 thread; cancelling the task stops that transfer too, at its next bytes, with boto3's clean-up.
 """
@@ -64,7 +65,13 @@ class AsyncClient:
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
+        await self.close()
+
+    def close(self) -> Awaitable[None]:
+        """Closes the client's connections, the engine's and botocore's, at once, as boto3's
+        ``close()`` does; the result may be awaited, as aiobotocore's ``close()`` is."""
         self._sync.close()
+        return _Done()
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._client, name)
@@ -114,7 +121,9 @@ class AsyncClient:
             await self._run(
                 transfer,
                 asked,
-                _core.upload_file_async(*self._engine_args(Config), upload, filename, transfer),
+                _core.upload_file_async(
+                    *await self._engine_args(Config), upload, filename, transfer
+                ),
                 Callback,
             )
 
@@ -137,8 +146,9 @@ class AsyncClient:
             )
         filename = _filename(Filename)
         if is_special_file(filename):
-            # As s3transfer: a device or a FIFO is written into, in order, not replaced.
-            with open(filename, "wb") as sink:
+            # As s3transfer: a device or a FIFO is written into, in order, not replaced. (A
+            # FIFO's open waits for its reader: in a worker thread.)
+            with await _in_thread(open, filename, "wb") as sink:
                 write = _writer(sink)
                 return await self._download_to(write, Bucket, Key, extra_args, Callback, Config)
         transfer, asked = _transfer(Callback)
@@ -147,7 +157,7 @@ class AsyncClient:
                 transfer,
                 asked,
                 _core.download_file_async(
-                    *self._engine_args(Config), Bucket, Key, filename, extra_args, transfer
+                    *await self._engine_args(Config), Bucket, Key, filename, extra_args, transfer
                 ),
                 Callback,
             )
@@ -163,9 +173,12 @@ class AsyncClient:
     ) -> None:
         """Fileobj: a binary file object, sync or async (its read a coroutine)."""
         read = _reader(Fileobj)
-        upload = self._sync._upload_fileobj_plan(
-            Fileobj, Bucket, Key, ExtraArgs, Config, awaitable=_is_async(Fileobj.read)
-        )
+        plan = (Fileobj, Bucket, Key, ExtraArgs, Config)
+        if _is_async(Fileobj.read):
+            upload, size = self._sync._upload_fileobj_plan(*plan, awaitable=True)
+        else:
+            # A sync file object's readable(), seek() and tell() may block as its read() may.
+            upload, size = await _in_thread(self._sync._upload_fileobj_plan, *plan)
         if upload is None:
             # boto3 reads only sync file objects: an async one is read into memory first.
             if _is_async(Fileobj.read):
@@ -176,10 +189,9 @@ class AsyncClient:
                 ),
                 Callback,
             )
-        size = None if _is_async(Fileobj.read) else _settings.upload_size(Fileobj)
         transfer, asked = _transfer(Callback)
         try:
-            engine_args = self._engine_args(_settings.sized_for(size, Config))
+            engine_args = await self._engine_args(_settings.sized_for(size, Config))
             done, sender = _core.upload_stream_async(*engine_args, upload, transfer)
 
             async def send_blocks(_report: Callable[[], None]) -> None:
@@ -194,7 +206,7 @@ class AsyncClient:
             await self._run(transfer, asked, done, Callback, send_blocks)
         finally:
             if _settings.closed_after_upload(size, Config):
-                Fileobj.close()  # as boto3 does, and so this API's fallback above
+                await _in_thread(Fileobj.close)  # as boto3 does, and so this API's fallback
 
     async def download_fileobj(
         self,
@@ -209,25 +221,26 @@ class AsyncClient:
         object's bytes in order."""
         if not hasattr(Fileobj, "write"):
             raise ValueError("Fileobj must implement write")
-        write = _writer(Fileobj)
         extra_args = self._sync._download_plan("download_fileobj", Bucket, Key, ExtraArgs, Config)
         if extra_args is None:
-            sink = io.BytesIO()
-            await _boto3_in_thread(
+            # boto3 writes a sync file object from its threads, an async one through this loop.
+            sink = Fileobj
+            if _is_async(Fileobj.write):
+                sink = _LoopWriter(Fileobj.write, asyncio.get_running_loop())
+            return await _boto3_in_thread(
                 lambda callback: boto3_transfers.download_fileobj(
                     self._client, Bucket, Key, sink, ExtraArgs, callback, Config
                 ),
                 Callback,
             )
-            return await write(sink.getvalue())
         with fileobj_retries_exceeded():
-            await self._download_to(write, Bucket, Key, extra_args, Callback, Config)
+            await self._download_to(_writer(Fileobj), Bucket, Key, extra_args, Callback, Config)
 
     async def _download_to(self, write, Bucket, Key, extra_args, Callback, Config) -> None:
         """The engine's download of the object into `write`, in order (a coroutine function)."""
         transfer, asked = _transfer(Callback)
         done, chunks = _core.download_stream_async(
-            *self._engine_args(Config), Bucket, Key, extra_args, transfer
+            *await self._engine_args(Config), Bucket, Key, extra_args, transfer
         )
 
         async def write_chunks(report: Callable[[], None]) -> None:
@@ -266,7 +279,7 @@ class AsyncClient:
             transfer,
             asked,
             _core.upload_files_async(
-                *self._engine_args(Config),
+                *await self._engine_args(Config),
                 upload,
                 batch.engine_files(),
                 _directory.objects_in_flight(Config),
@@ -300,9 +313,7 @@ class AsyncClient:
             _directory.DownloadBatch, self._sync, Bucket, Prefix, local_dir
         )
         try:
-            keys = await _core.list_keys_async(
-                _settings.connection(self._client), Bucket, batch.prefix
-            )
+            keys = await _core.list_keys_async(await self._connection(), Bucket, batch.prefix)
         except ClientError as error:
             raise self._sync._modeled(error) from None
         await asyncio.to_thread(batch.place, keys)
@@ -311,7 +322,7 @@ class AsyncClient:
             transfer,
             asked,
             _core.download_files_async(
-                *self._engine_args(Config),
+                *await self._engine_args(Config),
                 Bucket,
                 list(batch.files.items()),
                 _directory.objects_in_flight(Config),
@@ -322,8 +333,16 @@ class AsyncClient:
         )
         return batch.report(outcomes)
 
-    def _engine_args(self, config: TransferConfig | None) -> tuple:
-        return _settings.connection(self._client), _settings.options(config)
+    async def _engine_args(self, config: TransferConfig | None) -> tuple:
+        return await self._connection(), _settings.options(config)
+
+    async def _connection(self) -> _core.Connection:
+        """The engine's connection for this client. Credentials botocore must fetch first
+        (refreshable ones that are due, SSO's and assume-role's not yet loaded) take a request
+        of their own, which blocks: then in a worker thread."""
+        if _settings.credentials_due(self._client):
+            return await asyncio.to_thread(_settings.connection, self._client)
+        return _settings.connection(self._client)
 
     async def _run(
         self,
@@ -386,7 +405,8 @@ class AsyncClient:
                 pump.cancel()
             # The clean-up (abort the multipart upload, remove the temporary file) is the
             # engine's; it ends `done` with an error that the exception in flight replaces.
-            await asyncio.gather(done, return_exceptions=True)
+            # The pump ends once the file object's read or write in flight has returned.
+            await asyncio.gather(done, *([pump] if pump else []), return_exceptions=True)
             raise
 
 
@@ -406,12 +426,23 @@ async def _boto3_in_thread(
         if callback is not None:
             callback(increment)
 
-    thread = asyncio.ensure_future(asyncio.to_thread(transfer, stop_when_cancelled))
+    return await _in_thread(transfer, stop_when_cancelled, cancelled=cancelled)
+
+
+async def _in_thread(
+    function: Callable[..., Any], *args: Any, cancelled: threading.Event | None = None
+) -> Any:
+    """`function(*args)` in a worker thread. A thread cannot be stopped: if this task is
+    cancelled, `cancelled` is set (for `function` to stop early) and the task still waits for
+    the call to return before it ends, so that whatever the call uses (a file object the caller
+    may close once the task has ended) is no longer in use."""
+    running = asyncio.ensure_future(asyncio.to_thread(function, *args))
     try:
-        return await asyncio.shield(thread)
+        return await asyncio.shield(running)
     except asyncio.CancelledError:
-        cancelled.set()
-        await asyncio.wait([thread])
+        if cancelled is not None:
+            cancelled.set()
+        await asyncio.wait([running])
         raise
 
 
@@ -437,7 +468,7 @@ def _reader(fileobj: Any) -> Callable[[int], Awaitable[bytes]]:
         raise ValueError("Fileobj must implement read")
     if _is_async(fileobj.read):
         return fileobj.read
-    return lambda size: asyncio.to_thread(fileobj.read, size)
+    return lambda size: _in_thread(fileobj.read, size)
 
 
 def _writer(fileobj: Any) -> Callable[[bytes], Awaitable[Any]]:
@@ -446,7 +477,7 @@ def _writer(fileobj: Any) -> Callable[[bytes], Awaitable[Any]]:
     if _is_async(fileobj.write):
         return fileobj.write
     write = sink_writer(fileobj)
-    return lambda data: asyncio.to_thread(write, data)
+    return lambda data: _in_thread(write, data)
 
 
 async def _full_block(read: Callable[[int], Awaitable[bytes]], size: int) -> bytes:
@@ -461,3 +492,25 @@ async def _full_block(read: Callable[[int], Awaitable[bytes]], size: int) -> byt
         pieces.append(bytes(data))
         missing -= len(data)
     return b"".join(pieces)
+
+
+class _Done:
+    """An awaitable with nothing left to do."""
+
+    def __await__(self):
+        return iter(())
+
+
+class _LoopWriter:
+    """A sync file object, for boto3's threads, whose writes go to an async file object's
+    `write` on `loop`, in order (boto3 writes an object that does not seek in order)."""
+
+    def __init__(self, write: Callable[[bytes], Awaitable[Any]], loop: asyncio.AbstractEventLoop):
+        self._write = write
+        self._loop = loop
+
+    def write(self, data: bytes) -> Any:
+        return asyncio.run_coroutine_threadsafe(self._write(data), self._loop).result()
+
+    def seekable(self) -> bool:
+        return False
