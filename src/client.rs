@@ -21,6 +21,7 @@ use aws_sdk_s3::Client;
 use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
 use aws_smithy_http_client::{Builder, ConnectorBuilder};
+use aws_smithy_types::retry::RetrySpec;
 use rustls_pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
 
 use crate::credentials::{CredentialSource, RefreshingProvider};
@@ -72,6 +73,11 @@ pub struct ConnectionSettings {
     pub max_attempts: u32,
     /// botocore's retry mode "adaptive" (client-side rate limiting); otherwise "standard".
     pub adaptive_retries: bool,
+    /// botocore's standard and adaptive modes as AWS's Retry Behavior 2.1 has them (botocore's
+    /// `NEW_RETRIES_ENABLED`): a transient error is retried after up to 50 ms × 2^i, where a
+    /// throttling error waits up to 1 s × 2^i. (Its legacy mode waits up to 1 s × 2^i for
+    /// both, as the SDK's standard mode does by default.)
+    pub retry_behavior_2_1: bool,
     /// botocore's `request_checksum_calculation == "when_supported"`.
     pub checksum_when_supported: bool,
     /// botocore's `response_checksum_validation == "when_supported"`.
@@ -121,6 +127,20 @@ impl ConnectionSettings {
             .unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", self.region))
     }
 
+    fn retry_config(&self) -> RetryConfig {
+        let config = match self.adaptive_retries {
+            true => RetryConfig::adaptive(),
+            false => RetryConfig::standard(),
+        }
+        .with_max_attempts(self.max_attempts.max(1));
+        // The SDK's own switch to Retry Behavior 2.1 (aws-config sets it the same way, when
+        // AWS_NEW_RETRIES_2026 says so).
+        match self.retry_behavior_2_1 {
+            true => config.with_retry_spec(RetrySpec::v2_1()),
+            false => config,
+        }
+    }
+
     fn build_client(&self) -> Result<Client, TransferError> {
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_millis(self.connect_timeout_ms))
@@ -140,14 +160,7 @@ impl ConnectionSettings {
             // own check gives up on a body after 5 s without bytes, whatever read_timeout says).
             .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
             .retry_classifier(TooManyRequests)
-            .retry_config(
-                if self.adaptive_retries {
-                    RetryConfig::adaptive()
-                } else {
-                    RetryConfig::standard()
-                }
-                .with_max_attempts(self.max_attempts.max(1)),
-            )
+            .retry_config(self.retry_config())
             .request_checksum_calculation(if self.checksum_when_supported {
                 RequestChecksumCalculation::WhenSupported
             } else {

@@ -68,6 +68,7 @@ impl Connection {
                         disable_s3_express_session_auth, ca_bundle, verify_certificates, tcp_keepalive, client_cert,
                         client_key, http_proxy,
                         https_proxy, connect_timeout, read_timeout, max_attempts, retry_mode,
+                        retry_behavior_2_1,
                         request_checksum_calculation, response_checksum_validation,
                         user_agent, user_agent_suffix))]
     #[allow(clippy::too_many_arguments)]
@@ -97,6 +98,7 @@ impl Connection {
         read_timeout: f64,
         max_attempts: u32,
         retry_mode: &str,
+        retry_behavior_2_1: bool,
         request_checksum_calculation: &str,
         response_checksum_validation: &str,
         user_agent: Option<String>,
@@ -141,6 +143,7 @@ impl Connection {
             read_timeout_ms: millis(read_timeout),
             max_attempts,
             adaptive_retries: retry_mode == "adaptive",
+            retry_behavior_2_1,
             checksum_when_supported: request_checksum_calculation == "when_supported",
             validate_when_supported: response_checksum_validation == "when_supported",
             user_agent: UserAgent {
@@ -846,11 +849,13 @@ fn build_py_err(py: Python<'_>, error: TransferError) -> PyResult<PyErr> {
                 metadata.set_item("MaxAttemptsReached", true)?;
             }
             response.set_item("ResponseMetadata", metadata)?;
-            PyErr::from_value(
-                botocore
-                    .getattr("ClientError")?
-                    .call1((response, operation))?,
-            )
+            let error = botocore
+                .getattr("ClientError")?
+                .call1((response, operation))?;
+            // S3's answer, which the Python side raises as the client's modeled class; a
+            // ClientError the user's Callback or file object raised goes on as it is.
+            error.setattr("_s3turbo_service_error", true)?;
+            PyErr::from_value(error)
         }
         TransferError::Connection { endpoint, detail } => {
             with_endpoint("EndpointConnectionError", endpoint, detail)?

@@ -548,6 +548,28 @@ def test_overloaded_server_error_reads_as_boto3s(server, bucket, call, answer):
     assert seen["boto3"][1] == 2  # every attempt
 
 
+def test_transient_errors_are_retried_as_soon_as_boto3_retries_them(s3s_fs, tmp_path):
+    """botocore's standard mode (AWS's Retry Behavior 2.1) retries a transient error after up
+    to 50 ms × 2^i, where its legacy mode, and its standard mode for throttling, wait up to
+    1 s × 2^i. Four 500s in a row: at most 0.75 s of waiting (under 2 s would be the odds of
+    about 1 in 100 with the 1 s schedule), and the same requests and outcome for both."""
+    bucket = s3s_fs.new_bucket()
+    source = write_random(tmp_path / "source.bin", 1000)
+    config = Config(retries={"total_max_attempts": 5, "mode": "standard"})
+    took = {}
+    with FaultProxy(s3s_fs.endpoint_url) as proxy:
+        for name, client in s3s_fs.clients_through(proxy, config).items():
+            failing = proxy.inject(
+                Fault(method="PUT", answer_error=(500, "InternalError"), times=4)
+            )
+            started = time.monotonic()
+            client.upload_file(str(source), bucket, name)
+            took[name] = time.monotonic() - started
+            assert failing.hits == 4, name
+            assert sha256_object(client, bucket, name) == sha256_file(source)
+    assert took["boto3"] < 2 and took["s3turbo"] < 2, took
+
+
 @pytest.mark.parametrize("call", ["upload_fileobj", "download_fileobj"])
 def test_missing_bucket_error_reads_as_boto3s(moto, call):
     """An error that is not retried: RetryAttempts 0, the same metadata keys and headers."""

@@ -9,6 +9,7 @@ import os
 import threading
 
 import pytest
+from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError, ParamValidationError
@@ -336,3 +337,100 @@ def test_a_callback_that_raises_stops_what_it_has_not_seen(s3s_fs, tmp_path, api
                 client.download_fileobj(bucket, "k", sink, Config=config, Callback=limit)
         held[name] = len(sink.getvalue())
     assert held == {"s3turbo": 0, "boto3": 0}
+
+
+class ProgressStoreDown(ClientError):
+    """An error of the user's own that a Callback raises (say, from the store it records
+    progress in): a ClientError subclass, as other clients' modeled errors are."""
+
+
+def raising_callback(error: BaseException):
+    def callback(_amount: int) -> None:
+        raise error
+
+    return callback
+
+
+@pytest.mark.parametrize(
+    "method", ["upload_fileobj", "download_fileobj", "download_file", "upload_file"]
+)
+def test_a_clienterror_of_the_users_own_goes_on_as_it_is(s3s_fs, tmp_path, method):
+    """A ClientError (or subclass) raised by the user's Callback reaches the caller as boto3
+    lets it through: the same object (upload_file wraps it in S3UploadFailedError, in both);
+    only S3's own errors become the client's modeled classes. A missing key's code is used, so
+    that rewriting it would show."""
+    bucket = s3s_fs.new_bucket()
+    source = write_random(tmp_path / "source.bin", 1000)
+    s3s_fs.boto3_client().upload_file(str(source), bucket, "k")
+    response = {"Error": {"Code": "NoSuchKey", "Message": "not S3's"}}
+    for name, client in (("boto3", s3s_fs.boto3_client()), ("s3turbo", s3s_fs.s3turbo_client())):
+        for raised in (ProgressStoreDown(response, "Record"), ClientError(response, "Record")):
+            callback = raising_callback(raised)
+            with pytest.raises(Exception) as caught:
+                if method == "upload_fileobj":
+                    client.upload_fileobj(io.BytesIO(b"data"), bucket, "k", Callback=callback)
+                elif method == "download_fileobj":
+                    client.download_fileobj(bucket, "k", io.BytesIO(), Callback=callback)
+                elif method == "download_file":
+                    client.download_file(bucket, "k", str(tmp_path / "out"), Callback=callback)
+                else:
+                    client.upload_file(str(source), bucket, "k", Callback=callback)
+            if method == "upload_file":
+                assert type(caught.value) is S3UploadFailedError, name
+                assert caught.value.__context__ is raised, name
+            else:
+                assert caught.value is raised, name
+
+
+class FalsyProgress(list):
+    """A callable that is false (an empty list): S3Transfer's `if callback:` skips it."""
+
+    def __call__(self, amount: int) -> None:
+        self.append(amount)
+
+
+def test_falsy_callbacks_are_taken_as_boto3_takes_them(s3s_fs, tmp_path):
+    """upload_file and download_file ignore a Callback that is false (boto3's S3Transfer tests
+    `if callback:`); upload_fileobj and download_fileobj call any that is not None."""
+    bucket = s3s_fs.new_bucket()
+    source = write_random(tmp_path / "source.bin", 1000)
+    seen = {}
+    for name, client in (("boto3", s3s_fs.boto3_client()), ("s3turbo", s3s_fs.s3turbo_client())):
+        calls = {}
+        client.upload_file(str(source), bucket, "k", Callback=False)
+        client.download_file(bucket, "k", str(tmp_path / "out"), Callback=0)
+        for method in ("upload_file", "download_file", "upload_fileobj", "download_fileobj"):
+            progress = FalsyProgress()
+            if method == "upload_file":
+                client.upload_file(str(source), bucket, "k", Callback=progress)
+            elif method == "download_file":
+                client.download_file(bucket, "k", str(tmp_path / "out"), Callback=progress)
+            elif method == "upload_fileobj":
+                client.upload_fileobj(io.BytesIO(b"x" * 1000), bucket, "k", Callback=progress)
+            else:
+                client.download_fileobj(bucket, "k", io.BytesIO(), Callback=progress)
+            calls[method] = sum(progress)
+        seen[name] = calls
+    assert seen["s3turbo"] == seen["boto3"]
+    assert seen["boto3"] == {
+        "upload_file": 0,
+        "download_file": 0,
+        "upload_fileobj": 1000,
+        "download_fileobj": 1000,
+    }
+
+
+def test_aio_takes_falsy_callbacks_as_the_sync_api(s3s_fs, tmp_path):
+    bucket = s3s_fs.new_bucket()
+    source = write_random(tmp_path / "source.bin", 1000)
+
+    async def main():
+        async with s3turbo.aio.client("s3", **s3s_fs.client_kwargs()) as s3:
+            progress = FalsyProgress()
+            await s3.upload_file(str(source), bucket, "k", Callback=False)
+            await s3.upload_file(str(source), bucket, "k", Callback=progress)
+            await s3.download_file(bucket, "k", str(tmp_path / "out"), Callback=progress)
+            await s3.upload_fileobj(io.BytesIO(b"x" * 10), bucket, "k", Callback=progress)
+            return list(progress)
+
+    assert asyncio.run(main()) == [10]

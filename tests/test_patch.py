@@ -291,3 +291,17 @@ def test_patched_clients_presign_on_the_engine(monkeypatch):
     assert type(plain).generate_presigned_url is botocore.signers.generate_presigned_url
     plain.generate_presigned_url("get_object", Params=params)
     assert signed == [1]
+
+
+def test_a_client_made_while_unpatch_runs_gets_boto3s_methods(s3s_fs):
+    """boto3 looks its handler up by name when a client class is made: if unpatch() runs in
+    another thread after that lookup, the patched handler still makes a working client (with
+    boto3's methods, as after unpatch())."""
+    s3turbo.patch()
+    try:
+        handler = boto3.s3.inject.inject_s3_transfer_methods
+    finally:
+        s3turbo.unpatch()
+    class_attributes = {}
+    handler(class_attributes=class_attributes)
+    assert class_attributes["upload_file"] is boto3.s3.inject.upload_file

@@ -139,6 +139,13 @@ def is_special_file(filename: str) -> bool:
     return stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
 
+def s3transfer_callback(callback: Callable[[int], Any] | None) -> Callable[[int], Any] | None:
+    """The Callback of upload_file and download_file as boto3's S3Transfer takes it (`if
+    callback:`): one that is false (0, False, a callable empty list subclass) is not called.
+    (upload_fileobj and download_fileobj call any Callback that is not None.)"""
+    return callback if callback else None
+
+
 def sink_writer(fileobj: Any) -> Callable[[bytes], Any]:
     """`fileobj.write`, from offset 0 for a seekable `fileobj`: s3transfer writes each part at
     its offset from 0, wherever the file object was, and moves it only once it writes. (The
@@ -255,7 +262,13 @@ class Client:
             )
         upload, filename = planned
         with upload_failed(filename, Bucket, Key):
-            self._call_engine(_core.upload_file, upload, filename, Config=Config, Callback=Callback)
+            self._call_engine(
+                _core.upload_file,
+                upload,
+                filename,
+                Config=Config,
+                Callback=s3transfer_callback(Callback),
+            )
 
     def _upload_file_plan(self, Filename, Bucket, Key, ExtraArgs, Config):
         """boto3's checks of an upload_file call, then `(upload, filename)` for the engine, or
@@ -357,6 +370,7 @@ class Client:
                 self._client, Bucket, Key, Filename, ExtraArgs, Callback, Config
             )
         filename = _filename(Filename)
+        Callback = s3transfer_callback(Callback)
         if is_special_file(filename):
             # As s3transfer: a device or a FIFO is written into, in order, not replaced.
             with open(filename, "wb") as sink, download_errors(Bucket, Key):
@@ -489,8 +503,11 @@ class Client:
         )
 
     def _modeled(self, error: ClientError) -> ClientError:
-        """The same error as the client's modeled class (e.g. ``NoSuchBucket``), as boto3
-        raises it."""
+        """S3's error answer as the client's modeled class (e.g. ``NoSuchBucket``), as boto3
+        raises it; a ClientError the user's own code raised (a Callback, a file object) as it
+        is, as boto3 lets it through."""
+        if not getattr(error, "_s3turbo_service_error", False):
+            return error
         code = error.response.get("Error", {}).get("Code", "")
         error_class = self._client.exceptions.from_code(code)
         if type(error) is error_class:

@@ -143,7 +143,13 @@ for _name, _method in _ENGINE_S3TRANSFER.items():
 
 
 def _inject_engine_methods(class_attributes, **kwargs):
-    _boto3_inject(class_attributes, **kwargs)
+    boto3_inject = _boto3_inject
+    if boto3_inject is None:
+        # unpatch() ran in another thread after boto3 looked this handler up: the client gets
+        # boto3's methods, as one made after unpatch() does.
+        boto3.s3.inject.inject_s3_transfer_methods(class_attributes, **kwargs)
+        return
+    boto3_inject(class_attributes, **kwargs)
     class_attributes.update(_ENGINE_METHODS)
 
 

@@ -18,6 +18,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+import botocore.configprovider
 from boto3.s3.transfer import TransferConfig
 from botocore import UNSIGNED, handlers
 from botocore.credentials import RefreshableCredentials
@@ -51,6 +52,11 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # Total attempts per request when the client's retry config names only a mode, as botocore.
 _DEFAULT_ATTEMPTS = {"legacy": 5, "standard": 3, "adaptive": 3}
 
+# Whether botocore's standard and adaptive retry modes follow AWS's Retry Behavior 2.1 (50 ms
+# backoff for transient errors): opt-in in some botocore versions, always on in later ones,
+# unknown to earlier ones.
+_RETRY_BEHAVIOR_2_1 = bool(getattr(botocore.configprovider, "NEW_RETRIES_ENABLED", False))
+
 # botocore's timeout None (wait for ever), as the engine takes it: it adds timeouts to instants.
 _NO_TIMEOUT = 365 * 24 * 3600.0
 
@@ -69,6 +75,7 @@ def connection(client: Any) -> _core.Connection:
     pool lives as long as the botocore client, as botocore's own does."""
     endpoint = endpoint_parameters(client)
     config = client.meta.config
+    retry_mode = (config.retries or {}).get("mode", "legacy")
     verify = _verifies_certificates(client)
     if not verify:
         _warn_unverified(client.meta.endpoint_url)
@@ -92,7 +99,8 @@ def connection(client: Any) -> _core.Connection:
         connect_timeout=_NO_TIMEOUT if config.connect_timeout is None else config.connect_timeout,
         read_timeout=_NO_TIMEOUT if config.read_timeout is None else config.read_timeout,
         max_attempts=_total_attempts(config.retries or {}),
-        retry_mode=(config.retries or {}).get("mode", "legacy"),
+        retry_mode=retry_mode,
+        retry_behavior_2_1=retry_mode != "legacy" and _RETRY_BEHAVIOR_2_1,
         request_checksum_calculation=config.request_checksum_calculation or "when_supported",
         response_checksum_validation=config.response_checksum_validation or "when_supported",
         user_agent=_supplied_user_agent(config),

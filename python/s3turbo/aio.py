@@ -38,6 +38,7 @@ from ._client import (
     fileobj_retries_exceeded,
     is_special_file,
     read_result,
+    s3transfer_callback,
     sink_writer,
     upload_failed,
 )
@@ -108,6 +109,7 @@ class AsyncClient:
         Config: TransferConfig | None = None,
     ) -> None:
         planned = self._sync._upload_file_plan(Filename, Bucket, Key, ExtraArgs, Config)
+        Callback = s3transfer_callback(Callback)  # also for boto3's, called through ours
         if planned is None:
             return await _boto3_in_thread(
                 lambda callback: boto3_transfers.upload_file(
@@ -137,6 +139,7 @@ class AsyncClient:
         Config: TransferConfig | None = None,
     ) -> None:
         extra_args = self._sync._download_plan("download_file", Bucket, Key, ExtraArgs, Config)
+        Callback = s3transfer_callback(Callback)  # also for boto3's, called through ours
         if extra_args is None:
             return await _boto3_in_thread(
                 lambda callback: boto3_transfers.download_file(
