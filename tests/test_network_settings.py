@@ -23,7 +23,6 @@ from botocore.exceptions import (
     BotoCoreError,
     ClientError,
     EndpointConnectionError,
-    EndpointResolutionError,
     ReadTimeoutError,
     SSLError,
 )
@@ -658,29 +657,57 @@ def test_access_points_the_engine_leaves_to_boto3(tmp_path, caplog, bucket, s3_c
         assert isinstance(ours, ValueError if served == "refused" else BotoCoreError)
 
 
+ACCELERATE = {"use_accelerate_endpoint": True}
+
+
 @pytest.mark.parametrize(
-    "config",
+    "config, bucket, custom_endpoint",
     [
-        Config(s3={"use_accelerate_endpoint": True}),
-        Config(s3={"use_arn_region": "false"}),
-        Config(client_context_params={"force_path_style": 1}),
+        (Config(s3=ACCELERATE), "bucket", True),
+        (Config(s3={"use_arn_region": "false"}), "bucket", True),
+        (Config(client_context_params={"force_path_style": 1}), "bucket", True),
+        (Config(s3=ACCELERATE, use_fips_endpoint=True), "bucket", False),
+        (Config(s3=ACCELERATE), "a.b.c", False),
+        (Config(region_name="cn-north-1", use_fips_endpoint=True), "bucket", False),
+        (Config(s3=ACCELERATE), ACCESS_POINT.format(region="eu-west-1"), False),
+        (Config(s3={"use_arn_region": False}), ACCESS_POINT.format(region="us-west-2"), False),
     ],
-    ids=["accelerate with a custom endpoint", "a string for a flag", "a number for a flag"],
+    ids=[
+        "accelerate with a custom endpoint",
+        "a string for a flag",
+        "a number for a flag",
+        "accelerate with FIPS",
+        "accelerate with a bucket that needs path style",
+        "FIPS in a partition without it",
+        "accelerate with an access point",
+        "an access point of another region with use_arn_region off",
+    ],
 )
-def test_endpoint_settings_the_rules_refuse_fail_as_in_boto3(s3s_fs, tmp_path, config):
-    """The endpoint rules refuse S3 Accelerate with a custom endpoint_url, and any flag that is
-    not a bool (botocore checks the types of what its rules take, the client context's as its
-    builtins'): s3turbo says so as boto3 does, before any request."""
+def test_settings_the_endpoint_rules_refuse_fail_as_in_boto3(
+    s3s_fs, tmp_path, config, bucket, custom_endpoint
+):
+    """botocore's endpoint rules refuse some settings, alone or with the bucket: S3 Accelerate
+    with a custom endpoint_url, with FIPS or with a bucket name that needs path style; FIPS
+    where the partition has none; a flag that is not a bool (botocore checks the types of what
+    its rules take, the client context's as its builtins'); ... s3turbo raises botocore's own
+    error as boto3 does (EndpointResolutionError, UnsupportedS3ConfigurationError, ...),
+    before any request."""
     source = write_random(tmp_path / "source.bin", 1000)
-    config = config.merge(Config(retries=ONE_ATTEMPT))
-    messages = []
-    for client in (s3s_fs.boto3_client(config=config), s3s_fs.s3turbo_client(config=config)):
-        with pytest.raises(EndpointResolutionError) as refused_upload:
-            client.upload_file(str(source), "bucket", "k")
-        with pytest.raises(EndpointResolutionError) as refused_download:
-            client.download_file("bucket", "k", str(tmp_path / "out.bin"))
-        messages.append((str(refused_upload.value), str(refused_download.value)))
-    assert messages[0] == messages[1]
+    config = config.merge(Config(retries=ONE_ATTEMPT, connect_timeout=1))
+    kwargs = s3s_fs.client_kwargs(config=config)
+    if not custom_endpoint:  # AWS itself, which the test cannot reach: nothing may be sent
+        del kwargs["endpoint_url"]
+        kwargs["region_name"] = config.region_name or "eu-west-1"
+    raised = []
+    for make in (boto3.client, s3turbo.client):
+        client = make("s3", **kwargs)
+        with pytest.raises(BotoCoreError) as refused_upload:
+            client.upload_file(str(source), bucket, "k")
+        with pytest.raises(BotoCoreError) as refused_download:
+            client.download_file(bucket, "k", str(tmp_path / "out.bin"))
+        raised.append([(type(e.value), str(e.value)) for e in (refused_upload, refused_download)])
+    assert raised[0] == raised[1]
+    assert not issubclass(raised[0][0][0], EndpointConnectionError)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["source.bin"]
 
 

@@ -22,7 +22,7 @@ import botocore.configprovider
 from boto3.s3.transfer import TransferConfig
 from botocore import UNSIGNED, handlers
 from botocore.credentials import RefreshableCredentials
-from botocore.exceptions import EndpointResolutionError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, NoCredentialsError
 from botocore.httpsession import get_cert_path
 from botocore.serialize import create_serializer
 from botocore.stub import Stubber
@@ -274,14 +274,7 @@ def unsupported_client_setting(client: Any) -> str | None:
     ca_bundle = _ca_bundle(client)
     if ca_bundle is not None and not os.path.isfile(ca_bundle):
         return f"the CA bundle {ca_bundle!r} is not a file"
-    endpoint = endpoint_parameters(client)
-    if endpoint is None:
-        return "an endpoint setting of a type botocore's endpoint rules refuse"
-    endpoint_url = endpoint.get("Endpoint")
-    # The endpoint rules refuse accelerate with a custom endpoint: boto3 says how. (botocore
-    # itself turns dual-stack and FIPS off when there is one.)
-    if endpoint_url and endpoint.get("Accelerate"):
-        return "accelerate endpoints with a custom endpoint_url"
+    endpoint_url = endpoint_parameters(client).get("Endpoint")
     if not _endpoint_path_is_plain(endpoint_url):
         return "an endpoint_url path that botocore escapes or resolves (beyond A-Z a-z 0-9 -._~)"
     # botocore signs the payload's SHA-256 then, where the engine sends a checksum instead.
@@ -290,59 +283,77 @@ def unsupported_client_setting(client: Any) -> str | None:
     return None
 
 
-def endpoint_parameters(client: Any) -> dict[str, Any] | None:
+def endpoint_parameters(client: Any) -> dict[str, Any]:
     """The endpoint rules' parameters that the client's settings give, as botocore resolves
     them for every call: its client context (`Config(client_context_params=...)`, which the
-    `s3` dict and AWS_S3_DISABLE_EXPRESS_SESSION_AUTH extend) before its builtins. None when a
-    value is of a type the rules refuse: botocore then raises EndpointResolutionError on every
-    call. Kept with the client, whose settings do not change."""
+    `s3` dict and AWS_S3_DISABLE_EXPRESS_SESSION_AUTH extend) before its builtins. (Values the
+    rules refuse never reach the engine: see `_endpoint_refusal`.) Kept with the client, whose
+    settings do not change."""
     try:
         return client.__dict__["_s3turbo_endpoint_parameters"]
     except KeyError:
         pass
     resolver = client._ruleset_resolver
-    parameters: dict[str, Any] | None = {}
+    parameters = {}
     for name, definition in resolver._param_definitions.items():
         value = resolver._resolve_param_as_client_context_param(name)
         if value is None and definition.builtin is not None:
             value = resolver._resolve_param_as_builtin(definition.builtin, resolver._builtins)
-        if value is None:
-            continue
-        try:
-            definition.validate_input(value)
-        except EndpointResolutionError:
-            parameters = None
-            break
-        parameters[name] = value
+        if value is not None:
+            parameters[name] = value
     client.__dict__["_s3turbo_endpoint_parameters"] = parameters
     return parameters
 
 
-def unsupported_bucket(client: Any, bucket: str) -> str | None:
-    """An access point ARN the engine would not send as botocore does: a multi-region one
-    (signed with SigV4a, which botocore does with awscrt); one with path-style addressing
-    (botocore turns it off for such a call, and custom endpoints turn it on); one with
-    accelerate, of another partition, or of another region than the client's when
-    `use_arn_region` is off (botocore's errors, which the SDK's endpoint rules word
-    otherwise)."""
-    if not bucket.startswith("arn:"):
-        return None
+# Buckets whose endpoint botocore's rules were asked about, per client; the cache starts over
+# beyond that.
+_REFUSALS_KEPT = 4096
+
+
+def _endpoint_refusal(client: Any, bucket: str) -> str | None:
+    """botocore's endpoint rules' refusal of the client's settings with `bucket`: accelerate
+    with a custom endpoint, with FIPS or with a bucket name that needs path style, FIPS where
+    the partition has none, a flag that is not a bool, ... boto3 then serves the call and
+    raises botocore's own error (EndpointResolutionError, UnsupportedS3ConfigurationError,
+    ...) before any request; the SDK's rules would refuse it in other words, after the
+    client's credentials were looked up. Kept per client and bucket."""
+    refusals = client.__dict__.setdefault("_s3turbo_endpoint_refusals", {})
     try:
-        arn = ArnParser().parse_arn(bucket)
-    except InvalidArnException:
-        return None  # refused as an invalid bucket name
-    endpoint = endpoint_parameters(client)
-    if not arn["region"]:
-        return "a multi-region access point"
-    if endpoint.get("ForcePathStyle"):
-        return "an access point with path-style addressing"
-    if endpoint.get("Accelerate"):
-        return "an access point with accelerate"
-    if arn["partition"] != client.meta.partition:
-        return "an access point of another partition"
-    if not endpoint.get("UseArnRegion", True) and arn["region"] != client.meta.region_name:
-        return "an access point of another region with use_arn_region off"
-    return None
+        return refusals[bucket]
+    except KeyError:
+        pass
+    try:
+        client._ruleset_resolver.construct_endpoint(
+            client.meta.service_model.operation_model("PutObject"),
+            {"Bucket": bucket, "Key": "k"},
+            {},
+        )
+        refusal = None
+    except BotoCoreError as error:
+        refusal = f"botocore's endpoint rules refuse it ({type(error).__name__}: {error})"
+    if len(refusals) >= _REFUSALS_KEPT:
+        refusals.clear()
+    refusals[bucket] = refusal
+    return refusal
+
+
+def unsupported_bucket(client: Any, bucket: str) -> str | None:
+    """A bucket the engine would not send to as botocore does: one botocore's endpoint rules
+    refuse with the client's settings (see `_endpoint_refusal`: accelerate with an access
+    point, an access point of another partition, or of another region with `use_arn_region`
+    off, ...); a multi-region access point (signed with SigV4a, which botocore does with
+    awscrt); an access point with path-style addressing (botocore turns it off for such a call,
+    and custom endpoints turn it on)."""
+    if bucket.startswith("arn:"):
+        try:
+            arn = ArnParser().parse_arn(bucket)
+        except InvalidArnException:
+            return None  # refused as an invalid bucket name
+        if not arn["region"]:
+            return "a multi-region access point"
+        if endpoint_parameters(client).get("ForcePathStyle"):
+            return "an access point with path-style addressing"
+    return _endpoint_refusal(client, bucket)
 
 
 def interception(client: Any) -> str | None:
