@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import os
 import threading
@@ -452,3 +453,22 @@ def test_upload_plans_are_kept_only_for_identical_extra_args():
     assert frozen({"Metadata": {"a": "1"}}) == frozen({"Metadata": {"a": "1"}})
     assert frozen(None) == frozen({})
     assert frozen({"Metadata": {"a": ["list"]}}) is None
+
+
+def test_an_upload_without_a_checksum_over_http_signs_the_body_as_boto3(
+    server, bucket, proxy, tmp_path
+):
+    """With request_checksum_calculation="when_required" no checksum goes with the body: over
+    plain HTTP botocore signs the body's SHA-256 instead, so that a damaged body is refused.
+    s3turbo leaves such uploads to boto3 (its UNSIGNED-PAYLOAD would leave the body with no
+    protection at all)."""
+    source = write_random(tmp_path / "source.bin", 1000)
+    body_sha256 = hashlib.sha256(source.read_bytes()).hexdigest()
+    signed = {}
+    config = Config(request_checksum_calculation="when_required")
+    for name, client in server.clients_through(proxy, config).items():
+        proxy.requests.clear()
+        client.upload_file(str(source), bucket, name)
+        [put] = [r for r in proxy.requests if r.method == "PUT"]
+        signed[name] = put.headers["x-amz-content-sha256"]
+    assert signed == {"boto3": body_sha256, "s3turbo": body_sha256}

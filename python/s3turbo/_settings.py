@@ -571,6 +571,13 @@ class UploadPlan:
         put_checksum, part_checksum = (a.upper() if a else a for a in (put_checksum, part_checksum))
         unsupported = {a for a in (put_checksum, part_checksum) if a and a not in ENGINE_CHECKSUMS}
         self.unsupported = f"ChecksumAlgorithm {sorted(unsupported)}" if unsupported else None
+        if not (put_checksum or put_checksum_value or part_checksum) and not (
+            client.meta.endpoint_url.startswith("https:")
+        ):
+            # No checksum (request_checksum_calculation="when_required"), over plain HTTP:
+            # botocore signs the body's SHA-256, where the engine's UNSIGNED-PAYLOAD would
+            # leave the body unprotected.
+            self.unsupported = "an upload without a checksum over http"
         headers = {
             "PutObject": self._headers("PutObject", put_args),
             "CreateMultipartUpload": self._headers("CreateMultipartUpload", create_args),
