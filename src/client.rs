@@ -227,7 +227,7 @@ impl ConnectionSettings {
     /// this client's CA bundle and proxies if it has them.
     fn https_client(&self) -> Result<SharedHttpClient, TransferError> {
         let trust_store = match &self.ca_bundle {
-            Some(path) => ca_bundle_blocks(path)?
+            Some(path) => ca_bundle_blocks(path, self.endpoint_label())?
                 .into_iter()
                 .fold(TrustStore::empty(), TrustStore::with_pem_certificate),
             None => TrustStore::default(),
@@ -254,7 +254,7 @@ impl ConnectionSettings {
     /// system's.
     fn root_certificates(&self) -> Result<rustls::RootCertStore, TransferError> {
         let certificates: Vec<CertificateDer> = match &self.ca_bundle {
-            Some(path) => ca_bundle_blocks(path)?
+            Some(path) => ca_bundle_blocks(path, self.endpoint_label())?
                 .iter()
                 .flat_map(|block| CertificateDer::pem_slice_iter(block).flatten())
                 .collect(),
@@ -301,8 +301,9 @@ static SYSTEM_ROOTS: LazyLock<Vec<CertificateDer<'static>>> =
 
 /// The PEM blocks of a CA bundle's certificates that rustls accepts as trust anchors. The
 /// SDK's TLS setup panics on a certificate it cannot parse, and system bundles may hold such:
-/// they are left out here, as OpenSSL (botocore's TLS) skips them too.
-fn ca_bundle_blocks(path: &PathBuf) -> Result<Vec<Vec<u8>>, TransferError> {
+/// they are left out here, as OpenSSL (botocore's TLS) skips them too. A bundle with none is
+/// an SSLError (for `endpoint`), as botocore's TLS setup raises for it.
+fn ca_bundle_blocks(path: &PathBuf, endpoint: String) -> Result<Vec<Vec<u8>>, TransferError> {
     let pem = std::fs::read(path).map_err(|source| TransferError::Io {
         path: path.clone(),
         source,
@@ -315,10 +316,10 @@ fn ca_bundle_blocks(path: &PathBuf) -> Result<Vec<Vec<u8>>, TransferError> {
         .map(<[u8]>::to_vec)
         .collect();
     if usable.is_empty() {
-        return Err(TransferError::InvalidInput(format!(
-            "no usable certificate in the CA bundle {}",
-            path.display()
-        )));
+        return Err(TransferError::Tls {
+            endpoint,
+            detail: format!("no usable certificate in the CA bundle {}", path.display()),
+        });
     }
     Ok(usable)
 }

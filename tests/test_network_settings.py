@@ -75,22 +75,29 @@ def test_custom_ca_bundle(s3s_fs, https_front, certificates, tmp_path, monkeypat
         round_trip(client, bucket, tmp_path)
         monkeypatch.setenv("AWS_CA_BUNDLE", str(certificates.ca_bundle))
         round_trip(s3s_fs.s3turbo_client(endpoint_url=endpoint), bucket, tmp_path)
+        # `~` for the home directory, as urllib3 takes it.
+        monkeypatch.setenv("HOME", str(certificates.ca_bundle.parent))
+        monkeypatch.setenv("AWS_CA_BUNDLE", f"~/{certificates.ca_bundle.name}")
+        round_trip(s3s_fs.s3turbo_client(endpoint_url=endpoint), bucket, tmp_path)
     assert_engine_served(caplog)
     assert https_front.connections >= 1
 
 
+@pytest.mark.parametrize("bundle", ["another CA's", "no certificate in it"])
 @pytest.mark.parametrize("tcp_keepalive", [False, True], ids=["SDK's client", "own client"])
 def test_untrusted_certificate_is_an_ssl_error_as_in_boto3(
-    s3s_fs, https_front, tmp_path_factory, tmp_path, caplog, tcp_keepalive
+    s3s_fs, https_front, tmp_path_factory, tmp_path, caplog, tcp_keepalive, bundle
 ):
-    """Verified against another CA's bundle, the server's certificate is refused: botocore's
-    SSLError from both, with no file left behind."""
+    """Verified against another CA's bundle, or one with no certificate in it, the server's
+    certificate is refused: botocore's SSLError from both, with no file left behind."""
     bucket = s3s_fs.new_bucket()
     source = write_random(tmp_path / "source.bin", 1000)
-    other_ca = Certificates(tmp_path_factory.mktemp("other-ca")).ca_bundle
+    ca_bundle = Certificates(tmp_path_factory.mktemp("other-ca")).ca_bundle
+    if bundle == "no certificate in it":
+        ca_bundle.write_text("not a certificate\n")
     kwargs = {
         "endpoint_url": f"https://localhost:{https_front.port}",
-        "verify": str(other_ca),
+        "verify": str(ca_bundle),
         "config": Config(retries=ONE_ATTEMPT, tcp_keepalive=tcp_keepalive),
     }
     with caplog.at_level("DEBUG", logger="s3turbo"):

@@ -234,11 +234,12 @@ def _warn_unverified(endpoint_url: str) -> None:
 
 def _ca_bundle(client: Any) -> str | None:
     """The CA bundle botocore verifies https servers with, when it is not its default one
-    (verify=<path>, AWS_CA_BUNDLE, ca_bundle in the config file)."""
+    (verify=<path>, AWS_CA_BUNDLE, ca_bundle in the config file); `~` stands for the home
+    directory, as urllib3 takes it."""
     verify = getattr(client._endpoint.http_session, "_verify", True)
     https = client.meta.endpoint_url.startswith("https:")
     if https and isinstance(verify, str) and verify != get_cert_path(True):
-        return verify
+        return os.path.expanduser(verify)
     return None
 
 
