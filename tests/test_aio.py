@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -26,6 +28,7 @@ from helpers import (
 
 import s3turbo
 from faultproxy import FaultProxy
+from servers import ACCESS_KEY, SECRET_KEY
 
 MULTIPART = s3turbo.TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
 TWO_AT_A_TIME = s3turbo.TransferConfig(max_concurrency=2)
@@ -552,31 +555,75 @@ class SlowIo(io.BytesIO):
         super().close()
 
 
+@pytest.mark.parametrize("cancel", ["task.cancel()", "asyncio.run ending"])
 @pytest.mark.parametrize("method", ["upload_fileobj", "download_fileobj"])
-def test_a_cancelled_task_ends_after_the_file_objects_call_in_flight(s3s_fs, method):
+def test_a_cancelled_task_ends_after_the_file_objects_call_in_flight(s3s_fs, method, cancel):
     """A worker thread cannot be stopped: the cancelled task ends once the read or write in
     flight has returned (and, for a small upload, after boto3's closing of the object), so that
-    the caller may close or reuse the object then."""
+    the caller may close or reuse the object then. Also when every task is cancelled at once,
+    as asyncio.run does with those still pending when its coroutine returns."""
     bucket = s3s_fs.new_bucket()
     s3s_fs.boto3_client().put_object(Bucket=bucket, Key="k", Body=b"x" * 1000)
     events: list[str] = []
     started = threading.Event()
     fileobj = SlowIo(events, started, b"y" * 1000 if method == "upload_fileobj" else b"")
 
+    async def transfer(s3):
+        args = (fileobj, bucket, "k") if method == "upload_fileobj" else (bucket, "k", fileobj)
+        try:
+            await getattr(s3, method)(*args)
+        finally:
+            events.append("task ended")
+
     async def main():
-        async with aio_client(s3s_fs) as s3:
-            call = getattr(s3, method)
-            args = (fileobj, bucket, "k") if method == "upload_fileobj" else (bucket, "k", fileobj)
-            task = asyncio.create_task(call(*args))
-            while not started.is_set():
-                await asyncio.sleep(0.005)
+        s3 = aio_client(s3s_fs)
+        task = asyncio.create_task(transfer(s3))
+        while not started.is_set():
+            await asyncio.sleep(0.005)
+        if cancel == "task.cancel()":
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
-            events.append("task ended")
 
     asyncio.run(main())
     if method == "upload_fileobj":
         assert events == ["read ended", "closed", "task ended"]
     else:
         assert events == ["write ended", "task ended"]
+
+
+# An event loop closed while a download that boto3 serves writes into an async file object:
+# boto3's thread waits for a write the loop will never run.
+LOOP_CLOSED_DURING_A_FALLBACK_DOWNLOAD = """
+import asyncio, sys
+import s3turbo.aio
+
+class SlowAsyncSink:
+    async def write(self, data):
+        await asyncio.sleep(5)
+        return len(data)
+
+s3 = s3turbo.aio.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1",
+                        aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[3])
+loop = asyncio.new_event_loop()
+loop.create_task(s3.download_fileobj(sys.argv[4], "k", SlowAsyncSink()))
+loop.run_until_complete(asyncio.sleep(0.5))
+loop.close()
+"""
+
+
+def test_a_process_whose_loop_closed_during_a_fallback_download_exits(s3s_fs, tmp_path):
+    """boto3's worker thread gives up on writes to an async file object once its loop has
+    stopped: the process exits (it waited for ever on that thread)."""
+    bucket = s3s_fs.new_bucket()
+    s3s_fs.boto3_client().put_object(Bucket=bucket, Key="k", Body=b"x" * (3 * MIB))
+    script = tmp_path / "loop_closed.py"
+    script.write_text(LOOP_CLOSED_DURING_A_FALLBACK_DOWNLOAD)
+    arguments = [s3s_fs.endpoint_url, ACCESS_KEY, SECRET_KEY, bucket]
+    finished = subprocess.run(
+        [sys.executable, str(script), *arguments],
+        env={**os.environ, "S3TURBO_DISABLE": "1"},
+        capture_output=True,
+        timeout=60,
+    )
+    assert finished.returncode == 0, finished.stderr.decode()

@@ -16,6 +16,10 @@ thread; cancelling the task stops that transfer too, at its next bytes, with bot
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
+import contextvars
+import functools
 import inspect
 import io
 import os
@@ -179,9 +183,11 @@ class AsyncClient:
         plan = (Fileobj, Bucket, Key, ExtraArgs, Config)
         if _is_async(Fileobj.read):
             upload, size = self._sync._upload_fileobj_plan(*plan, awaitable=True)
-        else:
-            # A sync file object's readable(), seek() and tell() may block as its read() may.
+        elif _may_block(Fileobj):
+            # Its readable(), seek() and tell() may block as its read() may.
             upload, size = await _in_thread(self._sync._upload_fileobj_plan, *plan)
+        else:
+            upload, size = self._sync._upload_fileobj_plan(*plan)
         if upload is None:
             # boto3 reads only sync file objects: an async one is read into memory first.
             if _is_async(Fileobj.read):
@@ -208,8 +214,8 @@ class AsyncClient:
 
             await self._run(transfer, asked, done, Callback, send_blocks)
         finally:
-            if _settings.closed_after_upload(size, Config):
-                await _in_thread(Fileobj.close)  # as boto3 does, and so this API's fallback
+            if _settings.closed_after_upload(size, Config):  # as boto3, and this API's fallback
+                await _in_thread(Fileobj.close) if _may_block(Fileobj) else Fileobj.close()
 
     async def download_fileobj(
         self,
@@ -438,14 +444,21 @@ async def _in_thread(
     """`function(*args)` in a worker thread. A thread cannot be stopped: if this task is
     cancelled, `cancelled` is set (for `function` to stop early) and the task still waits for
     the call to return before it ends, so that whatever the call uses (a file object the caller
-    may close once the task has ended) is no longer in use."""
-    running = asyncio.ensure_future(asyncio.to_thread(function, *args))
+    may close once the task has ended) is no longer in use. It waits through further cancels
+    (asyncio.run's end cancels every task, and the transfer cancels its pump as well), and the
+    call is a future, not a task, which such cancels do not reach."""
+    call = functools.partial(contextvars.copy_context().run, function, *args)
+    running = asyncio.get_running_loop().run_in_executor(None, call)
     try:
         return await asyncio.shield(running)
     except asyncio.CancelledError:
         if cancelled is not None:
             cancelled.set()
-        await asyncio.wait([running])
+        while not running.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([running])
+        if not running.cancelled():
+            running.exception()  # the call's outcome is dropped (the cancel goes on), not lost
         raise
 
 
@@ -462,6 +475,13 @@ def _transfer(callback: Callable[[int], Any] | None) -> tuple:
 
 def _is_async(method: Any) -> bool:
     return inspect.iscoroutinefunction(method)
+
+
+def _may_block(fileobj: Any) -> bool:
+    """Whether a sync file object's methods may block (on a disk, a pipe, a network): any but
+    an in-memory io.BytesIO (not a subclass, whose methods may do anything), whose own calls
+    cost less than a trip to a worker thread."""
+    return type(fileobj) is not io.BytesIO
 
 
 def _reader(fileobj: Any) -> Callable[[int], Awaitable[bytes]]:
@@ -513,7 +533,16 @@ class _LoopWriter:
         self._loop = loop
 
     def write(self, data: bytes) -> Any:
-        return asyncio.run_coroutine_threadsafe(self._write(data), self._loop).result()
+        written = asyncio.run_coroutine_threadsafe(self._write(data), self._loop)
+        while True:
+            try:
+                return written.result(timeout=0.1)
+            except concurrent.futures.TimeoutError:
+                # A loop that stopped will never write it: boto3's download fails, and its
+                # thread ends (the process could not exit while it waited).
+                if self._loop.is_closed() or not self._loop.is_running():
+                    written.cancel()
+                    raise RuntimeError("the event loop stopped during the download") from None
 
     def seekable(self) -> bool:
         return False
