@@ -434,3 +434,82 @@ def test_aio_takes_falsy_callbacks_as_the_sync_api(s3s_fs, tmp_path):
             return list(progress)
 
     assert asyncio.run(main()) == [10]
+
+
+class ChangingFile(io.FileIO):
+    """A file that another process cuts short or extends once the upload has measured it, as
+    its first read begins."""
+
+    def __init__(self, path, change):
+        super().__init__(path, "rb")
+        self.change = change
+
+    def read(self, size=-1):
+        if self.change is not None:
+            self.change(), setattr(self, "change", None)
+        return super().read(size)
+
+
+@pytest.mark.parametrize("size", [1000, 12 * MIB], ids=["one request", "multipart"])
+@pytest.mark.parametrize("change", ["cut short", "extended"])
+def test_a_seekable_source_that_changes_sends_what_it_had(moto, tmp_path, change, size):
+    """A seekable file object sends the bytes it had when the upload began, as s3transfer does
+    (its last part of a multipart upload reads on to a full part, so boto3 also sends what was
+    appended up to there); a file cut short meanwhile fails the upload (boto3's fails too: S3
+    refuses the short parts, or waits for the bytes it was promised), with nothing stored and
+    no multipart upload left. s3turbo says so at once."""
+    bucket = moto.new_bucket()
+    config = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
+    stored = {}
+    for name, client in (
+        ("boto3", moto.boto3_client(config=Config(read_timeout=2, retries={"max_attempts": 0}))),
+        ("s3turbo", moto.s3turbo_client()),
+    ):
+        path = write_random(tmp_path / f"{name}.bin", size)
+        original = path.read_bytes()
+        if change == "cut short":
+            cut = size // 2 + 1
+            changing = ChangingFile(path, lambda p=path, cut=cut: os.truncate(p, cut))
+        else:
+            changing = ChangingFile(path, lambda p=path: p.open("ab").write(b"more" * 1000))
+        try:
+            client.upload_fileobj(changing, bucket, name, Config=config)
+            outcome = "stored"
+        except Exception as error:  # boto3's differs by size and server; s3turbo's is below
+            outcome = error
+        if change == "extended":
+            assert outcome == "stored", name
+            body = client.get_object(Bucket=bucket, Key=name)["Body"].read()
+            stored[name] = body.startswith(original) and (name == "boto3" or body == original)
+        else:
+            assert outcome != "stored", name
+            if name == "s3turbo":
+                assert isinstance(outcome, OSError) and "changed during the upload" in str(outcome)
+            keys = client.list_objects_v2(Bucket=bucket).get("Contents", [])
+            assert name not in [k["Key"] for k in keys]
+    assert moto.boto3_client().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    if change == "extended":
+        assert stored == {"boto3": True, "s3turbo": True}
+
+
+def test_aio_sends_what_a_seekable_source_had(moto, tmp_path):
+    """s3turbo.aio as the sync API: an extended file sends what it had, one cut short fails."""
+    bucket = moto.new_bucket()
+    config = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
+    extended = write_random(tmp_path / "extended.bin", 12 * MIB)
+    original = extended.read_bytes()
+    cut = write_random(tmp_path / "cut.bin", 12 * MIB)
+
+    async def main():
+        async with s3turbo.aio.client("s3", **moto.client_kwargs()) as s3:
+            grow = ChangingFile(extended, lambda: extended.open("ab").write(b"more"))
+            await s3.upload_fileobj(grow, bucket, "extended", Config=config)
+            with pytest.raises(OSError, match="changed during the upload"):
+                shrink = ChangingFile(cut, lambda: os.truncate(cut, 6 * MIB))
+                await s3.upload_fileobj(shrink, bucket, "cut", Config=config)
+
+    asyncio.run(main())
+    boto = moto.boto3_client()
+    assert boto.get_object(Bucket=bucket, Key="extended")["Body"].read() == original
+    assert [k["Key"] for k in boto.list_objects_v2(Bucket=bucket)["Contents"]] == ["extended"]
+    assert boto.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []

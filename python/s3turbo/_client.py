@@ -173,15 +173,46 @@ def read_result(data: Any) -> Any:
     return data
 
 
-def _block_reader(fileobj: Any) -> Callable[[int], bytes]:
-    """`read(n)` for the engine: the next `n` bytes of `fileobj` (fewer only at its end), as
-    bytes. Short reads (pipes, sockets) are read on until the block is full."""
+class UploadSize:
+    """What is left to send of an upload_fileobj source. A seekable one sends the bytes it had
+    when the upload began, as s3transfer sends them: bytes added since are left out, and an end
+    that comes sooner (the file was cut short meanwhile) is an error, where boto3's upload
+    fails too (S3 refuses its short parts, or waits for the bytes it was promised). A stream
+    (`size` None) is read to its end."""
 
-    def read(size: int) -> bytes:
-        data = read_result(fileobj.read(size))
-        if 0 < len(data) < size:
+    def __init__(self, fileobj: Any, size: int | None):
+        self._fileobj = fileobj
+        self._size = size
+        self._left = size
+
+    def block(self, block_size: int) -> int:
+        """How much of the next block to read: 0 once all was read."""
+        return block_size if self._left is None else min(block_size, self._left)
+
+    def read(self, wanted: int, data: bytes) -> bytes:
+        """`data`, read for a block of `wanted` bytes."""
+        if self._left is not None:
+            self._left -= len(data)
+            if len(data) < wanted:
+                raise OSError(
+                    f"{self._fileobj!r} ended {self._left} bytes short of the {self._size} it "
+                    "had when the upload began: it changed during the upload"
+                )
+        return data
+
+
+def _block_reader(fileobj: Any, size: int | None) -> Callable[[int], bytes]:
+    """`read(n)` for the engine: the next `n` bytes of `fileobj` (fewer only at its end, which
+    for a seekable object is where it ended when the upload began: see UploadSize), as bytes.
+    Short reads (pipes, sockets) are read on until the block is full."""
+    left = UploadSize(fileobj, size)
+
+    def read(block_size: int) -> bytes:
+        wanted = left.block(block_size)
+        data = read_result(fileobj.read(wanted)) if wanted else b""
+        if 0 < len(data) < wanted:
             pieces = [data]
-            missing = size - len(data)
+            missing = wanted - len(data)
             while missing:
                 more = read_result(fileobj.read(missing))
                 if not more:
@@ -189,7 +220,7 @@ def _block_reader(fileobj: Any) -> Callable[[int], bytes]:
                 pieces.append(more)
                 missing -= len(more)
             data = b"".join(pieces)
-        return data if type(data) is bytes else bytes(data)
+        return left.read(wanted, data if type(data) is bytes else bytes(data))
 
     return read
 
@@ -304,7 +335,7 @@ class Client:
             self._call_engine(
                 _core.upload_fileobj,
                 upload,
-                _block_reader(Fileobj),
+                _block_reader(Fileobj, size),
                 Config=_settings.sized_for(size, Config),
                 Callback=Callback,
             )

@@ -35,6 +35,7 @@ from . import _boto3 as boto3_transfers
 from . import _core, _directory, _settings
 from ._client import (
     Client,
+    UploadSize,
     _boto3_must_serve,
     _check_transfer_args,
     _filename,
@@ -205,7 +206,11 @@ class AsyncClient:
 
             async def send_blocks(_report: Callable[[], None]) -> None:
                 try:
-                    while block := await _full_block(read, sender.block_size):
+                    left = UploadSize(Fileobj, size)
+                    while wanted := left.block(sender.block_size):
+                        block = left.read(wanted, await _full_block(read, wanted))
+                        if not block:
+                            break
                         if not await sender.send(block):
                             return  # the engine stopped: `done` says why
                     await sender.end()
