@@ -687,7 +687,18 @@ fn read_at_with_checksum(
     mut checksum: Option<Box<dyn HttpChecksum>>,
 ) -> std::io::Result<Option<String>> {
     for slice in buffer.chunks_mut(READ_SLICE) {
-        file.read_exact_at(slice, offset)?;
+        file.read_exact_at(slice, offset)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "the file ended before byte {}, short of the size it had when the upload \
+                     began: it changed during the upload",
+                        offset + slice.len() as u64
+                    ),
+                ),
+                _ => e,
+            })?;
         offset += slice.len() as u64;
         if let Some(checksum) = checksum.as_mut() {
             checksum.update(slice);

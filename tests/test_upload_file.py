@@ -472,3 +472,36 @@ def test_an_upload_without_a_checksum_over_http_signs_the_body_as_boto3(
         [put] = [r for r in proxy.requests if r.method == "PUT"]
         signed[name] = put.headers["x-amz-content-sha256"]
     assert signed == {"boto3": body_sha256, "s3turbo": body_sha256}
+
+
+def test_a_file_cut_short_during_its_upload_fails_with_nothing_stored(moto, tmp_path):
+    """Another process cuts the file short while its parts go up: both clients fail (boto3 once
+    the server has waited for the bytes it was promised, s3turbo at once, saying why), with no
+    object stored and no multipart upload left."""
+    bucket = moto.new_bucket()
+    config = TransferConfig(
+        multipart_threshold=5 * MIB,
+        multipart_chunksize=5 * MIB,
+        max_concurrency=1,
+        max_bandwidth=20 * MIB,
+    )
+    quick_failure = Config(read_timeout=2, retries={"max_attempts": 0})
+    raised = {}
+    for name, client in (
+        ("boto3", moto.boto3_client(config=quick_failure)),
+        ("s3turbo", moto.s3turbo_client(config=quick_failure)),
+    ):
+        source = write_random(tmp_path / f"{name}.bin", 20 * MIB)
+
+        def cut_short(_amount, source=source):
+            if source.stat().st_size > 1:
+                os.truncate(source, 1)
+
+        with pytest.raises(Exception) as caught:
+            client.upload_file(str(source), bucket, name, Config=config, Callback=cut_short)
+        raised[name] = caught.value
+    assert isinstance(raised["s3turbo"], OSError)
+    assert "changed during the upload" in str(raised["s3turbo"])
+    boto = moto.boto3_client()
+    assert boto.list_objects_v2(Bucket=bucket).get("Contents", []) == []
+    assert boto.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
