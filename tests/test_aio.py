@@ -426,10 +426,12 @@ def test_boto3_serves_what_the_engine_cannot(s3s_fs, tmp_path, monkeypatch):
         assert len(sink.sizes) >= 12 and max(sink.sizes) <= 256 * 1024, sink.sizes
 
 
-def test_callback_raising_on_the_last_bytes_leaves_nothing(server, bucket, tmp_path):
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["def", "async-def"])
+def test_callback_raising_on_the_last_bytes_leaves_nothing(server, bucket, asynchronous, tmp_path):
     """The engine asks the loop for a report before it commits (completes a multipart upload,
     sends a PutObject's last bytes, renames a download): a Callback raising on the last
-    increment still stops a fast transfer before the object or the file is complete."""
+    increment still stops a fast transfer before the object or the file is complete, also an
+    `async def` one, which raises once awaited."""
     source = write_random(tmp_path / "source.bin", 10 * MIB)
     boto = server.boto3_client()
     boto.upload_file(str(source), bucket, "existing")
@@ -442,7 +444,11 @@ def test_callback_raising_on_the_last_bytes_leaves_nothing(server, bucket, tmp_p
             if sum(seen) == 10 * MIB:
                 raise Stop("the last bytes")
 
-        return callback
+        async def async_callback(increment):
+            await asyncio.sleep(0.01)
+            callback(increment)
+
+        return async_callback if asynchronous else callback
 
     async def main():
         async with aio_client(server) as s3:
@@ -463,6 +469,64 @@ def test_callback_raising_on_the_last_bytes_leaves_nothing(server, bucket, tmp_p
     if server.name == "moto":  # s3s-fs has no ListMultipartUploads
         assert boto.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     assert listing(tmp_path) == ["source.bin"]
+
+
+class AsyncCallbacks(Callbacks):
+    """An `async def` Callback, as an asyncio program writes one: it awaits before it records
+    the increment, so an increment counts only if the coroutine was awaited."""
+
+    async def __call__(self, increment: int) -> None:
+        await asyncio.sleep(0)
+        super().__call__(increment)
+
+
+def test_async_callbacks_are_awaited_on_the_loop(server, bucket, served_by, tmp_path):
+    """Each transfer's `async def` Callback is awaited, on the loop's thread, and sees every
+    byte, whoever moves the bytes (boto3 calls it from its threads: it is awaited on the
+    loop meanwhile)."""
+    source = write_random(tmp_path / "source.bin", 12 * MIB)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for i in range(3):
+        write_random(folder / f"f{i}.bin", 1000 * (i + 1))
+    data = os.urandom(3 * MIB)
+
+    async def main():
+        progress = {
+            name: AsyncCallbacks()
+            for name in ("upload_file", "download_file", "upload_fileobj", "download_fileobj")
+        }
+        progress["upload_directory"] = AsyncCallbacks()
+        async with aio_client(server) as s3:
+            await s3.upload_file(
+                str(source), bucket, "k", Callback=progress["upload_file"], Config=MULTIPART
+            )
+            await s3.download_file(
+                bucket, "k", str(tmp_path / "out.bin"), Callback=progress["download_file"]
+            )
+            await s3.upload_fileobj(
+                AsyncBytes(data), bucket, "small", Callback=progress["upload_fileobj"]
+            )
+            sink = AsyncBytes()
+            await s3.download_fileobj(bucket, "small", sink, Callback=progress["download_fileobj"])
+            await s3.upload_directory(
+                str(folder), bucket, "dir", Callback=progress["upload_directory"]
+            )
+        return progress, sink.buffer.getvalue(), threading.get_ident()
+
+    progress, downloaded, loop_thread = asyncio.run(main())
+    assert downloaded == data
+    assert sha256_file(tmp_path / "out.bin") == sha256_file(source)
+    assert {name: callbacks.total for name, callbacks in progress.items()} == {
+        "upload_file": 12 * MIB,
+        "download_file": 12 * MIB,
+        "upload_fileobj": 3 * MIB,
+        "download_fileobj": 3 * MIB,
+        "upload_directory": 6000,
+    }
+    assert {thread for callbacks in progress.values() for thread in callbacks.threads} == {
+        loop_thread
+    }
 
 
 class ThreadRecordingBytes(io.BytesIO):

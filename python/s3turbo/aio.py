@@ -6,9 +6,10 @@
 The event loop is never blocked by a transfer: the engine moves the bytes on its own threads,
 a sync file object's methods run in a worker thread, async ones (whose read/write are
 coroutines, e.g. aiofiles) are awaited. Callbacks run on the event loop thread, batched about
-every 50 ms. Cancelling the task stops the transfer and waits for its clean-up: a multipart
-upload is aborted, a download leaves no temporary file and an existing destination untouched,
-and a sync file object's read or write in flight has returned.
+every 50 ms; an `async def` Callback is awaited. Cancelling the task stops the transfer and
+waits for its clean-up: a multipart upload is aborted, a download leaves no temporary file and
+an existing destination untouched, and a sync file object's read or write in flight has
+returned.
 Exceptions are the sync API's (boto3's). What the engine does not serve, boto3 does, in a worker
 thread; cancelling the task stops that transfer too, at its next bytes, with boto3's clean-up.
 """
@@ -204,7 +205,7 @@ class AsyncClient:
             engine_args = await self._engine_args(_settings.sized_for(size, Config))
             done, sender = _core.upload_stream_async(*engine_args, upload, transfer)
 
-            async def send_blocks(_report: Callable[[], None]) -> None:
+            async def send_blocks(_report: Callable[[], Awaitable[None]]) -> None:
                 try:
                     left = UploadSize(Fileobj, size)
                     while wanted := left.block(sender.block_size):
@@ -257,11 +258,11 @@ class AsyncClient:
             *await self._engine_args(Config), Bucket, Key, extra_args, transfer
         )
 
-        async def write_chunks(report: Callable[[], None]) -> None:
+        async def write_chunks(report: Callable[[], Awaitable[None]]) -> None:
             while (chunk := await chunks.next()) is not None:
                 # The callback sees bytes before the sink gets them, as s3transfer's sees them
                 # as they are read: a callback that raises stops what it has not seen.
-                report()
+                await report()
                 await write(chunk)
 
         with download_errors(Bucket, Key):
@@ -364,7 +365,7 @@ class AsyncClient:
         asked: asyncio.Event | None,
         done: Awaitable[Any],
         callback: Callable[[int], Any] | None,
-        pump: Callable[[Callable[[], None]], Awaitable[None]] | None = None,
+        pump: Callable[[Callable[[], Awaitable[None]]], Awaitable[None]] | None = None,
     ) -> Any:
         """Waits for the engine (`done`) and returns its result, handing progress to
         `callback` on this loop every 50 ms, and at once when the engine asks before it commits,
@@ -374,12 +375,12 @@ class AsyncClient:
         goes on."""
         reported = 0
 
-        def report() -> None:
+        async def report() -> None:
             nonlocal reported
             transferred = transfer.transferred()
             if callback is not None and transferred != reported:
                 increment, reported = transferred - reported, transferred
-                callback(increment)
+                await _awaited(callback(increment))
             transfer.reported()
 
         done = asyncio.ensure_future(done)
@@ -400,11 +401,11 @@ class AsyncClient:
                 if pump in finished:
                     waiting.discard(pump)
                     pump.result()  # raises what the file object raised
-                report()
+                await report()
             if pump is not None:
                 await pump
             result = done.result()
-            report()
+            await report()
             return result
         except ClientError as error:
             raise self._sync._modeled(error) from None
@@ -428,17 +429,21 @@ async def _boto3_in_thread(
     transfer: Callable[[Callable[[int], Any]], Any], callback: Callable[[int], Any] | None
 ) -> Any:
     """Runs a boto3 transfer in a worker thread: `transfer` is called with the Callback to give
-    boto3, which calls `callback` (from boto3's threads, as boto3 does). A thread cannot be
+    boto3, which calls `callback` (from boto3's threads, as boto3 does; an `async def` one is
+    awaited on this loop, that thread waiting for it). A thread cannot be
     stopped from outside, so once this task is cancelled that Callback raises at the transfer's
     next bytes: boto3 stops as for any raising Callback, aborting the multipart upload or
     removing the temporary file, and the task ends after that clean-up."""
     cancelled = threading.Event()
+    loop = asyncio.get_running_loop()
 
     def stop_when_cancelled(increment: int) -> None:
         if cancelled.is_set():
             raise TransferStopped("the asyncio task was cancelled")
         if callback is not None:
-            callback(increment)
+            progress = callback(increment)
+            if inspect.isawaitable(progress):
+                _wait_on(loop, progress)
 
     return await _in_thread(transfer, stop_when_cancelled, cancelled=cancelled)
 
@@ -522,6 +527,25 @@ async def _full_block(read: Callable[[int], Awaitable[bytes]], size: int) -> byt
     return b"".join(pieces)
 
 
+async def _awaited(result: Any) -> Any:
+    """`result`, awaited if it is an awaitable: what an `async def` Callback returns."""
+    return await result if inspect.isawaitable(result) else result
+
+
+def _wait_on(loop: asyncio.AbstractEventLoop, awaitable: Awaitable[Any]) -> Any:
+    """Awaits `awaitable` on `loop` from a worker thread (boto3's) and returns its result."""
+    running = asyncio.run_coroutine_threadsafe(_awaited(awaitable), loop)
+    while True:
+        try:
+            return running.result(timeout=0.1)
+        except concurrent.futures.TimeoutError:
+            # A loop that stopped will never run it: boto3's transfer fails, and its thread
+            # ends (the process could not exit while it waited).
+            if loop.is_closed() or not loop.is_running():
+                running.cancel()
+                raise RuntimeError("the event loop stopped during the transfer") from None
+
+
 class _Done:
     """An awaitable with nothing left to do."""
 
@@ -538,16 +562,7 @@ class _LoopWriter:
         self._loop = loop
 
     def write(self, data: bytes) -> Any:
-        written = asyncio.run_coroutine_threadsafe(self._write(data), self._loop)
-        while True:
-            try:
-                return written.result(timeout=0.1)
-            except concurrent.futures.TimeoutError:
-                # A loop that stopped will never write it: boto3's download fails, and its
-                # thread ends (the process could not exit while it waited).
-                if self._loop.is_closed() or not self._loop.is_running():
-                    written.cancel()
-                    raise RuntimeError("the event loop stopped during the download") from None
+        return _wait_on(self._loop, self._write(data))
 
     def seekable(self) -> bool:
         return False
