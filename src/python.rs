@@ -229,7 +229,7 @@ type HeaderPairs = Vec<(String, String)>;
 /// `headers` maps an operation name ("PutObject", "CreateMultipartUpload", "UploadPart",
 /// "CompleteMultipartUpload") to its extra headers; the checksum arguments name the
 /// algorithms the engine computes for those bodies, and a full-object checksum the user gave
-/// (its algorithm and value).
+/// (its algorithm and value); `sign_payload`, whether each body's SHA-256 is signed.
 #[pyclass(frozen, module = "s3turbo._core")]
 pub struct Upload {
     bucket: String,
@@ -238,13 +238,14 @@ pub struct Upload {
     put_object_checksum: Option<ChecksumAlgorithm>,
     put_object_checksum_value: Option<(ChecksumAlgorithm, String)>,
     upload_part_checksum: Option<ChecksumAlgorithm>,
+    sign_payload: bool,
 }
 
 #[pymethods]
 impl Upload {
     #[new]
     #[pyo3(signature = (*, bucket, key, headers, put_object_checksum, put_object_checksum_value,
-                        upload_part_checksum))]
+                        upload_part_checksum, sign_payload))]
     fn new(
         bucket: String,
         key: String,
@@ -252,6 +253,7 @@ impl Upload {
         put_object_checksum: Option<String>,
         put_object_checksum_value: Option<(String, String)>,
         upload_part_checksum: Option<String>,
+        sign_payload: bool,
     ) -> PyResult<Self> {
         let mut take = |operation: &str| {
             Headers::new(headers.remove(operation).unwrap_or_default()).map_err(to_py_err)
@@ -269,6 +271,7 @@ impl Upload {
             put_object_checksum_value: put_object_checksum_value
                 .map(|(algorithm, value)| (ChecksumAlgorithm::from(algorithm.as_str()), value)),
             upload_part_checksum: upload_part_checksum.as_deref().map(ChecksumAlgorithm::from),
+            sign_payload,
         })
     }
 }
@@ -282,6 +285,7 @@ impl Upload {
             put_object_checksum: self.put_object_checksum.clone(),
             put_object_checksum_value: self.put_object_checksum_value.clone(),
             upload_part_checksum: self.upload_part_checksum.clone(),
+            sign_payload: self.sign_payload,
             options: options.options,
             bandwidth: options.bandwidth_limit(),
         }

@@ -14,8 +14,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_runtime::auth::PayloadSigningOverride;
 use aws_sdk_s3::config::interceptors::{
-    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
+    BeforeTransmitInterceptorContextMut, BeforeTransmitInterceptorContextRef,
+    FinalizerInterceptorContextRef,
 };
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
@@ -28,6 +30,7 @@ use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::byte_stream::ByteStream;
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
+use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -35,6 +38,7 @@ use crate::bandwidth::BandwidthLimit;
 use crate::buffers::BufferPool;
 use crate::errors::{RequestTrace, TransferError};
 use crate::plan::{self, Part};
+use crate::presign::hex;
 use crate::progress::{AttemptCounter, BodyActivity, CountingBody, Progress};
 use crate::redirect::{with_settings, BucketRegion};
 use crate::request::{with_headers, Headers, TransferOptions};
@@ -62,6 +66,10 @@ pub struct UploadRequest {
     /// then only the algorithm the user named, which botocore sends beside it whatever it is.
     pub put_object_checksum_value: Option<(ChecksumAlgorithm, String)>,
     pub upload_part_checksum: Option<ChecksumAlgorithm>,
+    /// Whether each body's SHA-256 is signed (`x-amz-content-sha256`), as botocore signs it
+    /// for a body without a checksum or with `payload_signing_enabled`; otherwise the body
+    /// goes as UNSIGNED-PAYLOAD, which the checksum protects.
+    pub sign_payload: bool,
     pub options: TransferOptions,
     /// `max_bandwidth`, shared by every body of the call.
     pub bandwidth: Option<Arc<BandwidthLimit>>,
@@ -130,19 +138,16 @@ pub async fn upload_file(
         request: &request,
     };
     let threshold = request.options.multipart_threshold;
-    let checksum = target
-        .put_object_checksum_to_compute()
-        .map(checksum_impl)
-        .transpose()?;
+    let digesting = target.put_object_digests().start()?;
     let opened = path.clone();
     // One trip to the blocking pool opens the file and, when it is below the threshold,
     // reads it too: for a small file the trips cost more than the reading.
-    let source = tokio::task::spawn_blocking(move || open_source(&opened, threshold, checksum))
+    let source = tokio::task::spawn_blocking(move || open_source(&opened, threshold, digesting))
         .await
         .map_err(|e| TransferError::Internal(format!("file reader failed: {e}")))??;
     let (file, size) = match source {
-        Source::Whole(data, checksum) => {
-            let put = target.put_object(data, checksum, &progress, &cancel);
+        Source::Whole(data, digests) => {
+            let put = target.put_object(data, digests, &progress, &cancel);
             return tokio::select! {
                 result = put => result,
                 _ = cancel.cancelled() => Err(TransferError::Cancelled),
@@ -151,32 +156,28 @@ pub async fn upload_file(
         Source::Parts(file, size) => (file, size),
     };
     let part_size = plan::upload_part_size(request.options.multipart_chunksize, size);
-    let checksum = request.upload_part_checksum.clone();
+    let digests = target.upload_part_digests();
     let buffers = BufferPool::new();
     let jobs = futures_util::stream::iter(plan::split(size, part_size)).map(move |part| {
         file_part(
             file.clone(),
             path.clone(),
             part,
-            checksum.clone(),
+            digests.clone(),
             buffers.clone(),
         )
     });
     target.multipart(jobs, &progress, &cancel).await
 }
 
-/// A file to upload: read whole (with its checksum, base64) when below the multipart
-/// threshold, else open for its parts to be read.
+/// A file to upload: read whole (with its digests) when below the multipart threshold, else
+/// open for its parts to be read.
 enum Source {
-    Whole(Bytes, Option<String>),
+    Whole(Bytes, Digests),
     Parts(Arc<File>, u64),
 }
 
-fn open_source(
-    path: &Path,
-    threshold: u64,
-    checksum: Option<Box<dyn HttpChecksum>>,
-) -> Result<Source, TransferError> {
+fn open_source(path: &Path, threshold: u64, digesting: Digesting) -> Result<Source, TransferError> {
     let io_error = |e| TransferError::io(path, e);
     let file = File::open(path).map_err(io_error)?;
     let metadata = file.metadata().map_err(io_error)?;
@@ -200,22 +201,22 @@ fn open_source(
     let len = usize::try_from(size)
         .map_err(|_| TransferError::InvalidInput(format!("file of {size} bytes")))?;
     let mut data = vec![0; len];
-    let checksum = read_at_with_checksum(&file, &mut data, 0, checksum).map_err(io_error)?;
-    Ok(Source::Whole(Bytes::from(data), checksum))
+    let digests = read_at_digesting(&file, &mut data, 0, digesting).map_err(io_error)?;
+    Ok(Source::Whole(Bytes::from(data), digests))
 }
 
 async fn file_part(
     file: Arc<File>,
     path: PathBuf,
     part: Part,
-    checksum: Option<ChecksumAlgorithm>,
+    digests: BodyDigests,
     buffers: Arc<BufferPool>,
 ) -> Result<PartData, TransferError> {
-    let (data, checksum) = read_part(&file, &path, part, checksum.as_ref(), &buffers).await?;
+    let (data, digests) = read_part(&file, &path, part, &digests, &buffers).await?;
     Ok(PartData {
         number: part.number,
         data,
-        checksum,
+        digests,
     })
 }
 
@@ -271,8 +272,8 @@ pub async fn upload_stream(
     if ended && initial_len < request.options.multipart_threshold {
         let data = concat(initial);
         let put = async {
-            let checksum = checksum_of(&data, target.put_object_checksum_to_compute()).await?;
-            target.put_object(data, checksum, &progress, &cancel).await
+            let digests = digests_of(&data, &target.put_object_digests()).await?;
+            target.put_object(data, digests, &progress, &cancel).await
         };
         return tokio::select! {
             result = put => result,
@@ -289,18 +290,18 @@ pub async fn upload_stream(
         }
     })
     .inspect(|_| on_taken());
-    let checksum = request.upload_part_checksum.clone();
+    let digests = target.upload_part_digests();
     let jobs = futures_util::stream::iter(initial.into_iter().map(Ok))
         .chain(rest)
         .enumerate()
-        .map(move |(index, data)| stream_part(index, data, checksum.clone()));
+        .map(move |(index, data)| stream_part(index, data, digests.clone()));
     target.multipart(jobs, &progress, &cancel).await
 }
 
 async fn stream_part(
     index: usize,
     data: Result<Bytes, TransferError>,
-    checksum: Option<ChecksumAlgorithm>,
+    digests: BodyDigests,
 ) -> Result<PartData, TransferError> {
     let data = data?;
     let number = u32::try_from(index + 1)
@@ -312,19 +313,104 @@ async fn stream_part(
                 plan::MAX_PARTS
             ))
         })?;
-    let checksum = checksum_of(&data, checksum.as_ref()).await?;
+    let digests = digests_of(&data, &digests).await?;
     Ok(PartData {
         number,
         data,
-        checksum,
+        digests,
     })
 }
 
-/// The body and checksum of one part, ready to send.
+/// The body and digests of one part, ready to send.
 struct PartData {
     number: u32,
     data: Bytes,
+    digests: Digests,
+}
+
+/// What the engine computes over each body of an upload as it reads it: the checksum S3
+/// verifies, and the SHA-256 that SigV4 signs when the payload is signed.
+#[derive(Debug, Clone)]
+struct BodyDigests {
+    checksum: Option<ChecksumAlgorithm>,
+    payload_sha256: bool,
+}
+
+impl BodyDigests {
+    fn start(&self) -> Result<Digesting, TransferError> {
+        Ok(Digesting {
+            checksum: self.checksum.as_ref().map(checksum_impl).transpose()?,
+            payload_sha256: self.payload_sha256.then(Sha256::new),
+        })
+    }
+}
+
+/// `BodyDigests` being computed, slice by slice.
+struct Digesting {
+    checksum: Option<Box<dyn HttpChecksum>>,
+    payload_sha256: Option<Sha256>,
+}
+
+impl Digesting {
+    fn update(&mut self, slice: &[u8]) {
+        if let Some(checksum) = self.checksum.as_mut() {
+            checksum.update(slice);
+        }
+        if let Some(sha256) = self.payload_sha256.as_mut() {
+            sha256.update(slice);
+        }
+    }
+
+    fn finish(self) -> Digests {
+        Digests {
+            checksum: self.checksum.map(|checksum| {
+                String::from_utf8_lossy(checksum.header_value().as_bytes()).into_owned()
+            }),
+            payload_sha256: self.payload_sha256.map(|sha256| hex(&sha256.finalize())),
+        }
+    }
+}
+
+/// A body's digests: its checksum (base64, as S3 takes it) and payload SHA-256 (hex, as SigV4
+/// signs it), each if asked for.
+#[derive(Debug, Clone, Default)]
+struct Digests {
     checksum: Option<String>,
+    payload_sha256: Option<String>,
+}
+
+/// Has the SDK sign a body's SHA-256, computed as the body was read, where it would sign a
+/// streamed body as UNSIGNED-PAYLOAD.
+#[derive(Debug)]
+struct SignedPayload(String);
+
+impl Intercept for SignedPayload {
+    fn name(&self) -> &'static str {
+        "s3turbo::SignedPayload"
+    }
+
+    fn modify_before_signing(
+        &self,
+        _context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        config: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        config
+            .interceptor_state()
+            .store_put(PayloadSigningOverride::Precomputed(self.0.clone()));
+        Ok(())
+    }
+}
+
+/// The per-request settings `settings`, signing the payload's SHA-256 if it was computed.
+fn signing(
+    settings: aws_sdk_s3::config::Builder,
+    digests: &Digests,
+) -> aws_sdk_s3::config::Builder {
+    match &digests.payload_sha256 {
+        Some(sha256) => settings.interceptor(SignedPayload(sha256.clone())),
+        None => settings,
+    }
 }
 
 impl<'a> Target<'a> {
@@ -406,11 +492,22 @@ impl<'a> Target<'a> {
         }
     }
 
-    /// The algorithm to compute for a PutObject body: none when the user gave the value.
-    fn put_object_checksum_to_compute(&self) -> Option<&ChecksumAlgorithm> {
-        match self.request.put_object_checksum_value {
-            Some(_) => None,
-            None => self.request.put_object_checksum.as_ref(),
+    /// What to compute over a PutObject body: no checksum when the user gave its value.
+    fn put_object_digests(&self) -> BodyDigests {
+        let request = self.request;
+        BodyDigests {
+            checksum: match request.put_object_checksum_value {
+                Some(_) => None,
+                None => request.put_object_checksum.clone(),
+            },
+            payload_sha256: request.sign_payload,
+        }
+    }
+
+    fn upload_part_digests(&self) -> BodyDigests {
+        BodyDigests {
+            checksum: self.request.upload_part_checksum.clone(),
+            payload_sha256: self.request.sign_payload,
         }
     }
 
@@ -419,7 +516,7 @@ impl<'a> Target<'a> {
     async fn put_object(
         &self,
         data: Bytes,
-        computed_checksum: Option<String>,
+        digests: Digests,
         progress: &Arc<Progress>,
         cancel: &CancellationToken,
     ) -> Result<(), TransferError> {
@@ -427,7 +524,7 @@ impl<'a> Target<'a> {
         let checksum = request.put_object_checksum.as_ref();
         let (value_checksum, value) = match &request.put_object_checksum_value {
             Some((algorithm, value)) => (Some(algorithm), Some(value.clone())),
-            None => (checksum, computed_checksum),
+            None => (checksum, digests.checksum.clone()),
         };
         let headers = &request.headers.put_object;
         let send = |body, settings: aws_sdk_s3::config::Builder, trace: RequestTrace| {
@@ -450,9 +547,10 @@ impl<'a> Target<'a> {
                     request.headers_mut().remove("content-type");
                 })
             };
+            let settings = signing(settings, &digests).interceptor(trace.clone());
             async move {
                 operation
-                    .config_override(settings.interceptor(trace.clone()))
+                    .config_override(settings)
                     .send()
                     .await
                     .map_err(|e| trace.error("PutObject", self.endpoint, e))
@@ -563,11 +661,12 @@ impl<'a> Target<'a> {
                 .set_checksum_algorithm(checksum.cloned())
                 .content_length(part.data.len() as i64)
                 .body(body);
-            let builder = with_body_checksum!(builder, checksum, part.checksum.clone());
+            let builder = with_body_checksum!(builder, checksum, part.digests.checksum.clone());
             let operation = with_headers(builder.customize(), &request.headers.upload_part);
+            let settings = signing(settings, &part.digests).interceptor(trace.clone());
             async move {
                 operation
-                    .config_override(settings.interceptor(trace.clone()))
+                    .config_override(settings)
                     .send()
                     .await
                     .map_err(|e| trace.error("UploadPart", self.endpoint, e))
@@ -624,68 +723,59 @@ fn concat(blocks: Vec<Bytes>) -> Bytes {
     }
 }
 
-/// The checksum of a body (base64, as S3 takes it), computed on the blocking pool: a SHA-256
-/// of a large part would hold a tokio worker for milliseconds.
-async fn checksum_of(
-    data: &Bytes,
-    algorithm: Option<&ChecksumAlgorithm>,
-) -> Result<Option<String>, TransferError> {
-    let Some(algorithm) = algorithm else {
-        return Ok(None);
-    };
-    let checksum = checksum_impl(algorithm)?;
+/// The digests of a body, computed on the blocking pool: a SHA-256 of a large part would hold
+/// a tokio worker for milliseconds.
+async fn digests_of(data: &Bytes, digests: &BodyDigests) -> Result<Digests, TransferError> {
+    let mut digesting = digests.start()?;
+    if digesting.checksum.is_none() && digesting.payload_sha256.is_none() {
+        return Ok(Digests::default());
+    }
     let data = data.clone();
-    tokio::task::spawn_blocking(move || Some(checksum_value(checksum, &data)))
-        .await
-        .map_err(|e| TransferError::Internal(format!("checksum task failed: {e}")))
-}
-
-fn checksum_value(mut checksum: Box<dyn HttpChecksum>, data: &[u8]) -> String {
-    checksum.update(data);
-    header_value(checksum)
-}
-
-fn header_value(checksum: Box<dyn HttpChecksum>) -> String {
-    String::from_utf8_lossy(checksum.header_value().as_bytes()).into_owned()
+    tokio::task::spawn_blocking(move || {
+        digesting.update(&data);
+        digesting.finish()
+    })
+    .await
+    .map_err(|e| TransferError::Internal(format!("checksum task failed: {e}")))
 }
 
 /// How much of a part is read at a time: well within a core's L2 cache.
 const READ_SLICE: usize = 256 * 1024;
 
 /// Reads one part with a positional read on the blocking pool, so concurrent parts never
-/// share a file cursor and tokio workers never wait on the disk. The part's checksum (base64, as
-/// S3 takes it) is computed there too, while the bytes are hot in the cache.
+/// share a file cursor and tokio workers never wait on the disk. The part's digests are
+/// computed there too, while the bytes are hot in the cache.
 async fn read_part(
     file: &Arc<File>,
     path: &Path,
     part: Part,
-    checksum: Option<&ChecksumAlgorithm>,
+    digests: &BodyDigests,
     buffers: &Arc<BufferPool>,
-) -> Result<(Bytes, Option<String>), TransferError> {
+) -> Result<(Bytes, Digests), TransferError> {
     let file = file.clone();
     let buffers = buffers.clone();
     let len = usize::try_from(part.len)
         .map_err(|_| TransferError::InvalidInput(format!("part of {} bytes", part.len)))?;
-    let checksum = checksum.map(checksum_impl).transpose()?;
+    let digesting = digests.start()?;
     let read = tokio::task::spawn_blocking(move || {
         let mut buffer = buffers.take(len);
-        let value = read_at_with_checksum(&file, buffer.as_mut(), part.offset, checksum)?;
-        Ok::<_, std::io::Error>((Bytes::from_owner(buffer), value))
+        let digests = read_at_digesting(&file, buffer.as_mut(), part.offset, digesting)?;
+        Ok::<_, std::io::Error>((Bytes::from_owner(buffer), digests))
     })
     .await
     .map_err(|e| TransferError::Internal(format!("file reader failed: {e}")))?;
     read.map_err(|e| TransferError::io(path, e))
 }
 
-/// Fills `buffer` from `offset` of `file`, and returns the checksum of what it read (base64).
-/// Slice by slice, so that the checksum reads each slice while it is still in the CPU's cache
-/// instead of reading the whole buffer back from memory.
-fn read_at_with_checksum(
+/// Fills `buffer` from `offset` of `file`, and returns the digests of what it read. Slice by
+/// slice, so that the digests read each slice while it is still in the CPU's cache instead of
+/// reading the whole buffer back from memory.
+fn read_at_digesting(
     file: &File,
     buffer: &mut [u8],
     mut offset: u64,
-    mut checksum: Option<Box<dyn HttpChecksum>>,
-) -> std::io::Result<Option<String>> {
+    mut digesting: Digesting,
+) -> std::io::Result<Digests> {
     for slice in buffer.chunks_mut(READ_SLICE) {
         file.read_exact_at(slice, offset)
             .map_err(|e| match e.kind() {
@@ -700,11 +790,9 @@ fn read_at_with_checksum(
                 _ => e,
             })?;
         offset += slice.len() as u64;
-        if let Some(checksum) = checksum.as_mut() {
-            checksum.update(slice);
-        }
+        digesting.update(slice);
     }
-    Ok(checksum.map(header_value))
+    Ok(digesting.finish())
 }
 
 fn checksum_impl(algorithm: &ChecksumAlgorithm) -> Result<Box<dyn HttpChecksum>, TransferError> {

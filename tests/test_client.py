@@ -168,22 +168,6 @@ def test_calls_the_engine_cannot_honour_go_to_boto3(s3s_fs, tmp_path, monkeypatc
     assert any("upload_file falls back to boto3: signature_version 's3'" in m for m in reasons)
 
 
-def test_payload_signing_is_boto3s(s3s_fs, tmp_path, caplog):
-    """s3={"payload_signing_enabled": True} asks for the body's SHA-256 in the signature, where
-    the engine sends UNSIGNED-PAYLOAD and a checksum (a bucket policy may refuse that): boto3
-    serves the call."""
-    bucket = s3s_fs.new_bucket()
-    source = write_random(tmp_path / "source.bin", 1000)
-    config = Config(s3={"payload_signing_enabled": True})
-    with FaultProxy(s3s_fs.endpoint_url) as proxy, caplog.at_level("DEBUG", logger="s3turbo"):
-        client = s3s_fs.s3turbo_client(endpoint_url=proxy.endpoint_url, config=config)
-        client.upload_file(str(source), bucket, "k")
-    [put] = [r for r in proxy.requests if r.method == "PUT"]
-    assert put.headers["x-amz-content-sha256"] == sha256_file(source)
-    reasons = [r.getMessage() for r in caplog.records if r.name == "s3turbo"]
-    assert any("falls back to boto3: payload_signing_enabled" in m for m in reasons)
-
-
 def test_anonymous_clients_are_served_by_the_engine_unsigned_as_by_boto3(
     server, bucket, tmp_path, caplog
 ):

@@ -455,23 +455,66 @@ def test_upload_plans_are_kept_only_for_identical_extra_args():
     assert frozen({"Metadata": {"a": ["list"]}}) is None
 
 
-def test_an_upload_without_a_checksum_over_http_signs_the_body_as_boto3(
-    server, bucket, proxy, tmp_path
+# Client settings, and whether botocore signs each upload body's SHA-256 with them.
+PAYLOAD_SIGNING = {
+    # No checksum protects the body: botocore signs its SHA-256 (over http and https).
+    "no-checksum": (Config(request_checksum_calculation="when_required"), True),
+    # Asked for: signed, beside the checksum.
+    "payload-signing-enabled": (Config(s3={"payload_signing_enabled": True}), True),
+    # Refused: not signed, even with no checksum.
+    "payload-signing-disabled": (
+        Config(request_checksum_calculation="when_required", s3={"payload_signing_enabled": False}),
+        False,
+    ),
+}
+
+
+@pytest.mark.parametrize("setting", PAYLOAD_SIGNING)
+def test_upload_bodies_are_signed_as_botocore_signs_them(
+    server, bucket, proxy, setting, tmp_path, caplog
 ):
-    """With request_checksum_calculation="when_required" no checksum goes with the body: over
-    plain HTTP botocore signs the body's SHA-256 instead, so that a damaged body is refused.
-    s3turbo leaves such uploads to boto3 (its UNSIGNED-PAYLOAD would leave the body with no
-    protection at all)."""
-    source = write_random(tmp_path / "source.bin", 1000)
-    body_sha256 = hashlib.sha256(source.read_bytes()).hexdigest()
-    signed = {}
-    config = Config(request_checksum_calculation="when_required")
-    for name, client in server.clients_through(proxy, config).items():
-        proxy.requests.clear()
-        client.upload_file(str(source), bucket, name)
-        [put] = [r for r in proxy.requests if r.method == "PUT"]
-        signed[name] = put.headers["x-amz-content-sha256"]
-    assert signed == {"boto3": body_sha256, "s3turbo": body_sha256}
+    """A PutObject's body and each part's, from a file and from a file object, carry the same
+    x-amz-content-sha256 from both clients: the body's SHA-256 where botocore signs it (the
+    engine computes it as it reads the body), UNSIGNED-PAYLOAD where it does not. The engine
+    serves every one of these uploads; s3s-fs checks the signatures."""
+    config, signed = PAYLOAD_SIGNING[setting]
+    small = write_random(tmp_path / "small.bin", 1000)
+    large = write_random(tmp_path / "large.bin", 12 * MIB + 7)
+    parts = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
+    large_bytes = large.read_bytes()
+    part_bodies = [large_bytes[i : i + 5 * MIB] for i in range(0, len(large_bytes), 5 * MIB)]
+
+    def payload(body: bytes) -> str:
+        return hashlib.sha256(body).hexdigest() if signed else "UNSIGNED-PAYLOAD"
+
+    expected = {
+        "small": [payload(small.read_bytes())],
+        "large": [payload(body) for body in part_bodies],
+        "stream": [payload(body) for body in part_bodies],
+    }
+    sent = {}
+    with caplog.at_level("DEBUG", logger="s3turbo"):
+        for name, client in server.clients_through(proxy, config).items():
+            proxy.requests.clear()
+            client.upload_file(str(small), bucket, f"{name}/small")
+            client.upload_file(str(large), bucket, f"{name}/large", Config=parts)
+            with large.open("rb") as stream:
+                client.upload_fileobj(stream, bucket, f"{name}/stream", Config=parts)
+            puts = sorted(
+                (r.target.split("?")[0].rsplit("/", 1)[1], r.target, r.headers)
+                for r in proxy.requests
+                if r.method == "PUT"
+            )
+            sent[name] = {
+                key: [headers["x-amz-content-sha256"] for k, _, headers in puts if k == key]
+                for key in expected
+            }
+    assert sent == {"boto3": expected, "s3turbo": expected}
+    assert not [r for r in caplog.records if "falls back" in r.getMessage()]
+    boto = server.boto3_client()
+    for key in ("small", "large", "stream"):
+        source = small if key == "small" else large
+        assert sha256_object(boto, bucket, f"s3turbo/{key}") == sha256_file(source)
 
 
 def test_a_file_cut_short_during_its_upload_fails_with_nothing_stored(moto, tmp_path):

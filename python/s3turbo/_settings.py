@@ -278,9 +278,6 @@ def unsupported_client_setting(client: Any) -> str | None:
     endpoint_url = endpoint_parameters(client).get("Endpoint")
     if not _endpoint_path_is_plain(endpoint_url):
         return "an endpoint_url path that botocore escapes or resolves (beyond A-Z a-z 0-9 -._~)"
-    # botocore signs the payload's SHA-256 then, where the engine sends a checksum instead.
-    if (config.s3 or {}).get("payload_signing_enabled"):
-        return "payload_signing_enabled"
     return None
 
 
@@ -572,13 +569,13 @@ class UploadPlan:
         put_checksum, part_checksum = (a.upper() if a else a for a in (put_checksum, part_checksum))
         unsupported = {a for a in (put_checksum, part_checksum) if a and a not in ENGINE_CHECKSUMS}
         self.unsupported = f"ChecksumAlgorithm {sorted(unsupported)}" if unsupported else None
-        if not (put_checksum or put_checksum_value or part_checksum) and not (
-            client.meta.endpoint_url.startswith("https:")
-        ):
-            # No checksum (request_checksum_calculation="when_required"), over plain HTTP:
-            # botocore signs the body's SHA-256, where the engine's UNSIGNED-PAYLOAD would
-            # leave the body unprotected.
-            self.unsupported = "an upload without a checksum over http"
+        # botocore signs a body's SHA-256 as the s3 config's payload_signing_enabled says, and
+        # otherwise when no checksum protects it (request_checksum_calculation="when_required").
+        # (With a checksum over plain http it signs it too; the engine sends UNSIGNED-PAYLOAD
+        # there, which the checksum protects as well, and saves hashing every byte twice.)
+        sign_payload = (client.meta.config.s3 or {}).get("payload_signing_enabled")
+        if sign_payload is None:
+            sign_payload = not (put_checksum or put_checksum_value or part_checksum)
         headers = {
             "PutObject": self._headers("PutObject", put_args),
             "CreateMultipartUpload": self._headers("CreateMultipartUpload", create_args),
@@ -600,6 +597,7 @@ class UploadPlan:
             "put_object_checksum": put_checksum,
             "put_object_checksum_value": put_checksum_value,
             "upload_part_checksum": part_checksum,
+            "sign_payload": bool(sign_payload),
         }
 
     def upload(self, bucket: str, key: str) -> _core.Upload:
