@@ -245,6 +245,47 @@ def slowed(server) -> FaultProxy:
     return proxy
 
 
+class TimerCountingLoop(asyncio.SelectorEventLoop):
+    """An event loop that counts the timers set on it (each wakes it up once)."""
+
+    def __init__(self):
+        super().__init__()
+        self.timers = 0
+
+    def call_at(self, when, callback, *args, context=None):
+        self.timers += 1
+        return super().call_at(when, callback, *args, context=context)
+
+
+def test_transfers_without_a_callback_do_not_wake_the_loop(s3s_fs):
+    """A transfer with a Callback wakes the loop every 50 ms to hand it the progress; one
+    without has nothing to hand, and sleeps until it is done (a web server's thousands of idle
+    transfers took a quarter of a core)."""
+    bucket = s3s_fs.new_bucket()
+    s3s_fs.boto3_client().put_object(Bucket=bucket, Key="k", Body=os.urandom(2 * MIB))
+
+    def timers_during_downloads(proxy, callback) -> int:
+        async def main():
+            async with aio_client(s3s_fs, endpoint_url=proxy.endpoint_url) as s3:
+                sinks = [io.BytesIO() for _ in range(4)]
+                await asyncio.gather(
+                    *(s3.download_fileobj(bucket, "k", sink, Callback=callback) for sink in sinks)
+                )
+            assert all(len(sink.getvalue()) == 2 * MIB for sink in sinks)
+
+        loop = TimerCountingLoop()
+        try:
+            loop.run_until_complete(main())
+        finally:
+            loop.close()
+        return loop.timers
+
+    with slowed(s3s_fs) as proxy:
+        without_callback = timers_during_downloads(proxy, None)
+        with_callback = timers_during_downloads(proxy, lambda increment: None)
+    assert without_callback <= 2 and with_callback >= 20, (without_callback, with_callback)
+
+
 @pytest.fixture(params=["engine", "boto3"])
 def served_by(request, monkeypatch) -> str:
     """Who moves the bytes of the coroutines: the engine, or boto3 in a worker thread (as for

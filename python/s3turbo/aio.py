@@ -370,9 +370,10 @@ class AsyncClient:
         """Waits for the engine (`done`) and returns its result, handing progress to
         `callback` on this loop every 50 ms, and at once when the engine asks before it commits,
         while `pump(report)` (the file object's reads or writes) runs beside it; `report` hands
-        the progress so far to `callback` at once. If this task is cancelled, or the callback or
-        the pump raises, the engine is cancelled and its clean-up awaited before the exception
-        goes on."""
+        the progress so far to `callback` at once. Without a callback the task sleeps until
+        the engine or the pump is done (a server's thousands of idle transfers cost nothing).
+        If this task is cancelled, or the callback or the pump raises, the engine is cancelled
+        and its clean-up awaited before the exception goes on."""
         reported = 0
 
         async def report() -> None:
@@ -392,7 +393,7 @@ class AsyncClient:
                 ask = asyncio.ensure_future(asked.wait()) if asked is not None else None
                 finished, _ = await asyncio.wait(
                     waiting | ({ask} if ask else set()),
-                    timeout=_PROGRESS_INTERVAL,
+                    timeout=_PROGRESS_INTERVAL if callback is not None else None,
                     return_when=asyncio.FIRST_COMPLETED,
                 )
                 if ask is not None:
