@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -24,7 +24,9 @@ use crate::errors::TransferError;
 /// With an observer (a Python callback), a transfer waits at its commit point (completing the
 /// multipart upload, renaming the downloaded file into place) until the observer has reported
 /// everything counted so far: a callback that raises on the last bytes still stops the
-/// transfer before anything becomes visible, as in boto3.
+/// transfer before anything becomes visible, as in boto3. A report says how far it went (what
+/// `transferred` said when it began), so that one that began before the last bytes and ended
+/// after the commit point (a slow callback) does not count as theirs.
 #[derive(Default)]
 pub struct Progress {
     transferred: AtomicI64,
@@ -32,8 +34,9 @@ pub struct Progress {
 }
 
 struct Observer {
-    /// How many times the observer has reported; a commit waits for one more than it saw.
-    reports: AtomicU64,
+    /// The bytes the observer last said it had reported; a commit waits until they are all
+    /// there is.
+    reported_bytes: AtomicI64,
     reported: Notify,
     /// Asks the observer to report now.
     wake: Box<dyn Fn() + Send + Sync>,
@@ -58,7 +61,7 @@ impl Progress {
         Arc::new(Self {
             transferred: AtomicI64::new(0),
             observer: Some(Observer {
-                reports: AtomicU64::new(0),
+                reported_bytes: AtomicI64::new(0),
                 reported: Notify::new(),
                 wake: Box::new(wake),
             }),
@@ -78,10 +81,10 @@ impl Progress {
         self.observer.is_some()
     }
 
-    /// The observer has reported everything it read from `transferred`.
-    pub fn reported(&self) {
+    /// The observer has reported `bytes`, what it read from `transferred`.
+    pub fn reported(&self, bytes: i64) {
         if let Some(observer) = &self.observer {
-            observer.reports.fetch_add(1, Ordering::AcqRel);
+            observer.reported_bytes.store(bytes, Ordering::Release);
             observer.reported.notify_waiters();
         }
     }
@@ -92,13 +95,15 @@ impl Progress {
         let Some(observer) = &self.observer else {
             return Ok(());
         };
-        let asked = observer.reports.load(Ordering::Acquire);
         loop {
             let reported = observer.reported.notified();
             tokio::pin!(reported);
             // Registered before the check, so a report between the check and the wait wakes it.
             reported.as_mut().enable();
-            if observer.reports.load(Ordering::Acquire) > asked {
+            if cancel.is_cancelled() {
+                return Err(TransferError::Cancelled);
+            }
+            if observer.reported_bytes.load(Ordering::Acquire) == self.transferred() {
                 return Ok(());
             }
             (observer.wake)();
@@ -371,6 +376,8 @@ impl http_body::Body for CountingBody {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicU64;
+
     use super::*;
 
     #[tokio::test]
@@ -392,10 +399,18 @@ mod tests {
             "the observer was asked to report"
         );
 
+        // A report that read the count before the last bytes does not let the commit go.
+        progress.reported(4);
+        let waiting = tokio::time::timeout(
+            std::time::Duration::from_millis(20),
+            progress.until_reported(&cancel),
+        );
+        assert!(waiting.await.is_err(), "a stale report: still waiting");
+
         let observer = progress.clone();
         let report = tokio::spawn(async move {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            observer.reported();
+            observer.reported(10);
         });
         progress.until_reported(&cancel).await.expect("reported");
         report.await.expect("reporter");
@@ -499,7 +514,7 @@ mod tests {
         // Counted before it goes, and the observer asked to report.
         assert_eq!(progress.transferred(), (FRAME_SIZE + 5) as i64);
         assert_eq!(asked.load(Ordering::Relaxed), 1);
-        progress.reported();
+        progress.reported(progress.transferred());
         let last = last.await.expect("a frame").expect("data");
         assert_eq!(last.into_data().map(|d| d.len()).ok(), Some(5));
     }

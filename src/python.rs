@@ -229,7 +229,8 @@ type HeaderPairs = Vec<(String, String)>;
 /// `headers` maps an operation name ("PutObject", "CreateMultipartUpload", "UploadPart",
 /// "CompleteMultipartUpload") to its extra headers; the checksum arguments name the
 /// algorithms the engine computes for those bodies, and a full-object checksum the user gave
-/// (its algorithm and value); `sign_payload`, whether each body's SHA-256 is signed.
+/// (its algorithm and value); the `sign_*_payload` flags, whether those bodies' SHA-256 is
+/// signed.
 #[pyclass(frozen, module = "s3turbo._core")]
 pub struct Upload {
     bucket: String,
@@ -238,14 +239,18 @@ pub struct Upload {
     put_object_checksum: Option<ChecksumAlgorithm>,
     put_object_checksum_value: Option<(ChecksumAlgorithm, String)>,
     upload_part_checksum: Option<ChecksumAlgorithm>,
-    sign_payload: bool,
+    sign_put_object_payload: bool,
+    sign_upload_part_payload: bool,
 }
 
 #[pymethods]
 impl Upload {
     #[new]
+    // Keyword-only in Python, where the plan passes them by name.
+    #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (*, bucket, key, headers, put_object_checksum, put_object_checksum_value,
-                        upload_part_checksum, sign_payload))]
+                        upload_part_checksum, sign_put_object_payload,
+                        sign_upload_part_payload))]
     fn new(
         bucket: String,
         key: String,
@@ -253,7 +258,8 @@ impl Upload {
         put_object_checksum: Option<String>,
         put_object_checksum_value: Option<(String, String)>,
         upload_part_checksum: Option<String>,
-        sign_payload: bool,
+        sign_put_object_payload: bool,
+        sign_upload_part_payload: bool,
     ) -> PyResult<Self> {
         let mut take = |operation: &str| {
             Headers::new(headers.remove(operation).unwrap_or_default()).map_err(to_py_err)
@@ -271,7 +277,8 @@ impl Upload {
             put_object_checksum_value: put_object_checksum_value
                 .map(|(algorithm, value)| (ChecksumAlgorithm::from(algorithm.as_str()), value)),
             upload_part_checksum: upload_part_checksum.as_deref().map(ChecksumAlgorithm::from),
-            sign_payload,
+            sign_put_object_payload,
+            sign_upload_part_payload,
         })
     }
 }
@@ -285,7 +292,8 @@ impl Upload {
             put_object_checksum: self.put_object_checksum.clone(),
             put_object_checksum_value: self.put_object_checksum_value.clone(),
             upload_part_checksum: self.upload_part_checksum.clone(),
-            sign_payload: self.sign_payload,
+            sign_put_object_payload: self.sign_put_object_payload,
+            sign_upload_part_payload: self.sign_upload_part_payload,
             options: options.options,
             bandwidth: options.bandwidth_limit(),
         }
@@ -680,7 +688,7 @@ where
             reported = transferred;
             callback.call1((increment,))?;
         }
-        progress.reported();
+        progress.reported(transferred);
         Ok(())
     };
     let stop = |error: PyErr| -> PyResult<T> {

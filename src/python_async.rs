@@ -132,9 +132,9 @@ impl Transfer {
         self.progress.transferred()
     }
 
-    /// The Callback has been given everything `transferred()` said.
-    fn reported(&self) {
-        self.progress.reported();
+    /// The Callback has been given `transferred`, what `transferred()` said.
+    fn reported(&self, transferred: i64) {
+        self.progress.reported(transferred);
     }
 
     /// Stops the transfer; the engine still cleans up, and then its awaitable raises.

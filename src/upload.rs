@@ -66,10 +66,11 @@ pub struct UploadRequest {
     /// then only the algorithm the user named, which botocore sends beside it whatever it is.
     pub put_object_checksum_value: Option<(ChecksumAlgorithm, String)>,
     pub upload_part_checksum: Option<ChecksumAlgorithm>,
-    /// Whether each body's SHA-256 is signed (`x-amz-content-sha256`), as botocore signs it
-    /// for a body without a checksum or with `payload_signing_enabled`; otherwise the body
-    /// goes as UNSIGNED-PAYLOAD, which the checksum protects.
-    pub sign_payload: bool,
+    /// Whether a PutObject's and each part's body have their SHA-256 signed
+    /// (`x-amz-content-sha256`), as botocore signs a body no checksum protects, or one with
+    /// `payload_signing_enabled`; otherwise they go as UNSIGNED-PAYLOAD.
+    pub sign_put_object_payload: bool,
+    pub sign_upload_part_payload: bool,
     pub options: TransferOptions,
     /// `max_bandwidth`, shared by every body of the call.
     pub bandwidth: Option<Arc<BandwidthLimit>>,
@@ -102,8 +103,8 @@ impl UploadRequest {
 
 /// Sets a precomputed body checksum on a PutObject or UploadPart builder (their setters share
 /// names). The SDK then sends it as a header instead of computing it into an aws-chunked
-/// trailer, which over plain HTTP also signs every chunk with SHA-256; the body goes out as
-/// UNSIGNED-PAYLOAD and S3 verifies it by the checksum.
+/// trailer, which over plain HTTP also signs every chunk with SHA-256; S3 verifies the body by
+/// the checksum (and by its signed SHA-256 too, if the request asks for that).
 macro_rules! with_body_checksum {
     ($builder:expr, $algorithm:expr, $value:expr) => {{
         let builder = $builder;
@@ -209,7 +210,7 @@ async fn file_part(
     file: Arc<File>,
     path: PathBuf,
     part: Part,
-    digests: BodyDigests,
+    digests: WantedDigests,
     buffers: Arc<BufferPool>,
 ) -> Result<PartData, TransferError> {
     let (data, digests) = read_part(&file, &path, part, &digests, &buffers).await?;
@@ -301,7 +302,7 @@ pub async fn upload_stream(
 async fn stream_part(
     index: usize,
     data: Result<Bytes, TransferError>,
-    digests: BodyDigests,
+    digests: WantedDigests,
 ) -> Result<PartData, TransferError> {
     let data = data?;
     let number = u32::try_from(index + 1)
@@ -331,12 +332,12 @@ struct PartData {
 /// What the engine computes over each body of an upload as it reads it: the checksum S3
 /// verifies, and the SHA-256 that SigV4 signs when the payload is signed.
 #[derive(Debug, Clone)]
-struct BodyDigests {
+struct WantedDigests {
     checksum: Option<ChecksumAlgorithm>,
     payload_sha256: bool,
 }
 
-impl BodyDigests {
+impl WantedDigests {
     fn start(&self) -> Result<Digesting, TransferError> {
         Ok(Digesting {
             checksum: self.checksum.as_ref().map(checksum_impl).transpose()?,
@@ -345,7 +346,7 @@ impl BodyDigests {
     }
 }
 
-/// `BodyDigests` being computed, slice by slice.
+/// `WantedDigests` being computed, slice by slice.
 struct Digesting {
     checksum: Option<Box<dyn HttpChecksum>>,
     payload_sha256: Option<Sha256>,
@@ -403,7 +404,7 @@ impl Intercept for SignedPayload {
 }
 
 /// The per-request settings `settings`, signing the payload's SHA-256 if it was computed.
-fn signing(
+fn with_signed_payload(
     settings: aws_sdk_s3::config::Builder,
     digests: &Digests,
 ) -> aws_sdk_s3::config::Builder {
@@ -493,21 +494,21 @@ impl<'a> Target<'a> {
     }
 
     /// What to compute over a PutObject body: no checksum when the user gave its value.
-    fn put_object_digests(&self) -> BodyDigests {
+    fn put_object_digests(&self) -> WantedDigests {
         let request = self.request;
-        BodyDigests {
+        WantedDigests {
             checksum: match request.put_object_checksum_value {
                 Some(_) => None,
                 None => request.put_object_checksum.clone(),
             },
-            payload_sha256: request.sign_payload,
+            payload_sha256: request.sign_put_object_payload,
         }
     }
 
-    fn upload_part_digests(&self) -> BodyDigests {
-        BodyDigests {
+    fn upload_part_digests(&self) -> WantedDigests {
+        WantedDigests {
             checksum: self.request.upload_part_checksum.clone(),
-            payload_sha256: self.request.sign_payload,
+            payload_sha256: self.request.sign_upload_part_payload,
         }
     }
 
@@ -547,7 +548,7 @@ impl<'a> Target<'a> {
                     request.headers_mut().remove("content-type");
                 })
             };
-            let settings = signing(settings, &digests).interceptor(trace.clone());
+            let settings = with_signed_payload(settings, &digests).interceptor(trace.clone());
             async move {
                 operation
                     .config_override(settings)
@@ -663,7 +664,7 @@ impl<'a> Target<'a> {
                 .body(body);
             let builder = with_body_checksum!(builder, checksum, part.digests.checksum.clone());
             let operation = with_headers(builder.customize(), &request.headers.upload_part);
-            let settings = signing(settings, &part.digests).interceptor(trace.clone());
+            let settings = with_signed_payload(settings, &part.digests).interceptor(trace.clone());
             async move {
                 operation
                     .config_override(settings)
@@ -725,7 +726,7 @@ fn concat(blocks: Vec<Bytes>) -> Bytes {
 
 /// The digests of a body, computed on the blocking pool: a SHA-256 of a large part would hold
 /// a tokio worker for milliseconds.
-async fn digests_of(data: &Bytes, digests: &BodyDigests) -> Result<Digests, TransferError> {
+async fn digests_of(data: &Bytes, digests: &WantedDigests) -> Result<Digests, TransferError> {
     let mut digesting = digests.start()?;
     if digesting.checksum.is_none() && digesting.payload_sha256.is_none() {
         return Ok(Digests::default());
@@ -736,7 +737,7 @@ async fn digests_of(data: &Bytes, digests: &BodyDigests) -> Result<Digests, Tran
         digesting.finish()
     })
     .await
-    .map_err(|e| TransferError::Internal(format!("checksum task failed: {e}")))
+    .map_err(|e| TransferError::Internal(format!("digest task failed: {e}")))
 }
 
 /// How much of a part is read at a time: well within a core's L2 cache.
@@ -749,7 +750,7 @@ async fn read_part(
     file: &Arc<File>,
     path: &Path,
     part: Part,
-    digests: &BodyDigests,
+    digests: &WantedDigests,
     buffers: &Arc<BufferPool>,
 ) -> Result<(Bytes, Digests), TransferError> {
     let file = file.clone();

@@ -23,6 +23,7 @@ from helpers import (
     NonBlockingSource,
     listing,
     sha256_file,
+    sha256_object,
     write_random,
 )
 
@@ -467,15 +468,27 @@ def test_boto3_serves_what_the_engine_cannot(s3s_fs, tmp_path, monkeypatch):
         assert len(sink.sizes) >= 12 and max(sink.sizes) <= 256 * 1024, sink.sizes
 
 
-@pytest.mark.parametrize("asynchronous", [False, True], ids=["def", "async-def"])
-def test_callback_raising_on_the_last_bytes_leaves_nothing(server, bucket, asynchronous, tmp_path):
+@pytest.mark.parametrize("kind", ["def", "async-def", "slow-async-def"])
+def test_callback_raising_on_the_last_bytes_leaves_nothing(server, bucket, kind, tmp_path):
     """The engine asks the loop for a report before it commits (completes a multipart upload,
     sends a PutObject's last bytes, renames a download): a Callback raising on the last
     increment still stops a fast transfer before the object or the file is complete, also an
-    `async def` one, which raises once awaited."""
+    `async def` one, which raises once awaited, and a slow one: a report that began before
+    the last bytes and ends after the engine asked is not taken for theirs."""
     source = write_random(tmp_path / "source.bin", 10 * MIB)
     boto = server.boto3_client()
     boto.upload_file(str(source), bucket, "existing")
+    multipart, single = MULTIPART, s3turbo.TransferConfig(multipart_threshold=16 * MIB)
+    if kind == "slow-async-def":
+        # The transfer ends (in 1.25 s) while the Callback's first call (2 s) is awaited.
+        multipart, single = (
+            s3turbo.TransferConfig(
+                multipart_threshold=c.multipart_threshold,
+                multipart_chunksize=c.multipart_chunksize,
+                max_bandwidth=8 * MIB,
+            )
+            for c in (multipart, single)
+        )
 
     def raise_at_the_end():
         seen = []
@@ -486,23 +499,29 @@ def test_callback_raising_on_the_last_bytes_leaves_nothing(server, bucket, async
                 raise Stop("the last bytes")
 
         async def async_callback(increment):
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(2 if kind == "slow-async-def" and not seen else 0.01)
             callback(increment)
 
-        return async_callback if asynchronous else callback
+        return callback if kind == "def" else async_callback
 
     async def main():
         async with aio_client(server) as s3:
             with pytest.raises(Stop):
                 await s3.upload_file(
-                    str(source), bucket, "k", Callback=raise_at_the_end(), Config=MULTIPART
+                    str(source), bucket, "k", Callback=raise_at_the_end(), Config=multipart
                 )
             # One PutObject: its last bytes wait for the loop's report too.
             with pytest.raises(Stop):
-                await s3.upload_file(str(source), bucket, "k", Callback=raise_at_the_end())
+                await s3.upload_file(
+                    str(source), bucket, "k", Callback=raise_at_the_end(), Config=single
+                )
             with pytest.raises(Stop):
                 await s3.download_file(
-                    bucket, "existing", str(tmp_path / "out.bin"), Callback=raise_at_the_end()
+                    bucket,
+                    "existing",
+                    str(tmp_path / "out.bin"),
+                    Callback=raise_at_the_end(),
+                    Config=single,
                 )
 
     asyncio.run(main())
@@ -699,6 +718,37 @@ def test_a_cancelled_task_ends_after_the_file_objects_call_in_flight(s3s_fs, met
 
 # An event loop closed while a download that boto3 serves writes into an async file object:
 # boto3's thread waits for a write the loop will never run.
+def test_a_paused_loop_runs_a_fallback_transfers_async_callback_later(moto, served_by, tmp_path):
+    """A loop paused between two run_until_complete calls (the program does something else)
+    awaits an `async def` Callback once it runs again: the transfer goes on, each part sent
+    once and the Callback seeing every byte once, whoever moves the bytes (boto3's thread
+    waits for the loop meanwhile)."""
+    bucket = moto.new_bucket()
+    source = write_random(tmp_path / "source.bin", 20 * MIB)
+    seen = []
+
+    async def callback(increment):
+        seen.append(increment)
+
+    with FaultProxy(moto.endpoint_url) as proxy:
+        proxy.bytes_per_second = 20 * MIB
+        loop = asyncio.new_event_loop()
+        try:
+            s3 = aio_client(moto, endpoint_url=proxy.endpoint_url)
+            task = loop.create_task(
+                s3.upload_file(str(source), bucket, "k", Callback=callback, Config=MULTIPART)
+            )
+            loop.run_until_complete(asyncio.sleep(0.3))
+            time.sleep(0.5)
+            loop.run_until_complete(task)
+        finally:
+            loop.close()
+        part_puts = [r for r in proxy.requests if r.method == "PUT" and "partNumber" in r.target]
+    assert sum(seen) == 20 * MIB
+    assert len(part_puts) == 4
+    assert sha256_object(moto.boto3_client(), bucket, "k") == sha256_file(source)
+
+
 LOOP_CLOSED_DURING_A_FALLBACK_DOWNLOAD = """
 import asyncio, sys
 import s3turbo.aio

@@ -26,6 +26,7 @@ from helpers import (
     write_random,
 )
 
+from relays import Certificates, TlsFront
 from s3turbo._settings import frozen
 
 
@@ -293,14 +294,20 @@ def test_callback_exception_aborts_the_multipart_upload(moto, tmp_path):
     assert boto.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
 
 
-def test_callback_raising_on_the_last_bytes_still_aborts(server, bucket, tmp_path):
+@pytest.mark.parametrize("slow", [False, True], ids=["fast", "slow"])
+def test_callback_raising_on_the_last_bytes_still_aborts(server, bucket, slow, tmp_path):
     """The engine waits for the callback to see every byte before it completes the multipart
     upload or renames a download into place: raising on the last increment leaves nothing, as
-    with boto3, however fast the transfer."""
+    with boto3, however fast the transfer, and however slow the Callback (a call that began
+    before the last bytes and ends after the engine asked is not taken for their report)."""
     boto = server.boto3_client()
     source = write_random(tmp_path / "source.bin", 10 * MIB)
     boto.upload_file(str(source), bucket, "existing")
-    config = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
+    # Slow: the transfer ends (in 1.25 s) during the Callback's first call (2 s).
+    bandwidth = 8 * MIB if slow else None
+    config = TransferConfig(
+        multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB, max_bandwidth=bandwidth
+    )
 
     class Stop(Exception):
         pass
@@ -309,6 +316,8 @@ def test_callback_raising_on_the_last_bytes_still_aborts(server, bucket, tmp_pat
         seen = []
 
         def callback(increment):
+            if slow and not seen:
+                time.sleep(2)
             seen.append(increment)
             if sum(seen) == 10 * MIB:
                 raise Stop("the last bytes")
@@ -320,7 +329,11 @@ def test_callback_raising_on_the_last_bytes_still_aborts(server, bucket, tmp_pat
         client.upload_file(str(source), bucket, "k", Callback=raise_at_the_end(), Config=config)
     with pytest.raises(Stop):
         client.download_file(
-            bucket, "existing", str(tmp_path / "out.bin"), Callback=raise_at_the_end()
+            bucket,
+            "existing",
+            str(tmp_path / "out.bin"),
+            Callback=raise_at_the_end(),
+            Config=config,
         )
     assert [o["Key"] for o in boto.list_objects_v2(Bucket=bucket)["Contents"]] == ["existing"]
     if server.name == "moto":  # s3s-fs has no ListMultipartUploads
@@ -455,60 +468,72 @@ def test_upload_plans_are_kept_only_for_identical_extra_args():
     assert frozen({"Metadata": {"a": ["list"]}}) is None
 
 
-# Client settings, and whether botocore signs each upload body's SHA-256 with them.
+# Client settings, and whether botocore signs each upload body's SHA-256 with them, over http
+# and over https.
 PAYLOAD_SIGNING = {
-    # No checksum protects the body: botocore signs its SHA-256 (over http and https).
-    "no-checksum": (Config(request_checksum_calculation="when_required"), True),
-    # Asked for: signed, beside the checksum.
-    "payload-signing-enabled": (Config(s3={"payload_signing_enabled": True}), True),
+    # No checksum protects the body: signed.
+    "no-checksum": (Config(request_checksum_calculation="when_required"), True, True),
+    # Asked for: signed, beside the checksum; but over https botocore sends the checksum it
+    # computes in a trailer, and the body as STREAMING-UNSIGNED-PAYLOAD-TRAILER.
+    "payload-signing-enabled": (Config(s3={"payload_signing_enabled": True}), True, False),
     # Refused: not signed, even with no checksum.
     "payload-signing-disabled": (
         Config(request_checksum_calculation="when_required", s3={"payload_signing_enabled": False}),
+        False,
         False,
     ),
 }
 
 
+@pytest.mark.parametrize("scheme", ["http", "https"])
 @pytest.mark.parametrize("setting", PAYLOAD_SIGNING)
 def test_upload_bodies_are_signed_as_botocore_signs_them(
-    server, bucket, proxy, setting, tmp_path, caplog
+    server, bucket, proxy, setting, scheme, tmp_path, caplog
 ):
-    """A PutObject's body and each part's, from a file and from a file object, carry the same
-    x-amz-content-sha256 from both clients: the body's SHA-256 where botocore signs it (the
-    engine computes it as it reads the body), UNSIGNED-PAYLOAD where it does not. The engine
-    serves every one of these uploads; s3s-fs checks the signatures."""
-    config, signed = PAYLOAD_SIGNING[setting]
+    """A PutObject's body and each part's, from a file and from a file object, are signed by
+    both clients or by neither: x-amz-content-sha256 is the body's SHA-256 where botocore signs
+    it (the engine computes it as it reads the body), else an UNSIGNED marker. The engine serves
+    every one of these uploads; s3s-fs checks the signatures."""
+    config, signed_over_http, signed_over_https = PAYLOAD_SIGNING[setting]
+    signed = signed_over_http if scheme == "http" else signed_over_https
     small = write_random(tmp_path / "small.bin", 1000)
     large = write_random(tmp_path / "large.bin", 12 * MIB + 7)
     parts = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
     large_bytes = large.read_bytes()
     part_bodies = [large_bytes[i : i + 5 * MIB] for i in range(0, len(large_bytes), 5 * MIB)]
+    sha256s = {hashlib.sha256(body).hexdigest() for body in [small.read_bytes(), *part_bodies]}
 
-    def payload(body: bytes) -> str:
-        return hashlib.sha256(body).hexdigest() if signed else "UNSIGNED-PAYLOAD"
+    def signature_of(headers: dict) -> str:
+        payload = headers["x-amz-content-sha256"]
+        return "SHA-256" if payload in sha256s else "unsigned" if "UNSIGNED" in payload else payload
 
-    expected = {
-        "small": [payload(small.read_bytes())],
-        "large": [payload(body) for body in part_bodies],
-        "stream": [payload(body) for body in part_bodies],
-    }
+    endpoint, verify = proxy.endpoint_url, None
+    if scheme == "https":
+        (tmp_path / "certificates").mkdir()
+        certificates = Certificates(tmp_path / "certificates")
+        front = TlsFront(int(proxy.endpoint_url.rsplit(":", 1)[1]), certificates)
+        endpoint, verify = f"https://localhost:{front.port}", str(certificates.ca_bundle)
+    expected = {"small": 1, "large": len(part_bodies), "stream": len(part_bodies)}
+    expected = {key: ["SHA-256" if signed else "unsigned"] * n for key, n in expected.items()}
     sent = {}
-    with caplog.at_level("DEBUG", logger="s3turbo"):
-        for name, client in server.clients_through(proxy, config).items():
-            proxy.requests.clear()
-            client.upload_file(str(small), bucket, f"{name}/small")
-            client.upload_file(str(large), bucket, f"{name}/large", Config=parts)
-            with large.open("rb") as stream:
-                client.upload_fileobj(stream, bucket, f"{name}/stream", Config=parts)
-            puts = sorted(
-                (r.target.split("?")[0].rsplit("/", 1)[1], r.target, r.headers)
-                for r in proxy.requests
-                if r.method == "PUT"
-            )
-            sent[name] = {
-                key: [headers["x-amz-content-sha256"] for k, _, headers in puts if k == key]
-                for key in expected
-            }
+    try:
+        with caplog.at_level("DEBUG", logger="s3turbo"):
+            for name, make in (("boto3", server.boto3_client), ("s3turbo", server.s3turbo_client)):
+                client = make(endpoint_url=endpoint, verify=verify, config=config)
+                proxy.requests.clear()
+                client.upload_file(str(small), bucket, f"{name}/small")
+                client.upload_file(str(large), bucket, f"{name}/large", Config=parts)
+                with large.open("rb") as stream:
+                    client.upload_fileobj(stream, bucket, f"{name}/stream", Config=parts)
+                puts = [
+                    (r.target.split("?")[0].rsplit("/", 1)[1], signature_of(r.headers))
+                    for r in proxy.requests
+                    if r.method == "PUT"
+                ]
+                sent[name] = {key: [sig for k, sig in puts if k == key] for key in expected}
+    finally:
+        if scheme == "https":
+            front.close()
     assert sent == {"boto3": expected, "s3turbo": expected}
     assert not [r for r in caplog.records if "falls back" in r.getMessage()]
     boto = server.boto3_client()

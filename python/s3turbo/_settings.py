@@ -520,6 +520,24 @@ def _check_known_args(extra_args: dict, allowed: list[str]) -> None:
             )
 
 
+def _signs_payload(client: Any, computes_checksum: bool, checksum_value: Any) -> bool:
+    """Whether the engine signs an upload body's SHA-256 (else it sends UNSIGNED-PAYLOAD).
+    botocore signs it unless payload_signing_enabled is False, or over https with a checksum it
+    computes (sent in a trailer, STREAMING-UNSIGNED-PAYLOAD-TRAILER). Where a checksum protects
+    the body (over plain http, or a value the user gave) the engine leaves it unsigned, unless
+    payload_signing_enabled=True asks for it: S3 verifies the checksum, and hashing every byte
+    once more would double the client's work."""
+    config = client.meta.config
+    if config.signature_version == UNSIGNED:
+        return False  # not signed at all
+    if client.meta.endpoint_url.startswith("https:") and computes_checksum:
+        return False
+    asked = (config.s3 or {}).get("payload_signing_enabled")
+    if asked is not None:
+        return bool(asked)
+    return not (computes_checksum or checksum_value)
+
+
 class UploadPlan:
     """ExtraArgs of an upload, split per S3 operation as s3transfer splits them, and encoded into
     request headers by botocore's own serializer (so Metadata, Expires, SSE-C keys and the rest
@@ -569,13 +587,10 @@ class UploadPlan:
         put_checksum, part_checksum = (a.upper() if a else a for a in (put_checksum, part_checksum))
         unsupported = {a for a in (put_checksum, part_checksum) if a and a not in ENGINE_CHECKSUMS}
         self.unsupported = f"ChecksumAlgorithm {sorted(unsupported)}" if unsupported else None
-        # botocore signs a body's SHA-256 as the s3 config's payload_signing_enabled says, and
-        # otherwise when no checksum protects it (request_checksum_calculation="when_required").
-        # (With a checksum over plain http it signs it too; the engine sends UNSIGNED-PAYLOAD
-        # there, which the checksum protects as well, and saves hashing every byte twice.)
-        sign_payload = (client.meta.config.s3 or {}).get("payload_signing_enabled")
-        if sign_payload is None:
-            sign_payload = not (put_checksum or put_checksum_value or part_checksum)
+        sign_put_object_payload = _signs_payload(
+            client, bool(put_checksum) and put_checksum_value is None, put_checksum_value
+        )
+        sign_upload_part_payload = _signs_payload(client, bool(part_checksum), None)
         headers = {
             "PutObject": self._headers("PutObject", put_args),
             "CreateMultipartUpload": self._headers("CreateMultipartUpload", create_args),
@@ -597,7 +612,8 @@ class UploadPlan:
             "put_object_checksum": put_checksum,
             "put_object_checksum_value": put_checksum_value,
             "upload_part_checksum": part_checksum,
-            "sign_payload": bool(sign_payload),
+            "sign_put_object_payload": sign_put_object_payload,
+            "sign_upload_part_payload": sign_upload_part_payload,
         }
 
     def upload(self, bucket: str, key: str) -> _core.Upload:

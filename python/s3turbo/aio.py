@@ -375,14 +375,18 @@ class AsyncClient:
         If this task is cancelled, or the callback or the pump raises, the engine is cancelled
         and its clean-up awaited before the exception goes on."""
         reported = 0
+        # One report at a time (the pump's and this loop's): an `async def` Callback's increments
+        # arrive in order, and a report that says it is done is (see `Transfer.reported`).
+        one_at_a_time = asyncio.Lock()
 
         async def report() -> None:
             nonlocal reported
-            transferred = transfer.transferred()
-            if callback is not None and transferred != reported:
-                increment, reported = transferred - reported, transferred
-                await _awaited(callback(increment))
-            transfer.reported()
+            async with one_at_a_time:
+                transferred = transfer.transferred()
+                if callback is not None and transferred != reported:
+                    increment, reported = transferred - reported, transferred
+                    await _awaited(callback(increment))
+                transfer.reported(transferred)
 
         done = asyncio.ensure_future(done)
         pump = asyncio.ensure_future(pump(report)) if pump is not None else None
@@ -533,6 +537,13 @@ async def _awaited(result: Any) -> Any:
     return await result if inspect.isawaitable(result) else result
 
 
+# Set when the interpreter begins to exit, before it waits for the worker threads (threading's
+# own hook for that, which concurrent.futures uses too; absent, a stopped loop is waited for).
+_EXITING = threading.Event()
+if hasattr(threading, "_register_atexit"):
+    threading._register_atexit(_EXITING.set)
+
+
 def _wait_on(loop: asyncio.AbstractEventLoop, awaitable: Awaitable[Any]) -> Any:
     """Awaits `awaitable` on `loop` from a worker thread (boto3's) and returns its result."""
     running = asyncio.run_coroutine_threadsafe(_awaited(awaitable), loop)
@@ -540,9 +551,10 @@ def _wait_on(loop: asyncio.AbstractEventLoop, awaitable: Awaitable[Any]) -> Any:
         try:
             return running.result(timeout=0.1)
         except concurrent.futures.TimeoutError:
-            # A loop that stopped will never run it: boto3's transfer fails, and its thread
-            # ends (the process could not exit while it waited).
-            if loop.is_closed() or not loop.is_running():
+            # A loop that is only paused (between two run_until_complete) runs it later. One
+            # that is closed never will, nor one stopped when the interpreter exits: boto3's
+            # transfer fails, and its thread ends (the process could not exit while it waited).
+            if loop.is_closed() or (_EXITING.is_set() and not loop.is_running()):
                 running.cancel()
                 raise RuntimeError("the event loop stopped during the transfer") from None
 
