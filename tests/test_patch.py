@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import io
+import urllib.request
+from unittest import mock
 
 import boto3
 import boto3.s3.inject
@@ -10,6 +13,7 @@ import botocore.signers
 import pytest
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import S3Transfer, TransferConfig
+from botocore.config import Config
 from botocore.exceptions import ClientError, NoCredentialsError
 from botocore.stub import Stubber
 from helpers import MIB, THRESHOLD, Callbacks, sha256_file, write_random
@@ -265,6 +269,105 @@ def test_user_event_handlers_keep_seeing_their_requests(s3s_fs, tmp_path, engine
     finally:
         s3turbo.unpatch()
     assert sha256_file(tmp_path / "out.bin") == sha256_file(source)
+
+
+def test_mocks_of_make_api_call_keep_answering_after_patch(tmp_path, engine_calls):
+    """A test suite's usual mock of botocore's request path, `_make_api_call` (on the class or
+    on one client), answers the transfers as it does for boto3: the engine never sends them."""
+    source = write_random(tmp_path / "source.bin", 1000)
+    s3turbo.patch()
+    try:
+        client = boto3.client(
+            "s3", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b"
+        )
+        seen = []
+
+        def fake(self_or_operation, *args):
+            operation, params = args if len(args) == 2 else (self_or_operation, *args)
+            seen.append(operation)
+            if operation == "HeadObject":
+                return {"ContentLength": 5, "ETag": '"e"'}
+            if operation == "GetObject":
+                return {"Body": io.BytesIO(b"hello"), "ContentLength": 5, "ETag": '"e"'}
+            return {"ETag": '"e"'}
+
+        with mock.patch("botocore.client.BaseClient._make_api_call", autospec=True) as patched:
+            patched.side_effect = fake
+            client.upload_file(str(source), "b", "k")
+            client.download_file("b", "k", str(tmp_path / "out.txt"))
+        assert (tmp_path / "out.txt").read_bytes() == b"hello"
+        with mock.patch.object(client, "_make_api_call", side_effect=fake):
+            client.upload_fileobj(io.BytesIO(b"x"), "b", "k")
+    finally:
+        s3turbo.unpatch()
+    assert seen == ["PutObject", "HeadObject", "GetObject", "PutObject"]
+    assert engine_calls == {}
+
+
+def test_tracing_and_http_recorders_see_every_transfer(s3s_fs, tmp_path, engine_calls):
+    """Tracing wraps `_make_api_call` (OpenTelemetry's and X-Ray's instrumentation, with wrapt
+    or functools.wraps), an HTTP recorder swaps botocore's connection class (vcrpy): either one
+    makes the transfers boto3's, which they see; once they are gone, the engine's again."""
+    from botocore import awsrequest
+    from botocore.client import BaseClient
+
+    bucket = s3s_fs.new_bucket()
+    source = write_random(tmp_path / "source.bin", 1000)
+    traced, recorded = [], []
+    original = BaseClient._make_api_call
+
+    @functools.wraps(original)
+    def tracing(self, operation, params):
+        traced.append(operation)
+        return original(self, operation, params)
+
+    class RecordingConnection(awsrequest.AWSHTTPConnection):
+        def request(self, method, url, *args, **kwargs):
+            recorded.append(method)
+            return super().request(method, url, *args, **kwargs)
+
+    s3turbo.patch()
+    try:
+        client = s3s_fs.boto3_client()
+        with mock.patch.object(BaseClient, "_make_api_call", tracing):
+            client.upload_file(str(source), bucket, "k")
+        pool = awsrequest.AWSHTTPConnectionPool
+        with mock.patch.object(pool, "ConnectionCls", RecordingConnection):
+            # A client made with the recorder on (its connections are the recorder's).
+            s3s_fs.boto3_client().download_file(bucket, "k", str(tmp_path / "out.bin"))
+        assert engine_calls == {}
+        client.download_file(bucket, "k", str(tmp_path / "out.bin"))
+        assert engine_calls == {"download_file": 1}
+    finally:
+        s3turbo.unpatch()
+    assert traced == ["PutObject"]
+    assert recorded == ["HEAD", "GET"]
+    assert sha256_file(tmp_path / "out.bin") == sha256_file(source)
+
+
+def test_presign_handlers_shape_the_url_after_patch(s3s_fs):
+    """Handlers on the presigned operation run as in boto3 (mlflow's moves the expected bucket
+    owner from a header into the query, so that a plain GET of the URL works)."""
+    bucket = s3s_fs.new_bucket()
+    s3s_fs.boto3_client().put_object(Bucket=bucket, Key="k", Body=b"hello")
+
+    def hoist_owner(request, **_):
+        owner = request.headers.get("x-amz-expected-bucket-owner")
+        if request.context.get("is_presign_request") and owner:
+            del request.headers["x-amz-expected-bucket-owner"]
+            request.params["x-amz-expected-bucket-owner"] = owner
+
+    params = {"Bucket": bucket, "Key": "k", "ExpectedBucketOwner": "123456789012"}
+    s3turbo.patch()
+    try:
+        client = s3s_fs.boto3_client(config=Config(signature_version="s3v4"))  # as mlflow's
+        client.meta.events.register("before-sign.s3.GetObject", hoist_owner)
+        url = client.generate_presigned_url("get_object", Params=params)
+    finally:
+        s3turbo.unpatch()
+    assert "X-Amz-SignedHeaders=host&" in url and "x-amz-expected-bucket-owner=" in url
+    with urllib.request.urlopen(url) as response:
+        assert response.read() == b"hello"
 
 
 def test_patched_clients_presign_on_the_engine(monkeypatch):

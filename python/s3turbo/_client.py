@@ -24,7 +24,7 @@ from s3transfer.manager import TransferManager
 
 from . import _boto3 as boto3_transfers
 from . import _core, _directory, _settings
-from ._presign import Presigner
+from ._presign import PRESIGNED_OPERATIONS, Presigner
 
 logger = logging.getLogger("s3turbo")
 
@@ -488,7 +488,9 @@ class Client:
         # As botocore: the method is signed upper-cased, and None means the default expiry.
         HttpMethod = HttpMethod.upper() if HttpMethod is not None else None
         ExpiresIn = 3600 if ExpiresIn is None else ExpiresIn
-        if not _disabled():
+        # Event handlers on these operations (mlflow's moves a header into the query) run
+        # only in botocore's presigning.
+        if not _disabled() and not _settings.foreign_handler(self._client, PRESIGNED_OPERATIONS):
             url = self._presigner.url(ClientMethod, Params, ExpiresIn, HttpMethod)
             if url is not None:
                 return url

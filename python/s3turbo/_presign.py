@@ -27,6 +27,7 @@ OPERATIONS = {
     "delete_object": "DeleteObject",
     "upload_part": "UploadPart",
 }
+PRESIGNED_OPERATIONS = tuple(OPERATIONS.values())
 _PYTHON_TYPES = {"string": str, "integer": int}
 _MAX_CACHED_ENDPOINTS = 1024
 

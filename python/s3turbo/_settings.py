@@ -11,6 +11,7 @@ import os
 import re
 import socket
 import sys
+import types
 import urllib.parse
 import urllib.request
 import warnings
@@ -18,9 +19,10 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+import botocore
 import botocore.configprovider
 from boto3.s3.transfer import TransferConfig
-from botocore import UNSIGNED, handlers
+from botocore import UNSIGNED, awsrequest, handlers
 from botocore.credentials import RefreshableCredentials
 from botocore.exceptions import BotoCoreError, NoCredentialsError
 from botocore.httpsession import get_cert_path
@@ -356,22 +358,57 @@ def unsupported_bucket(client: Any, bucket: str) -> str | None:
 
 def interception(client: Any) -> str | None:
     """Whether something watches or changes this client's requests that the engine would
-    bypass: moto's mock_aws, a botocore Stubber, or event handlers the user registered on the
+    bypass: moto's mock_aws, a botocore Stubber, a replaced request path (tracing, a mock of
+    `_make_api_call`, an HTTP recorder), or event handlers the user registered on the
     operations the engine sends. Their calls must stay boto3's."""
     moto = sys.modules.get("moto.core.models")
     if moto is not None and getattr(getattr(moto, "botocore_stubber", None), "enabled", False):
         return "moto's mock_aws is active"
+    return _replaced_request_path(client) or foreign_handler(client, ENGINE_OPERATIONS)
+
+
+def _replaced_request_path(client: Any) -> str | None:
+    """What replaced botocore's path from a call to the wire, if anything did: tracing
+    (OpenTelemetry's and X-Ray's instrumentation wrap `_make_api_call`), a test's
+    `mock.patch` of it, or an HTTP recorder (vcrpy swaps botocore's connection classes). They
+    must see every call."""
+    method = vars(client).get("_make_api_call") or type(client)._make_api_call
+    # botocore's own is a plain function made in botocore (a decorator's wrapper); a wrapt
+    # proxy, a mock or a function of another package is not, whatever names it copies.
+    if not (
+        type(method) is types.FunctionType
+        and method.__qualname__ == "BaseClient._make_api_call"
+        and method.__code__.co_filename.startswith(_BOTOCORE_FOLDER)
+    ):
+        return f"the client's _make_api_call is replaced: {method!r}"
+    if (
+        awsrequest.AWSHTTPConnectionPool.ConnectionCls is not awsrequest.AWSHTTPConnection
+        or awsrequest.AWSHTTPSConnectionPool.ConnectionCls is not awsrequest.AWSHTTPSConnection
+    ):
+        return "botocore's HTTP connections are replaced (an HTTP recorder?)"
+    return None
+
+
+_BOTOCORE_FOLDER = os.path.dirname(botocore.__file__) + os.sep
+
+
+def foreign_handler(client: Any, operations: tuple[str, ...]) -> str | None:
+    """An event handler the user registered on `operations` of this client, or a botocore
+    Stubber's, if there is one: it must see their calls (or presigned URLs)."""
     emitter = getattr(client.meta.events, "_emitter", client.meta.events)
     cached = _handler_checks.get(emitter)
     # botocore replaces the emitter's lookup cache whenever a handler is (un)registered.
     if cached is None or cached[0] is not emitter._lookup_cache:
-        cached = (emitter._lookup_cache, _foreign_handler(emitter))
+        cached = (emitter._lookup_cache, {})
         _handler_checks[emitter] = cached
-    return cached[1]
+    found = cached[1]
+    if operations not in found:
+        found[operations] = _foreign_handler(emitter, operations)
+    return found[operations]
 
 
 # The S3 operations the engine sends, and the events botocore emits around each one.
-_ENGINE_OPERATIONS = (
+ENGINE_OPERATIONS = (
     "PutObject",
     "CreateMultipartUpload",
     "UploadPart",
@@ -401,8 +438,8 @@ _LIBRARY_PACKAGES = {"botocore", "boto3", "s3transfer", "s3turbo", "moto"}
 _handler_checks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _foreign_handler(emitter: Any) -> str | None:
-    for operation in _ENGINE_OPERATIONS:
+def _foreign_handler(emitter: Any, operations: tuple[str, ...]) -> str | None:
+    for operation in operations:
         for event in _OPERATION_EVENTS:
             event_name = f"{event}.s3.{operation}"
             for handler in emitter._handlers.prefix_search(event_name):
