@@ -12,7 +12,7 @@ import pytest
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import ClientError, ParamValidationError
+from botocore.exceptions import ClientError, HTTPClientError, ParamValidationError
 from helpers import MIB, THRESHOLD, Callbacks, NonBlockingSource, sha256_file, write_random
 
 import s3turbo
@@ -252,6 +252,11 @@ def test_upload_fileobj_closes_the_file_object_when_boto3_does(moto, api):
         with pytest.raises(ParamValidationError):
             _upload_fileobj_with(who, moto, fileobj, bucket, "k", ExtraArgs={"ContentType": 5})
         assert fileobj.closed, (who, "refused")
+        # A header value http.client refuses to send: raised by boto3's PutObject too.
+        fileobj = io.BytesIO(b"x" * 100)
+        with pytest.raises(HTTPClientError):
+            _upload_fileobj_with(who, moto, fileobj, bucket, "k", ExtraArgs={"ContentType": "a\nb"})
+        assert fileobj.closed, (who, "unsendable")
 
 
 def _positioned(fileobj: io.BytesIO, position: int) -> io.BytesIO:

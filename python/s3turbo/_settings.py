@@ -16,7 +16,7 @@ import urllib.parse
 import urllib.request
 import warnings
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import botocore
@@ -24,7 +24,7 @@ import botocore.configprovider
 from boto3.s3.transfer import TransferConfig
 from botocore import UNSIGNED, awsrequest, handlers
 from botocore.credentials import RefreshableCredentials
-from botocore.exceptions import BotoCoreError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, HTTPClientError, NoCredentialsError
 from botocore.httpsession import get_cert_path
 from botocore.serialize import create_serializer
 from botocore.stub import Stubber
@@ -635,9 +635,7 @@ class UploadPlan:
             "CompleteMultipartUpload": self._headers("CompleteMultipartUpload", complete_args),
         }
         values = [value for pairs in headers.values() for _, value in pairs]
-        if any("\r" in value or "\n" in value for value in values):
-            # boto3's HTTP client crashes on them (HTTPClientError): say what is wrong instead.
-            raise ValueError("ExtraArgs values cannot contain line breaks (they become headers)")
+        _check_header_values(values)
         if any(_CONTROL_CHARACTERS.search(value) for value in values):
             self.unsupported = "control characters in a header value"
         names = [name for pairs in headers.values() for name, _ in pairs]
@@ -681,7 +679,28 @@ def download_args(client: Any, bucket: str, key: str, extra_args: dict | None) -
     _check_known_args(args, TransferManager.ALLOWED_DOWNLOAD_ARGS)
     handlers.sse_md5(args)
     _validate(client, "GetObject", {"Bucket": bucket, "Key": key, **args})
-    return {name: str(value) for name, value in args.items()}
+    encoded = {name: str(value) for name, value in args.items()}
+    members = client.meta.service_model.operation_model("GetObject").input_shape.members
+    _check_header_values(
+        value
+        for name, value in encoded.items()
+        if members[name].serialization.get("location") == "header"
+    )
+    return encoded
+
+
+# What http.client refuses to send in a header value: a line break not followed by folding
+# whitespace.
+_ILLEGAL_HEADER_VALUE = re.compile(r"\n(?![ \t])|\r(?![ \t\n])")
+
+
+def _check_header_values(values: Iterable[str]) -> None:
+    """boto3's error for a header value its HTTP client refuses to send (raised before any
+    request, as boto3's first request raises it)."""
+    for value in values:
+        if _ILLEGAL_HEADER_VALUE.search(value):
+            encoded = value.encode("latin-1", "backslashreplace")
+            raise HTTPClientError(error=ValueError(f"Invalid header value {encoded!r}"))
 
 
 def _validate(client: Any, operation: str, params: dict) -> None:
