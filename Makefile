@@ -45,7 +45,7 @@ develop-release: $(VENV)/.installed  ## release build of the extension into .ven
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
-	$(VPY) -m pip install --quiet "maturin>=1.7,<2" boto3 "moto[server]>=5" "pytest>=8" hypothesis ruff
+	$(VPY) -m pip install --quiet "maturin>=1.7,<2" boto3 "moto[server]>=5" "pytest>=8" hypothesis ruff gevent
 	touch $@
 
 # The S3 server the tests, the demo and the benchmarks run against (DESIGN.md section 5): s3s-fs

@@ -1,8 +1,11 @@
 //! Hand-offs between tokio tasks and the Python thread that waits for a transfer: the result
 //! (`Completion`), and the data of `download_fileobj`, which must be written in order from that
-//! thread (`ChunkQueue`). Both can be waited on with the GIL released.
+//! thread (`ChunkQueue`). Both can be waited on with the GIL released; a `Completion` also by
+//! a green thread (gevent, eventlet), through a pipe its hub watches (`WakePipe`).
 
 use std::collections::VecDeque;
+use std::io::{PipeReader, PipeWriter, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -14,6 +17,8 @@ use tokio::sync::Semaphore;
 pub struct Completion<T> {
     state: Mutex<State<T>>,
     ready: Condvar,
+    /// Signalled too when set or poked, for a waiter that watches a file descriptor.
+    pipe: Option<WakePipe>,
 }
 
 struct State<T> {
@@ -29,13 +34,23 @@ enum Slot<T> {
 
 impl<T> Completion<T> {
     pub fn new() -> Arc<Self> {
+        Self::with_pipe(None)
+    }
+
+    /// A completion that also signals `pipe` (see `WakePipe`).
+    pub fn with_pipe(pipe: Option<WakePipe>) -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(State {
                 result: Slot::Pending,
                 poked: false,
             }),
             ready: Condvar::new(),
+            pipe,
         })
+    }
+
+    pub fn pipe(&self) -> Option<&WakePipe> {
+        self.pipe.as_ref()
     }
 
     /// Sets the result; the first one set is the one delivered.
@@ -44,6 +59,7 @@ impl<T> Completion<T> {
         if matches!(state.result, Slot::Pending) {
             state.result = Slot::Ready(value);
             self.ready.notify_all();
+            self.signal();
         }
     }
 
@@ -51,6 +67,13 @@ impl<T> Completion<T> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         state.poked = true;
         self.ready.notify_all();
+        self.signal();
+    }
+
+    fn signal(&self) {
+        if let Some(pipe) = &self.pipe {
+            pipe.signal();
+        }
     }
 
     /// Waits until the result is set, the completion is poked, or `timeout` passes. Returns the
@@ -72,6 +95,45 @@ impl<T> Completion<T> {
             }
             Slot::Delivered => None,
         }
+    }
+}
+
+/// A pipe that says "look again": written to by the engine's threads, its reading end watched
+/// by a green thread's hub (gevent's or eventlet's `select`), which cannot wait on a condvar
+/// without stopping every other green thread. Both ends are non-blocking: a full pipe already
+/// says it, and `drain` empties it once the waiter has looked.
+pub struct WakePipe {
+    reader: PipeReader,
+    writer: PipeWriter,
+}
+
+impl WakePipe {
+    pub fn new() -> std::io::Result<Self> {
+        let (reader, writer) = std::io::pipe()?;
+        for fd in [reader.as_raw_fd(), writer.as_raw_fd()] {
+            // SAFETY: fcntl on a descriptor this function owns.
+            let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+            if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(Self { reader, writer })
+    }
+
+    /// The end to watch for reading.
+    pub fn fd(&self) -> RawFd {
+        self.reader.as_raw_fd()
+    }
+
+    fn signal(&self) {
+        // Full (WouldBlock): the waiter has something to read already.
+        let _ = (&self.writer).write(&[1]);
+    }
+
+    pub fn drain(&self) {
+        let mut buffer = [0u8; 64];
+        while matches!((&self.reader).read(&mut buffer), Ok(n) if n > 0) {}
     }
 }
 
@@ -117,6 +179,35 @@ impl ChunkQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether `fd` is readable now.
+    fn readable(fd: RawFd) -> bool {
+        let mut poll = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one pollfd, for a descriptor the test owns.
+        unsafe { libc::poll(&mut poll, 1, 0) == 1 }
+    }
+
+    #[test]
+    fn a_completions_pipe_is_readable_once_set_or_poked_until_drained() {
+        let pipe = WakePipe::new().expect("a pipe");
+        let fd = pipe.fd();
+        let completion = Completion::with_pipe(Some(pipe));
+        assert!(!readable(fd));
+        // More signals than the pipe holds do not block the signalling thread.
+        for _ in 0..100_000 {
+            completion.poke();
+        }
+        assert!(readable(fd));
+        completion.pipe().expect("its pipe").drain();
+        assert!(!readable(fd));
+        completion.set(7);
+        assert!(readable(fd));
+        assert_eq!(completion.wait_timeout(Duration::ZERO), Some(7));
+    }
 
     #[test]
     fn completion_delivers_once_and_wakes_on_poke() {

@@ -12,7 +12,7 @@ use aws_sdk_s3::types::ChecksumAlgorithm;
 use bytes::Bytes;
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList};
+use pyo3::types::{PyBytes, PyCFunction, PyDict, PyList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -23,7 +23,7 @@ use crate::credentials::{CredentialSource, FetchedCredentials, RefreshableSource
 use crate::download::{self, DownloadArgs, DownloadRequest};
 use crate::error_body::ErrorField;
 use crate::errors::{RequestIds, ServiceError, TransferError};
-use crate::handoff::{ChunkQueue, Completion};
+use crate::handoff::{ChunkQueue, Completion, WakePipe};
 use crate::plan;
 use crate::presign::{self, PresignRequest, PresignV2Request};
 use crate::progress::Progress;
@@ -633,10 +633,10 @@ struct TaskContext {
     wake: Arc<dyn Fn() + Send + Sync>,
 }
 
-/// Runs one transfer on the engine and waits for it with the GIL released, waking every
-/// `POLL_INTERVAL` (or when the task wakes it) to run `pump` (the file-object I/O that must
-/// happen on this thread; `true` once the task has finished), to hand progress to `callback`
-/// and to run Python's signal handlers. An exception from the pump or the callback, or Ctrl-C,
+/// Runs one transfer on the engine and waits for it with the GIL released (or, in a green
+/// thread, in its hub), waking every `POLL_INTERVAL` (or when the task wakes it) to run `pump`
+/// (the file-object I/O that must happen on this thread; `true` once the task has finished),
+/// to hand progress to `callback` and to run Python's signal handlers. An exception from the pump or the callback, or Ctrl-C,
 /// cancels the transfer; the engine cleans up (aborts the multipart upload, removes the
 /// temporary file) before the exception reaches the caller.
 fn run_transfer<F, Fut, T>(
@@ -653,7 +653,26 @@ where
 {
     let (engine, client) = engine_and_client(connection)?;
     let cancel = CancellationToken::new();
-    let done = Completion::new();
+    let green_select = green_select(py)?;
+    let done = match &green_select {
+        Some(_) => Completion::with_pipe(Some(WakePipe::new().map_err(PyOSError::new_err)?)),
+        None => Completion::new(),
+    };
+    // Waits for the task to finish or poke, or POLL_INTERVAL to pass. A green thread waits in
+    // its hub, so that the other green threads run meanwhile.
+    let wait = || -> PyResult<Option<Option<Result<T, TransferError>>>> {
+        let (Some(select), Some(pipe)) = (&green_select, done.pipe()) else {
+            return Ok(py.detach(|| done.wait_timeout(POLL_INTERVAL)));
+        };
+        if let Some(outcome) = done.wait_timeout(Duration::ZERO) {
+            return Ok(Some(outcome));
+        }
+        let watched = PyList::new(py, [pipe.fd()])?;
+        let none = PyList::empty(py);
+        select.call1((watched, &none, &none, POLL_INTERVAL.as_secs_f64()))?;
+        pipe.drain();
+        Ok(done.wait_timeout(Duration::ZERO))
+    };
     let poke = done.clone();
     let progress = match &callback {
         // The engine waits for the callback to see the last bytes before it commits.
@@ -695,7 +714,7 @@ where
         cancel.cancel();
         // Wait for the engine's clean-up (abort the multipart upload, remove the temporary
         // file). A second Ctrl-C stops waiting; the clean-up then goes on in the background.
-        while py.detach(|| done.wait_timeout(POLL_INTERVAL)).is_none() {
+        while wait()?.is_none() {
             py.check_signals()?;
         }
         Err(error)
@@ -705,7 +724,11 @@ where
         return stop(error);
     }
     loop {
-        match py.detach(|| done.wait_timeout(POLL_INTERVAL)) {
+        let outcome = match wait() {
+            Ok(outcome) => outcome,
+            Err(error) => return stop(error),
+        };
+        match outcome {
             Some(Some(Ok(value))) => {
                 deliver()?;
                 pump(py, true)?;
@@ -732,6 +755,13 @@ where
             return stop(error);
         }
     }
+}
+
+/// `select.select` if a green-thread library (gevent, eventlet) has replaced it with its own,
+/// which waits in the hub: then this thread's other green threads must run while it waits.
+fn green_select(py: Python<'_>) -> PyResult<Option<Bound<'_, PyAny>>> {
+    let select = py.import("select")?.getattr("select")?;
+    Ok((!select.is_instance_of::<PyCFunction>()).then_some(select))
 }
 
 /// This process's engine, as a Python exception if it cannot start.

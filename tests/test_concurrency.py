@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import multiprocessing
 import os
 import random
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -212,3 +214,70 @@ def test_ctrl_c_stops_a_download_promptly(
     assert_no_more_requests(proxy)
     assert destination.read_bytes() == b"keep me"
     assert listing(destination.parent) == ["precious.bin"]
+
+
+GEVENT_WORKER = """
+from gevent import monkey
+
+monkey.patch_all()
+
+import hashlib, io, json, os, sys, tempfile
+import gevent
+import s3turbo
+from boto3.s3.transfer import TransferConfig
+
+endpoint, access_key, secret_key, bucket = sys.argv[1:5]
+s3 = s3turbo.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                    aws_access_key_id=access_key, aws_secret_access_key=secret_key)
+MIB = 1024 * 1024
+ticks, finished = [], []
+
+def ticker():
+    while not finished:
+        ticks.append(1)
+        gevent.sleep(0.01)
+
+def slow_download():
+    out = os.path.join(tempfile.mkdtemp(), "big")
+    progress = []
+    s3.download_file(bucket, "big", out, Callback=progress.append,
+                     Config=TransferConfig(max_bandwidth=10 * MIB))
+    return os.path.getsize(out), sum(progress)
+
+def round_trip(i):
+    data = os.urandom(100_000 + i)
+    s3.upload_fileobj(io.BytesIO(data), bucket, f"small-{i}")
+    sink = io.BytesIO()
+    s3.download_fileobj(bucket, f"small-{i}", sink)
+    return sink.getvalue() == data
+
+ticking = gevent.spawn(ticker)
+download = gevent.spawn(slow_download)
+trips = [gevent.spawn(round_trip, i) for i in range(8)]
+gevent.joinall([download, *trips], timeout=60, raise_error=True)
+finished.append(True)
+ticking.join()
+print(json.dumps({"download": download.value, "round_trips": [t.value for t in trips],
+                  "ticks": len(ticks)}))
+"""
+
+
+def test_gevent_workers_keep_running_during_transfers(s3s_fs, tmp_path):
+    """Under gevent (gunicorn's and Celery's gevent workers), a transfer waits in the hub, as
+    boto3's do on gevent's sockets: the other green threads run meanwhile (a ticker every
+    10 ms ticks through a 2 s download; it ticked once), and transfers in several green
+    threads at once all complete."""
+    bucket = s3s_fs.new_bucket()
+    s3s_fs.boto3_client().put_object(Bucket=bucket, Key="big", Body=os.urandom(20 * MIB))
+    script = tmp_path / "gevent_worker.py"
+    script.write_text(GEVENT_WORKER)
+    finished = subprocess.run(
+        [sys.executable, str(script), s3s_fs.endpoint_url, ACCESS_KEY, SECRET_KEY, bucket],
+        capture_output=True,
+        timeout=120,
+    )
+    assert finished.returncode == 0, finished.stderr.decode()
+    outcome = json.loads(finished.stdout)
+    assert outcome["download"] == [20 * MIB, 20 * MIB]
+    assert outcome["round_trips"] == [True] * 8
+    assert outcome["ticks"] >= 50, outcome  # about 200 in 2 s; the shared machine may be slow
