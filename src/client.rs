@@ -304,10 +304,7 @@ static SYSTEM_ROOTS: LazyLock<Vec<CertificateDer<'static>>> =
 /// they are left out here, as OpenSSL (botocore's TLS) skips them too. A bundle with none is
 /// an SSLError (for `endpoint`), as botocore's TLS setup raises for it.
 fn ca_bundle_blocks(path: &PathBuf, endpoint: String) -> Result<Vec<Vec<u8>>, TransferError> {
-    let pem = std::fs::read(path).map_err(|source| TransferError::Io {
-        path: path.clone(),
-        source,
-    })?;
+    let pem = std::fs::read(path).map_err(|source| TransferError::io(path, source))?;
     let usable: Vec<Vec<u8>> = pem_certificate_blocks(&pem)
         .filter(|block| {
             CertificateDer::pem_slice_iter(block)

@@ -82,9 +82,10 @@ pub async fn download_file(
     let fetcher = Fetcher::new(client, endpoint, &request);
     let opening = fetcher.open(&cancel).await?;
     let temp = TempFile::create(&request.path)?;
+    // Fails as s3transfer's first write would (EFBIG, ENOSPC on some file systems).
     temp.file
         .set_len(opening.head.size)
-        .map_err(|e| TransferError::io(&temp.path, e))?;
+        .map_err(TransferError::io_write)?;
     let etag = opening.head.etag.clone();
     let concurrency = request.options.max_concurrency.max(1);
     let (fetcher, temp_ref, progress, etag) = (&fetcher, &temp, &progress, etag.as_deref());
@@ -577,7 +578,7 @@ impl PartWriter for FileRange<'_> {
     fn finish(&mut self) -> Result<(), TransferError> {
         let mut slices: Vec<IoSlice<'_>> = self.pending.iter().map(|c| IoSlice::new(c)).collect();
         write_all_vectored_at(&self.temp.file, &mut slices, self.offset)
-            .map_err(|e| TransferError::io(&self.temp.path, e))?;
+            .map_err(TransferError::io_write)?;
         self.offset += self.pending_len as u64;
         self.pending.clear();
         self.pending_len = 0;
@@ -675,7 +676,8 @@ impl TempFile {
     }
 
     fn persist(mut self, destination: &Path) -> Result<(), TransferError> {
-        std::fs::rename(&self.path, destination).map_err(|e| TransferError::io(destination, e))?;
+        std::fs::rename(&self.path, destination)
+            .map_err(|e| TransferError::io_rename(&self.path, destination, e))?;
         self.persisted = true;
         Ok(())
     }

@@ -33,8 +33,12 @@ pub enum TransferError {
     Tls { endpoint: String, detail: String },
     /// A connect or read timeout.
     Timeout { endpoint: String, detail: String },
-    /// A local file could not be read or written.
-    Io { path: PathBuf, source: io::Error },
+    /// A local file could not be read or written. `paths` are the names Python's OSError
+    /// gives: one, none for a failed write (as Python's own write raises it), both of a rename.
+    Io {
+        paths: Vec<PathBuf>,
+        source: io::Error,
+    },
     /// The caller asked to stop (Ctrl-C, or its callback raised).
     Cancelled,
     /// Arguments the engine cannot act on (e.g. more than 10,000 parts).
@@ -122,7 +126,23 @@ impl ServiceError {
 impl TransferError {
     pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
         TransferError::Io {
-            path: path.into(),
+            paths: vec![path.into()],
+            source,
+        }
+    }
+
+    /// A failed write to an open file, which Python reports without a file name.
+    pub fn io_write(source: io::Error) -> Self {
+        TransferError::Io {
+            paths: Vec::new(),
+            source,
+        }
+    }
+
+    /// A failed rename of `from` to `to`, which Python reports with both names.
+    pub fn io_rename(from: impl Into<PathBuf>, to: impl Into<PathBuf>, source: io::Error) -> Self {
+        TransferError::Io {
+            paths: vec![from.into(), to.into()],
             source,
         }
     }

@@ -942,12 +942,19 @@ fn build_py_err(py: Python<'_>, error: TransferError) -> PyResult<PyErr> {
                     .call1(("File or stream is not seekable.",))?,
             )
         }
-        TransferError::Io { path, source } => {
-            let path = path.to_string_lossy().into_owned();
+        TransferError::Io { paths, source } => {
+            let mut paths = paths.iter().map(|path| path.to_string_lossy().into_owned());
+            let (path, path2) = (paths.next(), paths.next());
             match source.raw_os_error() {
-                // OSError(errno, strerror, filename) picks the subclass (FileNotFoundError, ...).
-                Some(errno) => PyOSError::new_err((errno, os_strerror(&source), path)),
-                None => PyOSError::new_err(format!("{path}: {source}")),
+                // OSError(errno, strerror, filename, winerror, filename2) picks the subclass
+                // (FileNotFoundError, ...) and words the message as Python's own.
+                Some(errno) => {
+                    PyOSError::new_err((errno, os_strerror(&source), path, None::<i32>, path2))
+                }
+                None => PyOSError::new_err(match path {
+                    Some(path) => format!("{path}: {source}"),
+                    None => source.to_string(),
+                }),
             }
         }
         TransferError::Cancelled => PyRuntimeError::new_err("s3turbo: the transfer was cancelled"),

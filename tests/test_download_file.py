@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import stat
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -19,6 +22,7 @@ from s3transfer.exceptions import S3DownloadFailedError, S3ValidationError
 import s3turbo
 import s3turbo.aio
 from faultproxy import Fault, FaultProxy
+from servers import ACCESS_KEY, SECRET_KEY
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -358,3 +362,58 @@ def test_a_destination_name_of_any_length_works_as_in_boto3(server, bucket, tmp_
         client.download_file(bucket, "k", str(destination))
         assert destination.read_bytes() == source.read_bytes()
     assert listing(out) == ["b" * length, "t" * length]
+
+
+LOCAL_FAILURES = """
+import json, os, resource, signal, sys, tempfile
+import boto3, s3turbo
+
+endpoint, access_key, secret_key, bucket = sys.argv[1:5]
+kwargs = dict(endpoint_url=endpoint, region_name="us-east-1",
+              aws_access_key_id=access_key, aws_secret_access_key=secret_key)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write beyond the limit fails with EFBIG
+seen = {}
+for name, client in (("boto3", boto3.client("s3", **kwargs)),
+                     ("s3turbo", s3turbo.client("s3", **kwargs))):
+    folder = tempfile.mkdtemp()
+    busy = os.path.join(folder, "busy")
+    os.mkdir(busy)
+    open(os.path.join(busy, "inside"), "w").close()
+    big = os.path.join(folder, "big")
+    for case, destination in (("rename", busy), ("write", big)):
+        limit = 1024 * 1024 if case == "write" else resource.RLIM_INFINITY
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+        try:
+            client.download_file(bucket, "k", destination)
+        except OSError as error:
+            names = [error.filename, error.filename2]
+            seen[f"{name} {case}"] = [type(error).__name__, error.errno, names, destination]
+    resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    seen[f"{name} left"] = sorted(os.listdir(folder))
+print(json.dumps(seen))
+"""
+
+
+def test_local_write_and_rename_errors_name_the_files_boto3s_do(s3s_fs, tmp_path):
+    """An OSError of the download's own file: a write that fails (the file size limit) names
+    no file, as Python's write raises it; a rename into place that fails (the destination is
+    a folder) names the temporary file and the destination, as os.rename does. Each client's
+    temporary file has a name of its own; nothing is left of it."""
+    bucket = s3s_fs.new_bucket()
+    s3s_fs.boto3_client().put_object(Bucket=bucket, Key="k", Body=os.urandom(3 * MIB))
+    script = tmp_path / "local_failures.py"
+    script.write_text(LOCAL_FAILURES)
+    finished = subprocess.run(
+        [sys.executable, str(script), s3s_fs.endpoint_url, ACCESS_KEY, SECRET_KEY, bucket],
+        capture_output=True,
+        timeout=60,
+    )
+    assert finished.returncode == 0, finished.stderr.decode()
+    seen = json.loads(finished.stdout)
+    for name in ("boto3", "s3turbo"):
+        kind, errno, (temporary, destination), busy = seen[f"{name} rename"]
+        assert (kind, errno, destination) == ("IsADirectoryError", 21, busy)
+        assert temporary.startswith(busy + "."), temporary
+        kind, errno, names, _ = seen[f"{name} write"]
+        assert (kind, errno, names) == ("OSError", 27, [None, None])
+        assert seen[f"{name} left"] == ["busy"]
