@@ -1,10 +1,11 @@
 //! Hand-offs between tokio tasks and the Python thread that waits for a transfer: the result
 //! (`Completion`), and the data of `download_fileobj`, which must be written in order from that
 //! thread (`ChunkQueue`). Both can be waited on with the GIL released; a `Completion` also by
-//! a green thread (gevent, eventlet), through a pipe its hub watches (`WakePipe`).
+//! a green thread (gevent, eventlet), through a descriptor its hub watches (`WakeFd`).
 
 use std::collections::VecDeque;
-use std::io::{PipeReader, PipeWriter, Read, Write};
+use std::fs::File;
+use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -18,7 +19,7 @@ pub struct Completion<T> {
     state: Mutex<State<T>>,
     ready: Condvar,
     /// Signalled too when set or poked, for a waiter that watches a file descriptor.
-    pipe: Option<WakePipe>,
+    wake_fd: Option<WakeFd>,
 }
 
 struct State<T> {
@@ -33,24 +34,20 @@ enum Slot<T> {
 }
 
 impl<T> Completion<T> {
-    pub fn new() -> Arc<Self> {
-        Self::with_pipe(None)
-    }
-
-    /// A completion that also signals `pipe` (see `WakePipe`).
-    pub fn with_pipe(pipe: Option<WakePipe>) -> Arc<Self> {
+    /// A completion; with `wake_fd`, one that also signals it (see `WakeFd`).
+    pub fn new(wake_fd: Option<WakeFd>) -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(State {
                 result: Slot::Pending,
                 poked: false,
             }),
             ready: Condvar::new(),
-            pipe,
+            wake_fd,
         })
     }
 
-    pub fn pipe(&self) -> Option<&WakePipe> {
-        self.pipe.as_ref()
+    pub fn wake_fd(&self) -> Option<&WakeFd> {
+        self.wake_fd.as_ref()
     }
 
     /// Sets the result; the first one set is the one delivered.
@@ -71,8 +68,8 @@ impl<T> Completion<T> {
     }
 
     fn signal(&self) {
-        if let Some(pipe) = &self.pipe {
-            pipe.signal();
+        if let Some(wake_fd) = &self.wake_fd {
+            wake_fd.signal();
         }
     }
 
@@ -98,42 +95,42 @@ impl<T> Completion<T> {
     }
 }
 
-/// A pipe that says "look again": written to by the engine's threads, its reading end watched
-/// by a green thread's hub (gevent's or eventlet's `select`), which cannot wait on a condvar
-/// without stopping every other green thread. Both ends are non-blocking: a full pipe already
-/// says it, and `drain` empties it once the waiter has looked.
-pub struct WakePipe {
-    reader: PipeReader,
-    writer: PipeWriter,
-}
+/// A descriptor that says "look again" (a Linux eventfd, one descriptor per waiting
+/// transfer): signalled by the engine's threads, watched by a green thread's hub (gevent's or
+/// eventlet's `select`), which cannot wait on a condvar without stopping every other green
+/// thread. Non-blocking: signals add up until `drain` takes them once the waiter has looked.
+pub struct WakeFd(File);
 
-impl WakePipe {
+impl WakeFd {
+    #[cfg(target_os = "linux")]
     pub fn new() -> std::io::Result<Self> {
-        let (reader, writer) = std::io::pipe()?;
-        for fd in [reader.as_raw_fd(), writer.as_raw_fd()] {
-            // SAFETY: fcntl on a descriptor this function owns.
-            let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-            if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
+        use std::os::fd::{FromRawFd, OwnedFd};
+        // SAFETY: eventfd returns a new descriptor, or -1.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
         }
-        Ok(Self { reader, writer })
+        // SAFETY: the descriptor is this function's own.
+        Ok(Self(File::from(unsafe { OwnedFd::from_raw_fd(fd) })))
     }
 
-    /// The end to watch for reading.
+    #[cfg(not(target_os = "linux"))]
+    pub fn new() -> std::io::Result<Self> {
+        Err(std::io::ErrorKind::Unsupported.into())
+    }
+
     pub fn fd(&self) -> RawFd {
-        self.reader.as_raw_fd()
+        self.0.as_raw_fd()
     }
 
     fn signal(&self) {
-        // Full (WouldBlock): the waiter has something to read already.
-        let _ = (&self.writer).write(&[1]);
+        // Fails only when the counter would overflow: the waiter has plenty to read then.
+        let _ = (&self.0).write(&1u64.to_ne_bytes());
     }
 
     pub fn drain(&self) {
-        let mut buffer = [0u8; 64];
-        while matches!((&self.reader).read(&mut buffer), Ok(n) if n > 0) {}
+        let mut count = [0u8; 8];
+        let _ = (&self.0).read(&mut count);
     }
 }
 
@@ -192,17 +189,16 @@ mod tests {
     }
 
     #[test]
-    fn a_completions_pipe_is_readable_once_set_or_poked_until_drained() {
-        let pipe = WakePipe::new().expect("a pipe");
-        let fd = pipe.fd();
-        let completion = Completion::with_pipe(Some(pipe));
+    fn a_completions_wake_fd_is_readable_once_set_or_poked_until_drained() {
+        let wake_fd = WakeFd::new().expect("an eventfd");
+        let fd = wake_fd.fd();
+        let completion = Completion::new(Some(wake_fd));
         assert!(!readable(fd));
-        // More signals than the pipe holds do not block the signalling thread.
         for _ in 0..100_000 {
             completion.poke();
         }
         assert!(readable(fd));
-        completion.pipe().expect("its pipe").drain();
+        completion.wake_fd().expect("its descriptor").drain();
         assert!(!readable(fd));
         completion.set(7);
         assert!(readable(fd));
@@ -211,7 +207,7 @@ mod tests {
 
     #[test]
     fn completion_delivers_once_and_wakes_on_poke() {
-        let completion = Completion::new();
+        let completion = Completion::new(None);
         assert_eq!(completion.wait_timeout(Duration::from_millis(1)), None);
         completion.poke();
         let start = std::time::Instant::now();

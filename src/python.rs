@@ -23,7 +23,7 @@ use crate::credentials::{CredentialSource, FetchedCredentials, RefreshableSource
 use crate::download::{self, DownloadArgs, DownloadRequest};
 use crate::error_body::ErrorField;
 use crate::errors::{RequestIds, ServiceError, TransferError};
-use crate::handoff::{ChunkQueue, Completion, WakePipe};
+use crate::handoff::{ChunkQueue, Completion, WakeFd};
 use crate::plan;
 use crate::presign::{self, PresignRequest, PresignV2Request};
 use crate::progress::Progress;
@@ -654,23 +654,24 @@ where
     let (engine, client) = engine_and_client(connection)?;
     let cancel = CancellationToken::new();
     let green_select = green_select(py)?;
-    let done = match &green_select {
-        Some(_) => Completion::with_pipe(Some(WakePipe::new().map_err(PyOSError::new_err)?)),
-        None => Completion::new(),
+    let wake_fd = match green_select {
+        Some(_) => Some(WakeFd::new()?),
+        None => None,
     };
+    let done = Completion::new(wake_fd);
     // Waits for the task to finish or poke, or POLL_INTERVAL to pass. A green thread waits in
     // its hub, so that the other green threads run meanwhile.
     let wait = || -> PyResult<Option<Option<Result<T, TransferError>>>> {
-        let (Some(select), Some(pipe)) = (&green_select, done.pipe()) else {
+        let (Some(select), Some(wake_fd)) = (&green_select, done.wake_fd()) else {
             return Ok(py.detach(|| done.wait_timeout(POLL_INTERVAL)));
         };
         if let Some(outcome) = done.wait_timeout(Duration::ZERO) {
             return Ok(Some(outcome));
         }
-        let watched = PyList::new(py, [pipe.fd()])?;
+        let watched = PyList::new(py, [wake_fd.fd()])?;
         let none = PyList::empty(py);
         select.call1((watched, &none, &none, POLL_INTERVAL.as_secs_f64()))?;
-        pipe.drain();
+        wake_fd.drain();
         Ok(done.wait_timeout(Duration::ZERO))
     };
     let poke = done.clone();
@@ -758,10 +759,24 @@ where
 }
 
 /// `select.select` if a green-thread library (gevent, eventlet) has replaced it with its own,
-/// which waits in the hub: then this thread's other green threads must run while it waits.
+/// which waits in the hub, and this is the main thread, whose hub runs the green threads:
+/// they must run while it waits. (Another thread, such as one of gevent's thread pool, is
+/// there to block; a green wait would make it a hub of its own.)
+#[cfg(target_os = "linux")]
 fn green_select(py: Python<'_>) -> PyResult<Option<Bound<'_, PyAny>>> {
+    // SAFETY: gettid has no preconditions.
+    let main_thread = i64::from(unsafe { libc::gettid() }) == i64::from(std::process::id());
+    if !main_thread {
+        return Ok(None);
+    }
     let select = py.import("select")?.getattr("select")?;
     Ok((!select.is_instance_of::<PyCFunction>()).then_some(select))
+}
+
+/// Green waits take an eventfd, which only Linux has: elsewhere a transfer blocks its thread.
+#[cfg(not(target_os = "linux"))]
+fn green_select(_py: Python<'_>) -> PyResult<Option<Bound<'_, PyAny>>> {
+    Ok(None)
 }
 
 /// This process's engine, as a Python exception if it cannot start.

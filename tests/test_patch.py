@@ -306,10 +306,12 @@ def test_mocks_of_make_api_call_keep_answering_after_patch(tmp_path, engine_call
 
 def test_tracing_and_http_recorders_see_every_transfer(s3s_fs, tmp_path, engine_calls):
     """Tracing wraps `_make_api_call` (OpenTelemetry's and X-Ray's instrumentation, with wrapt
-    or functools.wraps), an HTTP recorder swaps botocore's connection class (vcrpy): either one
-    makes the transfers boto3's, which they see; once they are gone, the engine's again."""
+    or functools.wraps) or `Endpoint.make_request` (New Relic's), an HTTP recorder swaps
+    botocore's connection class (vcrpy): each makes the transfers boto3's, which they see;
+    once they are gone, the engine's again."""
     from botocore import awsrequest
     from botocore.client import BaseClient
+    from botocore.endpoint import Endpoint
 
     bucket = s3s_fs.new_bucket()
     source = write_random(tmp_path / "source.bin", 1000)
@@ -326,10 +328,20 @@ def test_tracing_and_http_recorders_see_every_transfer(s3s_fs, tmp_path, engine_
             recorded.append(method)
             return super().request(method, url, *args, **kwargs)
 
+    made = []
+    original_make_request = Endpoint.make_request
+
+    @functools.wraps(original_make_request)
+    def instrumented(self, operation_model, request_dict):  # as New Relic's agent does
+        made.append(operation_model.name)
+        return original_make_request(self, operation_model, request_dict)
+
     s3turbo.patch()
     try:
         client = s3s_fs.boto3_client()
         with mock.patch.object(BaseClient, "_make_api_call", tracing):
+            client.upload_file(str(source), bucket, "k")
+        with mock.patch.object(Endpoint, "make_request", instrumented):
             client.upload_file(str(source), bucket, "k")
         pool = awsrequest.AWSHTTPConnectionPool
         with mock.patch.object(pool, "ConnectionCls", RecordingConnection):
@@ -340,7 +352,7 @@ def test_tracing_and_http_recorders_see_every_transfer(s3s_fs, tmp_path, engine_
         assert engine_calls == {"download_file": 1}
     finally:
         s3turbo.unpatch()
-    assert traced == ["PutObject"]
+    assert traced == made == ["PutObject"]
     assert recorded == ["HEAD", "GET"]
     assert sha256_file(tmp_path / "out.bin") == sha256_file(source)
 

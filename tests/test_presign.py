@@ -132,6 +132,26 @@ def test_the_engine_makes_the_url(frozen_time, monkeypatch, signature_version, s
     assert len(calls) == 1
 
 
+def test_handlers_presigning_never_runs_leave_the_url_to_the_engine(frozen_time, monkeypatch):
+    """Handlers on events botocore's presigning does not emit (Sentry's on request-created and
+    after-call), or on another operation, do not make get_object's URL botocore's; one on its
+    before-sign does (see test_patch.py)."""
+    client = s3turbo.client(
+        "s3", region_name="eu-central-1", aws_access_key_id="a", aws_secret_access_key="b"
+    )
+    calls = []
+    original = presign._core.presign_url
+    monkeypatch.setattr(presign._core, "presign_url", lambda *a: calls.append(1) or original(*a))
+    for event in ("request-created", "after-call.s3", "before-sign.s3.PutObject"):
+        client.meta.events.register(event, lambda **_: None)
+    params = {"Bucket": "b", "Key": "k"}
+    client.generate_presigned_url("get_object", Params=params)
+    assert calls == [1]
+    client.meta.events.register("before-sign.s3.GetObject", lambda **_: None)
+    client.generate_presigned_url("get_object", Params=params)
+    assert calls == [1]
+
+
 def test_unknown_method_and_bad_params_as_in_boto3():
     kwargs = {"region_name": "us-east-1", "aws_access_key_id": "a", "aws_secret_access_key": "b"}
     for client in (s3turbo.client("s3", **kwargs), boto3.client("s3", **kwargs)):

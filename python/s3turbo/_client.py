@@ -24,7 +24,8 @@ from s3transfer.manager import TransferManager
 
 from . import _boto3 as boto3_transfers
 from . import _core, _directory, _settings
-from ._presign import PRESIGNED_OPERATIONS, Presigner
+from ._presign import OPERATIONS as PRESIGNED_OPERATIONS
+from ._presign import PRESIGN_EVENTS, Presigner
 
 logger = logging.getLogger("s3turbo")
 
@@ -225,10 +226,16 @@ def _block_reader(fileobj: Any, size: int | None) -> Callable[[int], bytes]:
     return read
 
 
-def _boto3_must_serve(method: str, client: Any, bucket: str) -> bool:
+def _boto3_must_serve(
+    method: str, client: Any, bucket: str, download_args: dict | None = None
+) -> bool:
     """Whether a call goes to boto3's own implementation because the engine would not honour it
-    faithfully (or acceleration is turned off)."""
-    reason = _unsupported_setting(client) or _settings.unsupported_bucket(client, bucket)
+    faithfully (or acceleration is turned off); `download_args`: a download's ExtraArgs."""
+    reason = (
+        _unsupported_setting(client)
+        or _settings.unsupported_bucket(client, bucket)
+        or _settings.unsendable_download_args(client, download_args)
+    )
     if reason is not None:
         _log_fallback(method, reason)
     return reason is not None
@@ -457,7 +464,7 @@ class Client:
         """boto3's checks of a download call, then its ExtraArgs encoded for the engine, or None
         when boto3 must serve the call."""
         _check_transfer_args(Bucket, ExtraArgs, Config)
-        if _boto3_must_serve(method, self._client, Bucket):
+        if _boto3_must_serve(method, self._client, Bucket, ExtraArgs):
             return None
         return _settings.download_args(self._client, Bucket, Key, ExtraArgs)
 
@@ -488,15 +495,24 @@ class Client:
         # As botocore: the method is signed upper-cased, and None means the default expiry.
         HttpMethod = HttpMethod.upper() if HttpMethod is not None else None
         ExpiresIn = 3600 if ExpiresIn is None else ExpiresIn
-        # Event handlers on these operations (mlflow's moves a header into the query) run
-        # only in botocore's presigning.
-        if not _disabled() and not _settings.foreign_handler(self._client, PRESIGNED_OPERATIONS):
+        if not _disabled() and not self._presign_handler(ClientMethod):
             url = self._presigner.url(ClientMethod, Params, ExpiresIn, HttpMethod)
             if url is not None:
                 return url
         return botocore_generate_presigned_url(
             self._client, ClientMethod, Params=Params, ExpiresIn=ExpiresIn, HttpMethod=HttpMethod
         )
+
+    def _presign_handler(self, client_method: str) -> str | None:
+        """An event handler on the events of presigning `client_method` (mlflow's moves a header
+        into the query): it runs only in botocore's presigning."""
+        operation = PRESIGNED_OPERATIONS.get(client_method)
+        if operation is None:
+            return None
+        handler = _settings.foreign_handler(self._client, (operation,), PRESIGN_EVENTS)
+        if handler is not None:
+            _log_fallback("generate_presigned_url", handler)
+        return handler
 
     def upload_directory(
         self,
@@ -530,7 +546,7 @@ class Client:
         once; a key that would land outside `local_dir` is refused. Returns {key: path}; raises
         s3turbo.DirectoryTransferError, after the others are done, if any failed."""
         _check_transfer_args(Bucket, ExtraArgs, Config)
-        boto3_serves = _boto3_must_serve("download_directory", self._client, Bucket)
+        boto3_serves = _boto3_must_serve("download_directory", self._client, Bucket, ExtraArgs)
         return _directory.download_directory(
             self, Bucket, Prefix, local_dir, ExtraArgs, Callback, Config, boto3_serves
         )

@@ -27,7 +27,14 @@ OPERATIONS = {
     "delete_object": "DeleteObject",
     "upload_part": "UploadPart",
 }
-PRESIGNED_OPERATIONS = tuple(OPERATIONS.values())
+# The events botocore emits while it presigns (for the operation presigned).
+PRESIGN_EVENTS = (
+    "provide-client-params",
+    "before-parameter-build",
+    "before-endpoint-resolution",
+    "choose-signer",
+    "before-sign",
+)
 _PYTHON_TYPES = {"string": str, "integer": int}
 _MAX_CACHED_ENDPOINTS = 1024
 

@@ -16,15 +16,14 @@ import urllib.parse
 import urllib.request
 import warnings
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
-import botocore
 import botocore.configprovider
 from boto3.s3.transfer import TransferConfig
 from botocore import UNSIGNED, awsrequest, handlers
 from botocore.credentials import RefreshableCredentials
-from botocore.exceptions import BotoCoreError, HTTPClientError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, NoCredentialsError
 from botocore.httpsession import get_cert_path
 from botocore.serialize import create_serializer
 from botocore.stub import Stubber
@@ -364,37 +363,55 @@ def interception(client: Any) -> str | None:
     moto = sys.modules.get("moto.core.models")
     if moto is not None and getattr(getattr(moto, "botocore_stubber", None), "enabled", False):
         return "moto's mock_aws is active"
-    return _replaced_request_path(client) or foreign_handler(client, ENGINE_OPERATIONS)
+    return _replaced_request_path(client) or foreign_handler(
+        client, ENGINE_OPERATIONS, OPERATION_EVENTS
+    )
 
 
 def _replaced_request_path(client: Any) -> str | None:
     """What replaced botocore's path from a call to the wire, if anything did: tracing
-    (OpenTelemetry's and X-Ray's instrumentation wrap `_make_api_call`), a test's
-    `mock.patch` of it, or an HTTP recorder (vcrpy swaps botocore's connection classes). They
-    must see every call."""
-    method = vars(client).get("_make_api_call") or type(client)._make_api_call
-    # botocore's own is a plain function made in botocore (a decorator's wrapper); a wrapt
-    # proxy, a mock or a function of another package is not, whatever names it copies.
-    if not (
-        type(method) is types.FunctionType
-        and method.__qualname__ == "BaseClient._make_api_call"
-        and method.__code__.co_filename.startswith(_BOTOCORE_FOLDER)
-    ):
-        return f"the client's _make_api_call is replaced: {method!r}"
+    (OpenTelemetry's, X-Ray's and Datadog's instrumentation wrap `_make_api_call`, New
+    Relic's `Endpoint.make_request`), a test's `mock.patch` of one of those steps, or an HTTP
+    recorder (vcrpy swaps botocore's connection classes; httpretty, the socket module's).
+    They must see, or answer, every call."""
+    endpoint = client._endpoint
+    steps = {
+        "_make_api_call": vars(client).get("_make_api_call") or type(client)._make_api_call,
+        "_make_request": vars(client).get("_make_request") or type(client)._make_request,
+        "make_request": type(endpoint).make_request,
+        "_send": type(endpoint)._send,
+        "send": type(endpoint.http_session).send,
+    }
+    for name, step in steps.items():
+        if not _is_botocores(step):
+            return f"botocore's {name} is replaced: {step!r}"
     if (
         awsrequest.AWSHTTPConnectionPool.ConnectionCls is not awsrequest.AWSHTTPConnection
         or awsrequest.AWSHTTPSConnectionPool.ConnectionCls is not awsrequest.AWSHTTPSConnection
     ):
         return "botocore's HTTP connections are replaced (an HTTP recorder?)"
+    httpretty = sys.modules.get("httpretty")
+    if httpretty is not None and httpretty.is_enabled():
+        return "httpretty is enabled"
     return None
 
 
-_BOTOCORE_FOLDER = os.path.dirname(botocore.__file__) + os.sep
+def _is_botocores(function: Any) -> bool:
+    """Whether `function` is botocore's own, as botocore made it (a decorator's wrapper
+    included): a plain function of a botocore module. A wrapt proxy, a mock, or a function of
+    another package that copies botocore's names is not. (The module, not the file: frozen
+    applications such as PyInstaller's rename the files; Nuitka compiles the functions.)"""
+    plain = type(function) is types.FunctionType or type(function).__name__ == "compiled_function"
+    module = getattr(function, "__globals__", {}).get("__name__", "") if plain else ""
+    return module.partition(".")[0] == "botocore"
 
 
-def foreign_handler(client: Any, operations: tuple[str, ...]) -> str | None:
-    """An event handler the user registered on `operations` of this client, or a botocore
-    Stubber's, if there is one: it must see their calls (or presigned URLs)."""
+def foreign_handler(
+    client: Any, operations: tuple[str, ...], events: tuple[str, ...]
+) -> str | None:
+    """An event handler the user registered on one of `events` of `operations` of this
+    client, or a botocore Stubber's, if there is one: it must see their calls (or presigned
+    URLs)."""
     emitter = getattr(client.meta.events, "_emitter", client.meta.events)
     cached = _handler_checks.get(emitter)
     # botocore replaces the emitter's lookup cache whenever a handler is (un)registered.
@@ -402,9 +419,9 @@ def foreign_handler(client: Any, operations: tuple[str, ...]) -> str | None:
         cached = (emitter._lookup_cache, {})
         _handler_checks[emitter] = cached
     found = cached[1]
-    if operations not in found:
-        found[operations] = _foreign_handler(emitter, operations)
-    return found[operations]
+    if (operations, events) not in found:
+        found[operations, events] = _foreign_handler(emitter, operations, events)
+    return found[operations, events]
 
 
 # The S3 operations the engine sends, and the events botocore emits around each one.
@@ -417,7 +434,7 @@ ENGINE_OPERATIONS = (
     "HeadObject",
     "GetObject",
 )
-_OPERATION_EVENTS = (
+OPERATION_EVENTS = (
     "provide-client-params",
     "before-parameter-build",
     "before-endpoint-resolution",
@@ -438,9 +455,11 @@ _LIBRARY_PACKAGES = {"botocore", "boto3", "s3transfer", "s3turbo", "moto"}
 _handler_checks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _foreign_handler(emitter: Any, operations: tuple[str, ...]) -> str | None:
+def _foreign_handler(
+    emitter: Any, operations: tuple[str, ...], events: tuple[str, ...]
+) -> str | None:
     for operation in operations:
-        for event in _OPERATION_EVENTS:
+        for event in events:
             event_name = f"{event}.s3.{operation}"
             for handler in emitter._handlers.prefix_search(event_name):
                 if isinstance(getattr(handler, "__self__", None), Stubber):
@@ -635,7 +654,8 @@ class UploadPlan:
             "CompleteMultipartUpload": self._headers("CompleteMultipartUpload", complete_args),
         }
         values = [value for pairs in headers.values() for _, value in pairs]
-        _check_header_values(values)
+        # A line break is among them: boto3 raises HTTPClientError for it, after its own
+        # checks of the file and the call.
         if any(_CONTROL_CHARACTERS.search(value) for value in values):
             self.unsupported = "control characters in a header value"
         names = [name for pairs in headers.values() for name, _ in pairs]
@@ -679,28 +699,22 @@ def download_args(client: Any, bucket: str, key: str, extra_args: dict | None) -
     _check_known_args(args, TransferManager.ALLOWED_DOWNLOAD_ARGS)
     handlers.sse_md5(args)
     _validate(client, "GetObject", {"Bucket": bucket, "Key": key, **args})
-    encoded = {name: str(value) for name, value in args.items()}
+    return {name: str(value) for name, value in args.items()}
+
+
+def unsendable_download_args(client: Any, extra_args: Any) -> str | None:
+    """Why the engine cannot send a download's ExtraArgs as boto3 does, if it cannot: a header
+    value with a control character (a line break, a tab), which boto3 sends or refuses (a line
+    break: HTTPClientError) as it is, and the engine's HTTP client or signer would not."""
+    if not isinstance(extra_args, dict):
+        return None
     members = client.meta.service_model.operation_model("GetObject").input_shape.members
-    _check_header_values(
-        value
-        for name, value in encoded.items()
-        if members[name].serialization.get("location") == "header"
-    )
-    return encoded
-
-
-# What http.client refuses to send in a header value: a line break not followed by folding
-# whitespace.
-_ILLEGAL_HEADER_VALUE = re.compile(r"\n(?![ \t])|\r(?![ \t\n])")
-
-
-def _check_header_values(values: Iterable[str]) -> None:
-    """boto3's error for a header value its HTTP client refuses to send (raised before any
-    request, as boto3's first request raises it)."""
-    for value in values:
-        if _ILLEGAL_HEADER_VALUE.search(value):
-            encoded = value.encode("latin-1", "backslashreplace")
-            raise HTTPClientError(error=ValueError(f"Invalid header value {encoded!r}"))
+    for name, value in extra_args.items():
+        member = members.get(name) if isinstance(name, str) else None
+        in_header = member is not None and member.serialization.get("location") == "header"
+        if in_header and isinstance(value, str) and _CONTROL_CHARACTERS.search(value):
+            return "control characters in a header value"
+    return None
 
 
 def _validate(client: Any, operation: str, params: dict) -> None:

@@ -316,7 +316,7 @@ class AsyncClient:
         """``s3turbo.Client.download_directory`` as a coroutine: the engine lists and downloads
         the objects, their folders are made in a worker thread."""
         _check_transfer_args(Bucket, ExtraArgs, Config)
-        if _boto3_must_serve("download_directory", self._client, Bucket):
+        if _boto3_must_serve("download_directory", self._client, Bucket, ExtraArgs):
             return await _boto3_in_thread(
                 lambda callback: _directory.download_directory(
                     self._sync, Bucket, Prefix, local_dir, ExtraArgs, callback, Config, True
