@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -107,3 +109,23 @@ class NonBlockingSource:
         chunk = self.data[self.position : min(end, self.position + size)]
         self.position += len(chunk)
         return chunk
+
+
+def run_script(
+    source: str, tmp_path: Path, server, bucket: str, timeout: float = 60, env: dict | None = None
+) -> str:
+    """Runs `source` in a Python process of its own, for what must not happen in the test's
+    (monkey patching, resource limits, an exit), with the server's endpoint, credentials and
+    `bucket` as its arguments; returns what it printed. A failure shows its stderr."""
+    from servers import ACCESS_KEY, SECRET_KEY
+
+    script = tmp_path / "script.py"
+    script.write_text(source)
+    finished = subprocess.run(
+        [sys.executable, str(script), server.endpoint_url, ACCESS_KEY, SECRET_KEY, bucket],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        timeout=timeout,
+    )
+    assert finished.returncode == 0, finished.stderr.decode()
+    return finished.stdout.decode()

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -22,6 +20,7 @@ from helpers import (
     Callbacks,
     NonBlockingSource,
     listing,
+    run_script,
     sha256_file,
     sha256_object,
     write_random,
@@ -29,7 +28,6 @@ from helpers import (
 
 import s3turbo
 from faultproxy import FaultProxy
-from servers import ACCESS_KEY, SECRET_KEY
 
 MULTIPART = s3turbo.TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
 TWO_AT_A_TIME = s3turbo.TransferConfig(max_concurrency=2)
@@ -772,13 +770,10 @@ def test_a_process_whose_loop_closed_during_a_fallback_download_exits(s3s_fs, tm
     stopped: the process exits (it waited for ever on that thread)."""
     bucket = s3s_fs.new_bucket()
     s3s_fs.boto3_client().put_object(Bucket=bucket, Key="k", Body=b"x" * (3 * MIB))
-    script = tmp_path / "loop_closed.py"
-    script.write_text(LOOP_CLOSED_DURING_A_FALLBACK_DOWNLOAD)
-    arguments = [s3s_fs.endpoint_url, ACCESS_KEY, SECRET_KEY, bucket]
-    finished = subprocess.run(
-        [sys.executable, str(script), *arguments],
-        env={**os.environ, "S3TURBO_DISABLE": "1"},
-        capture_output=True,
-        timeout=60,
+    run_script(
+        LOOP_CLOSED_DURING_A_FALLBACK_DOWNLOAD,
+        tmp_path,
+        s3s_fs,
+        bucket,
+        env={"S3TURBO_DISABLE": "1"},
     )
-    assert finished.returncode == 0, finished.stderr.decode()

@@ -11,7 +11,6 @@ import multiprocessing
 import os
 import random
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -19,7 +18,7 @@ import time
 
 import pytest
 from boto3.s3.transfer import TransferConfig
-from helpers import MIB, listing, sha256_object
+from helpers import MIB, listing, run_script, sha256_object
 
 import s3turbo
 from servers import ACCESS_KEY, SECRET_KEY
@@ -269,15 +268,7 @@ def test_gevent_workers_keep_running_during_transfers(s3s_fs, tmp_path):
     threads at once all complete."""
     bucket = s3s_fs.new_bucket()
     s3s_fs.boto3_client().put_object(Bucket=bucket, Key="big", Body=os.urandom(20 * MIB))
-    script = tmp_path / "gevent_worker.py"
-    script.write_text(GEVENT_WORKER)
-    finished = subprocess.run(
-        [sys.executable, str(script), s3s_fs.endpoint_url, ACCESS_KEY, SECRET_KEY, bucket],
-        capture_output=True,
-        timeout=120,
-    )
-    assert finished.returncode == 0, finished.stderr.decode()
-    outcome = json.loads(finished.stdout)
+    outcome = json.loads(run_script(GEVENT_WORKER, tmp_path, s3s_fs, bucket, timeout=120))
     assert outcome["download"] == [20 * MIB, 20 * MIB]
     assert outcome["round_trips"] == [True] * 8
     assert outcome["ticks"] >= 50, outcome  # about 200 in 2 s; the shared machine may be slow

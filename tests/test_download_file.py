@@ -7,8 +7,6 @@ import io
 import json
 import os
 import stat
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -16,13 +14,12 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from helpers import MIB, SIZES, THRESHOLD, Callbacks, listing, sha256_file, write_random
+from helpers import MIB, SIZES, THRESHOLD, Callbacks, listing, run_script, sha256_file, write_random
 from s3transfer.exceptions import S3DownloadFailedError, S3ValidationError
 
 import s3turbo
 import s3turbo.aio
 from faultproxy import Fault, FaultProxy
-from servers import ACCESS_KEY, SECRET_KEY
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -401,15 +398,7 @@ def test_local_write_and_rename_errors_name_the_files_boto3s_do(s3s_fs, tmp_path
     temporary file has a name of its own; nothing is left of it."""
     bucket = s3s_fs.new_bucket()
     s3s_fs.boto3_client().put_object(Bucket=bucket, Key="k", Body=os.urandom(3 * MIB))
-    script = tmp_path / "local_failures.py"
-    script.write_text(LOCAL_FAILURES)
-    finished = subprocess.run(
-        [sys.executable, str(script), s3s_fs.endpoint_url, ACCESS_KEY, SECRET_KEY, bucket],
-        capture_output=True,
-        timeout=60,
-    )
-    assert finished.returncode == 0, finished.stderr.decode()
-    seen = json.loads(finished.stdout)
+    seen = json.loads(run_script(LOCAL_FAILURES, tmp_path, s3s_fs, bucket))
     for name in ("boto3", "s3turbo"):
         kind, errno, (temporary, destination), busy = seen[f"{name} rename"]
         assert (kind, errno, destination) == ("IsADirectoryError", 21, busy)
