@@ -205,10 +205,10 @@ def run_child(
 ) -> dict:
     command = [sys.executable, __file__, "--child", engine, workload, endpoint, str(workdir)]
     server_cpu = cpu_seconds_of(server_pid)
-    output = subprocess.run(
-        [*command, str(count)], check=True, capture_output=True, text=True
-    ).stdout
-    result = json.loads(output.strip().splitlines()[-1])
+    child = subprocess.run([*command, str(count)], capture_output=True, text=True)
+    if child.returncode != 0:
+        sys.exit(f"{engine} {workload} failed (exit status {child.returncode}):\n{child.stderr}")
+    result = json.loads(child.stdout.strip().splitlines()[-1])
     # The server's CPU over the whole child run (start-up included, so a little high): where it
     # nears the wall time on our 2 shared cores, the server bounds the rate, whatever the client.
     result["server_cpu"] = cpu_seconds_of(server_pid) - server_cpu

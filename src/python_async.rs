@@ -267,7 +267,7 @@ fn spawn_batch<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     spawn_transfer(
         py,
-        connection,
+        &connection.keeping_idle(objects_in_flight.min(batch.objects()))?,
         transfer,
         move |client, endpoint, progress, cancel| async move {
             let results = batch

@@ -5,9 +5,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 KIB = 1024
@@ -109,6 +111,38 @@ class NonBlockingSource:
         chunk = self.data[self.position : min(end, self.position + size)]
         self.position += len(chunk)
         return chunk
+
+
+def keepalive_flags(port: int) -> list[int]:
+    """SO_KEEPALIVE of each of this process's TCP connections to `port` (the pools keep them
+    open after a transfer)."""
+    flags = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            copy = os.dup(int(fd))
+        except OSError:
+            continue  # closed since the listing
+        try:
+            connection = socket.socket(fileno=copy)
+        except OSError:
+            os.close(copy)  # not a socket
+            continue
+        with connection:
+            try:
+                if connection.type == socket.SOCK_STREAM and connection.getpeername()[1] == port:
+                    flags.append(connection.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE))
+            except (OSError, IndexError):
+                pass  # not connected, or a Unix socket
+    return flags
+
+
+def connections_left(port: int, at_most: int, within: float = 5.0) -> int:
+    """How many connections this process has open to `port`, once they are down to `at_most`
+    or `within` seconds have passed (the engine closes connections on its own threads)."""
+    deadline = time.monotonic() + within
+    while len(keepalive_flags(port)) > at_most and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return len(keepalive_flags(port))
 
 
 def run_script(

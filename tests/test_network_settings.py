@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 import pytest
@@ -26,7 +27,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
     SSLError,
 )
-from helpers import MIB, sha256_file, write_random
+from helpers import MIB, connections_left, keepalive_flags, sha256_file, write_random
 from urllib3.exceptions import InsecureRequestWarning
 
 import s3turbo
@@ -214,29 +215,6 @@ def test_verify_false_errors_are_boto3s(s3s_fs, tmp_path, call):
         assert seen["boto3", "silent"][0] is ReadTimeoutError
 
 
-def keepalive_flags(port: int) -> list[int]:
-    """SO_KEEPALIVE of each of this process's TCP connections to `port` (the pools keep them
-    open after a transfer)."""
-    flags = []
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            copy = os.dup(int(fd))
-        except OSError:
-            continue  # closed since the listing
-        try:
-            connection = socket.socket(fileno=copy)
-        except OSError:
-            os.close(copy)  # not a socket
-            continue
-        with connection:
-            try:
-                if connection.type == socket.SOCK_STREAM and connection.getpeername()[1] == port:
-                    flags.append(connection.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE))
-            except (OSError, IndexError):
-                pass  # not connected, or a Unix socket
-    return flags
-
-
 @pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 @pytest.mark.parametrize("tls", ["http", "CA bundle", "verify=False"])
 def test_tcp_keepalive_is_set_on_the_connections_as_in_boto3(
@@ -323,12 +301,34 @@ def test_a_dropped_clients_connections_close_as_boto3s(s3s_fs, tmp_path):
                 client.upload_file(str(source), bucket, "k")
                 client.download_file(bucket, "k", str(tmp_path / "out.bin"))
             gc.collect()  # botocore clients are in reference cycles
-            deadline = time.monotonic() + 5  # the engine closes them on its own threads
-            while len(keepalive_flags(relay.port)) > 1 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            left[name] = len(keepalive_flags(relay.port))
+            left[name] = connections_left(relay.port, at_most=1)
             del client
     assert left == {"s3turbo": 1, "boto3": 1}
+
+
+def test_after_a_burst_the_pool_keeps_max_pool_connections_as_boto3s(s3s_fs, tmp_path):
+    """After many transfers at once, the engine's pool keeps `max_pool_connections` idle
+    connections and closes the others, as urllib3's pools do for boto3 (the engine kept every
+    one open for minutes)."""
+    bucket = s3s_fs.new_bucket()
+    s3s_fs.boto3_client().put_object(Bucket=bucket, Key="k", Body=b"x" * 1000)
+    config = Config(max_pool_connections=3)
+    opened, left = {}, {}
+    for name, make in (("s3turbo", s3s_fs.s3turbo_client), ("boto3", s3s_fs.boto3_client)):
+        with FaultProxy(s3s_fs.endpoint_url) as relay:
+            relay.delay = 0.3  # the transfers overlap: each takes a connection of its own
+            client = make(endpoint_url=relay.endpoint_url, config=config)
+
+            def download(number, client=client, name=name):
+                client.download_file(bucket, "k", str(tmp_path / f"{name}-{number}"))
+
+            with ThreadPoolExecutor(12) as pool:
+                list(pool.map(download, range(12)))
+            opened[name] = relay.connections
+            left[name] = connections_left(relay.port, at_most=3)
+            client.close()
+    assert opened["s3turbo"] >= 12 and opened["boto3"] >= 12
+    assert left == {"s3turbo": 3, "boto3": 3}
 
 
 def test_close_closes_the_engines_connections_as_boto3s(s3s_fs, tmp_path):
