@@ -339,9 +339,18 @@ struct WantedDigests {
 
 impl WantedDigests {
     fn start(&self) -> Result<Digesting, TransferError> {
+        // A SHA-256 checksum of a body whose SHA-256 is signed is the same digest: computed
+        // once, told both ways.
+        let checksum_is_payload_sha256 =
+            self.payload_sha256 && self.checksum == Some(ChecksumAlgorithm::Sha256);
+        let checksum = match &self.checksum {
+            Some(_) if checksum_is_payload_sha256 => None,
+            checksum => checksum.as_ref().map(checksum_impl).transpose()?,
+        };
         Ok(Digesting {
-            checksum: self.checksum.as_ref().map(checksum_impl).transpose()?,
+            checksum,
             payload_sha256: self.payload_sha256.then(Sha256::new),
+            checksum_is_payload_sha256,
         })
     }
 }
@@ -350,6 +359,7 @@ impl WantedDigests {
 struct Digesting {
     checksum: Option<Box<dyn HttpChecksum>>,
     payload_sha256: Option<Sha256>,
+    checksum_is_payload_sha256: bool,
 }
 
 impl Digesting {
@@ -363,11 +373,19 @@ impl Digesting {
     }
 
     fn finish(self) -> Digests {
+        let payload_sha256 = self.payload_sha256.map(|sha256| sha256.finalize());
+        let checksum = match (self.checksum, &payload_sha256) {
+            (Some(checksum), _) => {
+                Some(String::from_utf8_lossy(checksum.header_value().as_bytes()).into_owned())
+            }
+            (None, Some(sha256)) if self.checksum_is_payload_sha256 => {
+                Some(aws_smithy_types::base64::encode(sha256))
+            }
+            (None, _) => None,
+        };
         Digests {
-            checksum: self.checksum.map(|checksum| {
-                String::from_utf8_lossy(checksum.header_value().as_bytes()).into_owned()
-            }),
-            payload_sha256: self.payload_sha256.map(|sha256| hex(&sha256.finalize())),
+            checksum,
+            payload_sha256: payload_sha256.map(|sha256| hex(&sha256)),
         }
     }
 }

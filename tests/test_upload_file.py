@@ -536,6 +536,7 @@ def test_upload_bodies_are_signed_as_botocore_signs_them(
             front.close()
     assert sent == {"boto3": expected, "s3turbo": expected}
     assert not [r for r in caplog.records if "falls back" in r.getMessage()]
+    assert not [r for r in caplog.records if "falls back" in r.getMessage()]
     boto = server.boto3_client()
     for key in ("small", "large", "stream"):
         source = small if key == "small" else large
@@ -573,3 +574,38 @@ def test_a_file_cut_short_during_its_upload_fails_with_nothing_stored(moto, tmp_
     boto = moto.boto3_client()
     assert boto.list_objects_v2(Bucket=bucket).get("Contents", []) == []
     assert boto.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+def test_a_sha256_checksum_of_a_signed_body_is_its_signed_sha256(
+    server, bucket, proxy, tmp_path, caplog
+):
+    """With payload signing asked for and ChecksumAlgorithm SHA256, a body's checksum and the
+    digest its signature covers are one SHA-256 (which the engine computes once): each PUT has
+    the same two headers as boto3's."""
+    config = Config(s3={"payload_signing_enabled": True})
+    extra_args = {"ChecksumAlgorithm": "SHA256"}
+    small = write_random(tmp_path / "small.bin", 1000)
+    large = write_random(tmp_path / "large.bin", 12 * MIB + 7)
+    parts = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
+    large_bytes = large.read_bytes()
+    bodies = [small.read_bytes()] + [
+        large_bytes[i : i + 5 * MIB] for i in range(0, len(large_bytes), 5 * MIB)
+    ]
+    sent = {}
+    for name, make in (("boto3", server.boto3_client), ("s3turbo", server.s3turbo_client)):
+        client = make(endpoint_url=proxy.endpoint_url, config=config)
+        proxy.requests.clear()
+        with caplog.at_level("DEBUG", logger="s3turbo"):
+            client.upload_file(str(small), bucket, f"{name}/small", ExtraArgs=extra_args)
+            client.upload_file(
+                str(large), bucket, f"{name}/large", ExtraArgs=extra_args, Config=parts
+            )
+        sent[name] = sorted(
+            (r.headers["x-amz-content-sha256"], r.headers.get("x-amz-checksum-sha256"))
+            for r in proxy.requests
+            if r.method == "PUT"
+        )
+    digests = [hashlib.sha256(body).digest() for body in bodies]
+    expected = sorted((digest.hex(), base64.b64encode(digest).decode()) for digest in digests)
+    assert sent == {"boto3": expected, "s3turbo": expected}
+    assert not [r for r in caplog.records if "falls back" in r.getMessage()]
