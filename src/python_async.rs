@@ -24,6 +24,7 @@ use pyo3_async_runtimes::TaskLocals;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
+use crate::admission;
 use crate::batch::{self, Batch};
 use crate::download;
 use crate::errors::TransferError;
@@ -149,6 +150,7 @@ impl Transfer {
 fn spawn_transfer<'py, T, F, Fut>(
     py: Python<'py>,
     connection: &Connection,
+    descriptors: usize,
     handle: &Transfer,
     transfer: F,
 ) -> PyResult<Bound<'py, PyAny>>
@@ -159,12 +161,17 @@ where
 {
     let (engine, client) = engine_and_client(connection)?;
     let endpoint = connection.settings.endpoint_label();
-    let task = engine.runtime.spawn(transfer(
+    let future = transfer(
         client,
         endpoint,
         handle.progress.clone(),
         handle.cancel.clone(),
-    ));
+    );
+    let (admission, cancel) = (engine.admission.clone(), handle.cancel.clone());
+    let task = engine.runtime.spawn(async move {
+        let _admitted = admission.admit(descriptors, &cancel).await?;
+        future.await
+    });
     let cancel_if_dropped = handle.cancel.clone().drop_guard();
     generic::future_into_py::<EngineRuntime, _, T>(py, async move {
         let outcome = task.await;
@@ -192,6 +199,7 @@ fn upload_file_async<'py>(
     spawn_transfer(
         py,
         connection,
+        options.descriptors(),
         transfer,
         |client, endpoint, progress, cancel| async move {
             upload::upload_file(&client, &endpoint, request, filename, progress, cancel).await
@@ -216,6 +224,7 @@ fn download_file_async<'py>(
     spawn_transfer(
         py,
         connection,
+        options.descriptors(),
         transfer,
         |client, endpoint, progress, cancel| async move {
             download::download_file(&client, &endpoint, request, progress, cancel).await
@@ -265,9 +274,11 @@ fn spawn_batch<'py>(
     objects_in_flight: usize,
     transfer: &Transfer,
 ) -> PyResult<Bound<'py, PyAny>> {
+    let in_flight = objects_in_flight.min(batch.objects());
     spawn_transfer(
         py,
-        &connection.keeping_idle(objects_in_flight.min(batch.objects()))?,
+        &connection.keeping_idle(in_flight)?,
+        admission::batch_descriptors(in_flight),
         transfer,
         move |client, endpoint, progress, cancel| async move {
             let results = batch
@@ -289,6 +300,7 @@ fn list_keys_async<'py>(
     spawn_transfer(
         py,
         connection,
+        1,
         &Transfer::new(None),
         move |client, endpoint, _, cancel| async move {
             batch::list_keys(&client, &endpoint, &bucket, &prefix, &cancel).await
@@ -363,6 +375,7 @@ fn upload_stream_async<'py>(
     let awaitable = spawn_transfer(
         py,
         connection,
+        options.descriptors(),
         transfer,
         |client, endpoint, progress, cancel| async move {
             upload::upload_stream(&client, &endpoint, request, blocks, || {}, progress, cancel)
@@ -445,6 +458,7 @@ fn download_stream_async<'py>(
     let awaitable = spawn_transfer(
         py,
         connection,
+        options.descriptors(),
         transfer,
         |client, endpoint, progress, cancel| async move {
             let wake = ready.clone();

@@ -272,3 +272,52 @@ def test_gevent_workers_keep_running_during_transfers(s3s_fs, tmp_path):
     assert outcome["download"] == [20 * MIB, 20 * MIB]
     assert outcome["round_trips"] == [True] * 8
     assert outcome["ticks"] >= 50, outcome  # about 200 in 2 s; the shared machine may be slow
+
+
+MANY_AT_ONCE = """
+import asyncio, json, os, resource, sys, tempfile
+from concurrent.futures import ThreadPoolExecutor
+import s3turbo, s3turbo.aio
+
+endpoint, access_key, secret_key, bucket = sys.argv[1:]
+# macOS's default open-file limit, set before the engine starts.
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+kwargs = dict(endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=access_key,
+              aws_secret_access_key=secret_key)
+folder = tempfile.mkdtemp()
+content = os.urandom(16384)
+with open(os.path.join(folder, "source"), "wb") as source:
+    source.write(content)
+COUNT = 400
+
+async def gathered():
+    async with s3turbo.aio.client("s3", **kwargs) as s3:
+        uploads = [s3.upload_file(source.name, bucket, f"k{n}") for n in range(COUNT)]
+        outcomes = await asyncio.gather(*uploads, return_exceptions=True)
+        downloads = [s3.download_file(bucket, f"k{n}", os.path.join(folder, f"aio-{n}"))
+                     for n in range(COUNT)]
+        return outcomes + await asyncio.gather(*downloads, return_exceptions=True)
+
+outcomes = asyncio.run(gathered())
+client = s3turbo.client("s3", **kwargs)
+with ThreadPoolExecutor(COUNT) as pool:
+    downloads = [pool.submit(client.download_file, bucket, f"k{n}",
+                             os.path.join(folder, f"thread-{n}")) for n in range(COUNT)]
+    outcomes += [download.exception() for download in downloads]
+copies = [os.path.join(folder, name) for name in os.listdir(folder) if name != "source"]
+print(json.dumps({
+    "failed": sorted({repr(outcome) for outcome in outcomes if outcome is not None}),
+    "copies": len(copies),
+    "intact": all(open(copy, "rb").read() == content for copy in copies),
+}))
+"""
+
+
+def test_hundreds_of_transfers_at_once_wait_their_turn_within_the_open_file_limit(s3s_fs, tmp_path):
+    """400 uploads and 400 downloads gathered at once in s3turbo.aio, then 400 downloads from as
+    many threads, under an open-file limit of 256: each transfer holds a connection and a file,
+    and those past the limit failed with "Too many open files". The engine starts transfers
+    while what they may hold fits in the limit; the others wait, and all succeed."""
+    bucket = s3s_fs.new_bucket()
+    outcome = json.loads(run_script(MANY_AT_ONCE, tmp_path, s3s_fs, bucket, timeout=180))
+    assert outcome == {"failed": [], "copies": 800, "intact": True}
