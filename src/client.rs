@@ -67,10 +67,6 @@ pub struct ConnectionSettings {
     /// (HTTP_PROXY, HTTPS_PROXY, NO_PROXY), as botocore.
     pub http_proxy: Option<String>,
     pub https_proxy: Option<String>,
-    /// botocore's `max_pool_connections`: how many idle connections the pool keeps per host,
-    /// as urllib3 keeps that many of boto3's. More may be open while requests run; the rest
-    /// close as their requests end, rather than idling for minutes after a burst.
-    pub max_idle_connections: usize,
     pub connect_timeout_ms: u64,
     pub read_timeout_ms: u64,
     /// Total attempts per request, the first included.
@@ -216,7 +212,6 @@ impl ConnectionSettings {
                     Trust::AnyCertificate
                 },
                 connect_timeout: Duration::from_millis(self.connect_timeout_ms),
-                max_idle_connections: self.max_idle_connections,
                 tcp_keepalive: self.tcp_keepalive,
                 client_certificate: self.client_certificate(),
             })?
@@ -242,13 +237,11 @@ impl ConnectionSettings {
             .build()
             .map_err(|e| TransferError::InvalidInput(format!("TLS settings: {e}")))?;
         let proxy = self.proxy_config()?;
-        let max_idle_connections = self.max_idle_connections;
         Ok(
             Builder::new().build_with_connector_fn(move |settings, components| {
                 let mut connector = ConnectorBuilder::default()
                     .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
-                    .tls_context(tls_context.clone())
-                    .pool_max_idle_per_host(max_idle_connections);
+                    .tls_context(tls_context.clone());
                 connector.set_connector_settings(settings.cloned());
                 connector.set_sleep_impl(components.and_then(|c| c.sleep_impl()));
                 connector.set_proxy_config(Some(proxy.clone()));

@@ -50,8 +50,6 @@ pub enum Trust {
 pub struct Settings {
     pub trust: Trust,
     pub connect_timeout: Duration,
-    /// Idle connections kept per host (see `ConnectionSettings::max_idle_connections`).
-    pub max_idle_connections: usize,
     /// SO_KEEPALIVE, with the system's idle time before the first probe (botocore sets only
     /// the flag).
     pub tcp_keepalive: bool,
@@ -106,7 +104,6 @@ pub fn client(settings: Settings) -> Result<SharedHttpClient, TransferError> {
     };
     let client = Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
-        .pool_max_idle_per_host(settings.max_idle_connections)
         .build(connect);
     Ok(connector_client(OwnConnector(client)))
 }

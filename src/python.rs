@@ -48,28 +48,6 @@ pub struct Connection {
     pid: u32,
 }
 
-impl Connection {
-    /// The same settings with a pool that keeps `connections` idle per host, for the directory
-    /// API: with more objects in flight than `max_pool_connections`, the client's own pool
-    /// would close and reopen connections all through the transfer. This pool is the batch's
-    /// own, closed when the batch ends, so only `max_pool_connections` stay open after it.
-    /// With no more than that in flight, it is the client's own pool, whose connections the
-    /// next call reuses.
-    pub(crate) fn keeping_idle(&self, connections: usize) -> PyResult<Connection> {
-        let mut settings = self.settings.clone();
-        settings.max_idle_connections = settings.max_idle_connections.max(connections);
-        let client = engine_of_this_process()?
-            .clients
-            .get(&settings)
-            .map_err(to_py_err)?;
-        Ok(Connection {
-            settings,
-            client: Some(client),
-            pid: std::process::id(),
-        })
-    }
-}
-
 impl Drop for Connection {
     fn drop(&mut self) {
         if self.pid != std::process::id() {
@@ -90,8 +68,7 @@ impl Connection {
                         fips, global_endpoint, use_arn_region,
                         disable_s3_express_session_auth, ca_bundle, verify_certificates, tcp_keepalive, client_cert,
                         client_key, http_proxy,
-                        https_proxy, max_pool_connections, connect_timeout, read_timeout,
-                        max_attempts, retry_mode,
+                        https_proxy, connect_timeout, read_timeout, max_attempts, retry_mode,
                         retry_behavior_2_1,
                         request_checksum_calculation, response_checksum_validation,
                         user_agent, user_agent_suffix))]
@@ -118,7 +95,6 @@ impl Connection {
         client_key: Option<PathBuf>,
         http_proxy: Option<String>,
         https_proxy: Option<String>,
-        max_pool_connections: usize,
         connect_timeout: f64,
         read_timeout: f64,
         max_attempts: u32,
@@ -164,7 +140,6 @@ impl Connection {
             client_certificate: client_cert.map(|certificate| (certificate, client_key)),
             http_proxy,
             https_proxy,
-            max_idle_connections: max_pool_connections,
             connect_timeout_ms: millis(connect_timeout),
             read_timeout_ms: millis(read_timeout),
             max_attempts,
@@ -553,12 +528,10 @@ fn run_batch(
     objects_in_flight: usize,
     callback: Option<Bound<'_, PyAny>>,
 ) -> PyResult<Outcomes> {
-    let in_flight = objects_in_flight.min(batch.objects());
-    let connection = connection.keeping_idle(in_flight)?;
-    let descriptors = admission::batch_descriptors(in_flight);
+    let descriptors = admission::batch_descriptors(objects_in_flight.min(batch.objects()));
     run_transfer(
         py,
-        &connection,
+        connection,
         descriptors,
         callback,
         no_pump,

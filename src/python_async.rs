@@ -274,11 +274,10 @@ fn spawn_batch<'py>(
     objects_in_flight: usize,
     transfer: &Transfer,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let in_flight = objects_in_flight.min(batch.objects());
     spawn_transfer(
         py,
-        &connection.keeping_idle(in_flight)?,
-        admission::batch_descriptors(in_flight),
+        connection,
+        admission::batch_descriptors(objects_in_flight.min(batch.objects())),
         transfer,
         move |client, endpoint, progress, cancel| async move {
             let results = batch

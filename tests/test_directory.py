@@ -15,9 +15,8 @@ from pathlib import Path
 import boto3
 import pytest
 from boto3.s3.transfer import TransferConfig
-from botocore.config import Config
 from botocore.exceptions import ClientError
-from helpers import MIB, Callbacks, connections_left, write_random
+from helpers import MIB, Callbacks, write_random
 
 import s3turbo
 from faultproxy import Fault, FaultProxy
@@ -517,33 +516,3 @@ def test_objects_in_flight_follow_use_threads_and_the_open_file_limit(s3s_fs, tm
         timeout=120,
     )
     assert result.stdout.strip() == "300", result.stderr[-2000:]
-
-
-@pytest.mark.parametrize("api", ["sync", "aio"])
-def test_objects_in_flight_keep_their_connections_and_close_them_after(s3s_fs, tmp_path, api):
-    """With more objects in flight than `max_pool_connections`, a directory transfer keeps a
-    connection per object in flight, rather than closing and reopening them as objects end,
-    and closes those beyond `max_pool_connections` when it ends."""
-    bucket = s3s_fs.new_bucket()
-    source = make_tree(tmp_path / "source", {f"file-{n}": os.urandom(1000) for n in range(100)})
-    client_config = Config(max_pool_connections=2)
-    transfer_config = TransferConfig(max_concurrency=10)
-
-    async def aio_round_trip(endpoint_url):
-        kwargs = s3s_fs.client_kwargs(endpoint_url=endpoint_url, config=client_config)
-        async with s3turbo.aio.client("s3", **kwargs) as s3:
-            await s3.upload_directory(source, bucket, "p", Config=transfer_config)
-            await s3.download_directory(bucket, "p", tmp_path / "copy", Config=transfer_config)
-            return connections_left(relay.port, at_most=2)
-
-    with FaultProxy(s3s_fs.endpoint_url) as relay:
-        if api == "aio":
-            left = asyncio.run(aio_round_trip(relay.endpoint_url))
-        else:
-            client = s3s_fs.s3turbo_client(endpoint_url=relay.endpoint_url, config=client_config)
-            client.upload_directory(source, bucket, "p", Config=transfer_config)
-            client.download_directory(bucket, "p", tmp_path / "copy", Config=transfer_config)
-            left = connections_left(relay.port, at_most=2)
-    assert read_tree(tmp_path / "copy") == read_tree(source)
-    assert relay.connections <= 10 + 10 + 1  # the upload's, the download's, the listing's
-    assert 1 <= left <= 2

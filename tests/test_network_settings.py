@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 import pytest
@@ -304,31 +303,6 @@ def test_a_dropped_clients_connections_close_as_boto3s(s3s_fs, tmp_path):
             left[name] = connections_left(relay.port, at_most=1)
             del client
     assert left == {"s3turbo": 1, "boto3": 1}
-
-
-def test_after_a_burst_the_pool_keeps_max_pool_connections_as_boto3s(s3s_fs, tmp_path):
-    """After many transfers at once, the engine's pool keeps `max_pool_connections` idle
-    connections and closes the others, as urllib3's pools do for boto3 (the engine kept every
-    one open for minutes)."""
-    bucket = s3s_fs.new_bucket()
-    s3s_fs.boto3_client().put_object(Bucket=bucket, Key="k", Body=b"x" * 1000)
-    config = Config(max_pool_connections=3)
-    opened, left = {}, {}
-    for name, make in (("s3turbo", s3s_fs.s3turbo_client), ("boto3", s3s_fs.boto3_client)):
-        with FaultProxy(s3s_fs.endpoint_url) as relay:
-            relay.delay = 0.3  # the transfers overlap: each takes a connection of its own
-            client = make(endpoint_url=relay.endpoint_url, config=config)
-
-            def download(number, client=client, name=name):
-                client.download_file(bucket, "k", str(tmp_path / f"{name}-{number}"))
-
-            with ThreadPoolExecutor(12) as pool:
-                list(pool.map(download, range(12)))
-            opened[name] = relay.connections
-            left[name] = connections_left(relay.port, at_most=3)
-            client.close()
-    assert opened["s3turbo"] >= 12 and opened["boto3"] >= 12
-    assert left == {"s3turbo": 3, "boto3": 3}
 
 
 def test_close_closes_the_engines_connections_as_boto3s(s3s_fs, tmp_path):

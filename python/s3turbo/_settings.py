@@ -23,7 +23,6 @@ import botocore.configprovider
 from boto3.s3.transfer import TransferConfig
 from botocore import UNSIGNED, awsrequest, handlers
 from botocore.credentials import RefreshableCredentials
-from botocore.endpoint import MAX_POOL_CONNECTIONS
 from botocore.exceptions import BotoCoreError, NoCredentialsError
 from botocore.httpsession import get_cert_path
 from botocore.serialize import create_serializer
@@ -98,7 +97,6 @@ def connection(client: Any) -> _core.Connection:
         **_client_certificate(client),
         http_proxy=(config.proxies or {}).get("http"),
         https_proxy=(config.proxies or {}).get("https"),
-        max_pool_connections=_idle_connections(config),
         connect_timeout=_NO_TIMEOUT if config.connect_timeout is None else config.connect_timeout,
         read_timeout=_NO_TIMEOUT if config.read_timeout is None else config.read_timeout,
         max_attempts=_total_attempts(config.retries or {}),
@@ -110,16 +108,6 @@ def connection(client: Any) -> _core.Connection:
         user_agent_suffix=_user_agent_suffix(config),
     )
     return held
-
-
-def _idle_connections(config: Any) -> int:
-    """How many idle connections per host the engine's pool keeps: botocore's
-    `max_pool_connections`, the size of urllib3's pools, which keep that many and close the
-    rest as their requests end."""
-    wanted = config.max_pool_connections
-    if isinstance(wanted, int) and wanted > 0:
-        return wanted
-    return MAX_POOL_CONNECTIONS
 
 
 def release(client: Any) -> None:
