@@ -130,14 +130,6 @@ pub enum Batch {
 }
 
 impl Batch {
-    /// How many objects it transfers.
-    pub fn objects(&self) -> usize {
-        match self {
-            Batch::Upload(_, files) => files.len(),
-            Batch::Download(_, files) => files.len(),
-        }
-    }
-
     /// Transfers the objects, up to `objects_in_flight` at once; their bytes are counted in
     /// `progress`. Returns each object's result, in order.
     pub async fn run(

@@ -2,7 +2,6 @@
 //! `runtime`, `errors`, ...) is plain Rust that knows nothing of Python; `python` (sync) and
 //! `python_async` (asyncio) are the pyo3 glue.
 
-mod admission;
 mod bandwidth;
 mod batch;
 mod buffers;

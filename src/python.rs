@@ -16,7 +16,6 @@ use pyo3::types::{PyBytes, PyCFunction, PyDict, PyList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::admission;
 use crate::bandwidth::BandwidthLimit;
 use crate::batch::{self, Batch, FileDownload, FileUpload};
 use crate::client::{ConnectionSettings, UserAgent};
@@ -216,12 +215,6 @@ impl Options {
 }
 
 impl Options {
-    /// The file descriptors a transfer with these options may hold (see `admission`): a
-    /// connection per request in flight, and a file.
-    pub(crate) fn descriptors(&self) -> usize {
-        self.options.max_concurrency.max(1).saturating_add(1)
-    }
-
     /// A new limit for one call, shared by all its parts and objects.
     fn bandwidth_limit(&self) -> Option<Arc<BandwidthLimit>> {
         self.options
@@ -319,25 +312,17 @@ fn upload_file(
     callback: Option<Bound<'_, PyAny>>,
 ) -> PyResult<()> {
     let request = upload.request(options);
-    let descriptors = options.descriptors();
-    run_transfer(
-        py,
-        connection,
-        descriptors,
-        callback,
-        no_pump,
-        move |task| async move {
-            upload::upload_file(
-                &task.client,
-                &task.endpoint,
-                request,
-                filename,
-                task.progress,
-                task.cancel,
-            )
-            .await
-        },
-    )
+    run_transfer(py, connection, callback, no_pump, move |task| async move {
+        upload::upload_file(
+            &task.client,
+            &task.endpoint,
+            request,
+            filename,
+            task.progress,
+            task.cancel,
+        )
+        .await
+    })
 }
 
 /// Uploads a stream: `read(n)` (from the Python layer) returns the next block of `n` bytes,
@@ -378,7 +363,6 @@ fn upload_fileobj(
     run_transfer(
         py,
         connection,
-        options.descriptors(),
         callback,
         read_ahead,
         move |task| async move {
@@ -412,24 +396,16 @@ fn download_file(
     callback: Option<Bound<'_, PyAny>>,
 ) -> PyResult<()> {
     let request = download_request(bucket, key, filename, &extra_args, options, connection);
-    let descriptors = options.descriptors();
-    run_transfer(
-        py,
-        connection,
-        descriptors,
-        callback,
-        no_pump,
-        move |task| async move {
-            download::download_file(
-                &task.client,
-                &task.endpoint,
-                request,
-                task.progress,
-                task.cancel,
-            )
-            .await
-        },
-    )
+    run_transfer(py, connection, callback, no_pump, move |task| async move {
+        download::download_file(
+            &task.client,
+            &task.endpoint,
+            request,
+            task.progress,
+            task.cancel,
+        )
+        .await
+    })
 }
 
 /// Downloads an object into a file object: `write` (the object's bound method) is called with
@@ -468,7 +444,6 @@ fn download_fileobj(
     run_transfer(
         py,
         connection,
-        options.descriptors(),
         callback,
         write_ready,
         move |task| async move {
@@ -528,26 +503,18 @@ fn run_batch(
     objects_in_flight: usize,
     callback: Option<Bound<'_, PyAny>>,
 ) -> PyResult<Outcomes> {
-    let descriptors = admission::batch_descriptors(objects_in_flight.min(batch.objects()));
-    run_transfer(
-        py,
-        connection,
-        descriptors,
-        callback,
-        no_pump,
-        move |task| async move {
-            let results = batch
-                .run(
-                    &task.client,
-                    &task.endpoint,
-                    objects_in_flight,
-                    task.progress,
-                    task.cancel,
-                )
-                .await;
-            Ok(Outcomes(results))
-        },
-    )
+    run_transfer(py, connection, callback, no_pump, move |task| async move {
+        let results = batch
+            .run(
+                &task.client,
+                &task.endpoint,
+                objects_in_flight,
+                task.progress,
+                task.cancel,
+            )
+            .await;
+        Ok(Outcomes(results))
+    })
 }
 
 /// The keys of the objects under `prefix` (the directory API's listing): ListObjectsV2 on the
@@ -559,7 +526,7 @@ fn list_keys(
     bucket: String,
     prefix: String,
 ) -> PyResult<Vec<String>> {
-    run_transfer(py, connection, 1, None, no_pump, move |task| async move {
+    run_transfer(py, connection, None, no_pump, move |task| async move {
         batch::list_keys(&task.client, &task.endpoint, &bucket, &prefix, &task.cancel).await
     })
 }
@@ -675,7 +642,6 @@ struct TaskContext {
 fn run_transfer<F, Fut, T>(
     py: Python<'_>,
     connection: &Connection,
-    descriptors: usize,
     callback: Option<Bound<'_, PyAny>>,
     mut pump: impl FnMut(Python<'_>, bool) -> PyResult<()>,
     transfer: F,
@@ -725,16 +691,10 @@ where
         wake: Arc::new(move || poke.poke()),
     });
     let task_done = done.clone();
-    let admission = engine.admission.clone();
-    let admission_cancel = cancel.clone();
     engine.runtime.spawn(async move {
         // A guard, so that a panic in the transfer still wakes the waiting thread.
         let guard = PanicGuard(task_done);
-        let outcome = match admission.admit(descriptors, &admission_cancel).await {
-            Ok(_admitted) => future.await,
-            Err(error) => Err(error),
-        };
-        guard.0.set(Some(outcome));
+        guard.0.set(Some(future.await));
     });
 
     let mut reported: i64 = 0;
@@ -1098,7 +1058,6 @@ fn presign_url_v2(
 }
 
 pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
-    module.add("DESCRIPTORS_PER_OBJECT", admission::DESCRIPTORS_PER_OBJECT)?;
     module.add_class::<Connection>()?;
     module.add_class::<Options>()?;
     module.add_class::<Upload>()?;

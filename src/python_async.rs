@@ -24,7 +24,6 @@ use pyo3_async_runtimes::TaskLocals;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
-use crate::admission;
 use crate::batch::{self, Batch};
 use crate::download;
 use crate::errors::TransferError;
@@ -150,7 +149,6 @@ impl Transfer {
 fn spawn_transfer<'py, T, F, Fut>(
     py: Python<'py>,
     connection: &Connection,
-    descriptors: usize,
     handle: &Transfer,
     transfer: F,
 ) -> PyResult<Bound<'py, PyAny>>
@@ -161,17 +159,12 @@ where
 {
     let (engine, client) = engine_and_client(connection)?;
     let endpoint = connection.settings.endpoint_label();
-    let future = transfer(
+    let task = engine.runtime.spawn(transfer(
         client,
         endpoint,
         handle.progress.clone(),
         handle.cancel.clone(),
-    );
-    let (admission, cancel) = (engine.admission.clone(), handle.cancel.clone());
-    let task = engine.runtime.spawn(async move {
-        let _admitted = admission.admit(descriptors, &cancel).await?;
-        future.await
-    });
+    ));
     let cancel_if_dropped = handle.cancel.clone().drop_guard();
     generic::future_into_py::<EngineRuntime, _, T>(py, async move {
         let outcome = task.await;
@@ -199,7 +192,6 @@ fn upload_file_async<'py>(
     spawn_transfer(
         py,
         connection,
-        options.descriptors(),
         transfer,
         |client, endpoint, progress, cancel| async move {
             upload::upload_file(&client, &endpoint, request, filename, progress, cancel).await
@@ -224,7 +216,6 @@ fn download_file_async<'py>(
     spawn_transfer(
         py,
         connection,
-        options.descriptors(),
         transfer,
         |client, endpoint, progress, cancel| async move {
             download::download_file(&client, &endpoint, request, progress, cancel).await
@@ -277,7 +268,6 @@ fn spawn_batch<'py>(
     spawn_transfer(
         py,
         connection,
-        admission::batch_descriptors(objects_in_flight.min(batch.objects())),
         transfer,
         move |client, endpoint, progress, cancel| async move {
             let results = batch
@@ -299,7 +289,6 @@ fn list_keys_async<'py>(
     spawn_transfer(
         py,
         connection,
-        1,
         &Transfer::new(None),
         move |client, endpoint, _, cancel| async move {
             batch::list_keys(&client, &endpoint, &bucket, &prefix, &cancel).await
@@ -374,7 +363,6 @@ fn upload_stream_async<'py>(
     let awaitable = spawn_transfer(
         py,
         connection,
-        options.descriptors(),
         transfer,
         |client, endpoint, progress, cancel| async move {
             upload::upload_stream(&client, &endpoint, request, blocks, || {}, progress, cancel)
@@ -457,7 +445,6 @@ fn download_stream_async<'py>(
     let awaitable = spawn_transfer(
         py,
         connection,
-        options.descriptors(),
         transfer,
         |client, endpoint, progress, cancel| async move {
             let wake = ready.clone();

@@ -9,14 +9,11 @@ use std::sync::{Arc, Mutex};
 
 use tokio::runtime::Runtime;
 
-use crate::admission::Admission;
 use crate::client::ClientCache;
 
 pub struct Engine {
     pub runtime: Runtime,
     pub clients: ClientCache,
-    /// Which transfers may start, within the process's open-file limit.
-    pub admission: Arc<Admission>,
 }
 
 struct ProcessEngine {
@@ -46,7 +43,6 @@ pub fn engine() -> std::io::Result<Arc<Engine>> {
     let engine = Arc::new(Engine {
         runtime,
         clients: ClientCache::default(),
-        admission: Arc::new(Admission::within_open_file_limit()),
     });
     if let Some(stale) = slot.replace(ProcessEngine {
         pid,

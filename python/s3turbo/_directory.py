@@ -357,7 +357,7 @@ def objects_in_flight(config: TransferConfig | None) -> int:
     soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     if soft_limit == resource.RLIM_INFINITY:
         return wanted
-    return max(1, min(wanted, (soft_limit - FILES_KEPT_FREE) // _core.DESCRIPTORS_PER_OBJECT))
+    return max(1, min(wanted, (soft_limit - FILES_KEPT_FREE) // 3))
 
 
 def _report(action, files, outcomes, as_boto3_raises, refused=None) -> dict[str, str]:
