@@ -8,8 +8,7 @@ use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::Duration;
 
 use aws_credential_types::Credentials;
-use aws_sdk_s3::config::interceptors::{BeforeTransmitInterceptorContextMut, InterceptorContext};
-use aws_sdk_s3::config::retry::{ClassifyRetry, RetryAction, RetryConfig};
+use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextMut;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::SharedHttpClient;
 use aws_sdk_s3::config::{
@@ -21,7 +20,6 @@ use aws_sdk_s3::Client;
 use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
 use aws_smithy_http_client::{Builder, ConnectorBuilder};
-use aws_smithy_types::retry::RetrySpec;
 use rustls_pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
 
 use crate::credentials::{CredentialSource, RefreshingProvider};
@@ -29,6 +27,7 @@ use crate::errors::TransferError;
 use crate::global_endpoint::GlobalEndpoint;
 use crate::http_client;
 use crate::own_http::{self, ClientCertificate, Trust};
+use crate::retries::RetryMode;
 
 /// Everything that decides how requests are sent and signed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -71,12 +70,8 @@ pub struct ConnectionSettings {
     pub read_timeout_ms: u64,
     /// Total attempts per request, the first included.
     pub max_attempts: u32,
-    /// botocore's retry mode "adaptive" (client-side rate limiting); otherwise "standard".
-    pub adaptive_retries: bool,
-    /// botocore's standard and adaptive modes as AWS's Retry Behavior 2.1 has them (botocore's
-    /// `NEW_RETRIES_ENABLED`): a transient error is retried after up to 50 ms × 2^i, where a
-    /// throttling error waits up to 1 s × 2^i. (Its legacy mode waits up to 1 s × 2^i for
-    /// both, as the SDK's standard mode does by default.)
+    pub retry_mode: RetryMode,
+    /// botocore's `NEW_RETRIES_ENABLED` (see `RetryMode::retry_config`).
     pub retry_behavior_2_1: bool,
     /// botocore's `request_checksum_calculation == "when_supported"`.
     pub checksum_when_supported: bool,
@@ -127,20 +122,6 @@ impl ConnectionSettings {
             .unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", self.region))
     }
 
-    fn retry_config(&self) -> RetryConfig {
-        let config = match self.adaptive_retries {
-            true => RetryConfig::adaptive(),
-            false => RetryConfig::standard(),
-        }
-        .with_max_attempts(self.max_attempts.max(1));
-        // The SDK's own switch to Retry Behavior 2.1 (aws-config sets it the same way, when
-        // AWS_NEW_RETRIES_2026 says so).
-        match self.retry_behavior_2_1 {
-            true => config.with_retry_spec(RetrySpec::v2_1()),
-            false => config,
-        }
-    }
-
     fn build_client(&self) -> Result<Client, TransferError> {
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_millis(self.connect_timeout_ms))
@@ -159,8 +140,10 @@ impl ConnectionSettings {
             // Bodies are bounded by the read timeout instead, as botocore bounds them (the SDK's
             // own check gives up on a body after 5 s without bytes, whatever read_timeout says).
             .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
-            .retry_classifier(TooManyRequests)
-            .retry_config(self.retry_config())
+            .retry_config(
+                self.retry_mode
+                    .retry_config(self.max_attempts, self.retry_behavior_2_1),
+            )
             .request_checksum_calculation(if self.checksum_when_supported {
                 RequestChecksumCalculation::WhenSupported
             } else {
@@ -196,6 +179,9 @@ impl ConnectionSettings {
         }
         if self.global_endpoint {
             config = config.endpoint_resolver(GlobalEndpoint::default());
+        }
+        for classifier in self.retry_mode.classifiers() {
+            config.push_retry_classifier(classifier);
         }
         if self.user_agent != UserAgent::default() {
             config = config.interceptor(self.user_agent.clone());
@@ -361,25 +347,6 @@ fn pem_certificate_blocks(pem: &[u8]) -> impl Iterator<Item = &[u8]> {
         rest = &rest[end..];
         Some(block)
     })
-}
-
-/// botocore retries a 429 as throttling, whatever its error code (unless the operation models
-/// it, which no S3 operation does); the SDK knows only the throttling codes, and some S3
-/// services answer 429 with another.
-#[derive(Debug)]
-struct TooManyRequests;
-
-impl ClassifyRetry for TooManyRequests {
-    fn classify_retry(&self, context: &InterceptorContext) -> RetryAction {
-        match context.response() {
-            Some(response) if response.status().as_u16() == 429 => RetryAction::throttling_error(),
-            _ => RetryAction::NoActionIndicated,
-        }
-    }
-
-    fn name(&self) -> &'static str {
-        "s3turbo::TooManyRequests"
-    }
 }
 
 /// The engine's clients by settings, each kept while a `Connection` holds it (see

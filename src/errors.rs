@@ -12,6 +12,7 @@ use aws_sdk_s3::error::{BoxError, SdkError};
 use aws_sdk_s3::operation::create_session::CreateSessionError;
 
 use crate::error_body::{self, ErrorField};
+use crate::retries;
 
 pub type HttpResponse = aws_sdk_s3::config::http::HttpResponse;
 
@@ -239,8 +240,8 @@ impl TransferError {
         response_keys.retain(|(name, _)| name != "Error" && name != "ResponseMetadata");
         let code = error_body::text(&error, "Code").unwrap_or("").to_owned();
         let attempts = trace.attempts.load(Ordering::Relaxed).max(1);
-        // botocore's standard retry mode says so of any error on the last attempt.
-        let max_attempts_reached = attempts >= trace.max_attempts;
+        let max_attempts_reached = attempts >= trace.max_attempts
+            && retries::reports_max_attempts(trace.legacy_retries, status, &code);
         TransferError::Service(Box::new(ServiceError {
             operation,
             status,
@@ -329,6 +330,8 @@ pub struct RequestTrace {
     attempts: Arc<AtomicU32>,
     /// The client's max attempts, which the operation's attempts are counted against.
     max_attempts: u32,
+    /// Whether the client retries as botocore's legacy mode.
+    legacy_retries: bool,
 }
 
 impl RequestTrace {
@@ -341,6 +344,7 @@ impl RequestTrace {
             url: Arc::default(),
             attempts: Arc::default(),
             max_attempts: max_attempts.max(1),
+            legacy_retries: retries::is_legacy(client.config()),
         }
     }
 

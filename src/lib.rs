@@ -22,6 +22,7 @@ mod python;
 mod python_async;
 mod redirect;
 mod request;
+mod retries;
 mod runtime;
 mod upload;
 

@@ -28,6 +28,7 @@ use crate::plan;
 use crate::presign::{self, PresignRequest, PresignV2Request};
 use crate::progress::Progress;
 use crate::request::{Headers, TransferOptions};
+use crate::retries::RetryMode;
 use crate::runtime::{engine, Engine};
 use crate::upload::{self, StreamBlock, UploadHeaders, UploadRequest};
 
@@ -142,7 +143,7 @@ impl Connection {
             connect_timeout_ms: millis(connect_timeout),
             read_timeout_ms: millis(read_timeout),
             max_attempts,
-            adaptive_retries: retry_mode == "adaptive",
+            retry_mode: RetryMode::from_botocore(retry_mode),
             retry_behavior_2_1,
             checksum_when_supported: request_checksum_calculation == "when_supported",
             validate_when_supported: response_checksum_validation == "when_supported",

@@ -681,11 +681,13 @@ def test_a_large_upload_goes_after_a_second_without_100_continue(s3s_fs, tmp_pat
             assert sha256_object(s3s_fs.boto3_client(), bucket, name) == sha256_file(source)
 
 
-def test_last_attempt_is_reported_as_boto3_reports_it(s3s_fs, tmp_path):
+@pytest.mark.parametrize("mode", ["standard", "legacy"])
+def test_last_attempt_is_reported_as_boto3_reports_it(s3s_fs, mode):
     """botocore's standard mode says "reached max retries" of any error on the last attempt,
-    one it would not retry too (a wrong secret, with one attempt in all)."""
+    one it would not retry too (a wrong secret, with one attempt in all); its legacy mode
+    says so only of an error it would have retried."""
     bucket = s3s_fs.new_bucket()
-    config = Config(retries={"mode": "standard", "total_max_attempts": 1})
+    config = Config(retries={"mode": mode, "total_max_attempts": 1})
     seen = {}
     for name in ("s3turbo", "boto3"):
         make = s3s_fs.s3turbo_client if name == "s3turbo" else s3s_fs.boto3_client
@@ -694,7 +696,41 @@ def test_last_attempt_is_reported_as_boto3_reports_it(s3s_fs, tmp_path):
             client.upload_fileobj(io.BytesIO(b"data"), bucket, "k")
         seen[name] = error_as_boto3_reads_it(caught.value)
     assert seen["s3turbo"] == seen["boto3"]
-    assert "(reached max retries: 0)" in seen["boto3"][0]
+    assert ("(reached max retries: 0)" in seen["boto3"][0]) == (mode == "standard")
+
+
+LEGACY_RETRIES = Config(retries={"mode": "legacy", "total_max_attempts": 2})
+
+
+@pytest.mark.parametrize(
+    ("answer", "retried"),
+    [
+        ((400, "BadDigest"), True),
+        ((509, "BandwidthLimitExceeded"), True),
+        ((400, "ThrottlingException"), True),
+        ((400, "SlowDown"), False),
+        ((403, "AccessDenied"), False),
+    ],
+    ids=lambda value: "-".join(map(str, value)) if isinstance(value, tuple) else None,
+)
+def test_legacy_retry_mode_retries_and_reports_as_boto3s(s3s_fs, answer, retried):
+    """botocore's legacy retry mode (`retries={"mode": "legacy"}`) has rules of its own: it
+    retries S3's 400 BadDigest and any 509, not a 400 SlowDown, and says "reached max
+    retries" only of an error it would have retried. Both clients send the same requests and
+    raise the same error. (Uploads: boto3's download starts with a HEAD, whose error has no
+    code.)"""
+    bucket = s3s_fs.new_bucket()
+    seen = {}
+    with FaultProxy(s3s_fs.endpoint_url) as proxy:
+        refused = proxy.inject(Fault(method="PUT", answer_error=answer, times=None))
+        for name, client in s3s_fs.clients_through(proxy, LEGACY_RETRIES).items():
+            refused.hits = 0
+            with pytest.raises(ClientError) as caught:
+                client.upload_fileobj(io.BytesIO(b"data"), bucket, "k")
+            seen[name] = (error_as_boto3_reads_it(caught.value), refused.hits)
+    assert seen["s3turbo"] == seen["boto3"]
+    assert seen["boto3"][1] == (2 if retried else 1)
+    assert ("reached max retries" in seen["boto3"][0][0]) == retried
 
 
 @pytest.mark.parametrize("call", ["upload_fileobj", "download_fileobj"])
