@@ -101,7 +101,7 @@ def connection(client: Any) -> _core.Connection:
         read_timeout=_NO_TIMEOUT if config.read_timeout is None else config.read_timeout,
         max_attempts=_total_attempts(config.retries or {}),
         retry_mode=retry_mode,
-        retry_behavior_2_1=retry_mode != "legacy" and _RETRY_BEHAVIOR_2_1,
+        retry_behavior_2_1=_RETRY_BEHAVIOR_2_1,
         request_checksum_calculation=config.request_checksum_calculation or "when_supported",
         response_checksum_validation=config.response_checksum_validation or "when_supported",
         user_agent=_supplied_user_agent(config),
