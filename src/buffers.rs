@@ -1,13 +1,19 @@
 //! Part buffers reused across the parts of one upload. A 1 GiB upload in 8 MiB parts then
-//! touches `max_concurrency` buffers' pages instead of faulting in 128 fresh ones, and malloc
-//! never gets to scatter freed 8 MiB blocks over its arenas (which kept peak RSS well above
-//! the bytes actually in flight).
+//! touches `max_concurrency` buffers' pages instead of faulting in 128 fresh ones.
+//!
+//! Each buffer is an anonymous mapping of its own rather than a malloc'd block, so that its
+//! memory goes back to the system when the upload ends: glibc raises its mmap threshold after
+//! the first 8 MiB block it frees, and keeps later ones in its per-thread arenas, where ten
+//! concurrent 64 MiB uploads left 600 MiB resident after they had all finished.
 
+use std::io;
 use std::sync::{Arc, Mutex};
+
+use memmap2::MmapMut;
 
 #[derive(Default)]
 pub struct BufferPool {
-    free: Mutex<Vec<Vec<u8>>>,
+    free: Mutex<Vec<MmapMut>>,
 }
 
 impl BufferPool {
@@ -16,47 +22,51 @@ impl BufferPool {
     }
 
     /// A buffer of `len` bytes (contents unspecified), back in the pool when dropped.
-    pub fn take(self: &Arc<Self>, len: usize) -> PooledBuffer {
+    pub fn take(self: &Arc<Self>, len: usize) -> io::Result<PooledBuffer> {
         let reused = self.free.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let mut data = reused.unwrap_or_default();
-        if data.len() < len {
-            data.resize(len, 0);
-        }
-        PooledBuffer {
-            data,
+        let data = match reused {
+            Some(data) if data.len() >= len => data,
+            _ => MmapMut::map_anon(len)?,
+        };
+        Ok(PooledBuffer {
+            data: Some(data),
             len,
             pool: self.clone(),
-        }
+        })
     }
 }
 
 /// One buffer of a `BufferPool`; `bytes::Bytes::from_owner` shares it without copying.
 pub struct PooledBuffer {
-    data: Vec<u8>,
+    /// Always there until the buffer is dropped, which hands it back to the pool.
+    data: Option<MmapMut>,
     len: usize,
     pool: Arc<BufferPool>,
 }
 
 impl AsRef<[u8]> for PooledBuffer {
     fn as_ref(&self) -> &[u8] {
-        &self.data[..self.len]
+        self.data.as_deref().map_or(&[], |data| &data[..self.len])
     }
 }
 
 impl AsMut<[u8]> for PooledBuffer {
     fn as_mut(&mut self) -> &mut [u8] {
-        &mut self.data[..self.len]
+        self.data
+            .as_deref_mut()
+            .map_or(&mut [], |data| &mut data[..self.len])
     }
 }
 
 impl Drop for PooledBuffer {
     fn drop(&mut self) {
-        let data = std::mem::take(&mut self.data);
-        self.pool
-            .free
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(data);
+        if let Some(data) = self.data.take() {
+            self.pool
+                .free
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(data);
+        }
     }
 }
 
@@ -68,7 +78,7 @@ mod tests {
     #[test]
     fn buffers_come_back_when_the_last_bytes_go() {
         let pool = BufferPool::new();
-        let mut first = pool.take(8);
+        let mut first = pool.take(8).expect("mapped");
         first.as_mut().copy_from_slice(b"abcdefgh");
         let address = first.as_ref().as_ptr();
         let bytes = Bytes::from_owner(first);
@@ -77,10 +87,10 @@ mod tests {
         assert_eq!(&slice[..], b"cd");
         assert!(pool.free.lock().expect("pool").is_empty(), "still shared");
         drop(slice);
-        let again = pool.take(5);
+        let again = pool.take(5).expect("mapped");
         assert_eq!(again.as_ref().as_ptr(), address, "the same memory, reused");
         assert_eq!(again.as_ref().len(), 5);
-        let bigger = pool.take(16);
+        let bigger = pool.take(16).expect("mapped");
         assert_eq!(bigger.as_ref().len(), 16);
     }
 }

@@ -777,7 +777,7 @@ async fn read_part(
         .map_err(|_| TransferError::InvalidInput(format!("part of {} bytes", part.len)))?;
     let digesting = digests.start()?;
     let read = tokio::task::spawn_blocking(move || {
-        let mut buffer = buffers.take(len);
+        let mut buffer = buffers.take(len)?;
         let digests = read_at_digesting(&file, buffer.as_mut(), part.offset, digesting)?;
         Ok::<_, std::io::Error>((Bytes::from_owner(buffer), digests))
     })
