@@ -35,7 +35,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::bandwidth::BandwidthLimit;
-use crate::buffers::BufferPool;
+use crate::buffers::{BufferPool, FileBuffer};
 use crate::errors::{RequestTrace, TransferError};
 use crate::plan::{self, Part};
 use crate::presign::hex;
@@ -201,9 +201,9 @@ fn open_source(path: &Path, threshold: u64, digesting: Digesting) -> Result<Sour
     }
     let len = usize::try_from(size)
         .map_err(|_| TransferError::InvalidInput(format!("file of {size} bytes")))?;
-    let mut data = vec![0; len];
-    let digests = read_at_digesting(&file, &mut data, 0, digesting).map_err(io_error)?;
-    Ok(Source::Whole(Bytes::from(data), digests))
+    let mut data = FileBuffer::new(len).map_err(io_error)?;
+    let digests = read_at_digesting(&file, data.as_mut(), 0, digesting).map_err(io_error)?;
+    Ok(Source::Whole(Bytes::from_owner(data), digests))
 }
 
 async fn file_part(
