@@ -1230,3 +1230,32 @@ def test_file_over_5_tib_is_refused_before_any_request(moto, tmp_path):
     boto = moto.boto3_client()
     assert boto.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     assert boto.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+
+@pytest.mark.parametrize("value", [None, 1.5, "5"], ids=["None", "float", "str"])
+@pytest.mark.parametrize("call", ["upload_fileobj", "download_file"])
+def test_a_max_pool_connections_that_is_not_an_integer_fails_as_in_boto3(
+    s3s_fs, tmp_path, call, value
+):
+    """botocore cannot size its connection pool, and its first request raises
+    HTTPClientError; the engine, which has pools of its own, would have sent the request. Both
+    raise boto3's error, and store or write nothing."""
+    bucket = s3s_fs.new_bucket()
+    s3s_fs.boto3_client().put_object(Bucket=bucket, Key="existing", Body=b"data")
+    config = Config(max_pool_connections=value)
+    seen = {}
+    for name in ("boto3", "s3turbo"):
+        make = s3s_fs.s3turbo_client if name == "s3turbo" else s3s_fs.boto3_client
+        client = make(config=config)
+        with pytest.raises(HTTPClientError) as caught:
+            if call == "upload_fileobj":
+                client.upload_fileobj(io.BytesIO(b"data"), bucket, name)
+            else:
+                client.download_file(bucket, "existing", str(tmp_path / name))
+        seen[name] = str(caught.value)
+        assert not (tmp_path / name).exists()
+    assert seen["s3turbo"] == seen["boto3"]
+    keys = [
+        item["Key"] for item in s3s_fs.boto3_client().list_objects_v2(Bucket=bucket)["Contents"]
+    ]
+    assert keys == ["existing"]

@@ -7,6 +7,7 @@ import copy
 import datetime
 import functools
 import math
+import operator
 import os
 import re
 import socket
@@ -255,6 +256,9 @@ def unsupported_client_setting(client: Any) -> str | None:
     config = client.meta.config
     if config.signature_version not in (None, UNSIGNED, "s3v4", "v4"):
         return f"signature_version {config.signature_version!r}"
+    if not _is_integer(config.max_pool_connections):
+        # botocore cannot size its connection pool: boto3 raises its HTTPClientError.
+        return f"max_pool_connections {config.max_pool_connections!r}"
     if config.proxies_config:
         return "proxies_config"
     proxies = config.proxies or {}
@@ -280,6 +284,15 @@ def unsupported_client_setting(client: Any) -> str | None:
     if not _endpoint_path_is_plain(endpoint_url):
         return "an endpoint_url path that botocore escapes or resolves (beyond A-Z a-z 0-9 -._~)"
     return None
+
+
+def _is_integer(value: Any) -> bool:
+    """Whether `value` is an integer to Python (an int, or a type that says it is one)."""
+    try:
+        operator.index(value)
+    except TypeError:
+        return False
+    return True
 
 
 def endpoint_parameters(client: Any) -> dict[str, Any]:
