@@ -10,13 +10,77 @@ use std::sync::Arc;
 use aws_sdk_s3::types::EncodingType;
 use aws_sdk_s3::Client;
 use futures_util::StreamExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use crate::buffers::BufferPool;
 use crate::download::{self, DownloadRequest};
 use crate::errors::{RequestTrace, TransferError};
 use crate::progress::Progress;
 use crate::redirect::{with_settings, BucketRegion};
+use crate::request::TransferOptions;
 use crate::upload::{self, UploadRequest};
+
+/// What a directory transfer's objects may have in flight together beyond a request each: the
+/// bytes of the parts, and of the files read whole, that its uploads hold in memory, and of
+/// the ranged GETs after the first of its downloads. As much as one boto3 transfer of the same
+/// TransferConfig holds (`max_concurrency` × `multipart_chunksize`). Without it, each object
+/// in flight ran its own `max_concurrency` parts: 64 files of 96 MiB took 5 GiB of memory,
+/// and large objects opened more connections than `ulimit -n 1024` allows.
+#[derive(Debug)]
+pub struct PartBudget {
+    permits: Arc<Semaphore>,
+    units: u32,
+}
+
+impl PartBudget {
+    /// The budget's unit: 5 TiB, S3's largest object, is 2^26 of them, well within a u32.
+    const UNIT: u64 = 64 * 1024;
+
+    pub fn new(options: &TransferOptions) -> Arc<Self> {
+        let bytes = options
+            .multipart_chunksize
+            .saturating_mul(options.max_concurrency.max(1) as u64);
+        let units = bytes
+            .div_ceil(Self::UNIT)
+            .clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize) as u64)
+            as u32;
+        Arc::new(Self {
+            permits: Arc::new(Semaphore::new(units as usize)),
+            units,
+        })
+    }
+
+    /// Waits for `bytes` of the budget (all of it, for more than all of it), held until the
+    /// permit is dropped. Whoever holds a permit waits for nothing else, so all get their turn.
+    pub async fn hold(
+        budget: &Option<Arc<PartBudget>>,
+        bytes: u64,
+    ) -> Option<OwnedSemaphorePermit> {
+        let budget = budget.as_deref()?;
+        let units = bytes.div_ceil(Self::UNIT).clamp(1, budget.units as u64) as u32;
+        // The semaphore is never closed.
+        budget.permits.clone().acquire_many_owned(units).await.ok()
+    }
+}
+
+/// A body's bytes with the part of the budget they hold, given back when they are dropped.
+pub struct Budgeted<T> {
+    data: T,
+    _held: Option<OwnedSemaphorePermit>,
+}
+
+impl<T> Budgeted<T> {
+    pub fn new(data: T, held: Option<OwnedSemaphorePermit>) -> Self {
+        Self { data, _held: held }
+    }
+}
+
+impl<T: AsRef<[u8]>> AsRef<[u8]> for Budgeted<T> {
+    fn as_ref(&self) -> &[u8] {
+        self.data.as_ref()
+    }
+}
 
 pub struct FileUpload {
     pub path: PathBuf,
@@ -143,7 +207,9 @@ impl Batch {
         // Each job owns what it uses: futures borrowing from the caller across a stream are not
         // `Send` to the compiler's satisfaction.
         match self {
-            Batch::Upload(shared, files) => {
+            Batch::Upload(mut shared, files) => {
+                shared.part_budget = Some(PartBudget::new(&shared.options));
+                shared.shared_buffers = Some(BufferPool::new());
                 let uploads = files.into_iter().map(|file| {
                     let request = shared.for_object(file.key, file.content_type.as_deref());
                     let (client, endpoint) = (client.clone(), endpoint.to_owned());
@@ -158,7 +224,8 @@ impl Batch {
                 });
                 run_all(uploads, objects_in_flight).await
             }
-            Batch::Download(shared, files) => {
+            Batch::Download(mut shared, files) => {
+                shared.part_budget = Some(PartBudget::new(&shared.options));
                 let downloads = files.into_iter().map(|file| {
                     let request = DownloadRequest {
                         key: file.key,

@@ -56,7 +56,7 @@ impl AsMut<[u8]> for FileBuffer {
     }
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct BufferPool {
     free: Mutex<Vec<MmapMut>>,
 }

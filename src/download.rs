@@ -22,6 +22,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::bandwidth::BandwidthLimit;
+use crate::batch::PartBudget;
 use crate::errors::{body_cut_short, body_error, RequestTrace, ServiceError, TransferError};
 use crate::handoff::ChunkQueue;
 use crate::plan::{self, Part};
@@ -55,6 +56,8 @@ pub struct DownloadRequest {
     /// botocore's read_timeout: the longest wait for the next bytes of a body, as a socket
     /// timeout bounds each read in botocore.
     pub read_timeout: Duration,
+    /// A directory transfer's budget, which its ranged GETs after the first share.
+    pub part_budget: Option<Arc<PartBudget>>,
 }
 
 /// HeadObject and GetObject take the same download arguments through setters of the same names.
@@ -89,10 +92,16 @@ pub async fn download_file(
     let etag = opening.head.etag.clone();
     let concurrency = request.options.max_concurrency.max(1);
     let (fetcher, temp_ref, progress, etag) = (&fetcher, &temp, &progress, etag.as_deref());
+    let budget = &request.part_budget;
     let fetch_all = futures_util::stream::iter(fetcher.jobs(opening))
         .map(|(part, start)| {
             let mut writer = FileRange::new(temp_ref, part);
             async move {
+                let _held = match start {
+                    Start::Fresh => PartBudget::hold(budget, part.len).await,
+                    // The first range's GET went out already.
+                    _ => None,
+                };
                 fetcher
                     .fetch_part(part, etag, start, progress, &mut writer)
                     .await

@@ -297,6 +297,8 @@ impl Upload {
             sign_upload_part_payload: self.sign_upload_part_payload,
             options: options.options,
             bandwidth: options.bandwidth_limit(),
+            part_budget: None,
+            shared_buffers: None,
         }
     }
 }
@@ -621,6 +623,7 @@ pub(crate) fn download_request(
         options: options.options,
         bandwidth: options.bandwidth_limit(),
         read_timeout: Duration::from_millis(connection.settings.read_timeout_ms),
+        part_budget: None,
     }
 }
 

@@ -35,6 +35,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::bandwidth::BandwidthLimit;
+use crate::batch::{Budgeted, PartBudget};
 use crate::buffers::{BufferPool, FileBuffer};
 use crate::errors::{RequestTrace, TransferError};
 use crate::plan::{self, Part};
@@ -74,6 +75,10 @@ pub struct UploadRequest {
     pub options: TransferOptions,
     /// `max_bandwidth`, shared by every body of the call.
     pub bandwidth: Option<Arc<BandwidthLimit>>,
+    /// A directory transfer's budget, which the bodies its uploads hold in memory share, and
+    /// the buffers they share (each upload has its own otherwise).
+    pub part_budget: Option<Arc<PartBudget>>,
+    pub shared_buffers: Option<Arc<BufferPool>>,
 }
 
 impl UploadRequest {
@@ -139,46 +144,79 @@ pub async fn upload_file(
         request: &request,
     };
     let threshold = request.options.multipart_threshold;
+    // Within a directory transfer's budget, only small files are read before their turn.
+    let read_whole_below = match request.part_budget {
+        Some(_) => threshold.min(READ_OUTSIDE_BUDGET),
+        None => threshold,
+    };
     let digesting = target.put_object_digests().start()?;
     let opened = path.clone();
-    // One trip to the blocking pool opens the file and, when it is below the threshold,
-    // reads it too: for a small file the trips cost more than the reading.
-    let source = tokio::task::spawn_blocking(move || open_source(&opened, threshold, digesting))
-        .await
-        .map_err(|e| TransferError::Internal(format!("file reader failed: {e}")))??;
-    let (file, size) = match source {
-        Source::Whole(data, digests) => {
-            let put = target.put_object(data, digests, &progress, &cancel);
-            return tokio::select! {
-                result = put => result,
-                _ = cancel.cancelled() => Err(TransferError::Cancelled),
+    // One trip to the blocking pool opens the file and, when it is small, reads it too: for a
+    // small file the trips cost more than the reading.
+    let source = tokio::task::spawn_blocking(move || {
+        open_source(&opened, threshold, read_whole_below, digesting)
+    })
+    .await
+    .map_err(|e| TransferError::Internal(format!("file reader failed: {e}")))??;
+    let buffers = request.shared_buffers.clone().unwrap_or_default();
+    let (data, digests) = match source {
+        Source::Whole(data, digests) => (data, digests),
+        Source::Unread(file, size) => {
+            let whole = Part {
+                number: 1,
+                offset: 0,
+                len: size,
             };
+            let digests = target.put_object_digests();
+            let memory = (&buffers, &request.part_budget);
+            read_part(&file, &path, whole, &digests, memory).await?
         }
-        Source::Parts(file, size) => (file, size),
+        Source::Parts(file, size) => {
+            let part_size = plan::upload_part_size(request.options.multipart_chunksize, size);
+            let digests = target.upload_part_digests();
+            let budget = request.part_budget.clone();
+            let jobs = futures_util::stream::iter(plan::split(size, part_size)).map(move |part| {
+                let (file, path, digests) = (file.clone(), path.clone(), digests.clone());
+                let (buffers, budget) = (buffers.clone(), budget.clone());
+                async move {
+                    let memory = (&buffers, &budget);
+                    let (data, digests) = read_part(&file, &path, part, &digests, memory).await?;
+                    Ok(PartData {
+                        number: part.number,
+                        data,
+                        digests,
+                    })
+                }
+            });
+            return target.multipart(jobs, &progress, &cancel).await;
+        }
     };
-    let part_size = plan::upload_part_size(request.options.multipart_chunksize, size);
-    let digests = target.upload_part_digests();
-    let buffers = BufferPool::new();
-    let jobs = futures_util::stream::iter(plan::split(size, part_size)).map(move |part| {
-        file_part(
-            file.clone(),
-            path.clone(),
-            part,
-            digests.clone(),
-            buffers.clone(),
-        )
-    });
-    target.multipart(jobs, &progress, &cancel).await
+    let put = target.put_object(data, digests, &progress, &cancel);
+    tokio::select! {
+        result = put => result,
+        _ = cancel.cancelled() => Err(TransferError::Cancelled),
+    }
 }
 
-/// A file to upload: read whole (with its digests) when below the multipart threshold, else
-/// open for its parts to be read.
+/// Within a directory transfer, files below this are read whole as soon as they are opened,
+/// outside its budget: their buffers are malloc's (see `FileBuffer`), and the objects in flight
+/// bound how many there are.
+const READ_OUTSIDE_BUDGET: u64 = 1 << 20;
+
+/// A file to upload: read whole (with its digests) when small, else open for its body, or its
+/// parts, to be read in turn.
 enum Source {
     Whole(Bytes, Digests),
+    Unread(Arc<File>, u64),
     Parts(Arc<File>, u64),
 }
 
-fn open_source(path: &Path, threshold: u64, digesting: Digesting) -> Result<Source, TransferError> {
+fn open_source(
+    path: &Path,
+    threshold: u64,
+    read_whole_below: u64,
+    digesting: Digesting,
+) -> Result<Source, TransferError> {
     let io_error = |e| TransferError::io(path, e);
     let file = File::open(path).map_err(io_error)?;
     let metadata = file.metadata().map_err(io_error)?;
@@ -199,26 +237,14 @@ fn open_source(path: &Path, threshold: u64, digesting: Digesting) -> Result<Sour
     if size >= threshold {
         return Ok(Source::Parts(Arc::new(file), size));
     }
+    if size >= read_whole_below {
+        return Ok(Source::Unread(Arc::new(file), size));
+    }
     let len = usize::try_from(size)
         .map_err(|_| TransferError::InvalidInput(format!("file of {size} bytes")))?;
     let mut data = FileBuffer::new(len).map_err(io_error)?;
     let digests = read_at_digesting(&file, data.as_mut(), 0, digesting).map_err(io_error)?;
     Ok(Source::Whole(Bytes::from_owner(data), digests))
-}
-
-async fn file_part(
-    file: Arc<File>,
-    path: PathBuf,
-    part: Part,
-    digests: WantedDigests,
-    buffers: Arc<BufferPool>,
-) -> Result<PartData, TransferError> {
-    let (data, digests) = read_part(&file, &path, part, &digests, &buffers).await?;
-    Ok(PartData {
-        number: part.number,
-        data,
-        digests,
-    })
 }
 
 /// What a stream's reader hands `upload_stream`. The end is said, not told by the channel's
@@ -769,17 +795,19 @@ async fn read_part(
     path: &Path,
     part: Part,
     digests: &WantedDigests,
-    buffers: &Arc<BufferPool>,
+    (buffers, budget): (&Arc<BufferPool>, &Option<Arc<PartBudget>>),
 ) -> Result<(Bytes, Digests), TransferError> {
     let file = file.clone();
     let buffers = buffers.clone();
     let len = usize::try_from(part.len)
         .map_err(|_| TransferError::InvalidInput(format!("part of {} bytes", part.len)))?;
     let digesting = digests.start()?;
+    // Held until the body's last bytes are dropped, with the buffer.
+    let held = PartBudget::hold(budget, part.len).await;
     let read = tokio::task::spawn_blocking(move || {
         let mut buffer = buffers.take(len)?;
         let digests = read_at_digesting(&file, buffer.as_mut(), part.offset, digesting)?;
-        Ok::<_, std::io::Error>((Bytes::from_owner(buffer), digests))
+        Ok::<_, std::io::Error>((Bytes::from_owner(Budgeted::new(buffer, held)), digests))
     })
     .await
     .map_err(|e| TransferError::Internal(format!("file reader failed: {e}")))?;

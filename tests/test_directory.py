@@ -16,7 +16,7 @@ import boto3
 import pytest
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
-from helpers import MIB, Callbacks, write_random
+from helpers import MIB, Callbacks, run_script, write_random
 
 import s3turbo
 from faultproxy import Fault, FaultProxy
@@ -483,6 +483,44 @@ def test_failed_downloads_leave_no_folders_behind(s3s_fs, tmp_path):
         "copy",
         "copy/kept.txt",
     ]
+
+
+LARGE_OBJECTS_UNDER_A_LOW_LIMIT = """if True:
+    import os, resource, sys, tempfile
+    import s3turbo
+    from boto3.s3.transfer import TransferConfig
+    endpoint, access_key, secret_key, bucket = sys.argv[1:5]
+    source, copy = tempfile.mkdtemp(), tempfile.mkdtemp()
+    for i in range(32):
+        with open(os.path.join(source, f"f{i}"), "wb") as out:
+            out.truncate(20 << 20)
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (96, hard))
+    client = s3turbo.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                            aws_access_key_id=access_key, aws_secret_access_key=secret_key)
+    config = TransferConfig(max_concurrency=16, multipart_threshold=5 << 20,
+                            multipart_chunksize=5 << 20)
+    uploaded = client.upload_directory(source, bucket, "p/", Config=config)
+    downloaded = client.download_directory(bucket, "p/", copy, Config=config)
+    same_names = sorted(os.listdir(copy)) == sorted(os.listdir(source))
+    # VmHWM: ru_maxrss would count the RSS of the process that started this one.
+    with open("/proc/self/status") as status:
+        peak_kib = next(line.split()[1] for line in status if line.startswith("VmHWM"))
+    print(len(uploaded), len(downloaded), same_names, int(peak_kib) >> 10)
+"""
+
+
+def test_large_objects_share_one_budget_of_parts_in_flight(s3s_fs, tmp_path):
+    """The objects in flight share max_concurrency parts (of memory, and of connections), as
+    much as one boto3 transfer of that TransferConfig holds: 32 objects of four 5 MiB parts go
+    up and down under an open-file limit of 96 holding about 16 parts in memory. (Each object
+    ran its own 16 parts before: 400 MiB here, 5 GiB for 64 files of 96 MiB, and "Too many
+    open files" under ulimit -n 1024 for 34 objects of 160 MiB with max_concurrency=32.)"""
+    bucket = s3s_fs.new_bucket()
+    printed = run_script(LARGE_OBJECTS_UNDER_A_LOW_LIMIT, tmp_path, s3s_fs, bucket, timeout=180)
+    uploaded, downloaded, same_names, peak_mib = printed.split()
+    assert (uploaded, downloaded, same_names) == ("32", "32", "True")
+    assert int(peak_mib) < 64 + 2 * 16 * 5
 
 
 def test_objects_in_flight_follow_use_threads_and_the_open_file_limit(s3s_fs, tmp_path):
