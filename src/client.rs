@@ -144,6 +144,7 @@ impl ConnectionSettings {
                 self.retry_mode
                     .retry_config(self.max_attempts, self.retry_behavior_2_1),
             )
+            .retry_partition(self.retry_mode.retry_partition())
             .request_checksum_calculation(if self.checksum_when_supported {
                 RequestChecksumCalculation::WhenSupported
             } else {

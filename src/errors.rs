@@ -200,7 +200,7 @@ impl TransferError {
     /// S3's error answer to one operation, whose requests `trace` followed (botocore's
     /// `ClientError`).
     fn service_error(operation: &'static str, raw: &HttpResponse, trace: &RequestTrace) -> Self {
-        let status = raw.status().as_u16();
+        let status = retries::botocore_status(raw.status().as_u16());
         let headers = raw
             .headers()
             .iter()

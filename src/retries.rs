@@ -3,7 +3,9 @@
 //! classifiers tell it which answers botocore retries where the SDK's own would decide otherwise.
 
 use aws_sdk_s3::config::interceptors::InterceptorContext;
-use aws_sdk_s3::config::retry::{ClassifyRetry, RetryAction, RetryConfig};
+use aws_sdk_s3::config::retry::{
+    ClassifyRetry, RetryAction, RetryConfig, RetryPartition, TokenBucket,
+};
 use aws_smithy_runtime_api::client::retries::classifiers::{
     RetryClassifierPriority, SharedRetryClassifier,
 };
@@ -48,9 +50,29 @@ impl RetryMode {
         }
     }
 
+    /// The retry quota of a client. botocore keeps one per client, of 500, that a retry takes 14
+    /// of (a throttling error's 5) and a success gives back; its legacy mode has none. The SDK
+    /// would share one quota among all clients of a region.
+    pub fn retry_partition(self) -> RetryPartition {
+        let quota = match self {
+            RetryMode::Legacy => TokenBucket::unlimited(),
+            RetryMode::Standard | RetryMode::Adaptive => TokenBucket::builder()
+                .retry_cost(14)
+                .timeout_retry_cost(14)
+                .throttling_retry_cost(5)
+                .build(),
+        };
+        RetryPartition::custom("s3turbo")
+            .token_bucket(quota)
+            .build()
+    }
+
     /// The classifiers the SDK's client takes for this mode, besides its own.
     pub fn classifiers(self) -> Vec<SharedRetryClassifier> {
-        let mut classifiers = vec![SharedRetryClassifier::new(TooManyRequests)];
+        let mut classifiers = vec![
+            SharedRetryClassifier::new(TooManyRequests),
+            SharedRetryClassifier::new(ErrorIn200),
+        ];
         if self == RetryMode::Legacy {
             classifiers.push(SharedRetryClassifier::new(LegacyRetries));
         }
@@ -84,26 +106,58 @@ impl ClassifyRetry for TooManyRequests {
     }
 }
 
+/// The status botocore gives an attempt that S3 answered with an error, if it did: an error
+/// in a 200 answer (CompleteMultipartUpload's, say) is a 500 to botocore, in every mode.
+/// Answers that broke off, and failures to send, are not S3's errors.
+fn error_status(context: &InterceptorContext) -> Option<u16> {
+    let answered_error =
+        matches!(context.output_or_error(), Some(Err(e)) if e.is_operation_error());
+    let status = context.response()?.status().as_u16();
+    answered_error.then_some(botocore_status(status))
+}
+
+/// An error in a 200 answer is retried as a 500, whatever its code (the SDK retries only
+/// codes it knows as transient or throttling).
+#[derive(Debug)]
+struct ErrorIn200;
+
+impl ClassifyRetry for ErrorIn200 {
+    fn classify_retry(&self, context: &InterceptorContext) -> RetryAction {
+        let in_200 = context
+            .response()
+            .is_some_and(|response| response.status().is_success());
+        match error_status(context) {
+            Some(_) if in_200 => RetryAction::server_error(),
+            _ => RetryAction::NoActionIndicated,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "s3turbo::ErrorIn200"
+    }
+
+    /// After the SDK's classifiers, so that its decision is the one that holds.
+    fn priority(&self) -> RetryClassifierPriority {
+        RetryClassifierPriority::run_after(RetryClassifierPriority::transient_error_classifier())
+    }
+}
+
 /// botocore's legacy mode decides on every error answer by its `_retry.json`, which differs
 /// from the standard mode's rules: it retries S3's `400 BadDigest` and any 509, and not a code
 /// the standard mode knows as throttling or transient under another status (`400 SlowDown`).
-/// Errors without an answer (connections refused or broken, timeouts) are retried in both
-/// modes, so the SDK's own classifiers keep those.
+/// Failures without an error answer (connections refused or broken, timeouts, a body that
+/// broke off) are retried in both modes, so the SDK's own classifiers keep those.
 #[derive(Debug)]
 struct LegacyRetries;
 
 impl ClassifyRetry for LegacyRetries {
     fn classify_retry(&self, context: &InterceptorContext) -> RetryAction {
-        let Some(response) = context.response() else {
+        let Some(status) = error_status(context) else {
             return RetryAction::NoActionIndicated;
         };
-        let status = response.status().as_u16();
-        if status < 400 {
-            // A 200 with an error body (CompleteMultipartUpload's InternalError) is a 500 to
-            // botocore in both modes.
-            return RetryAction::NoActionIndicated;
-        }
-        let body = error_body::read(response.body().bytes().unwrap_or_default());
+        let body = context
+            .response()
+            .and_then(|response| error_body::read(response.body().bytes().unwrap_or_default()));
         let code = body
             .as_ref()
             .and_then(|body| error_body::text(&body.error, "Code"))
@@ -140,8 +194,17 @@ fn legacy_retry(status: u16, code: &str) -> Option<RetryAction> {
     }
 }
 
-/// Whether botocore says `MaxAttemptsReached` of an error answer on the last attempt: its
-/// standard mode says so of any error, its legacy mode only of one it would have retried.
+/// Whether botocore says `MaxAttemptsReached` of an error answer of `status` (as botocore
+/// gives it, see `botocore_status`) on the last attempt: its standard mode says so of any
+/// error, its legacy mode only of one it would have retried.
 pub fn reports_max_attempts(legacy: bool, status: u16, code: &str) -> bool {
     !legacy || legacy_retry(status, code).is_some()
+}
+
+/// The status botocore reports of an error answer: an error in a 200 answer is a 500.
+pub fn botocore_status(status: u16) -> u16 {
+    match status {
+        200..=299 => 500,
+        status => status,
+    }
 }

@@ -62,8 +62,9 @@ class Fault:
     reset_response_after: int | None = None  # bytes of the response body let through first
     reset_request_after: int | None = None  # bytes of the request body let through first
     flip_response_byte_at: int | None = None  # offset in the response body (XOR 0x01)
-    # Bytes of the response body let through before the proxy stops relaying it while keeping
-    # the connection open (a server that hangs): only the client's read timeout ends it.
+    # Bytes of the response body (of the answer, with answer_error) let through before the
+    # proxy stops relaying it while keeping the connection open (a server that hangs): only the
+    # client's read timeout ends it.
     stall_response_after: int | None = None
     # Hold the response back entirely (the request is answered, the answer never relayed): a
     # server that hangs after taking a request's body.
@@ -248,6 +249,12 @@ class FaultProxy:
                         body=fault.answer_body,
                         with_body=method != "HEAD",
                     )
+                    if fault.stall_response_after is not None:
+                        # The answer stops that many bytes into its body.
+                        body_starts = answer.index(b"\r\n\r\n") + 4
+                        client.sendall(answer[: body_starts + fault.stall_response_after])
+                        self._stopped.wait()  # until the proxy dies or stops
+                        raise _Reset()
                     client.sendall(answer)
                     continue
                 # Queued before the request leaves, so it is there when the response comes.

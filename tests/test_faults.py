@@ -733,6 +733,53 @@ def test_legacy_retry_mode_retries_and_reports_as_boto3s(s3s_fs, answer, retried
     assert ("reached max retries" in seen["boto3"][0][0]) == retried
 
 
+@pytest.mark.parametrize("mode", ["standard", "legacy"])
+@pytest.mark.parametrize("code", ["InternalError", "AccessDenied"])
+def test_an_error_in_a_200_answer_is_a_500_as_in_boto3(s3s_fs, mode, code):
+    """S3 can answer 200 with an error in the body: botocore makes it a 500, and retries it
+    in every mode, whatever its code (the SDK retries only codes it knows). Both clients send
+    the same requests and report the same error, status 500 included."""
+    bucket = s3s_fs.new_bucket()
+    config = Config(retries={"mode": mode, "total_max_attempts": 2})
+    seen = {}
+    with FaultProxy(s3s_fs.endpoint_url) as proxy:
+        erring = proxy.inject(Fault(method="PUT", answer_error=(200, code), times=None))
+        for name, client in s3s_fs.clients_through(proxy, config).items():
+            erring.hits = 0
+            with pytest.raises(ClientError) as caught:
+                client.upload_fileobj(io.BytesIO(b"data"), bucket, "k")
+            status = caught.value.response["ResponseMetadata"]["HTTPStatusCode"]
+            seen[name] = (error_as_boto3_reads_it(caught.value), status, erring.hits)
+    assert seen["s3turbo"] == seen["boto3"]
+    assert seen["boto3"][1:] == (500, 2)
+    assert "(reached max retries: 1)" in seen["boto3"][0][0]
+
+
+@pytest.mark.parametrize("mode", ["standard", "legacy"])
+def test_an_error_answer_that_stalls_is_retried_as_in_boto3(s3s_fs, mode):
+    """An error answer whose body stops coming is a read timeout to botocore, retried in every
+    mode, not S3's error (the legacy mode's rules must not forbid it): both clients try three
+    times and raise ReadTimeoutError."""
+    bucket = s3s_fs.new_bucket()
+    config = Config(retries={"mode": mode, "total_max_attempts": 3}, read_timeout=0.3)
+    seen = {}
+    with FaultProxy(s3s_fs.endpoint_url) as proxy:
+        stalled = proxy.inject(
+            Fault(
+                method="PUT",
+                answer_error=(403, "AccessDenied"),
+                stall_response_after=20,
+                times=None,
+            )
+        )
+        for name, client in s3s_fs.clients_through(proxy, config).items():
+            stalled.hits = 0
+            with pytest.raises(ReadTimeoutError):
+                client.upload_fileobj(io.BytesIO(b"data"), bucket, "k")
+            seen[name] = stalled.hits
+    assert seen == {"boto3": 3, "s3turbo": 3}
+
+
 @pytest.mark.parametrize("call", ["upload_fileobj", "download_fileobj"])
 def test_redirect_is_one_of_the_attempts_as_in_boto3(s3s_fs, call):
     """A request redirected to its bucket's region that then meets 503 SlowDown: botocore
