@@ -7,14 +7,14 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use aws_sdk_s3::types::EncodingType;
+use aws_sdk_s3::types::{EncodingType, RequestPayer};
 use aws_sdk_s3::Client;
 use futures_util::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::buffers::BufferPool;
-use crate::download::{self, DownloadRequest};
+use crate::download::{self, DownloadArgs, DownloadRequest};
 use crate::errors::{RequestTrace, TransferError};
 use crate::progress::Progress;
 use crate::redirect::{with_settings, BucketRegion};
@@ -96,18 +96,37 @@ pub struct FileDownload {
 
 pub type Results = Vec<Result<(), TransferError>>;
 
-/// The keys of the objects under `prefix`, in S3's order, a page of ListObjectsV2 after
+/// What to list: the keys under `prefix`, with the downloads' RequestPayer and
+/// ExpectedBucketOwner (a requester-pays bucket refuses its listing to others without it).
+pub struct Listing<'a> {
+    bucket: &'a str,
+    prefix: &'a str,
+    request_payer: Option<RequestPayer>,
+    expected_bucket_owner: Option<String>,
+}
+
+impl<'a> Listing<'a> {
+    pub fn new(bucket: &'a str, prefix: &'a str, args: &DownloadArgs) -> Self {
+        Self {
+            bucket,
+            prefix,
+            request_payer: args.request_payer.as_deref().map(RequestPayer::from),
+            expected_bucket_owner: args.expected_bucket_owner.clone(),
+        }
+    }
+}
+
+/// The keys of the objects `listing` names, in S3's order, a page of ListObjectsV2 after
 /// another. As botocore does, keys are asked for URL-encoded (XML cannot carry every character
 /// a key may hold) and decoded here. A large bucket takes many pages: `cancel` stops it.
 pub async fn list_keys(
     client: &Client,
     endpoint: &str,
-    bucket: &str,
-    prefix: &str,
+    listing: &Listing<'_>,
     cancel: &CancellationToken,
 ) -> Result<Vec<String>, TransferError> {
     tokio::select! {
-        keys = list_all_keys(client, endpoint, bucket, prefix) => keys,
+        keys = list_all_keys(client, endpoint, listing) => keys,
         _ = cancel.cancelled() => Err(TransferError::Cancelled),
     }
 }
@@ -115,19 +134,20 @@ pub async fn list_keys(
 async fn list_all_keys(
     client: &Client,
     endpoint: &str,
-    bucket: &str,
-    prefix: &str,
+    listing: &Listing<'_>,
 ) -> Result<Vec<String>, TransferError> {
     let mut keys = Vec::new();
     let mut continuation: Option<String> = None;
-    let region = BucketRegion::new(client, endpoint, bucket);
+    let region = BucketRegion::new(client, endpoint, listing.bucket);
     loop {
         let trace = &RequestTrace::new(client);
         let list = |settings| {
             let operation = client
                 .list_objects_v2()
-                .bucket(bucket)
-                .prefix(prefix)
+                .bucket(listing.bucket)
+                .prefix(listing.prefix)
+                .set_request_payer(listing.request_payer.clone())
+                .set_expected_bucket_owner(listing.expected_bucket_owner.clone())
                 .encoding_type(EncodingType::Url)
                 .set_continuation_token(continuation.clone())
                 .customize()

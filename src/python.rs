@@ -521,16 +521,20 @@ fn run_batch(
 }
 
 /// The keys of the objects under `prefix` (the directory API's listing): ListObjectsV2 on the
-/// engine, whose XML parsing costs a fraction of botocore's.
+/// engine, whose XML parsing costs a fraction of botocore's. It sends the RequestPayer and
+/// ExpectedBucketOwner of the downloads' `extra_args` (encoded, as `download_args` takes them).
 #[pyfunction]
 fn list_keys(
     py: Python<'_>,
     connection: &Connection,
     bucket: String,
     prefix: String,
+    extra_args: HashMap<String, String>,
 ) -> PyResult<Vec<String>> {
+    let args = download_args(&extra_args);
     run_transfer(py, connection, None, no_pump, move |task| async move {
-        batch::list_keys(&task.client, &task.endpoint, &bucket, &prefix, &task.cancel).await
+        let listing = batch::Listing::new(&bucket, &prefix, &args);
+        batch::list_keys(&task.client, &task.endpoint, &listing, &task.cancel).await
     })
 }
 
@@ -596,8 +600,21 @@ impl<'py> IntoPyObject<'py> for Outcomes {
     }
 }
 
-/// `extra_args` holds boto3's download ExtraArgs, already encoded (SSE-C key in base64 with
-/// its MD5).
+/// boto3's download ExtraArgs, already encoded (SSE-C key in base64 with its MD5).
+pub(crate) fn download_args(extra_args: &HashMap<String, String>) -> DownloadArgs {
+    let arg = |name: &str| extra_args.get(name).cloned();
+    DownloadArgs {
+        version_id: arg("VersionId"),
+        sse_customer_algorithm: arg("SSECustomerAlgorithm"),
+        sse_customer_key: arg("SSECustomerKey"),
+        sse_customer_key_md5: arg("SSECustomerKeyMD5"),
+        request_payer: arg("RequestPayer"),
+        expected_bucket_owner: arg("ExpectedBucketOwner"),
+        checksum_mode: arg("ChecksumMode"),
+    }
+}
+
+/// `extra_args` as `download_args` takes them.
 pub(crate) fn download_request(
     bucket: String,
     key: String,
@@ -606,20 +623,11 @@ pub(crate) fn download_request(
     options: &Options,
     connection: &Connection,
 ) -> DownloadRequest {
-    let arg = |name: &str| extra_args.get(name).cloned();
     DownloadRequest {
         bucket,
         key,
         path,
-        args: DownloadArgs {
-            version_id: arg("VersionId"),
-            sse_customer_algorithm: arg("SSECustomerAlgorithm"),
-            sse_customer_key: arg("SSECustomerKey"),
-            sse_customer_key_md5: arg("SSECustomerKeyMD5"),
-            request_payer: arg("RequestPayer"),
-            expected_bucket_owner: arg("ExpectedBucketOwner"),
-            checksum_mode: arg("ChecksumMode"),
-        },
+        args: download_args(extra_args),
         options: options.options,
         bandwidth: options.bandwidth_limit(),
         read_timeout: Duration::from_millis(connection.settings.read_timeout_ms),

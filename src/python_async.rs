@@ -31,8 +31,8 @@ use crate::handoff::ChunkQueue;
 use crate::plan;
 use crate::progress::Progress;
 use crate::python::{
-    download_batch, download_request, engine_and_client, to_py_err, upload_batch, Connection,
-    FilesToUpload, Options, Outcomes, Upload,
+    download_args, download_batch, download_request, engine_and_client, to_py_err, upload_batch,
+    Connection, FilesToUpload, Options, Outcomes, Upload,
 };
 use crate::runtime::{engine, Engine};
 use crate::upload::{self, StreamBlock};
@@ -285,13 +285,16 @@ fn list_keys_async<'py>(
     connection: &Connection,
     bucket: String,
     prefix: String,
+    extra_args: HashMap<String, String>,
 ) -> PyResult<Bound<'py, PyAny>> {
+    let args = download_args(&extra_args);
     spawn_transfer(
         py,
         connection,
         &Transfer::new(None),
         move |client, endpoint, _, cancel| async move {
-            batch::list_keys(&client, &endpoint, &bucket, &prefix, &cancel).await
+            let listing = batch::Listing::new(&bucket, &prefix, &args);
+            batch::list_keys(&client, &endpoint, &listing, &cancel).await
         },
     )
 }

@@ -462,6 +462,40 @@ def test_keys_that_land_on_one_file_are_refused(moto, tmp_path):
     )
 
 
+@pytest.mark.parametrize("served_by", ["engine", "boto3", "aio"])
+def test_the_listing_sends_the_downloads_payer_and_owner(s3s_fs, tmp_path, monkeypatch, served_by):
+    """A requester-pays bucket refuses its listing, as its objects, to others unless the request
+    says who pays: the listing sends the RequestPayer and ExpectedBucketOwner of ExtraArgs, as
+    each GET does (sync, asyncio, or boto3 serving the call)."""
+    bucket = s3s_fs.new_bucket()
+    s3s_fs.boto3_client().put_object(Bucket=bucket, Key="p/a.txt", Body=b"data")
+    extra_args = {"RequestPayer": "requester", "ExpectedBucketOwner": "123456789012"}
+    if served_by == "boto3":
+        monkeypatch.setenv("S3TURBO_DISABLE", "1")
+    with FaultProxy(s3s_fs.endpoint_url) as proxy:
+        kwargs = s3s_fs.client_kwargs(endpoint_url=proxy.endpoint_url)
+        if served_by == "aio":
+
+            async def download():
+                async with s3turbo.aio.client("s3", **kwargs) as s3:
+                    return await s3.download_directory(bucket, "p", tmp_path, ExtraArgs=extra_args)
+
+            copied = asyncio.run(download())
+        else:
+            client = s3turbo.client("s3", **kwargs)
+            copied = client.download_directory(bucket, "p", tmp_path, ExtraArgs=extra_args)
+        assert copied == {"p/a.txt": str(tmp_path / "a.txt")}
+        sent = {
+            "list" if "list-type=2" in r.target else r.method: (
+                r.headers.get("x-amz-request-payer"),
+                r.headers.get("x-amz-expected-bucket-owner"),
+            )
+            for r in proxy.requests
+        }
+    assert sent["list"] == ("requester", "123456789012")
+    assert sent["GET"] == sent["list"]
+
+
 def test_failed_downloads_leave_no_folders_behind(s3s_fs, tmp_path):
     """A listing that fails makes no folder, and folders made for objects whose downloads all
     failed are taken away again; local_dir and the other files stay."""

@@ -263,7 +263,7 @@ def download_directory(
 ) -> dict[str, str]:
     encoded_args = _settings.download_args(client._client, bucket, "-", extra_args)
     batch = DownloadBatch(client, bucket, prefix, local_dir)
-    batch.place(_keys(client, bucket, batch.prefix, boto3_serves))
+    batch.place(_keys(client, bucket, batch.prefix, extra_args, encoded_args, boto3_serves))
     if boto3_serves:
         return batch.one_by_one(extra_args, callback, config)
     outcomes = _core.download_files(
@@ -334,16 +334,35 @@ def _files_in(root: Path) -> Iterable[tuple[Path, OSError | None]]:
     yield from problems
 
 
-def _keys(client: Client, bucket: str, prefix: str, boto3_serves: bool) -> Iterable[str]:
-    """The keys under `prefix`: listed by the engine, unless boto3 must serve the call."""
+def _keys(
+    client: Client,
+    bucket: str,
+    prefix: str,
+    extra_args: dict | None,
+    encoded_args: dict[str, str],
+    boto3_serves: bool,
+) -> Iterable[str]:
+    """The keys under `prefix`: listed by the engine, unless boto3 must serve the call. The
+    listing takes the downloads' RequestPayer and ExpectedBucketOwner (`extra_args`, and as
+    the engine takes them, `encoded_args`)."""
     if not boto3_serves:
+        connection = _settings.connection(client._client)
         try:
-            return _core.list_keys(_settings.connection(client._client), bucket, prefix)
+            return _core.list_keys(connection, bucket, prefix, encoded_args)
         except ClientError as error:
             raise client._modeled(error) from None
     paginator = client._client.get_paginator("list_objects_v2")
-    pages = paginator.paginate(Bucket=bucket, Prefix=prefix)
+    pages = paginator.paginate(Bucket=bucket, Prefix=prefix, **_listing_args(extra_args))
     return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
+def _listing_args(extra_args: dict | None) -> dict[str, str]:
+    """What of a download's ExtraArgs its listing also sends."""
+    return {
+        name: value
+        for name, value in (extra_args or {}).items()
+        if name in ("RequestPayer", "ExpectedBucketOwner")
+    }
 
 
 def objects_in_flight(config: TransferConfig | None) -> int:

@@ -328,7 +328,8 @@ class AsyncClient:
             _directory.DownloadBatch, self._sync, Bucket, Prefix, local_dir
         )
         try:
-            keys = await _core.list_keys_async(await self._connection(), Bucket, batch.prefix)
+            connection = await self._connection()
+            keys = await _core.list_keys_async(connection, Bucket, batch.prefix, encoded_args)
         except ClientError as error:
             raise self._sync._modeled(error) from None
         await asyncio.to_thread(batch.place, keys)
