@@ -462,6 +462,47 @@ def test_keys_that_land_on_one_file_are_refused(moto, tmp_path):
     )
 
 
+def test_keys_that_land_on_one_file_through_a_link_are_refused(moto, tmp_path):
+    """A link already in local_dir can make two keys name one file: the second is refused."""
+    bucket = moto.new_bucket()
+    boto = moto.boto3_client()
+    for key in ["p/alias/f", "p/real/f"]:
+        boto.put_object(Bucket=bucket, Key=key, Body=key.encode())
+    (tmp_path / "real").mkdir()
+    (tmp_path / "alias").symlink_to(tmp_path / "real")
+    with pytest.raises(s3turbo.DirectoryTransferError) as raised:
+        moto.s3turbo_client().download_directory(bucket, "p", tmp_path)
+    assert list(raised.value.failed) == ["p/real/f"]
+    assert raised.value.transferred == {"p/alias/f": str(tmp_path / "alias" / "f")}
+    assert (tmp_path / "real" / "f").read_bytes() == b"p/alias/f"
+
+
+def stop_at_once(_amount: int) -> None:
+    raise Stop()
+
+
+@pytest.mark.parametrize("served_by", ["engine", "boto3"])
+def test_a_callback_that_raises_stops_the_call(s3s_fs, tmp_path, monkeypatch, served_by):
+    """As on a single transfer, an exception of the Callback stops the whole call and goes on as
+    it is, whether the engine or boto3 (S3TURBO_DISABLE, mock_aws, ...) serves it: boto3 used to
+    go on with the next file and report each as failed. Folders made for the downloads are
+    taken away again."""
+    if served_by == "boto3":
+        monkeypatch.setenv("S3TURBO_DISABLE", "1")
+    bucket = s3s_fs.new_bucket()
+    source = make_tree(tmp_path / "source")
+    client = s3s_fs.s3turbo_client()
+    with pytest.raises(Stop):
+        client.upload_directory(source, bucket, "p", Callback=stop_at_once)
+    listed = s3s_fs.boto3_client().list_objects_v2(Bucket=bucket).get("Contents", [])
+    assert len(listed) <= 1  # the first file's upload may have been sent already
+    client.upload_directory(source, bucket, "p")
+    with pytest.raises(Stop):
+        client.download_directory(bucket, "p", tmp_path / "copy", Callback=stop_at_once)
+    folders = [path for path in (tmp_path / "copy").rglob("*") if path.is_dir()]
+    assert all(any(path.is_file() for path in folder.rglob("*")) for folder in folders)
+
+
 @pytest.mark.parametrize("served_by", ["engine", "boto3", "aio"])
 def test_the_listing_sends_the_downloads_payer_and_owner(s3s_fs, tmp_path, monkeypatch, served_by):
     """A requester-pays bucket refuses its listing, as its objects, to others unless the request

@@ -112,14 +112,14 @@ class UploadBatch:
     def one_by_one(self, callback, config) -> dict[str, str]:
         """boto3 uploads the files, one after another."""
 
-        def upload_with_boto3(key: str, path: str) -> None:
+        def upload_with_boto3(key: str, path: str, callback) -> None:
             guessed = self._content_type(path)
             args = dict(self.args, ContentType=guessed) if guessed else self.args
             boto3_transfers.upload_file(
                 self.client._client, path, self.bucket, key, args, callback, config
             )
 
-        return _one_by_one("upload", self.files, upload_with_boto3, self.refused)
+        return _one_by_one("upload", self.files, upload_with_boto3, callback, self.refused)
 
     def report(self, outcomes: list[BaseException | None]) -> dict[str, str]:
         def as_boto3_raises(key: str, error: BaseException) -> BaseException:
@@ -163,9 +163,11 @@ class DownloadBatch:
                 return
             lineage = [path, *path.parents]
             missing = lineage[: next(i for i, p in enumerate(lineage) if p in made or p.is_dir())]
+            # Noted first: a mkdir that fails half-way (a name too long) leaves the folders
+            # above it.
+            self._made_for_files.extend(missing)
             path.mkdir(parents=True, exist_ok=True)
             made.add(path)
-            self._made_for_files.extend(missing)
 
         def keep_folder(path: Path) -> None:
             make_folder(path)
@@ -182,12 +184,14 @@ class DownloadBatch:
                         keep_folder(local_path(self.root, relative, inside))
                     continue
                 path = local_path(self.root, relative, inside)
-                if str(path) in destinations:
+                # Through links, two paths may name one file.
+                real_path = os.path.realpath(path)
+                if real_path in destinations:
                     raise ValueError(
-                        f"refused: {destinations[str(path)]!r} goes to the same file, {str(path)!r}"
+                        f"refused: {destinations[real_path]!r} goes to the same file, {str(path)!r}"
                     )
                 make_folder(path.parent)
-                destinations[str(path)] = key
+                destinations[real_path] = key
                 self.files[key] = str(path)
             except (ValueError, OSError) as error:
                 self.refused[key] = error
@@ -196,15 +200,15 @@ class DownloadBatch:
     def one_by_one(self, extra_args, callback, config) -> dict[str, str]:
         """boto3 downloads the objects, one after another."""
 
-        def download_with_boto3(key: str, path: str) -> None:
+        def download_with_boto3(key: str, path: str, callback) -> None:
             boto3_transfers.download_file(
                 self.client._client, self.bucket, key, path, extra_args, callback, config
             )
 
         try:
-            return _one_by_one("download", self.files, download_with_boto3, self.refused)
+            return _one_by_one("download", self.files, download_with_boto3, callback, self.refused)
         finally:
-            self._remove_empty_folders()
+            self.remove_empty_folders()
 
     def report(self, outcomes: list[BaseException | None]) -> dict[str, str]:
         from ._client import as_download_error  # (_client imports this module)
@@ -217,9 +221,9 @@ class DownloadBatch:
         try:
             return _report("download", self.files, outcomes, as_boto3_raises, self.refused)
         finally:
-            self._remove_empty_folders()
+            self.remove_empty_folders()
 
-    def _remove_empty_folders(self) -> None:
+    def remove_empty_folders(self) -> None:
         """Takes away the folders made for files that none of the downloads filled."""
         for folder in sorted(self._made_for_files, key=lambda p: len(p.parts), reverse=True):
             with contextlib.suppress(OSError):  # not empty, or gone
@@ -266,15 +270,19 @@ def download_directory(
     batch.place(_keys(client, bucket, batch.prefix, extra_args, encoded_args, boto3_serves))
     if boto3_serves:
         return batch.one_by_one(extra_args, callback, config)
-    outcomes = _core.download_files(
-        _settings.connection(client._client),
-        _settings.options(config),
-        bucket,
-        list(batch.files.items()),
-        objects_in_flight(config),
-        extra_args=encoded_args,
-        callback=callback,
-    )
+    try:
+        outcomes = _core.download_files(
+            _settings.connection(client._client),
+            _settings.options(config),
+            bucket,
+            list(batch.files.items()),
+            objects_in_flight(config),
+            extra_args=encoded_args,
+            callback=callback,
+        )
+    except BaseException:  # Ctrl-C, a Callback that raised
+        batch.remove_empty_folders()
+        raise
     return batch.report(outcomes)
 
 
@@ -392,17 +400,28 @@ def _report(action, files, outcomes, as_boto3_raises, refused=None) -> dict[str,
     return transferred
 
 
-def _one_by_one(action, files, transfer, refused=None) -> dict[str, str]:
-    """boto3 serves the call (Stubber, mock_aws, ...): one object after another."""
+def _one_by_one(action, files, transfer, callback, refused=None) -> dict[str, str]:
+    """boto3 serves the call (Stubber, mock_aws, ...): one object after another, each given
+    `callback`. An exception the callback raises stops the call, as on the engine (aio's
+    TransferStopped among them); other failures are the object's."""
+    raised: list[BaseException] = []
+
+    def observed(amount: int) -> None:
+        try:
+            callback(amount)
+        except BaseException as error:
+            raised.append(error)
+            raise
+
     failed = dict(refused or {})
     transferred = {}
     for key, path in files.items():
         try:
-            transfer(key, path)
+            transfer(key, path, observed if callback is not None else None)
             transferred[key] = path
-        except TransferStopped:
-            raise
         except Exception as error:
+            if any(error is by_callback for by_callback in raised):
+                raise
             failed[key] = error
     if failed:
         raise DirectoryTransferError(action, failed, transferred)

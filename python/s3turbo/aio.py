@@ -334,19 +334,23 @@ class AsyncClient:
             raise self._sync._modeled(error) from None
         await asyncio.to_thread(batch.place, keys)
         transfer, asked = _transfer(Callback)
-        outcomes = await self._run(
-            transfer,
-            asked,
-            _core.download_files_async(
-                *await self._engine_args(Config),
-                Bucket,
-                list(batch.files.items()),
-                _directory.objects_in_flight(Config),
-                encoded_args,
+        try:
+            outcomes = await self._run(
                 transfer,
-            ),
-            Callback,
-        )
+                asked,
+                _core.download_files_async(
+                    *await self._engine_args(Config),
+                    Bucket,
+                    list(batch.files.items()),
+                    _directory.objects_in_flight(Config),
+                    encoded_args,
+                    transfer,
+                ),
+                Callback,
+            )
+        except BaseException:  # cancelled, a Callback that raised
+            batch.remove_empty_folders()
+            raise
         return batch.report(outcomes)
 
     async def _engine_args(self, config: TransferConfig | None) -> tuple:
