@@ -179,6 +179,9 @@ def test_not_a_directory(s3s_fs, tmp_path):
         client.upload_directory(tmp_path / "file", "bucket", "")
     with pytest.raises(NotADirectoryError):
         client.upload_directory(tmp_path / "missing", "bucket", "")
+    # As upload_directory, and as a download_file into it would.
+    with pytest.raises(NotADirectoryError):
+        client.download_directory(s3s_fs.new_bucket(), "", tmp_path / "file")
 
 
 @pytest.mark.parametrize(

@@ -142,7 +142,7 @@ class DownloadBatch:
         self.prefix = key_prefix(prefix)
         self.root = Path(os.fspath(local_dir))
         if self.root.exists() and not self.root.is_dir():
-            raise FileExistsError(f"not a directory: {str(self.root)!r}")
+            raise NotADirectoryError(f"not a directory: {str(self.root)!r}")
         self.client = client
         self.bucket = bucket
         self.files: dict[str, str] = {}
