@@ -181,11 +181,10 @@ class DownloadBatch:
             try:
                 if key.endswith("/"):  # a folder marker: the folder, no file
                     if _segments(relative):  # (the prefix's own marker is local_dir)
-                        keep_folder(local_path(self.root, relative, inside))
+                        keep_folder(local_path(self.root, relative, inside)[0])
                     continue
-                path = local_path(self.root, relative, inside)
-                # Through links, two paths may name one file.
-                real_path = os.path.realpath(path)
+                # Through links, two paths may name one file: told by its real path.
+                path, real_path = local_path(self.root, relative, inside)
                 if real_path in destinations:
                     raise ValueError(
                         f"refused: {destinations[real_path]!r} goes to the same file, {str(path)!r}"
@@ -286,17 +285,18 @@ def download_directory(
     return batch.report(outcomes)
 
 
-def local_path(root: Path, relative_key: str, inside: str) -> Path:
+def local_path(root: Path, relative_key: str, inside: str) -> tuple[Path, str]:
     """Where the object named `relative_key` (its key less the prefix) goes under `root`, whose
-    real path is `inside` (with a trailing separator). A key that would land outside `root`
-    ("..", or a link inside root that leads out) is refused."""
+    real path is `inside` (with a trailing separator), and the real path of that. A key that
+    would land outside `root` ("..", or a link inside root that leads out) is refused."""
     parts = _segments(relative_key)
     if not parts or ".." in parts or any("\0" in part for part in parts):
         raise ValueError(f"refused: the key would be written outside {str(root)!r}")
     path = root.joinpath(*parts)
-    if not os.path.realpath(path).startswith(inside):
+    real_path = os.path.realpath(path)
+    if not real_path.startswith(inside):
         raise ValueError(f"refused: the key would be written outside {str(root)!r}")
-    return path
+    return path, real_path
 
 
 def _segments(relative_key: str) -> list[str]:
