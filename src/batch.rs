@@ -116,27 +116,28 @@ impl<'a> Listing<'a> {
     }
 }
 
-/// The keys of the objects `listing` names, in S3's order, a page of ListObjectsV2 after
-/// another. As botocore does, keys are asked for URL-encoded (XML cannot carry every character
-/// a key may hold) and decoded here. A large bucket takes many pages: `cancel` stops it.
-pub async fn list_keys(
+/// The keys and sizes of the objects `listing` names, in S3's order, a page of ListObjectsV2
+/// after another. As botocore does, keys are asked for URL-encoded (XML cannot carry every
+/// character a key may hold) and decoded here. A large bucket takes many pages: `cancel` stops
+/// it.
+pub async fn list_objects(
     client: &Client,
     endpoint: &str,
     listing: &Listing<'_>,
     cancel: &CancellationToken,
-) -> Result<Vec<String>, TransferError> {
+) -> Result<Vec<(String, u64)>, TransferError> {
     tokio::select! {
-        keys = list_all_keys(client, endpoint, listing) => keys,
+        objects = list_all_objects(client, endpoint, listing) => objects,
         _ = cancel.cancelled() => Err(TransferError::Cancelled),
     }
 }
 
-async fn list_all_keys(
+async fn list_all_objects(
     client: &Client,
     endpoint: &str,
     listing: &Listing<'_>,
-) -> Result<Vec<String>, TransferError> {
-    let mut keys = Vec::new();
+) -> Result<Vec<(String, u64)>, TransferError> {
+    let mut objects = Vec::new();
     let mut continuation: Option<String> = None;
     let region = BucketRegion::new(client, endpoint, listing.bucket);
     loop {
@@ -161,19 +162,20 @@ async fn list_all_keys(
         };
         let page = region.send(trace, list).await?;
         let encoded = page.encoding_type == Some(EncodingType::Url);
-        keys.extend(page.contents().iter().filter_map(|object| {
+        objects.extend(page.contents().iter().filter_map(|object| {
             let key = object.key()?;
-            Some(if encoded {
-                form_decode(key)
-            } else {
-                key.to_owned()
-            })
+            let key = match encoded {
+                true => form_decode(key),
+                false => key.to_owned(),
+            };
+            let size = object.size().unwrap_or(0).max(0) as u64;
+            Some((key, size))
         }));
         continuation = page
             .next_continuation_token
             .filter(|_| page.is_truncated == Some(true));
         if continuation.is_none() {
-            return Ok(keys);
+            return Ok(objects);
         }
     }
 }

@@ -520,21 +520,22 @@ fn run_batch(
     })
 }
 
-/// The keys of the objects under `prefix` (the directory API's listing): ListObjectsV2 on the
-/// engine, whose XML parsing costs a fraction of botocore's. It sends the RequestPayer and
-/// ExpectedBucketOwner of the downloads' `extra_args` (encoded, as `download_args` takes them).
+/// The keys and sizes of the objects under `prefix` (the directory API's listing):
+/// ListObjectsV2 on the engine, whose XML parsing costs a fraction of botocore's. It sends the
+/// RequestPayer and ExpectedBucketOwner of the downloads' `extra_args` (encoded, as
+/// `download_args` takes them).
 #[pyfunction]
-fn list_keys(
+fn list_objects(
     py: Python<'_>,
     connection: &Connection,
     bucket: String,
     prefix: String,
     extra_args: HashMap<String, String>,
-) -> PyResult<Vec<String>> {
+) -> PyResult<Vec<(String, u64)>> {
     let args = download_args(&extra_args);
     run_transfer(py, connection, None, no_pump, move |task| async move {
         let listing = batch::Listing::new(&bucket, &prefix, &args);
-        batch::list_keys(&task.client, &task.endpoint, &listing, &task.cancel).await
+        batch::list_objects(&task.client, &task.endpoint, &listing, &task.cancel).await
     })
 }
 
@@ -1079,7 +1080,7 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(download_fileobj, module)?)?;
     module.add_function(wrap_pyfunction!(upload_files, module)?)?;
     module.add_function(wrap_pyfunction!(download_files, module)?)?;
-    module.add_function(wrap_pyfunction!(list_keys, module)?)?;
+    module.add_function(wrap_pyfunction!(list_objects, module)?)?;
     module.add_function(wrap_pyfunction!(presign_url, module)?)?;
     module.add_function(wrap_pyfunction!(presign_url_v2, module)?)?;
     Ok(())

@@ -278,9 +278,9 @@ fn spawn_batch<'py>(
     )
 }
 
-/// `list_keys` of the directory API, as an awaitable.
+/// `list_objects` of the directory API, as an awaitable.
 #[pyfunction]
-fn list_keys_async<'py>(
+fn list_objects_async<'py>(
     py: Python<'py>,
     connection: &Connection,
     bucket: String,
@@ -294,7 +294,7 @@ fn list_keys_async<'py>(
         &Transfer::new(None),
         move |client, endpoint, _, cancel| async move {
             let listing = batch::Listing::new(&bucket, &prefix, &args);
-            batch::list_keys(&client, &endpoint, &listing, &cancel).await
+            batch::list_objects(&client, &endpoint, &listing, &cancel).await
         },
     )
 }
@@ -478,7 +478,7 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(upload_stream_async, module)?)?;
     module.add_function(wrap_pyfunction!(download_stream_async, module)?)?;
     module.add_function(wrap_pyfunction!(upload_files_async, module)?)?;
-    module.add_function(wrap_pyfunction!(list_keys_async, module)?)?;
+    module.add_function(wrap_pyfunction!(list_objects_async, module)?)?;
     module.add_function(wrap_pyfunction!(download_files_async, module)?)?;
     Ok(())
 }

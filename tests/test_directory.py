@@ -116,6 +116,24 @@ def test_folder_markers_become_folders(moto, tmp_path):
     assert read_tree(tmp_path / "copy") == {"full/file.txt": b"x"}
 
 
+@pytest.mark.parametrize("served_by", ["engine", "boto3"])
+def test_a_folder_marker_with_content_is_reported(moto, tmp_path, monkeypatch, served_by):
+    """A key ending with "/" that has content has no file to go to: it is reported as failed
+    (as a download_file of it would fail), not made a folder and its bytes silently left."""
+    if served_by == "boto3":
+        monkeypatch.setenv("S3TURBO_DISABLE", "1")
+    bucket = moto.new_bucket()
+    boto = moto.boto3_client()
+    boto.put_object(Bucket=bucket, Key="p/marker/", Body=b"content")
+    boto.put_object(Bucket=bucket, Key="p/file.txt", Body=b"x")
+    with pytest.raises(s3turbo.DirectoryTransferError) as raised:
+        moto.s3turbo_client().download_directory(bucket, "p/", tmp_path / "copy")
+    assert list(raised.value.failed) == ["p/marker/"]
+    assert isinstance(raised.value.failed["p/marker/"], IsADirectoryError)
+    assert raised.value.transferred == {"p/file.txt": str(tmp_path / "copy" / "file.txt")}
+    assert read_tree(tmp_path / "copy") == {"file.txt": b"x"}
+
+
 def test_keys_that_would_escape_are_refused_and_the_rest_downloaded(moto, tmp_path):
     """moto keeps any key, so it holds keys that would climb out of the folder: those are
     refused and reported, the others are downloaded all the same."""
@@ -450,7 +468,7 @@ def test_keys_that_land_on_one_file_are_refused(moto, tmp_path):
     bucket = moto.new_bucket()
     boto = moto.boto3_client()
     for key in ["p/", "p/a//b", "p/a/b", "p/./x", "p/x"]:
-        boto.put_object(Bucket=bucket, Key=key, Body=key.encode())
+        boto.put_object(Bucket=bucket, Key=key, Body=b"" if key == "p/" else key.encode())
     with pytest.raises(s3turbo.DirectoryTransferError) as raised:
         moto.s3turbo_client().download_directory(bucket, "p", tmp_path / "copy")
     report = raised.value

@@ -151,10 +151,11 @@ class DownloadBatch:
         # the downloads.
         self._made_for_files: list[Path] = []
 
-    def place(self, keys: Iterable[str]) -> None:
-        """Maps the listed keys to local paths and makes their folders (and `local_dir`). A key
-        that would land outside `local_dir`, where another key lands, or whose folder cannot
-        be made, is refused."""
+    def place(self, objects: Iterable[tuple[str, int]]) -> None:
+        """Maps the listed objects (key and size) to local paths and makes their folders (and
+        `local_dir`). A key that would land outside `local_dir`, where another key lands, or
+        whose folder cannot be made, is refused, as is a folder marker with content (it has no
+        file to go to)."""
         made: set[Path] = set()  # folders made or found: most objects share theirs
         kept: set[Path] = set()  # local_dir and the folders of folder markers
 
@@ -176,10 +177,14 @@ class DownloadBatch:
         keep_folder(self.root)
         inside = os.path.realpath(self.root) + os.sep
         destinations: dict[str, str] = {}
-        for key in keys:
+        for key, size in objects:
             relative = key[len(self.prefix) :]
             try:
                 if key.endswith("/"):  # a folder marker: the folder, no file
+                    if size:
+                        raise IsADirectoryError(
+                            errno.EISDIR, f"refused: {key!r} ends with / and has content", key
+                        )
                     if _segments(relative):  # (the prefix's own marker is local_dir)
                         keep_folder(local_path(self.root, relative, inside)[0])
                     continue
@@ -266,7 +271,7 @@ def download_directory(
 ) -> dict[str, str]:
     encoded_args = _settings.download_args(client._client, bucket, "-", extra_args)
     batch = DownloadBatch(client, bucket, prefix, local_dir)
-    batch.place(_keys(client, bucket, batch.prefix, extra_args, encoded_args, boto3_serves))
+    batch.place(_objects(client, bucket, batch.prefix, extra_args, encoded_args, boto3_serves))
     if boto3_serves:
         return batch.one_by_one(extra_args, callback, config)
     try:
@@ -342,26 +347,26 @@ def _files_in(root: Path) -> Iterable[tuple[Path, OSError | None]]:
     yield from problems
 
 
-def _keys(
+def _objects(
     client: Client,
     bucket: str,
     prefix: str,
     extra_args: dict | None,
     encoded_args: dict[str, str],
     boto3_serves: bool,
-) -> Iterable[str]:
-    """The keys under `prefix`: listed by the engine, unless boto3 must serve the call. The
-    listing takes the downloads' RequestPayer and ExpectedBucketOwner (`extra_args`, and as
-    the engine takes them, `encoded_args`)."""
+) -> Iterable[tuple[str, int]]:
+    """The keys and sizes of the objects under `prefix`: listed by the engine, unless boto3
+    must serve the call. The listing takes the downloads' RequestPayer and ExpectedBucketOwner
+    (`extra_args`, and as the engine takes them, `encoded_args`)."""
     if not boto3_serves:
         connection = _settings.connection(client._client)
         try:
-            return _core.list_keys(connection, bucket, prefix, encoded_args)
+            return _core.list_objects(connection, bucket, prefix, encoded_args)
         except ClientError as error:
             raise client._modeled(error) from None
     paginator = client._client.get_paginator("list_objects_v2")
     pages = paginator.paginate(Bucket=bucket, Prefix=prefix, **_listing_args(extra_args))
-    return [item["Key"] for page in pages for item in page.get("Contents", [])]
+    return [(item["Key"], item["Size"]) for page in pages for item in page.get("Contents", [])]
 
 
 def _listing_args(extra_args: dict | None) -> dict[str, str]:

@@ -329,10 +329,10 @@ class AsyncClient:
         )
         try:
             connection = await self._connection()
-            keys = await _core.list_keys_async(connection, Bucket, batch.prefix, encoded_args)
+            objects = await _core.list_objects_async(connection, Bucket, batch.prefix, encoded_args)
         except ClientError as error:
             raise self._sync._modeled(error) from None
-        await asyncio.to_thread(batch.place, keys)
+        await asyncio.to_thread(batch.place, objects)
         transfer, asked = _transfer(Callback)
         try:
             outcomes = await self._run(
