@@ -162,11 +162,13 @@ impl TransferError {
         if let Some(SdkError::ServiceError(refusal)) =
             find_cause::<SdkError<CreateSessionError, HttpResponse>>(&err)
         {
-            return Self::service_error("CreateSession", refusal.raw(), trace);
+            return Self::service_error("CreateSession", refusal.raw(), false, trace);
         }
         let endpoint = trace.url_or(endpoint);
         match err {
-            SdkError::ServiceError(context) => Self::service_error(operation, context.raw(), trace),
+            SdkError::ServiceError(context) => {
+                Self::service_error(operation, context.raw(), false, trace)
+            }
             SdkError::TimeoutError(_) => TransferError::Timeout {
                 endpoint,
                 detail: "operation timed out".to_owned(),
@@ -188,18 +190,26 @@ impl TransferError {
                     TransferError::Connection { endpoint, detail }
                 }
             }
-            SdkError::ResponseError(context) => TransferError::Connection {
-                endpoint,
-                detail: format!("{context:?}"),
-            },
+            // An answer whose body was cut short: botocore reads what came as the whole body
+            // (urllib3 does not hold it to its Content-Length), and that as S3's answer.
+            SdkError::ResponseError(context) => {
+                Self::service_error(operation, context.raw(), true, trace)
+            }
             // The SDK could not build the request: retrying cannot help.
             other => TransferError::InvalidInput(format!("{other:?}")),
         }
     }
 
     /// S3's error answer to one operation, whose requests `trace` followed (botocore's
-    /// `ClientError`).
-    fn service_error(operation: &'static str, raw: &HttpResponse, trace: &RequestTrace) -> Self {
+    /// `ClientError`). An answer `cut_short` has a body the SDK did not keep, which botocore
+    /// could not have parsed either: an error of its status (a 200's is a 500, see
+    /// `retries::botocore_status`).
+    fn service_error(
+        operation: &'static str,
+        raw: &HttpResponse,
+        cut_short: bool,
+        trace: &RequestTrace,
+    ) -> Self {
         let status = retries::botocore_status(raw.status().as_u16());
         let headers = raw
             .headers()
@@ -210,6 +220,7 @@ impl TransferError {
         // botocore's reading of a 5xx with no body, or an HTML page, as a generic error.
         let trimmed = body.trim_ascii();
         let generic = status >= 500
+            && !cut_short
             && (operation == "HeadObject" || trimmed.is_empty() || trimmed.starts_with(b"<html>"));
         // botocore reports an error without a body (every HEAD error) by its status:
         // code "404", message "Not Found". Callers match on exactly that.

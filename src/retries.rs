@@ -72,6 +72,7 @@ impl RetryMode {
         let mut classifiers = vec![
             SharedRetryClassifier::new(TooManyRequests),
             SharedRetryClassifier::new(ErrorIn200),
+            SharedRetryClassifier::new(CutShort { mode: self }),
         ];
         if self == RetryMode::Legacy {
             classifiers.push(SharedRetryClassifier::new(LegacyRetries));
@@ -134,6 +135,42 @@ impl ClassifyRetry for ErrorIn200 {
 
     fn name(&self) -> &'static str {
         "s3turbo::ErrorIn200"
+    }
+
+    /// After the SDK's classifiers, so that its decision is the one that holds.
+    fn priority(&self) -> RetryClassifierPriority {
+        RetryClassifierPriority::run_after(RetryClassifierPriority::transient_error_classifier())
+    }
+}
+
+/// An answer whose body was cut short is, to botocore, S3's answer with what came as its body
+/// (see `TransferError::from_sdk`): retried by its status alone, as botocore can read no code
+/// from it, where the SDK retries every answer it could not read.
+#[derive(Debug)]
+struct CutShort {
+    mode: RetryMode,
+}
+
+impl ClassifyRetry for CutShort {
+    fn classify_retry(&self, context: &InterceptorContext) -> RetryAction {
+        let cut_short = matches!(context.output_or_error(), Some(Err(e)) if e.is_response_error());
+        let Some(response) = context.response().filter(|_| cut_short) else {
+            return RetryAction::NoActionIndicated;
+        };
+        let status = botocore_status(response.status().as_u16());
+        let retry = match self.mode {
+            RetryMode::Legacy => legacy_retry(status, ""),
+            RetryMode::Standard | RetryMode::Adaptive => match status {
+                500 | 502 | 503 | 504 => Some(RetryAction::server_error()),
+                429 => Some(RetryAction::throttling_error()),
+                _ => None,
+            },
+        };
+        retry.unwrap_or(RetryAction::RetryForbidden)
+    }
+
+    fn name(&self) -> &'static str {
+        "s3turbo::CutShort"
     }
 
     /// After the SDK's classifiers, so that its decision is the one that holds.

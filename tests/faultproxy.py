@@ -59,7 +59,8 @@ class Fault:
     # signature: ("authorization", "/us-east-1/")).
     header_contains: tuple[str, str] | None = None
     times: int | None = 1
-    reset_response_after: int | None = None  # bytes of the response body let through first
+    # Bytes of the response body (of the answer, with answer_error) let through before a reset.
+    reset_response_after: int | None = None
     reset_request_after: int | None = None  # bytes of the request body let through first
     flip_response_byte_at: int | None = None  # offset in the response body (XOR 0x01)
     # Bytes of the response body (of the answer, with answer_error) let through before the
@@ -249,6 +250,11 @@ class FaultProxy:
                         body=fault.answer_body,
                         with_body=method != "HEAD",
                     )
+                    if fault.reset_response_after is not None:
+                        # The answer breaks off that many bytes into its body.
+                        body_starts = answer.index(b"\r\n\r\n") + 4
+                        client.sendall(answer[: body_starts + fault.reset_response_after])
+                        raise _Reset()
                     if fault.stall_response_after is not None:
                         # The answer stops that many bytes into its body.
                         body_starts = answer.index(b"\r\n\r\n") + 4

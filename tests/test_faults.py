@@ -755,6 +755,40 @@ def test_an_error_in_a_200_answer_is_a_500_as_in_boto3(s3s_fs, mode, code):
     assert "(reached max retries: 1)" in seen["boto3"][0][0]
 
 
+CUT_SHORT = {
+    "CreateMultipartUpload 200": dict(method="POST", target_contains="uploads"),
+    "PutObject 403": dict(method="PUT", answer_error=(403, "AccessDenied")),
+    "PutObject 503": dict(method="PUT", answer_error=(503, "SlowDown")),
+    "PutObject 200 with an error": dict(method="PUT", answer_error=(200, "InternalError")),
+}
+
+
+@pytest.mark.parametrize("mode", ["standard", "legacy"])
+@pytest.mark.parametrize("answer", CUT_SHORT)
+def test_an_answer_cut_short_reads_as_boto3_reads_it(s3s_fs, tmp_path, mode, answer):
+    """An answer whose body breaks off is, to botocore, S3's answer with what came as its body
+    (urllib3 does not hold a body to its Content-Length): an unreadable 200 is a 500, retried;
+    other errors are retried by their status alone (a 403 is not). The SDK had retried them all
+    and raised EndpointConnectionError."""
+    bucket = s3s_fs.new_bucket()
+    source = write_random(tmp_path / "source.bin", 6 * MIB)
+    config = Config(retries={"mode": mode, "total_max_attempts": 2})
+    seen = {}
+    multipart = answer.startswith("CreateMultipartUpload")
+    with FaultProxy(s3s_fs.endpoint_url) as proxy:
+        cut = proxy.inject(Fault(reset_response_after=20, times=None, **CUT_SHORT[answer]))
+        for name, client in s3s_fs.clients_through(proxy, config).items():
+            cut.hits = 0
+            with pytest.raises(ClientError) as caught:
+                with open(source, "rb") as body:
+                    client.upload_fileobj(
+                        body if multipart else io.BytesIO(b"data"), bucket, "k", Config=MULTIPART
+                    )
+            seen[name] = (error_as_boto3_reads_it(caught.value), cut.hits)
+    assert seen["s3turbo"] == seen["boto3"]
+    assert seen["boto3"][1] == (1 if answer == "PutObject 403" else 2)
+
+
 @pytest.mark.parametrize("mode", ["standard", "legacy"])
 def test_an_error_answer_that_stalls_is_retried_as_in_boto3(s3s_fs, mode):
     """An error answer whose body stops coming is a read timeout to botocore, retried in every
