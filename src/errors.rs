@@ -192,9 +192,15 @@ impl TransferError {
             }
             // An answer whose body was cut short: botocore reads what came as the whole body
             // (urllib3 does not hold it to its Content-Length), and that as S3's answer.
-            SdkError::ResponseError(context) => {
+            SdkError::ResponseError(context)
+                if retries::is_answer_when_cut_short(context.raw().headers()) =>
+            {
                 Self::service_error(operation, context.raw(), true, trace)
             }
+            SdkError::ResponseError(context) => TransferError::ConnectionClosed {
+                endpoint,
+                detail: format!("{context:?}"),
+            },
             // The SDK could not build the request: retrying cannot help.
             other => TransferError::InvalidInput(format!("{other:?}")),
         }

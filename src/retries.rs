@@ -154,7 +154,10 @@ struct CutShort {
 impl ClassifyRetry for CutShort {
     fn classify_retry(&self, context: &InterceptorContext) -> RetryAction {
         let cut_short = matches!(context.output_or_error(), Some(Err(e)) if e.is_response_error());
-        let Some(response) = context.response().filter(|_| cut_short) else {
+        let answer = context
+            .response()
+            .filter(|response| cut_short && is_answer_when_cut_short(response.headers()));
+        let Some(response) = answer else {
             return RetryAction::NoActionIndicated;
         };
         let status = botocore_status(response.status().as_u16());
@@ -177,6 +180,15 @@ impl ClassifyRetry for CutShort {
     fn priority(&self) -> RetryClassifierPriority {
         RetryClassifierPriority::run_after(RetryClassifierPriority::transient_error_classifier())
     }
+}
+
+/// Whether botocore takes an answer whose body was cut short for S3's answer: it does when the
+/// body has a Content-Length, which urllib3 does not hold it to; a chunked body that ends early
+/// is a broken connection to urllib3 (botocore's ConnectionClosedError, retried).
+pub fn is_answer_when_cut_short(headers: &aws_smithy_runtime_api::http::Headers) -> bool {
+    !headers
+        .get("transfer-encoding")
+        .is_some_and(|coding| coding.to_ascii_lowercase().contains("chunked"))
 }
 
 /// botocore's legacy mode decides on every error answer by its `_retry.json`, which differs

@@ -78,6 +78,9 @@ class Fault:
     answer_region: str | None = None
     # With answer_error: the body to answer with, in place of S3's usual error body.
     answer_body: str | None = None
+    # With answer_error: the body goes in one chunk (Transfer-Encoding: chunked), not with a
+    # Content-Length, as S3 sends CompleteMultipartUpload's.
+    answer_chunked: bool = False
     # (name, value): the response's header set to the value, or removed with None (a proxy
     # that rewrites or strips headers).
     response_header: tuple[str, str | None] | None = None
@@ -249,6 +252,7 @@ class FaultProxy:
                         fault.answer_region,
                         body=fault.answer_body,
                         with_body=method != "HEAD",
+                        chunked=fault.answer_chunked,
                     )
                     if fault.reset_response_after is not None:
                         # The answer breaks off that many bytes into its body.
@@ -342,10 +346,10 @@ class FaultProxy:
 
 
 def _s3_error(
-    status: int, code: str, region: str | None, body: str | None, with_body: bool
+    status: int, code: str, region: str | None, body: str | None, with_body: bool, chunked: bool
 ) -> bytes:
     """An S3 error response (its body left out when answering a HEAD), naming the bucket's
-    `region` if given, with `body` if given."""
+    `region` if given, with `body` if given, in one chunk if `chunked`."""
     region_element = f"<Region>{region}</Region>" if region else ""
     if body is None:
         body = (
@@ -355,9 +359,12 @@ def _s3_error(
     body = body.encode()
     reason = http.client.responses.get(status, "Error")
     region_header = f"x-amz-bucket-region: {region}\r\n" if region else ""
+    framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {len(body)}"
+    if chunked:
+        body = f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
     head = (
         f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/xml\r\n"
-        f"Content-Length: {len(body)}\r\nx-amz-request-id: FAULTPROXY\r\n"
+        f"{framing}\r\nx-amz-request-id: FAULTPROXY\r\n"
         f"x-amz-id-2: faultproxy-host\r\n{region_header}\r\n"
     ).encode()
     return head + body if with_body else head

@@ -15,7 +15,12 @@ import s3transfer.exceptions
 from boto3.exceptions import Boto3Error, RetriesExceededError, S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ReadTimeoutError,
+)
 from helpers import MIB, Callbacks, listing, sha256_file, sha256_object, write_random
 
 from faultproxy import Fault, FaultProxy
@@ -787,6 +792,30 @@ def test_an_answer_cut_short_reads_as_boto3_reads_it(s3s_fs, tmp_path, mode, ans
             seen[name] = (error_as_boto3_reads_it(caught.value), cut.hits)
     assert seen["s3turbo"] == seen["boto3"]
     assert seen["boto3"][1] == (1 if answer == "PutObject 403" else 2)
+
+
+def test_a_chunked_answer_cut_short_is_a_closed_connection_as_in_boto3(s3s_fs):
+    """A chunked body that ends early is a broken connection to urllib3: botocore retries it
+    and raises ConnectionClosedError, whatever the status."""
+    bucket = s3s_fs.new_bucket()
+    config = Config(retries={"mode": "standard", "total_max_attempts": 2})
+    seen = {}
+    with FaultProxy(s3s_fs.endpoint_url) as proxy:
+        cut = proxy.inject(
+            Fault(
+                method="PUT",
+                answer_error=(403, "AccessDenied"),
+                answer_chunked=True,
+                reset_response_after=20,
+                times=None,
+            )
+        )
+        for name, client in s3s_fs.clients_through(proxy, config).items():
+            cut.hits = 0
+            with pytest.raises(ConnectionClosedError):
+                client.upload_fileobj(io.BytesIO(b"data"), bucket, "k")
+            seen[name] = cut.hits
+    assert seen == {"boto3": 2, "s3turbo": 2}
 
 
 @pytest.mark.parametrize("mode", ["standard", "legacy"])
