@@ -181,9 +181,7 @@ impl ConnectionSettings {
         if self.global_endpoint {
             config = config.endpoint_resolver(GlobalEndpoint::default());
         }
-        for classifier in self.retry_mode.classifiers() {
-            config.push_retry_classifier(classifier);
-        }
+        config.push_retry_classifier(self.retry_mode.classifier());
         if self.user_agent != UserAgent::default() {
             config = config.interceptor(self.user_agent.clone());
         }

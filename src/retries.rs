@@ -1,6 +1,8 @@
 //! Which failed requests are sent again, and how the last failure is reported, as botocore's
-//! retry modes have it. The SDK's standard retry strategy does the waiting and counting; these
-//! classifiers tell it which answers botocore retries where the SDK's own would decide otherwise.
+//! retry modes have it. The SDK's standard retry strategy does the waiting and counting; a
+//! classifier of ours decides every S3 answer by the mode's rules, where the SDK's would
+//! decide otherwise (failures without an answer, timeouts and broken connections, the SDK's
+//! classifiers keep: botocore retries them in every mode).
 
 use aws_sdk_s3::config::interceptors::InterceptorContext;
 use aws_sdk_s3::config::retry::{
@@ -67,17 +69,9 @@ impl RetryMode {
             .build()
     }
 
-    /// The classifiers the SDK's client takes for this mode, besides its own.
-    pub fn classifiers(self) -> Vec<SharedRetryClassifier> {
-        let mut classifiers = vec![
-            SharedRetryClassifier::new(TooManyRequests),
-            SharedRetryClassifier::new(ErrorIn200),
-            SharedRetryClassifier::new(CutShort { mode: self }),
-        ];
-        if self == RetryMode::Legacy {
-            classifiers.push(SharedRetryClassifier::new(LegacyRetries));
-        }
-        classifiers
+    /// The classifier the SDK's client takes for this mode, besides its own.
+    pub fn classifier(self) -> SharedRetryClassifier {
+        SharedRetryClassifier::new(BotocoreRetries { mode: self })
     }
 }
 
@@ -85,101 +79,60 @@ impl RetryMode {
 pub fn is_legacy(config: &aws_sdk_s3::Config) -> bool {
     config
         .retry_classifiers()
-        .any(|classifier| classifier.name() == LegacyRetries.name())
+        .any(|classifier| classifier.name() == LEGACY_CLASSIFIER)
 }
 
-/// botocore retries a 429 as throttling, whatever its error code (unless the operation models
-/// it, which no S3 operation does); the SDK knows only the throttling codes, and some S3
-/// services answer 429 with another.
+const LEGACY_CLASSIFIER: &str = "s3turbo::LegacyRetries";
+
+/// Decides every S3 answer to an attempt by botocore's rules for `mode`.
 #[derive(Debug)]
-struct TooManyRequests;
-
-impl ClassifyRetry for TooManyRequests {
-    fn classify_retry(&self, context: &InterceptorContext) -> RetryAction {
-        match context.response() {
-            Some(response) if response.status().as_u16() == 429 => RetryAction::throttling_error(),
-            _ => RetryAction::NoActionIndicated,
-        }
-    }
-
-    fn name(&self) -> &'static str {
-        "s3turbo::TooManyRequests"
-    }
-}
-
-/// The status botocore gives an attempt that S3 answered with an error, if it did: an error
-/// in a 200 answer (CompleteMultipartUpload's, say) is a 500 to botocore, in every mode.
-/// Answers that broke off, and failures to send, are not S3's errors.
-fn error_status(context: &InterceptorContext) -> Option<u16> {
-    let answered_error =
-        matches!(context.output_or_error(), Some(Err(e)) if e.is_operation_error());
-    let status = context.response()?.status().as_u16();
-    answered_error.then_some(botocore_status(status))
-}
-
-/// An error in a 200 answer is retried as a 500, whatever its code (the SDK retries only
-/// codes it knows as transient or throttling).
-#[derive(Debug)]
-struct ErrorIn200;
-
-impl ClassifyRetry for ErrorIn200 {
-    fn classify_retry(&self, context: &InterceptorContext) -> RetryAction {
-        let in_200 = context
-            .response()
-            .is_some_and(|response| response.status().is_success());
-        match error_status(context) {
-            Some(_) if in_200 => RetryAction::server_error(),
-            _ => RetryAction::NoActionIndicated,
-        }
-    }
-
-    fn name(&self) -> &'static str {
-        "s3turbo::ErrorIn200"
-    }
-
-    /// After the SDK's classifiers, so that its decision is the one that holds.
-    fn priority(&self) -> RetryClassifierPriority {
-        RetryClassifierPriority::run_after(RetryClassifierPriority::transient_error_classifier())
-    }
-}
-
-/// An answer whose body was cut short is, to botocore, S3's answer with what came as its body
-/// (see `TransferError::from_sdk`): retried by its status alone, as botocore can read no code
-/// from it, where the SDK retries every answer it could not read.
-#[derive(Debug)]
-struct CutShort {
+struct BotocoreRetries {
     mode: RetryMode,
 }
 
-impl ClassifyRetry for CutShort {
+impl ClassifyRetry for BotocoreRetries {
     fn classify_retry(&self, context: &InterceptorContext) -> RetryAction {
-        let cut_short = matches!(context.output_or_error(), Some(Err(e)) if e.is_response_error());
-        let answer = context
-            .response()
-            .filter(|response| cut_short && is_answer_when_cut_short(response.headers()));
-        let Some(response) = answer else {
+        let Some((status, code)) = s3_answer(context) else {
             return RetryAction::NoActionIndicated;
         };
-        let status = botocore_status(response.status().as_u16());
-        let retry = match self.mode {
-            RetryMode::Legacy => legacy_retry(status, ""),
-            RetryMode::Standard | RetryMode::Adaptive => match status {
-                500 | 502 | 503 | 504 => Some(RetryAction::server_error()),
-                429 => Some(RetryAction::throttling_error()),
-                _ => None,
-            },
-        };
-        retry.unwrap_or(RetryAction::RetryForbidden)
+        botocore_retry(self.mode, status, &code).unwrap_or(RetryAction::RetryForbidden)
     }
 
     fn name(&self) -> &'static str {
-        "s3turbo::CutShort"
+        match self.mode {
+            RetryMode::Legacy => LEGACY_CLASSIFIER,
+            RetryMode::Standard | RetryMode::Adaptive => "s3turbo::StandardRetries",
+        }
     }
 
     /// After the SDK's classifiers, so that its decision is the one that holds.
     fn priority(&self) -> RetryClassifierPriority {
         RetryClassifierPriority::run_after(RetryClassifierPriority::transient_error_classifier())
     }
+}
+
+/// The status and error code botocore reads off S3's answer to an attempt, if S3 answered
+/// with an error: an error in a 200 answer (CompleteMultipartUpload's, say) is a 500. An answer
+/// whose body was cut short is S3's answer too, with no code (see `is_answer_when_cut_short`).
+fn s3_answer(context: &InterceptorContext) -> Option<(u16, String)> {
+    let response = context.response()?;
+    let error = match context.output_or_error()? {
+        Ok(_) => return None,
+        Err(error) => error,
+    };
+    let status = botocore_status(response.status().as_u16());
+    if error.is_response_error() && is_answer_when_cut_short(response.headers()) {
+        return Some((status, String::new()));
+    }
+    if !error.is_operation_error() {
+        return None;
+    }
+    let body = error_body::read(response.body().bytes().unwrap_or_default());
+    let code = body
+        .as_ref()
+        .and_then(|body| error_body::text(&body.error, "Code"))
+        .unwrap_or("");
+    Some((status, code.to_owned()))
 }
 
 /// Whether botocore takes an answer whose body was cut short for S3's answer: it does when the
@@ -191,41 +144,46 @@ pub fn is_answer_when_cut_short(headers: &aws_smithy_runtime_api::http::Headers)
         .is_some_and(|coding| coding.to_ascii_lowercase().contains("chunked"))
 }
 
-/// botocore's legacy mode decides on every error answer by its `_retry.json`, which differs
-/// from the standard mode's rules: it retries S3's `400 BadDigest` and any 509, and not a code
-/// the standard mode knows as throttling or transient under another status (`400 SlowDown`).
-/// Failures without an error answer (connections refused or broken, timeouts, a body that
-/// broke off) are retried in both modes, so the SDK's own classifiers keep those.
-#[derive(Debug)]
-struct LegacyRetries;
-
-impl ClassifyRetry for LegacyRetries {
-    fn classify_retry(&self, context: &InterceptorContext) -> RetryAction {
-        let Some(status) = error_status(context) else {
-            return RetryAction::NoActionIndicated;
-        };
-        let body = context
-            .response()
-            .and_then(|response| error_body::read(response.body().bytes().unwrap_or_default()));
-        let code = body
-            .as_ref()
-            .and_then(|body| error_body::text(&body.error, "Code"))
-            .unwrap_or("");
-        legacy_retry(status, code).unwrap_or(RetryAction::RetryForbidden)
-    }
-
-    fn name(&self) -> &'static str {
-        "s3turbo::LegacyRetries"
-    }
-
-    /// After the SDK's classifiers, so that its decision is the one that holds.
-    fn priority(&self) -> RetryClassifierPriority {
-        RetryClassifierPriority::run_after(RetryClassifierPriority::transient_error_classifier())
+/// How botocore retries an error answer of `status` with error `code` in `mode`, if it does.
+fn botocore_retry(mode: RetryMode, status: u16, code: &str) -> Option<RetryAction> {
+    match mode {
+        RetryMode::Legacy => legacy_retry(status, code),
+        RetryMode::Standard | RetryMode::Adaptive => standard_retry(status, code),
     }
 }
 
-/// How botocore's legacy mode retries an error answer of `status` with error `code`, if it does
-/// (the policies of botocore's `_retry.json` for S3).
+/// botocore's standard mode (retries/standard.py): the throttling codes at any status, a 429
+/// (which no S3 operation models), and the transient statuses and codes. The SDK would also
+/// retry an `InternalError` at any status, and knew a 429 only by its code.
+fn standard_retry(status: u16, code: &str) -> Option<RetryAction> {
+    const THROTTLING_CODES: [&str; 14] = [
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
+    ];
+    match (status, code) {
+        (_, code) if THROTTLING_CODES.contains(&code) => Some(RetryAction::throttling_error()),
+        (429, _) => Some(RetryAction::throttling_error()),
+        (500 | 502 | 503 | 504, _) => Some(RetryAction::server_error()),
+        (_, "RequestTimeout" | "RequestTimeoutException") => Some(RetryAction::transient_error()),
+        _ => None,
+    }
+}
+
+/// botocore's legacy mode: the policies of its `_retry.json` for S3, which retry S3's
+/// `400 BadDigest` and any 509, and not a code the standard mode knows as throttling or
+/// transient under another status (`400 SlowDown`).
 fn legacy_retry(status: u16, code: &str) -> Option<RetryAction> {
     const THROTTLING_CODES: [&str; 5] = [
         "Throttling",

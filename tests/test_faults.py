@@ -704,31 +704,36 @@ def test_last_attempt_is_reported_as_boto3_reports_it(s3s_fs, mode):
     assert ("(reached max retries: 0)" in seen["boto3"][0]) == (mode == "standard")
 
 
-LEGACY_RETRIES = Config(retries={"mode": "legacy", "total_max_attempts": 2})
-
-
 @pytest.mark.parametrize(
-    ("answer", "retried"),
+    ("mode", "answer", "retried"),
     [
-        ((400, "BadDigest"), True),
-        ((509, "BandwidthLimitExceeded"), True),
-        ((400, "ThrottlingException"), True),
-        ((400, "SlowDown"), False),
-        ((403, "AccessDenied"), False),
+        ("legacy", (400, "BadDigest"), True),
+        ("legacy", (509, "BandwidthLimitExceeded"), True),
+        ("legacy", (400, "ThrottlingException"), True),
+        ("legacy", (400, "SlowDown"), False),
+        ("legacy", (403, "AccessDenied"), False),
+        ("standard", (400, "SlowDown"), True),
+        ("standard", (400, "RequestTimeout"), True),
+        ("standard", (429, "SomethingElse"), True),
+        ("standard", (400, "InternalError"), False),
+        ("standard", (400, "BadDigest"), False),
+        ("standard", (509, "BandwidthLimitExceeded"), True),
     ],
-    ids=lambda value: "-".join(map(str, value)) if isinstance(value, tuple) else None,
+    ids=lambda value: "-".join(map(str, value)) if isinstance(value, tuple) else str(value),
 )
-def test_legacy_retry_mode_retries_and_reports_as_boto3s(s3s_fs, answer, retried):
-    """botocore's legacy retry mode (`retries={"mode": "legacy"}`) has rules of its own: it
-    retries S3's 400 BadDigest and any 509, not a 400 SlowDown, and says "reached max
-    retries" only of an error it would have retried. Both clients send the same requests and
-    raise the same error. (Uploads: boto3's download starts with a HEAD, whose error has no
-    code.)"""
+def test_retry_modes_retry_and_report_as_boto3s(s3s_fs, mode, answer, retried):
+    """botocore's retry modes have rules of their own, which the SDK's differ from: legacy
+    (`_retry.json`) retries S3's 400 BadDigest and any 509, not a 400 SlowDown, and says
+    "reached max retries" only of an error it would have retried; standard retries the
+    throttling codes at any status and a 429 whatever its code, not a 400 InternalError. Both
+    clients send the same requests and raise the same error. (Uploads: boto3's download starts
+    with a HEAD, whose error has no code.)"""
     bucket = s3s_fs.new_bucket()
+    config = Config(retries={"mode": mode, "total_max_attempts": 2})
     seen = {}
     with FaultProxy(s3s_fs.endpoint_url) as proxy:
         refused = proxy.inject(Fault(method="PUT", answer_error=answer, times=None))
-        for name, client in s3s_fs.clients_through(proxy, LEGACY_RETRIES).items():
+        for name, client in s3s_fs.clients_through(proxy, config).items():
             refused.hits = 0
             with pytest.raises(ClientError) as caught:
                 client.upload_fileobj(io.BytesIO(b"data"), bucket, "k")
