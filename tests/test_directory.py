@@ -498,12 +498,9 @@ def test_keys_that_land_on_one_file_through_a_link_are_refused(moto, tmp_path):
     assert (tmp_path / "real" / "f").read_bytes() == b"p/alias/f"
 
 
-def stop_at_once(_amount: int) -> None:
-    raise Stop()
-
-
+@pytest.mark.parametrize("raised", [Stop, KeyboardInterrupt])
 @pytest.mark.parametrize("served_by", ["engine", "boto3"])
-def test_a_callback_that_raises_stops_the_call(s3s_fs, tmp_path, monkeypatch, served_by):
+def test_a_callback_that_raises_stops_the_call(s3s_fs, tmp_path, monkeypatch, served_by, raised):
     """As on a single transfer, an exception of the Callback stops the whole call and goes on as
     it is, whether the engine or boto3 (S3TURBO_DISABLE, mock_aws, ...) serves it: boto3 used to
     go on with the next file and report each as failed. Folders made for the downloads are
@@ -513,13 +510,21 @@ def test_a_callback_that_raises_stops_the_call(s3s_fs, tmp_path, monkeypatch, se
     bucket = s3s_fs.new_bucket()
     source = make_tree(tmp_path / "source")
     client = s3s_fs.s3turbo_client()
+
+    def stop_download(_amount: int) -> None:
+        raise raised()
+
+    def stop_upload(_amount: int) -> None:
+        raise Stop()
+
+    # (boto3's upload_file goes on after a KeyboardInterrupt in its Callback's thread.)
     with pytest.raises(Stop):
-        client.upload_directory(source, bucket, "p", Callback=stop_at_once)
+        client.upload_directory(source, bucket, "p", Callback=stop_upload)
     listed = s3s_fs.boto3_client().list_objects_v2(Bucket=bucket).get("Contents", [])
     assert len(listed) <= 1  # the first file's upload may have been sent already
     client.upload_directory(source, bucket, "p")
-    with pytest.raises(Stop):
-        client.download_directory(bucket, "p", tmp_path / "copy", Callback=stop_at_once)
+    with pytest.raises(raised):
+        client.download_directory(bucket, "p", tmp_path / "copy", Callback=stop_download)
     folders = [path for path in (tmp_path / "copy").rglob("*") if path.is_dir()]
     assert all(any(path.is_file() for path in folder.rglob("*")) for folder in folders)
 

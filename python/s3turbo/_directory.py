@@ -271,7 +271,12 @@ def download_directory(
 ) -> dict[str, str]:
     encoded_args = _settings.download_args(client._client, bucket, "-", extra_args)
     batch = DownloadBatch(client, bucket, prefix, local_dir)
-    batch.place(_objects(client, bucket, batch.prefix, extra_args, encoded_args, boto3_serves))
+    objects = _objects(client, bucket, batch.prefix, extra_args, encoded_args, boto3_serves)
+    try:
+        batch.place(objects)
+    except BaseException:  # Ctrl-C
+        batch.remove_empty_folders()
+        raise
     if boto3_serves:
         return batch.one_by_one(extra_args, callback, config)
     try:
@@ -425,9 +430,12 @@ def _one_by_one(action, files, transfer, callback, refused=None) -> dict[str, st
             transfer(key, path, observed if callback is not None else None)
             transferred[key] = path
         except Exception as error:
-            if any(error is by_callback for by_callback in raised):
+            if not raised:
+                failed[key] = error
+            elif error is raised[0]:
                 raise
-            failed[key] = error
+            else:  # s3transfer raised another error after it (a KeyboardInterrupt's clean-up)
+                raise raised[0]  # noqa: B904 (the Callback's error goes on as it was raised)
     if failed:
         raise DirectoryTransferError(action, failed, transferred)
     return transferred

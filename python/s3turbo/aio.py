@@ -332,9 +332,10 @@ class AsyncClient:
             objects = await _core.list_objects_async(connection, Bucket, batch.prefix, encoded_args)
         except ClientError as error:
             raise self._sync._modeled(error) from None
-        await asyncio.to_thread(batch.place, objects)
         transfer, asked = _transfer(Callback)
         try:
+            # Waited for even if cancelled, so that no folder is made after the clean-up.
+            await _in_thread(batch.place, objects)
             outcomes = await self._run(
                 transfer,
                 asked,
