@@ -13,20 +13,19 @@ use futures_util::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::buffers::BufferPool;
 use crate::download::{self, DownloadArgs, DownloadRequest};
 use crate::errors::{RequestTrace, TransferError};
+use crate::plan;
 use crate::progress::Progress;
 use crate::redirect::{with_settings, BucketRegion};
-use crate::request::TransferOptions;
 use crate::upload::{self, UploadRequest};
 
 /// What a directory transfer's objects may have in flight together beyond a request each: the
 /// bytes of the parts, and of the files read whole, that its uploads hold in memory, and of
 /// the ranged GETs after the first of its downloads. As much as one boto3 transfer of the same
-/// TransferConfig holds (`max_concurrency` × `multipart_chunksize`). Without it, each object
-/// in flight ran its own `max_concurrency` parts: 64 files of 96 MiB took 5 GiB of memory,
-/// and large objects opened more connections than `ulimit -n 1024` allows.
+/// TransferConfig holds (`max_concurrency` parts). Without it, each object in flight ran its
+/// own `max_concurrency` parts: 64 files of 96 MiB took 5 GiB of memory, and large objects
+/// opened more connections than `ulimit -n 1024` allows.
 #[derive(Debug)]
 pub struct PartBudget {
     permits: Arc<Semaphore>,
@@ -37,10 +36,9 @@ impl PartBudget {
     /// The budget's unit: 5 TiB, S3's largest object, is 2^26 of them, well within a u32.
     const UNIT: u64 = 64 * 1024;
 
-    pub fn new(options: &TransferOptions) -> Arc<Self> {
-        let bytes = options
-            .multipart_chunksize
-            .saturating_mul(options.max_concurrency.max(1) as u64);
+    /// `max_concurrency` parts of `part_size` bytes.
+    pub fn new(max_concurrency: usize, part_size: u64) -> Arc<Self> {
+        let bytes = part_size.saturating_mul(max_concurrency.max(1) as u64);
         let units = bytes
             .div_ceil(Self::UNIT)
             .clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize) as u64)
@@ -52,33 +50,14 @@ impl PartBudget {
     }
 
     /// Waits for `bytes` of the budget (all of it, for more than all of it), held until the
-    /// permit is dropped. Whoever holds a permit waits for nothing else, so all get their turn.
-    pub async fn hold(
-        budget: &Option<Arc<PartBudget>>,
-        bytes: u64,
-    ) -> Option<OwnedSemaphorePermit> {
-        let budget = budget.as_deref()?;
-        let units = bytes.div_ceil(Self::UNIT).clamp(1, budget.units as u64) as u32;
-        // The semaphore is never closed.
-        budget.permits.clone().acquire_many_owned(units).await.ok()
-    }
-}
-
-/// A body's bytes with the part of the budget they hold, given back when they are dropped.
-pub struct Budgeted<T> {
-    data: T,
-    _held: Option<OwnedSemaphorePermit>,
-}
-
-impl<T> Budgeted<T> {
-    pub fn new(data: T, held: Option<OwnedSemaphorePermit>) -> Self {
-        Self { data, _held: held }
-    }
-}
-
-impl<T: AsRef<[u8]>> AsRef<[u8]> for Budgeted<T> {
-    fn as_ref(&self) -> &[u8] {
-        self.data.as_ref()
+    /// permit is dropped, which its holder does once its request has an answer, waiting for
+    /// nothing else meanwhile: so all get their turn.
+    pub async fn hold(&self, bytes: u64) -> OwnedSemaphorePermit {
+        let units = bytes.div_ceil(Self::UNIT).clamp(1, self.units as u64) as u32;
+        match self.permits.clone().acquire_many_owned(units).await {
+            Ok(permit) => permit,
+            Err(_) => unreachable!("the budget's semaphore is never closed"),
+        }
     }
 }
 
@@ -230,8 +209,10 @@ impl Batch {
         // `Send` to the compiler's satisfaction.
         match self {
             Batch::Upload(mut shared, files) => {
-                shared.part_budget = Some(PartBudget::new(&shared.options));
-                shared.shared_buffers = Some(BufferPool::new());
+                // Parts are never below S3's smallest (nor above its largest).
+                let part_size = plan::upload_part_size(shared.options.multipart_chunksize, 0);
+                let budget = PartBudget::new(shared.options.max_concurrency, part_size);
+                shared.part_budget = Some(budget);
                 let uploads = files.into_iter().map(|file| {
                     let request = shared.for_object(file.key, file.content_type.as_deref());
                     let (client, endpoint) = (client.clone(), endpoint.to_owned());
@@ -247,7 +228,9 @@ impl Batch {
                 run_all(uploads, objects_in_flight).await
             }
             Batch::Download(mut shared, files) => {
-                shared.part_budget = Some(PartBudget::new(&shared.options));
+                let options = &shared.options;
+                let budget = PartBudget::new(options.max_concurrency, options.multipart_chunksize);
+                shared.part_budget = Some(budget);
                 let downloads = files.into_iter().map(|file| {
                     let request = DownloadRequest {
                         key: file.key,

@@ -97,9 +97,10 @@ pub async fn download_file(
         .map(|(part, start)| {
             let mut writer = FileRange::new(temp_ref, part);
             async move {
-                let _held = match start {
-                    Start::Fresh => PartBudget::hold(budget, part.len).await,
-                    // The first range's GET went out already.
+                // The first range's GET went out before the budget was asked (and goes on
+                // outside it if it timed out): the objects in flight bound those.
+                let _held = match (budget, &start) {
+                    (Some(budget), Start::Fresh) => Some(budget.hold(part.len).await),
                     _ => None,
                 };
                 fetcher

@@ -298,7 +298,6 @@ impl Upload {
             options: options.options,
             bandwidth: options.bandwidth_limit(),
             part_budget: None,
-            shared_buffers: None,
         }
     }
 }

@@ -5,8 +5,10 @@
 //! classifiers keep: botocore retries them in every mode).
 
 use aws_sdk_s3::config::interceptors::InterceptorContext;
+use std::time::SystemTime;
+
 use aws_sdk_s3::config::retry::{
-    ClassifyRetry, RetryAction, RetryConfig, RetryPartition, TokenBucket,
+    ClassifyRetry, ClientRateLimiter, RetryAction, RetryConfig, RetryPartition, TokenBucket,
 };
 use aws_smithy_runtime_api::client::retries::classifiers::{
     RetryClassifierPriority, SharedRetryClassifier,
@@ -64,8 +66,13 @@ impl RetryMode {
                 .throttling_retry_cost(5)
                 .build(),
         };
+        // Adaptive mode's rate limiter, as the SDK starts its own: from now, at the lowest rate.
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0.0, |since| since.as_secs_f64());
         RetryPartition::custom("s3turbo")
             .token_bucket(quota)
+            .client_rate_limiter(ClientRateLimiter::new(now))
             .build()
     }
 

@@ -32,10 +32,11 @@ use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 use crate::bandwidth::BandwidthLimit;
-use crate::batch::{Budgeted, PartBudget};
+use crate::batch::PartBudget;
 use crate::buffers::{BufferPool, FileBuffer};
 use crate::errors::{RequestTrace, TransferError};
 use crate::plan::{self, Part};
@@ -75,10 +76,8 @@ pub struct UploadRequest {
     pub options: TransferOptions,
     /// `max_bandwidth`, shared by every body of the call.
     pub bandwidth: Option<Arc<BandwidthLimit>>,
-    /// A directory transfer's budget, which the bodies its uploads hold in memory share, and
-    /// the buffers they share (each upload has its own otherwise).
+    /// A directory transfer's budget, which the bodies its uploads hold in memory share.
     pub part_budget: Option<Arc<PartBudget>>,
-    pub shared_buffers: Option<Arc<BufferPool>>,
 }
 
 impl UploadRequest {
@@ -158,9 +157,15 @@ pub async fn upload_file(
     })
     .await
     .map_err(|e| TransferError::Internal(format!("file reader failed: {e}")))??;
-    let buffers = request.shared_buffers.clone().unwrap_or_default();
-    let (data, digests) = match source {
-        Source::Whole(data, digests) => (data, digests),
+    // A directory transfer's uploads take fresh memory within its budget; another upload
+    // reuses its own buffers across its parts.
+    let memory = match &request.part_budget {
+        Some(budget) => PartMemory::Budget(budget.clone()),
+        None => PartMemory::Pool(BufferPool::new()),
+    };
+    // Held until the PutObject has an answer.
+    let (data, digests, _held) = match source {
+        Source::Whole(data, digests) => (data, digests, None),
         Source::Unread(file, size) => {
             let whole = Part {
                 number: 1,
@@ -168,23 +173,22 @@ pub async fn upload_file(
                 len: size,
             };
             let digests = target.put_object_digests();
-            let memory = (&buffers, &request.part_budget);
-            read_part(&file, &path, whole, &digests, memory).await?
+            read_part(&file, &path, whole, &digests, &memory).await?
         }
         Source::Parts(file, size) => {
             let part_size = plan::upload_part_size(request.options.multipart_chunksize, size);
             let digests = target.upload_part_digests();
-            let budget = request.part_budget.clone();
             let jobs = futures_util::stream::iter(plan::split(size, part_size)).map(move |part| {
                 let (file, path, digests) = (file.clone(), path.clone(), digests.clone());
-                let (buffers, budget) = (buffers.clone(), budget.clone());
+                let memory = memory.clone();
                 async move {
-                    let memory = (&buffers, &budget);
-                    let (data, digests) = read_part(&file, &path, part, &digests, memory).await?;
+                    let (data, digests, held) =
+                        read_part(&file, &path, part, &digests, &memory).await?;
                     Ok(PartData {
                         number: part.number,
                         data,
                         digests,
+                        held,
                     })
                 }
             });
@@ -196,6 +200,16 @@ pub async fn upload_file(
         result = put => result,
         _ = cancel.cancelled() => Err(TransferError::Cancelled),
     }
+}
+
+/// Where an upload's part buffers come from: a pool of its own, reused across its parts; or,
+/// in a directory transfer, fresh memory within the transfer's budget, given back to the
+/// system as each part ends (a pool shared by the transfer would keep buffers of every size
+/// it met, beyond the budget).
+#[derive(Clone)]
+enum PartMemory {
+    Pool(Arc<BufferPool>),
+    Budget(Arc<PartBudget>),
 }
 
 /// Within a directory transfer, files below this are read whole as soon as they are opened,
@@ -345,6 +359,7 @@ async fn stream_part(
         number,
         data,
         digests,
+        held: None,
     })
 }
 
@@ -353,6 +368,9 @@ struct PartData {
     number: u32,
     data: Bytes,
     digests: Digests,
+    /// Its share of a directory transfer's budget, given back when its UploadPart has an
+    /// answer (not when its bytes are dropped: a connection given up on may keep them).
+    held: Option<OwnedSemaphorePermit>,
 }
 
 /// What the engine computes over each body of an upload as it reads it: the checksum S3
@@ -683,7 +701,9 @@ impl<'a> Target<'a> {
         job: impl Future<Output = Result<PartData, TransferError>>,
         progress: &Arc<Progress>,
     ) -> Result<CompletedPart, TransferError> {
-        self.upload_part(upload_id, job.await?, progress).await
+        let mut part = job.await?;
+        let _held = part.held.take();
+        self.upload_part(upload_id, part, progress).await
     }
 
     async fn upload_part(
@@ -795,23 +815,39 @@ async fn read_part(
     path: &Path,
     part: Part,
     digests: &WantedDigests,
-    (buffers, budget): (&Arc<BufferPool>, &Option<Arc<PartBudget>>),
-) -> Result<(Bytes, Digests), TransferError> {
+    memory: &PartMemory,
+) -> Result<(Bytes, Digests, Option<OwnedSemaphorePermit>), TransferError> {
     let file = file.clone();
-    let buffers = buffers.clone();
     let len = usize::try_from(part.len)
         .map_err(|_| TransferError::InvalidInput(format!("part of {} bytes", part.len)))?;
     let digesting = digests.start()?;
-    // Held until the body's last bytes are dropped, with the buffer.
-    let held = PartBudget::hold(budget, part.len).await;
-    let read = tokio::task::spawn_blocking(move || {
-        let mut buffer = buffers.take(len)?;
-        let digests = read_at_digesting(&file, buffer.as_mut(), part.offset, digesting)?;
-        Ok::<_, std::io::Error>((Bytes::from_owner(Budgeted::new(buffer, held)), digests))
+    let held = match memory {
+        PartMemory::Budget(budget) => Some(budget.hold(part.len).await),
+        PartMemory::Pool(_) => None,
+    };
+    let memory = memory.clone();
+    let read = tokio::task::spawn_blocking(move || match memory {
+        PartMemory::Pool(pool) => fill(pool.take(len)?, &file, part.offset, digesting),
+        PartMemory::Budget(_) => fill(FileBuffer::new(len)?, &file, part.offset, digesting),
     })
     .await
     .map_err(|e| TransferError::Internal(format!("file reader failed: {e}")))?;
-    read.map_err(|e| TransferError::io(path, e))
+    let (data, digests) = read.map_err(|e| TransferError::io(path, e))?;
+    Ok((data, digests, held))
+}
+
+/// `buffer` filled from `offset` of `file`, as the bytes of a body, and their digests.
+fn fill<B>(
+    mut buffer: B,
+    file: &File,
+    offset: u64,
+    digesting: Digesting,
+) -> std::io::Result<(Bytes, Digests)>
+where
+    B: AsRef<[u8]> + AsMut<[u8]> + Send + 'static,
+{
+    let digests = read_at_digesting(file, buffer.as_mut(), offset, digesting)?;
+    Ok((Bytes::from_owner(buffer), digests))
 }
 
 /// Fills `buffer` from `offset` of `file`, and returns the digests of what it read. Slice by

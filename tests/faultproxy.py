@@ -62,6 +62,9 @@ class Fault:
     # Bytes of the response body (of the answer, with answer_error) let through before a reset.
     reset_response_after: int | None = None
     reset_request_after: int | None = None  # bytes of the request body let through first
+    # Bytes of the request body taken before the proxy stops reading it while keeping the
+    # connection open (a server that hangs mid-upload): the client's send buffer fills.
+    stall_request_after: int | None = None
     flip_response_byte_at: int | None = None  # offset in the response body (XOR 0x01)
     # Bytes of the response body (of the answer, with answer_error) let through before the
     # proxy stops relaying it while keeping the connection open (a server that hangs): only the
@@ -271,7 +274,8 @@ class FaultProxy:
                 exchanges.append((request, fault))
                 upstream.sendall(head)
                 limit = fault.reset_request_after if fault else None
-                self._relay_body(reader, upstream, framing, limit, None, "request", None)
+                stall = fault.stall_request_after if fault else None
+                self._relay_body(reader, upstream, framing, limit, None, "request", stall)
         except (_Reset, OSError, ValueError):  # a fault, a peer gone, or garbled HTTP
             pass
         self._close(client, upstream)

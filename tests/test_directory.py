@@ -15,6 +15,7 @@ from pathlib import Path
 import boto3
 import pytest
 from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
 from botocore.exceptions import ClientError
 from helpers import MIB, Callbacks, run_script, write_random
 
@@ -622,6 +623,42 @@ def test_large_objects_share_one_budget_of_parts_in_flight(s3s_fs, tmp_path):
     uploaded, downloaded, same_names, peak_mib = printed.split()
     assert (uploaded, downloaded, same_names) == ("32", "32", "True")
     assert int(peak_mib) < 64 + 2 * 16 * 5
+
+
+def test_a_part_given_up_on_gives_its_budget_back(s3s_fs, tmp_path):
+    """An UploadPart whose server stops reading its body is given up after the read timeout
+    and sent again; the connection given up on may keep the part's bytes until it closes, but
+    its share of the budget comes back with the answer: with max_concurrency=1 (a budget of one
+    part) the other files do not wait for that connection."""
+    bucket = s3s_fs.new_bucket()
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ["a_slow", "b0", "b1"]:
+        write_random(source / name, 11 * MIB)
+    config = s3turbo.TransferConfig(
+        multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB, max_concurrency=1
+    )
+    outcome = []
+    with FaultProxy(s3s_fs.endpoint_url) as proxy:
+        stalled = proxy.inject(
+            Fault(method="PUT", target_contains="partNumber=1&", stall_request_after=1000)
+        )
+        client = s3s_fs.s3turbo_client(
+            endpoint_url=proxy.endpoint_url,
+            config=Config(read_timeout=1, retries={"mode": "standard", "total_max_attempts": 3}),
+        )
+        upload = threading.Thread(
+            target=lambda: outcome.append(
+                client.upload_directory(source, bucket, "p", Config=config)
+            )
+        )
+        upload.start()
+        upload.join(timeout=60)  # before the proxy closes the stalled connection
+        finished = not upload.is_alive()
+    upload.join()
+    assert stalled.hits == 1
+    assert finished, "the directory upload waited for the connection given up on"
+    assert sorted(outcome[0]) == ["p/a_slow", "p/b0", "p/b1"]
 
 
 def test_objects_in_flight_follow_use_threads_and_the_open_file_limit(s3s_fs, tmp_path):

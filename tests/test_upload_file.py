@@ -640,7 +640,7 @@ if os.environ["UPLOADS"] == "parts":
         with ThreadPoolExecutor(8) as threads:
             list(threads.map(upload, range(8)))
 else:
-    # A directory of 40 files of 6 MiB, each read whole, all in flight at once.
+    # A directory of 40 files of 6 MiB, each read whole (within the transfer's budget).
     for i in range(40):
         with open(os.path.join(folder, f"f{i}"), "wb") as out:
             out.write(os.urandom(6 << 20))
