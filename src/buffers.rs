@@ -22,8 +22,8 @@ fn map_anonymous(len: usize) -> io::Result<MmapMut> {
     MmapOptions::new().len(len).populate().map_anon()
 }
 
-/// Memory for `len` bytes of a file read whole; `bytes::Bytes::from_owner` shares it without
-/// copying.
+/// Memory for `len` bytes of a file read whole, or of a part of a directory transfer (which
+/// pools none: see `upload::PartMemory`); `bytes::Bytes::from_owner` shares it without copying.
 pub enum FileBuffer {
     Heap(Vec<u8>),
     Mapped(MmapMut),

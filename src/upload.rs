@@ -809,7 +809,8 @@ const READ_SLICE: usize = 256 * 1024;
 
 /// Reads one part with a positional read on the blocking pool, so concurrent parts never
 /// share a file cursor and tokio workers never wait on the disk. The part's digests are
-/// computed there too, while the bytes are hot in the cache.
+/// computed there too, while the bytes are hot in the cache. In a directory transfer the part
+/// first waits for its share of the budget, which the caller holds until the part is sent.
 async fn read_part(
     file: &Arc<File>,
     path: &Path,
