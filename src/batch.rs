@@ -21,10 +21,10 @@ use crate::redirect::{with_settings, BucketRegion};
 use crate::upload::{self, UploadRequest};
 
 /// What a directory transfer's objects may have in flight together beyond a request each: the
-/// bytes of the parts, and of the files read whole, that its uploads hold in memory, and of
-/// the ranged GETs after the first of its downloads. As much as one boto3 transfer of the same
-/// TransferConfig holds (`max_concurrency` parts). Without it, each object in flight ran its
-/// own `max_concurrency` parts: 64 files of 96 MiB took 5 GiB of memory, and large objects
+/// parts of its multipart uploads (each a connection), and the ranged GETs after the first of
+/// its downloads (each a connection, and its bytes in memory). As much as one boto3 transfer of
+/// the same TransferConfig has (`max_concurrency` parts). Without it, each object in flight ran
+/// its own `max_concurrency` parts: 64 files of 96 MiB took 5 GiB of memory, and large objects
 /// opened more connections than `ulimit -n 1024` allows.
 #[derive(Debug)]
 pub struct PartBudget {

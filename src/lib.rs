@@ -4,6 +4,7 @@
 
 mod bandwidth;
 mod batch;
+mod body;
 mod buffers;
 mod client;
 mod credentials;

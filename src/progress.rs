@@ -16,6 +16,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
 use crate::bandwidth::BandwidthLimit;
+use crate::body::BodyReader;
 use crate::errors::TransferError;
 
 /// Bytes moved so far. It goes down when an attempt that had counted bytes is retried, so that
@@ -255,10 +256,10 @@ impl BodyActivity {
 /// The wait of a body for its observer's report (see `CountingBody::commit`).
 type ReportWait = Pin<Box<dyn Future<Output = Result<(), TransferError>> + Send + Sync>>;
 
-/// An upload body over an in-memory part that counts bytes as the HTTP client takes them, notes
-/// its activity, and hands the bytes over no faster than its bandwidth limit, if it has one.
+/// An upload body that counts bytes as the HTTP client takes them, notes its activity, and hands
+/// the bytes over no faster than its bandwidth limit, if it has one.
 pub struct CountingBody {
-    remaining: Bytes,
+    remaining: BodyReader,
     counter: Arc<AttemptCounter>,
     generation: u64,
     activity: Arc<BodyActivity>,
@@ -276,7 +277,7 @@ impl CountingBody {
     /// A body for a new attempt: what earlier bodies of this part counted is taken back.
     /// `commit`: see the field.
     pub fn new(
-        data: Bytes,
+        data: BodyReader,
         counter: Arc<AttemptCounter>,
         activity: Arc<BodyActivity>,
         bandwidth: Option<Arc<BandwidthLimit>>,
@@ -301,7 +302,7 @@ impl CountingBody {
         } else {
             FRAME_SIZE
         };
-        self.remaining.len().min(size)
+        self.remaining.available().min(size)
     }
 }
 
@@ -313,7 +314,7 @@ impl http_body::Body for CountingBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        if self.remaining.is_empty() {
+        if self.remaining.len() == 0 {
             return Poll::Ready(None);
         }
         if let Some(wait) = self.until_reported.as_mut() {
@@ -324,10 +325,13 @@ impl http_body::Body for CountingBody {
                 return Poll::Ready(Some(Err(std::io::Error::other("the transfer was stopped"))));
             }
             self.until_reported = None;
-            let rest = self.remaining.len();
-            let frame = self.remaining.split_to(rest);
+            let frame = self.remaining.take(usize::MAX);
             self.activity.touch(Instant::now());
             return Poll::Ready(Some(Ok(Frame::data(frame))));
+        }
+        // The bytes first (a file's are read here), then their bandwidth slot.
+        if let Err(error) = self.remaining.fill() {
+            return Poll::Ready(Some(Err(error)));
         }
         match self.paced.as_mut() {
             Some(wait) => {
@@ -349,7 +353,7 @@ impl http_body::Body for CountingBody {
             }
         }
         let take = self.frame_size();
-        if take == self.remaining.len() {
+        if take as u64 == self.remaining.len() {
             if let Some((progress, cancel)) = self.commit.take() {
                 self.counter.add(self.generation, take as u64);
                 self.until_reported =
@@ -359,18 +363,18 @@ impl http_body::Body for CountingBody {
                 return self.poll_frame(cx);
             }
         }
-        let frame = self.remaining.split_to(take);
+        let frame = self.remaining.take(take);
         self.counter.add(self.generation, frame.len() as u64);
         self.activity.touch(Instant::now());
         Poll::Ready(Some(Ok(Frame::data(frame))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.remaining.is_empty()
+        self.remaining.len() == 0
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.remaining.len() as u64)
+        SizeHint::with_exact(self.remaining.len())
     }
 }
 
@@ -445,7 +449,7 @@ mod tests {
         let progress = Progress::new();
         let data = Bytes::from(vec![7u8; 3 * FRAME_SIZE + 5]);
         let body = CountingBody::new(
-            data.clone(),
+            BodyReader::Memory(data.clone()),
             AttemptCounter::new(progress.clone()),
             BodyActivity::new(Duration::ZERO),
             None,
@@ -467,7 +471,7 @@ mod tests {
         let limit = Arc::new(BandwidthLimit::new(PACED_FRAME_SIZE as u64));
         let counter = AttemptCounter::new(progress);
         let body = CountingBody::new(
-            data.clone(),
+            BodyReader::Memory(data.clone()),
             counter,
             BodyActivity::new(Duration::ZERO),
             Some(limit),
@@ -495,7 +499,7 @@ mod tests {
         });
         let cancel = CancellationToken::new();
         let body = CountingBody::new(
-            Bytes::from(vec![7u8; len]),
+            BodyReader::Memory(Bytes::from(vec![7u8; len])),
             AttemptCounter::new(progress.clone()),
             BodyActivity::new(Duration::ZERO),
             None,

@@ -7,7 +7,6 @@
 use std::fs::File;
 use std::future::Future;
 use std::io::Seek;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -37,9 +36,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bandwidth::BandwidthLimit;
 use crate::batch::PartBudget;
-use crate::buffers::{BufferPool, FileBuffer};
+use crate::body::{self, read_exact_at, FileRange, UploadBody};
+use crate::buffers::BufferPool;
 use crate::errors::{RequestTrace, TransferError};
-use crate::plan::{self, Part};
+use crate::plan;
 use crate::presign::hex;
 use crate::progress::{AttemptCounter, BodyActivity, CountingBody, Progress};
 use crate::redirect::{with_settings, BucketRegion};
@@ -76,7 +76,7 @@ pub struct UploadRequest {
     pub options: TransferOptions,
     /// `max_bandwidth`, shared by every body of the call.
     pub bandwidth: Option<Arc<BandwidthLimit>>,
-    /// A directory transfer's budget, which the bodies its uploads hold in memory share.
+    /// A directory transfer's budget, which the parts of its multipart uploads share.
     pub part_budget: Option<Arc<PartBudget>>,
 }
 
@@ -143,50 +143,45 @@ pub async fn upload_file(
         request: &request,
     };
     let threshold = request.options.multipart_threshold;
-    // Within a directory transfer's budget, only small files are read before their turn.
-    let read_whole_below = match request.part_budget {
-        Some(_) => threshold.min(READ_OUTSIDE_BUDGET),
-        None => threshold,
-    };
     let digesting = target.put_object_digests().start()?;
     let opened = path.clone();
     // One trip to the blocking pool opens the file and, when it is small, reads it too: for a
     // small file the trips cost more than the reading.
-    let source = tokio::task::spawn_blocking(move || {
-        open_source(&opened, threshold, read_whole_below, digesting)
-    })
-    .await
-    .map_err(|e| TransferError::Internal(format!("file reader failed: {e}")))??;
-    // A directory transfer's uploads take fresh memory within its budget; another upload
-    // reuses its own buffers across its parts.
-    let memory = match &request.part_budget {
-        Some(budget) => PartMemory::Budget(budget.clone()),
-        None => PartMemory::Pool(BufferPool::new()),
-    };
-    // Held until the PutObject has an answer.
-    let (data, digests, _held) = match source {
-        Source::Whole(data, digests) => (data, digests, None),
-        Source::Unread(file, size) => {
-            let whole = Part {
-                number: 1,
-                offset: 0,
-                len: size,
-            };
-            let digests = target.put_object_digests();
-            read_part(&file, &path, whole, &digests, &memory).await?
+    let source = tokio::task::spawn_blocking(move || open_source(&opened, threshold, digesting))
+        .await
+        .map_err(|e| TransferError::Internal(format!("file reader failed: {e}")))??;
+    let path = Arc::new(path);
+    let buffers = BufferPool::new(body::CHUNK);
+    let (body, digests) = match source {
+        Source::Whole(data, digests) => (UploadBody::Memory(data), digests),
+        Source::Sent(file, size) => {
+            let range = FileRange::new(file, path, 0, size, buffers);
+            file_body(range, target.put_object_digests()).await?
         }
         Source::Parts(file, size) => {
             let part_size = plan::upload_part_size(request.options.multipart_chunksize, size);
             let digests = target.upload_part_digests();
+            let budget = request.part_budget.clone();
             let jobs = futures_util::stream::iter(plan::split(size, part_size)).map(move |part| {
-                let (file, path, digests) = (file.clone(), path.clone(), digests.clone());
-                let memory = memory.clone();
+                let range = FileRange::new(
+                    file.clone(),
+                    path.clone(),
+                    part.offset,
+                    part.len,
+                    buffers.clone(),
+                );
+                let (digests, budget) = (digests.clone(), budget.clone());
                 async move {
-                    let (data, digests, held) =
-                        read_part(&file, &path, part, &digests, &memory).await?;
+                    // In a directory transfer, a part first waits for its share of the budget,
+                    // held until its UploadPart has an answer.
+                    let held = match budget {
+                        Some(budget) => Some(budget.hold(part.len).await),
+                        None => None,
+                    };
+                    let (body, digests) = file_body(range, digests).await?;
                     Ok(PartData {
                         number: part.number,
-                        data,
+                        body,
                         digests,
                         held,
                     })
@@ -195,42 +190,26 @@ pub async fn upload_file(
             return target.multipart(jobs, &progress, &cancel).await;
         }
     };
-    let put = target.put_object(data, digests, &progress, &cancel);
+    let put = target.put_object(body, digests, &progress, &cancel);
     tokio::select! {
         result = put => result,
         _ = cancel.cancelled() => Err(TransferError::Cancelled),
     }
 }
 
-/// Where an upload's part buffers come from: a pool of its own, reused across its parts; or,
-/// in a directory transfer, fresh memory within the transfer's budget, given back to the
-/// system as each part ends (a pool shared by the transfer would keep buffers of every size
-/// it met, beyond the budget).
-#[derive(Clone)]
-enum PartMemory {
-    Pool(Arc<BufferPool>),
-    Budget(Arc<PartBudget>),
-}
-
-/// Within a directory transfer, files below this are read whole as soon as they are opened,
-/// outside its budget: their buffers are malloc's (see `FileBuffer`), and the objects in flight
-/// bound how many there are.
-const READ_OUTSIDE_BUDGET: u64 = 1 << 20;
+/// Files below this are read whole, with their digests, as soon as they are opened; larger ones
+/// are read as they are sent (see `body`).
+const READ_WHOLE_BELOW: u64 = 1 << 20;
 
 /// A file to upload: read whole (with its digests) when small, else open for its body, or its
-/// parts, to be read in turn.
+/// parts, to be read as they are sent.
 enum Source {
     Whole(Bytes, Digests),
-    Unread(Arc<File>, u64),
+    Sent(Arc<File>, u64),
     Parts(Arc<File>, u64),
 }
 
-fn open_source(
-    path: &Path,
-    threshold: u64,
-    read_whole_below: u64,
-    digesting: Digesting,
-) -> Result<Source, TransferError> {
+fn open_source(path: &Path, threshold: u64, digesting: Digesting) -> Result<Source, TransferError> {
     let io_error = |e| TransferError::io(path, e);
     let file = File::open(path).map_err(io_error)?;
     let metadata = file.metadata().map_err(io_error)?;
@@ -251,14 +230,15 @@ fn open_source(
     if size >= threshold {
         return Ok(Source::Parts(Arc::new(file), size));
     }
-    if size >= read_whole_below {
-        return Ok(Source::Unread(Arc::new(file), size));
+    if size >= READ_WHOLE_BELOW {
+        return Ok(Source::Sent(Arc::new(file), size));
     }
-    let len = usize::try_from(size)
-        .map_err(|_| TransferError::InvalidInput(format!("file of {size} bytes")))?;
-    let mut data = FileBuffer::new(len).map_err(io_error)?;
-    let digests = read_at_digesting(&file, data.as_mut(), 0, digesting).map_err(io_error)?;
-    Ok(Source::Whole(Bytes::from_owner(data), digests))
+    // Below READ_WHOLE_BELOW: the size fits.
+    let mut data = vec![0; size as usize];
+    read_exact_at(&file, &mut data, 0).map_err(io_error)?;
+    let mut digesting = digesting;
+    digesting.update(&data);
+    Ok(Source::Whole(data.into(), digesting.finish()))
 }
 
 /// What a stream's reader hands `upload_stream`. The end is said, not told by the channel's
@@ -314,7 +294,9 @@ pub async fn upload_stream(
         let data = concat(initial);
         let put = async {
             let digests = digests_of(&data, &target.put_object_digests()).await?;
-            target.put_object(data, digests, &progress, &cancel).await
+            target
+                .put_object(UploadBody::Memory(data), digests, &progress, &cancel)
+                .await
         };
         return tokio::select! {
             result = put => result,
@@ -357,7 +339,7 @@ async fn stream_part(
     let digests = digests_of(&data, &digests).await?;
     Ok(PartData {
         number,
-        data,
+        body: UploadBody::Memory(data),
         digests,
         held: None,
     })
@@ -366,7 +348,7 @@ async fn stream_part(
 /// The body and digests of one part, ready to send.
 struct PartData {
     number: u32,
-    data: Bytes,
+    body: UploadBody,
     digests: Digests,
     /// Its share of a directory transfer's budget, given back when its UploadPart has an
     /// answer (not when its bytes are dropped: a connection given up on may keep them).
@@ -481,7 +463,7 @@ impl<'a> Target<'a> {
         BucketRegion::new(self.client, self.endpoint, &self.request.bucket)
     }
 
-    /// Sends an upload request of body `data`, made by `send` with the per-request settings it
+    /// Sends an upload request of `body`, made by `send` with the per-request settings it
     /// is given (`upload_settings`): an attempt whose body has not moved, nor its response come,
     /// for the client's read timeout is given up (see `unless_stalled`) and made again, as
     /// botocore retries a read timeout. Those attempts and the SDK's own retries of every other
@@ -490,7 +472,7 @@ impl<'a> Target<'a> {
     /// bytes wait for the Callback to have seen them all.
     async fn send_upload<T, Fut>(
         &self,
-        data: &Bytes,
+        body: &UploadBody,
         progress: &Arc<Progress>,
         commits: Option<&CancellationToken>,
         send: impl Fn(ByteStream, aws_sdk_s3::config::Builder, RequestTrace) -> Fut,
@@ -515,8 +497,8 @@ impl<'a> Target<'a> {
             if left == 0 {
                 return Err(TransferError::read_timeout(&trace.url_or(self.endpoint)));
             }
-            let (body, activity) = counting_stream(
-                data.clone(),
+            let (stream, activity) = counting_stream(
+                body,
                 &counter,
                 &self.request.bandwidth,
                 connect_timeout.unwrap_or_default(),
@@ -534,11 +516,23 @@ impl<'a> Target<'a> {
             if let Some(region) = &signed_for {
                 settings = settings.region(region.clone());
             }
-            let send = send(body, settings, trace.clone());
-            let sent = match read_timeout {
-                None => Some(send.await),
-                Some(read_timeout) => unless_stalled(send, &activity, read_timeout).await,
+            let send = send(stream, settings, trace.clone());
+            let sent = async {
+                match read_timeout {
+                    None => Some(send.await),
+                    Some(read_timeout) => unless_stalled(send, &activity, read_timeout).await,
+                }
             };
+            // A body whose file could not be read fails its request at once, with the file's
+            // error rather than the request's.
+            let sent = tokio::select! {
+                biased;
+                error = body.failed() => return Err(error),
+                sent = sent => sent,
+            };
+            if let (Some(Err(_)) | None, Some(error)) = (&sent, body.read_failure()) {
+                return Err(error);
+            }
             match sent {
                 Some(Err(error)) if redirected_at.is_none() => {
                     match region.redirect(&error, signed_for).await {
@@ -578,7 +572,7 @@ impl<'a> Target<'a> {
     /// `CountingBody`): if it raises, or the transfer is cancelled, the object is not written.
     async fn put_object(
         &self,
-        data: Bytes,
+        body: UploadBody,
         digests: Digests,
         progress: &Arc<Progress>,
         cancel: &CancellationToken,
@@ -590,15 +584,15 @@ impl<'a> Target<'a> {
             None => (checksum, digests.checksum.clone()),
         };
         let headers = &request.headers.put_object;
-        let send = |body, settings: aws_sdk_s3::config::Builder, trace: RequestTrace| {
+        let send = |stream, settings: aws_sdk_s3::config::Builder, trace: RequestTrace| {
             let builder = self
                 .client
                 .put_object()
                 .bucket(&request.bucket)
                 .key(&request.key)
                 .set_checksum_algorithm(checksum.cloned())
-                .content_length(data.len() as i64)
-                .body(body);
+                .content_length(body.len() as i64)
+                .body(stream);
             let builder = with_body_checksum!(builder, value_checksum, value.clone());
             let operation = with_headers(builder.customize(), headers);
             // aws-sdk-s3 labels every PutObject body application/octet-stream; boto3 sends no
@@ -619,7 +613,7 @@ impl<'a> Target<'a> {
                     .map_err(|e| trace.error("PutObject", self.endpoint, e))
             }
         };
-        self.send_upload(&data, progress, Some(cancel), send)
+        self.send_upload(&body, progress, Some(cancel), send)
             .await?;
         Ok(())
     }
@@ -715,7 +709,7 @@ impl<'a> Target<'a> {
         let request = self.request;
         let checksum = request.upload_part_checksum.as_ref();
         let number = i32::try_from(part.number).unwrap_or(i32::MAX);
-        let send = |body, settings: aws_sdk_s3::config::Builder, trace: RequestTrace| {
+        let send = |stream, settings: aws_sdk_s3::config::Builder, trace: RequestTrace| {
             let builder = self
                 .client
                 .upload_part()
@@ -724,8 +718,8 @@ impl<'a> Target<'a> {
                 .upload_id(upload_id)
                 .part_number(number)
                 .set_checksum_algorithm(checksum.cloned())
-                .content_length(part.data.len() as i64)
-                .body(body);
+                .content_length(part.body.len() as i64)
+                .body(stream);
             let builder = with_body_checksum!(builder, checksum, part.digests.checksum.clone());
             let operation = with_headers(builder.customize(), &request.headers.upload_part);
             let settings = with_signed_payload(settings, &part.digests).interceptor(trace.clone());
@@ -737,7 +731,7 @@ impl<'a> Target<'a> {
                     .map_err(|e| trace.error("UploadPart", self.endpoint, e))
             }
         };
-        let output = self.send_upload(&part.data, progress, None, send).await?;
+        let output = self.send_upload(&part.body, progress, None, send).await?;
         Ok(CompletedPart::builder()
             .part_number(number)
             .set_e_tag(output.e_tag)
@@ -804,79 +798,27 @@ async fn digests_of(data: &Bytes, digests: &WantedDigests) -> Result<Digests, Tr
     .map_err(|e| TransferError::Internal(format!("digest task failed: {e}")))
 }
 
-/// How much of a part is read at a time: well within a core's L2 cache.
-const READ_SLICE: usize = 256 * 1024;
-
-/// Reads one part with a positional read on the blocking pool, so concurrent parts never
-/// share a file cursor and tokio workers never wait on the disk. The part's digests are
-/// computed there too, while the bytes are hot in the cache. In a directory transfer the part
-/// first waits for its share of the budget, which the caller holds until the part is sent.
-async fn read_part(
-    file: &Arc<File>,
-    path: &Path,
-    part: Part,
-    digests: &WantedDigests,
-    memory: &PartMemory,
-) -> Result<(Bytes, Digests, Option<OwnedSemaphorePermit>), TransferError> {
-    let file = file.clone();
-    let len = usize::try_from(part.len)
-        .map_err(|_| TransferError::InvalidInput(format!("part of {} bytes", part.len)))?;
-    let digesting = digests.start()?;
-    let held = match memory {
-        PartMemory::Budget(budget) => Some(budget.hold(part.len).await),
-        PartMemory::Pool(_) => None,
+/// A file's range as an upload body, and its digests, read on the blocking pool (the first of
+/// its two reads: see `body`).
+async fn file_body(
+    range: FileRange,
+    digests: WantedDigests,
+) -> Result<(UploadBody, Digests), TransferError> {
+    let mut digesting = digests.start()?;
+    let digests = match digesting.checksum.is_none() && digesting.payload_sha256.is_none() {
+        true => Digests::default(),
+        false => {
+            let reading = range.clone();
+            tokio::task::spawn_blocking(move || {
+                reading.read_through(|slice| digesting.update(slice))?;
+                Ok(digesting.finish())
+            })
+            .await
+            .map_err(|e| TransferError::Internal(format!("file reader failed: {e}")))?
+            .map_err(|e| TransferError::io(range.path(), e))?
+        }
     };
-    let memory = memory.clone();
-    let read = tokio::task::spawn_blocking(move || match memory {
-        PartMemory::Pool(pool) => fill(pool.take(len)?, &file, part.offset, digesting),
-        PartMemory::Budget(_) => fill(FileBuffer::new(len)?, &file, part.offset, digesting),
-    })
-    .await
-    .map_err(|e| TransferError::Internal(format!("file reader failed: {e}")))?;
-    let (data, digests) = read.map_err(|e| TransferError::io(path, e))?;
-    Ok((data, digests, held))
-}
-
-/// `buffer` filled from `offset` of `file`, as the bytes of a body, and their digests.
-fn fill<B>(
-    mut buffer: B,
-    file: &File,
-    offset: u64,
-    digesting: Digesting,
-) -> std::io::Result<(Bytes, Digests)>
-where
-    B: AsRef<[u8]> + AsMut<[u8]> + Send + 'static,
-{
-    let digests = read_at_digesting(file, buffer.as_mut(), offset, digesting)?;
-    Ok((Bytes::from_owner(buffer), digests))
-}
-
-/// Fills `buffer` from `offset` of `file`, and returns the digests of what it read. Slice by
-/// slice, so that the digests read each slice while it is still in the CPU's cache instead of
-/// reading the whole buffer back from memory.
-fn read_at_digesting(
-    file: &File,
-    buffer: &mut [u8],
-    mut offset: u64,
-    mut digesting: Digesting,
-) -> std::io::Result<Digests> {
-    for slice in buffer.chunks_mut(READ_SLICE) {
-        file.read_exact_at(slice, offset)
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::UnexpectedEof => std::io::Error::new(
-                    e.kind(),
-                    format!(
-                        "the file ended before byte {}, short of the size it had when the upload \
-                     began: it changed during the upload",
-                        offset + slice.len() as u64
-                    ),
-                ),
-                _ => e,
-            })?;
-        offset += slice.len() as u64;
-        digesting.update(slice);
-    }
-    Ok(digesting.finish())
+    Ok((UploadBody::File(range), digests))
 }
 
 fn checksum_impl(algorithm: &ChecksumAlgorithm) -> Result<Box<dyn HttpChecksum>, TransferError> {
@@ -894,18 +836,22 @@ fn checksum_impl(algorithm: &ChecksumAlgorithm) -> Result<Box<dyn HttpChecksum>,
 /// the previous attempt reported to `attempt`. It comes with the activity `unless_stalled`
 /// watches.
 fn counting_stream(
-    data: Bytes,
+    body: &UploadBody,
     attempt: &Arc<AttemptCounter>,
     bandwidth: &Option<Arc<BandwidthLimit>>,
     connect_timeout: Duration,
     commit: Option<(Arc<Progress>, CancellationToken)>,
 ) -> (ByteStream, Arc<BodyActivity>) {
     let activity = BodyActivity::new(connect_timeout);
-    let (attempt, bandwidth, body_activity) =
-        (attempt.clone(), bandwidth.clone(), activity.clone());
+    let (body, attempt, bandwidth, body_activity) = (
+        body.clone(),
+        attempt.clone(),
+        bandwidth.clone(),
+        activity.clone(),
+    );
     let stream = ByteStream::new(SdkBody::retryable(move || {
         let body = CountingBody::new(
-            data.clone(),
+            body.reader(),
             attempt.clone(),
             body_activity.clone(),
             bandwidth.clone(),
