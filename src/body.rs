@@ -13,12 +13,17 @@
 //! pages read twice, across two cores, costs more.)
 
 use std::fs::File;
+use std::future::Future;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
+use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::buffers::BufferPool;
@@ -51,6 +56,7 @@ impl UploadBody {
                 range: range.clone(),
                 ready: Bytes::new(),
                 handed_out: range.offset,
+                reading: None,
             }),
         }
     }
@@ -81,10 +87,60 @@ impl UploadBody {
     }
 }
 
+/// A file open for upload bodies, and whether its filesystem keeps it in memory (tmpfs), where
+/// no read waits for a disk: tmpfs cannot say that a read would wait (RWF_NOWAIT), and need
+/// not.
+pub struct BodyFile {
+    file: File,
+    in_memory: bool,
+}
+
+impl BodyFile {
+    /// Blocking: `fstatfs` asks a network filesystem's server.
+    pub fn new(file: File) -> Self {
+        // SAFETY: fstatfs fills the zeroed struct it is given, on an open descriptor.
+        let in_memory = unsafe {
+            let mut filesystem: libc::statfs = std::mem::zeroed();
+            libc::fstatfs(file.as_raw_fd(), &mut filesystem) == 0
+                && filesystem.f_type == libc::TMPFS_MAGIC
+        };
+        Self { file, in_memory }
+    }
+
+    /// Fills `buffer` from `offset` if that waits for no disk and no server (the bytes are in
+    /// the page cache, or the file in memory): whether it did.
+    fn read_without_waiting(&self, buffer: &mut [u8], offset: u64) -> bool {
+        if self.in_memory {
+            return self.file.read_exact_at(buffer, offset).is_ok();
+        }
+        let mut done = 0;
+        while done < buffer.len() {
+            let rest = &mut buffer[done..];
+            let slice = libc::iovec {
+                iov_base: rest.as_mut_ptr().cast(),
+                iov_len: rest.len(),
+            };
+            let Ok(at) = libc::off_t::try_from(offset + done as u64) else {
+                return false;
+            };
+            // SAFETY: one iovec over `rest`, which outlives the call.
+            let read =
+                unsafe { libc::preadv2(self.file.as_raw_fd(), &slice, 1, at, libc::RWF_NOWAIT) };
+            // EAGAIN (not all in the page cache), EOPNOTSUPP, the end of the file, or an
+            // error: the blocking read says which.
+            if read <= 0 {
+                return false;
+            }
+            done += read as usize;
+        }
+        true
+    }
+}
+
 /// `len` bytes at `offset` of an open file, read into buffers of `CHUNK` bytes from `buffers`.
 #[derive(Clone)]
 pub struct FileRange {
-    file: Arc<File>,
+    file: Arc<BodyFile>,
     path: Arc<PathBuf>,
     offset: u64,
     len: u64,
@@ -94,7 +150,7 @@ pub struct FileRange {
 
 impl FileRange {
     pub fn new(
-        file: Arc<File>,
+        file: Arc<BodyFile>,
         path: Arc<PathBuf>,
         offset: u64,
         len: u64,
@@ -122,7 +178,7 @@ impl FileRange {
         let mut offset = self.offset;
         while offset < end {
             let len = slice.len().min((end - offset) as usize);
-            read_exact_at(&self.file, &mut slice[..len], offset)?;
+            read_exact_at(&self.file.file, &mut slice[..len], offset)?;
             update(&slice[..len]);
             offset += len as u64;
         }
@@ -169,11 +225,12 @@ impl BodyReader {
         }
     }
 
-    /// Makes some bytes available to `take`, unless none are left.
-    pub fn fill(&mut self) -> io::Result<()> {
+    /// Ready once some bytes are available to `take`, or none are left, or with the error of
+    /// a failed read.
+    pub fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self {
-            BodyReader::Memory(_) => Ok(()),
-            BodyReader::File(chunks) => chunks.fill(),
+            BodyReader::Memory(_) => Poll::Ready(Ok(())),
+            BodyReader::File(chunks) => chunks.poll_fill(cx),
         }
     }
 
@@ -206,38 +263,59 @@ pub struct FileChunks {
     ready: Bytes,
     /// The file offset of the next byte to take.
     handed_out: u64,
+    /// The read of the next chunk on the blocking pool, when it could not be read at once.
+    reading: Option<JoinHandle<io::Result<Bytes>>>,
 }
 
 impl FileChunks {
-    /// Reads the next chunk once the last is taken. On the caller's thread (a tokio worker):
-    /// the digest pass has just brought these bytes into the page cache (without digests, the
-    /// kernel's readahead does), so this is a copy of some tens of microseconds, made on the
-    /// core that then copies the chunk into the socket while its bytes are in that core's
-    /// cache. (Read ahead on the blocking pool, the same upload took a third more CPU: the
-    /// bytes crossed cores, and so did every hand-off.)
-    fn fill(&mut self) -> io::Result<()> {
+    /// Reads the next chunk once the last is taken. On the caller's thread (a tokio worker)
+    /// when that waits for nothing: the digest pass has just brought these bytes into the
+    /// page cache, so this is a copy of some tens of microseconds, made on the core that then
+    /// copies the chunk into the socket while its bytes are in that core's cache. (Read ahead
+    /// on the blocking pool, the same upload took a third more CPU: the bytes crossed cores,
+    /// and so did every hand-off.) Otherwise (a page evicted, a network or FUSE filesystem
+    /// that cannot say) on the blocking pool, so that no worker waits on a disk or a server.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let end = self.range.offset + self.range.len;
-        let next_read = self.handed_out + self.ready.len() as u64;
-        if !self.ready.is_empty() || next_read == end {
-            return Ok(());
+        if !self.ready.is_empty() || (self.reading.is_none() && self.handed_out == end) {
+            return Poll::Ready(Ok(()));
         }
-        let len = (end - next_read).min(CHUNK as u64) as usize;
-        let read = self.range.buffers.take(len).and_then(|mut chunk| {
-            read_exact_at(&self.range.file, chunk.as_mut(), next_read)?;
-            Ok(Bytes::from_owner(chunk))
-        });
-        match read {
+        if self.reading.is_none() {
+            let (offset, len) = (self.handed_out, (end - self.handed_out).min(CHUNK as u64));
+            let mut chunk = match self.range.buffers.take(len as usize) {
+                Ok(chunk) => chunk,
+                Err(error) => return Poll::Ready(Err(self.failed(error))),
+            };
+            if self.range.file.read_without_waiting(chunk.as_mut(), offset) {
+                self.ready = Bytes::from_owner(chunk);
+                return Poll::Ready(Ok(()));
+            }
+            let file = self.range.file.clone();
+            self.reading = Some(tokio::task::spawn_blocking(move || {
+                read_exact_at(&file.file, chunk.as_mut(), offset)?;
+                Ok(Bytes::from_owner(chunk))
+            }));
+        }
+        let Some(reading) = self.reading.as_mut() else {
+            unreachable!("a read was just started");
+        };
+        let read = ready!(Pin::new(reading).poll(cx));
+        self.reading = None;
+        match read.map_err(io::Error::other).and_then(|read| read) {
             Ok(chunk) => {
                 self.ready = chunk;
-                Ok(())
+                Poll::Ready(Ok(()))
             }
-            Err(error) => {
-                let failure = &self.range.failure;
-                let _ = failure.error.set((error.kind(), error.to_string()));
-                failure.told.cancel(); // after the error is set: see `UploadBody::failed`
-                Err(error)
-            }
+            Err(error) => Poll::Ready(Err(self.failed(error))),
         }
+    }
+
+    /// Records a failed read for the request (see `UploadBody::failed`), and returns it.
+    fn failed(&self, error: io::Error) -> io::Error {
+        let failure = &self.range.failure;
+        let _ = failure.error.set((error.kind(), error.to_string()));
+        failure.told.cancel(); // after the error is set: `UploadBody::failed` reads it then
+        error
     }
 }
 
@@ -245,74 +323,93 @@ impl FileChunks {
 mod tests {
     use super::*;
 
-    fn file_of(data: &[u8]) -> (tempfile::NamedTempFile, Arc<File>) {
-        let mut named = tempfile::NamedTempFile::new().expect("a temporary file");
+    /// A temporary file holding `data`, opened as upload bodies open it; or, with
+    /// `waiting_reads`, as if its filesystem's reads could wait. It is then on tmpfs where
+    /// there is one, which cannot read without waiting (RWF_NOWAIT): each chunk is read on the
+    /// blocking pool.
+    fn file_of(data: &[u8], waiting_reads: bool) -> (tempfile::NamedTempFile, Arc<BodyFile>) {
+        let shm = std::path::Path::new("/dev/shm");
+        let mut named = match waiting_reads && shm.is_dir() {
+            true => tempfile::NamedTempFile::new_in(shm),
+            false => tempfile::NamedTempFile::new(),
+        }
+        .expect("a temporary file");
         std::io::Write::write_all(&mut named, data).expect("written");
-        let file = Arc::new(File::open(named.path()).expect("opened"));
-        (named, file)
+        let mut file = BodyFile::new(File::open(named.path()).expect("opened"));
+        if waiting_reads {
+            file.in_memory = false;
+        }
+        (named, Arc::new(file))
     }
 
-    fn drain(mut reader: BodyReader, frame: usize) -> io::Result<Vec<u8>> {
+    fn range_of(
+        named: &tempfile::NamedTempFile,
+        file: Arc<BodyFile>,
+        offset: usize,
+        len: usize,
+    ) -> FileRange {
+        let path = Arc::new(named.path().to_owned());
+        FileRange::new(
+            file,
+            path,
+            offset as u64,
+            len as u64,
+            BufferPool::new(CHUNK),
+        )
+    }
+
+    async fn drain(mut reader: BodyReader, frame: usize) -> io::Result<Vec<u8>> {
         let mut out = Vec::new();
         while reader.len() > 0 {
-            reader.fill()?;
+            std::future::poll_fn(|cx| reader.poll_fill(cx)).await?;
             out.extend_from_slice(&reader.take(frame));
         }
         Ok(out)
     }
 
-    #[test]
-    fn a_file_range_reads_its_bytes_in_chunks_each_attempt_from_its_start() {
+    #[tokio::test]
+    async fn a_file_range_reads_its_bytes_in_chunks_each_attempt_from_its_start() {
         let data: Vec<u8> = (0..3 * CHUNK + 1000).map(|i| (i % 251) as u8).collect();
-        let (path, file) = file_of(&data);
-        let (offset, len) = (500, 2 * CHUNK + 300);
-        let range = FileRange::new(
-            file,
-            Arc::new(path.path().to_owned()),
-            offset as u64,
-            len as u64,
-            BufferPool::new(CHUNK),
-        );
-        let body = UploadBody::File(range.clone());
-        assert_eq!(body.len(), len as u64);
-        let wanted = &data[offset..offset + len];
-        assert_eq!(drain(body.reader(), 256 * 1024).expect("read"), wanted);
-        assert_eq!(drain(body.reader(), 7).expect("read again"), wanted);
-        let mut digested = Vec::new();
-        range
-            .read_through(|slice| digested.extend_from_slice(slice))
-            .expect("read through");
-        assert_eq!(digested, wanted);
+        for waiting_reads in [false, true] {
+            let (named, file) = file_of(&data, waiting_reads);
+            let (offset, len) = (500, 2 * CHUNK + 300);
+            let range = range_of(&named, file, offset, len);
+            let body = UploadBody::File(range.clone());
+            assert_eq!(body.len(), len as u64);
+            let wanted = &data[offset..offset + len];
+            assert_eq!(drain(body.reader(), CHUNK).await.expect("read"), wanted);
+            assert_eq!(drain(body.reader(), 7).await.expect("read again"), wanted);
+            let mut digested = Vec::new();
+            range
+                .read_through(|slice| digested.extend_from_slice(slice))
+                .expect("read through");
+            assert_eq!(digested, wanted);
+        }
     }
 
     #[tokio::test]
     async fn a_file_cut_short_fails_the_read_and_tells_the_request() {
         let data = vec![1u8; 2 * CHUNK];
-        let (path, file) = file_of(&data);
-        let range = FileRange::new(
-            file,
-            Arc::new(path.path().to_owned()),
-            0,
-            data.len() as u64,
-            BufferPool::new(CHUNK),
-        );
-        let body = UploadBody::File(range);
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(path.path())
-            .and_then(|f| f.set_len(CHUNK as u64 + 10))
-            .expect("cut short");
-        let error = drain(body.reader(), CHUNK).expect_err("cut short");
-        assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
-        let told = tokio::time::timeout(std::time::Duration::from_secs(5), body.failed())
-            .await
-            .expect("told");
-        match told {
-            TransferError::Io { paths, source } => {
-                assert_eq!(paths, [path.path()]);
-                assert!(source.to_string().contains("changed during the upload"));
+        for waiting_reads in [false, true] {
+            let (named, file) = file_of(&data, waiting_reads);
+            let body = UploadBody::File(range_of(&named, file, 0, data.len()));
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(named.path())
+                .and_then(|f| f.set_len(CHUNK as u64 + 10))
+                .expect("cut short");
+            let error = drain(body.reader(), CHUNK).await.expect_err("cut short");
+            assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
+            let told = tokio::time::timeout(std::time::Duration::from_secs(5), body.failed())
+                .await
+                .expect("told");
+            match told {
+                TransferError::Io { paths, source } => {
+                    assert_eq!(paths, [named.path()]);
+                    assert!(source.to_string().contains("changed during the upload"));
+                }
+                other => panic!("not the file's error: {other:?}"),
             }
-            other => panic!("not the file's error: {other:?}"),
         }
     }
 }

@@ -329,8 +329,8 @@ impl http_body::Body for CountingBody {
             self.activity.touch(Instant::now());
             return Poll::Ready(Some(Ok(Frame::data(frame))));
         }
-        // The bytes first (a file's are read here), then their bandwidth slot.
-        if let Err(error) = self.remaining.fill() {
+        // The bytes first (a file's are read now), then their bandwidth slot.
+        if let Err(error) = ready!(self.remaining.poll_fill(cx)) {
             return Poll::Ready(Some(Err(error)));
         }
         match self.paced.as_mut() {

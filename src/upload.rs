@@ -36,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bandwidth::BandwidthLimit;
 use crate::batch::PartBudget;
-use crate::body::{self, read_exact_at, FileRange, UploadBody};
+use crate::body::{self, read_exact_at, BodyFile, FileRange, UploadBody};
 use crate::buffers::BufferPool;
 use crate::errors::{RequestTrace, TransferError};
 use crate::plan;
@@ -205,8 +205,8 @@ const READ_WHOLE_BELOW: u64 = 1 << 20;
 /// parts, to be read as they are sent.
 enum Source {
     Whole(Bytes, Digests),
-    Sent(Arc<File>, u64),
-    Parts(Arc<File>, u64),
+    Sent(Arc<BodyFile>, u64),
+    Parts(Arc<BodyFile>, u64),
 }
 
 fn open_source(path: &Path, threshold: u64, digesting: Digesting) -> Result<Source, TransferError> {
@@ -228,10 +228,10 @@ fn open_source(path: &Path, threshold: u64, digesting: Digesting) -> Result<Sour
         )));
     }
     if size >= threshold {
-        return Ok(Source::Parts(Arc::new(file), size));
+        return Ok(Source::Parts(Arc::new(BodyFile::new(file)), size));
     }
     if size >= READ_WHOLE_BELOW {
-        return Ok(Source::Sent(Arc::new(file), size));
+        return Ok(Source::Sent(Arc::new(BodyFile::new(file)), size));
     }
     // Below READ_WHOLE_BELOW: the size fits.
     let mut data = vec![0; size as usize];
