@@ -8,9 +8,8 @@
 //! peaked at 705 MiB more when parts were read whole, and 5 MiB more now (boto3: none). Reading
 //! twice costs about as much CPU as reading once: both reads land in a buffer the CPU's cache
 //! holds, where a part-sized one went to memory, to be read back for the checksum and again
-//! for the socket. (1 GiB uploads: 0.30 s/GiB against 0.34 in a process that uploads again and
-//! again; 0.38-0.44 against 0.38-0.39 in a fresh process, where the kernel's bookkeeping of
-//! pages read twice, across two cores, costs more.)
+//! for the socket. (A 1 GiB upload from ext4 took 0.28 s/GiB against 0.30; from tmpfs, whose
+//! bookkeeping of pages read twice costs more, 0.39 against 0.38.)
 
 use std::fs::File;
 use std::future::Future;
