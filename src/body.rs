@@ -18,7 +18,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
@@ -137,31 +137,46 @@ impl BodyFile {
 }
 
 /// `len` bytes at `offset` of an open file, read into buffers of `CHUNK` bytes from `buffers`.
+///
+/// It holds the file and the buffers weakly: the upload holds them until it ends. An attempt
+/// given up on may live on in a connection that stays open (a stalled one, until the server
+/// closes it), and its body with it; it must not keep the file open, nor the buffers mapped,
+/// after the upload has returned. Once they are gone, such a body fails its next read.
 #[derive(Clone)]
 pub struct FileRange {
-    file: Arc<BodyFile>,
+    file: Weak<BodyFile>,
     path: Arc<PathBuf>,
     offset: u64,
     len: u64,
-    buffers: Arc<BufferPool>,
+    buffers: Weak<BufferPool>,
     failure: Arc<ReadFailure>,
 }
 
 impl FileRange {
     pub fn new(
-        file: Arc<BodyFile>,
+        file: &Arc<BodyFile>,
         path: Arc<PathBuf>,
         offset: u64,
         len: u64,
-        buffers: Arc<BufferPool>,
+        buffers: &Arc<BufferPool>,
     ) -> Self {
         Self {
-            file,
+            file: Arc::downgrade(file),
             path,
             offset,
             len,
-            buffers,
+            buffers: Arc::downgrade(buffers),
             failure: Arc::default(),
+        }
+    }
+
+    /// The file and the buffers, while the upload holds them.
+    fn source(&self) -> io::Result<(Arc<BodyFile>, Arc<BufferPool>)> {
+        match (self.file.upgrade(), self.buffers.upgrade()) {
+            (Some(file), Some(buffers)) => Ok((file, buffers)),
+            _ => Err(io::Error::other(
+                "the upload this body was part of has ended",
+            )),
         }
     }
 
@@ -172,12 +187,13 @@ impl FileRange {
     /// Reads the range a slice at a time, handing each to `update`: the digest pass. Blocking.
     pub fn read_through(&self, mut update: impl FnMut(&[u8])) -> io::Result<()> {
         let end = self.offset + self.len;
-        let mut buffer = self.buffers.take(CHUNK)?;
+        let (file, buffers) = self.source()?;
+        let mut buffer = buffers.take(CHUNK)?;
         let slice = buffer.as_mut();
         let mut offset = self.offset;
         while offset < end {
             let len = slice.len().min((end - offset) as usize);
-            read_exact_at(&self.file.file, &mut slice[..len], offset)?;
+            read_exact_at(&file.file, &mut slice[..len], offset)?;
             update(&slice[..len]);
             offset += len as u64;
         }
@@ -280,16 +296,17 @@ impl FileChunks {
             return Poll::Ready(Ok(()));
         }
         if self.reading.is_none() {
+            // An attempt outliving its upload reads nothing more: no failure of the file's.
+            let (file, buffers) = self.range.source()?;
             let (offset, len) = (self.handed_out, (end - self.handed_out).min(CHUNK as u64));
-            let mut chunk = match self.range.buffers.take(len as usize) {
+            let mut chunk = match buffers.take(len as usize) {
                 Ok(chunk) => chunk,
                 Err(error) => return Poll::Ready(Err(self.failed(error))),
             };
-            if self.range.file.read_without_waiting(chunk.as_mut(), offset) {
+            if file.read_without_waiting(chunk.as_mut(), offset) {
                 self.ready = Bytes::from_owner(chunk);
                 return Poll::Ready(Ok(()));
             }
-            let file = self.range.file.clone();
             self.reading = Some(tokio::task::spawn_blocking(move || {
                 read_exact_at(&file.file, chunk.as_mut(), offset)?;
                 Ok(Bytes::from_owner(chunk))
@@ -341,20 +358,17 @@ mod tests {
         (named, Arc::new(file))
     }
 
+    /// A range of `file`, and the buffers it is read into (held as the upload holds them).
     fn range_of(
         named: &tempfile::NamedTempFile,
-        file: Arc<BodyFile>,
+        file: &Arc<BodyFile>,
         offset: usize,
         len: usize,
-    ) -> FileRange {
+    ) -> (FileRange, Arc<BufferPool>) {
         let path = Arc::new(named.path().to_owned());
-        FileRange::new(
-            file,
-            path,
-            offset as u64,
-            len as u64,
-            BufferPool::new(CHUNK),
-        )
+        let buffers = BufferPool::new(CHUNK);
+        let range = FileRange::new(file, path, offset as u64, len as u64, &buffers);
+        (range, buffers)
     }
 
     async fn drain(mut reader: BodyReader, frame: usize) -> io::Result<Vec<u8>> {
@@ -372,7 +386,7 @@ mod tests {
         for waiting_reads in [false, true] {
             let (named, file) = file_of(&data, waiting_reads);
             let (offset, len) = (500, 2 * CHUNK + 300);
-            let range = range_of(&named, file, offset, len);
+            let (range, _buffers) = range_of(&named, &file, offset, len);
             let body = UploadBody::File(range.clone());
             assert_eq!(body.len(), len as u64);
             let wanted = &data[offset..offset + len];
@@ -391,7 +405,8 @@ mod tests {
         let data = vec![1u8; 2 * CHUNK];
         for waiting_reads in [false, true] {
             let (named, file) = file_of(&data, waiting_reads);
-            let body = UploadBody::File(range_of(&named, file, 0, data.len()));
+            let (range, _buffers) = range_of(&named, &file, 0, data.len());
+            let body = UploadBody::File(range);
             std::fs::OpenOptions::new()
                 .write(true)
                 .open(named.path())
@@ -410,5 +425,29 @@ mod tests {
                 other => panic!("not the file's error: {other:?}"),
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_body_that_outlives_its_upload_holds_neither_file_nor_buffers() {
+        let data = vec![1u8; 2 * CHUNK];
+        let (named, file) = file_of(&data, false);
+        let (range, buffers) = range_of(&named, &file, 0, data.len());
+        let body = UploadBody::File(range);
+        let mut reader = body.reader();
+        std::future::poll_fn(|cx| reader.poll_fill(cx))
+            .await
+            .expect("read while the upload holds the file");
+        let chunk = reader.take(CHUNK);
+        // The upload ends: it lets go of the file and the buffers.
+        let (held_file, held_buffers) = (Arc::downgrade(&file), Arc::downgrade(&buffers));
+        drop((file, buffers));
+        assert!(held_file.upgrade().is_none(), "the file is closed");
+        assert!(held_buffers.upgrade().is_none(), "the buffers are unmapped");
+        let error = std::future::poll_fn(|cx| reader.poll_fill(cx))
+            .await
+            .expect_err("the upload has ended");
+        assert_eq!(error.kind(), io::ErrorKind::Other);
+        assert!(body.read_failure().is_none(), "not the file's failure");
+        assert_eq!(chunk.len(), CHUNK, "what was read stays readable");
     }
 }

@@ -8,7 +8,7 @@
 //! concurrent multipart uploads left 300 MiB resident after they had all finished.
 
 use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use memmap2::{MmapMut, MmapOptions};
 
@@ -44,17 +44,19 @@ impl BufferPool {
         Ok(PooledBuffer {
             data: Some(data),
             len,
-            pool: self.clone(),
+            pool: Arc::downgrade(self),
         })
     }
 }
 
 /// One buffer of a `BufferPool`; `bytes::Bytes::from_owner` shares it without copying.
 pub struct PooledBuffer {
-    /// Always there until the buffer is dropped, which hands it back to the pool.
+    /// Always there until the buffer is dropped, which hands it back to the pool, or unmaps it
+    /// once the pool is gone (a buffer kept by a connection that outlives its upload must not
+    /// keep the pool's other buffers too).
     data: Option<MmapMut>,
     len: usize,
-    pool: Arc<BufferPool>,
+    pool: Weak<BufferPool>,
 }
 
 impl AsRef<[u8]> for PooledBuffer {
@@ -73,9 +75,8 @@ impl AsMut<[u8]> for PooledBuffer {
 
 impl Drop for PooledBuffer {
     fn drop(&mut self) {
-        if let Some(data) = self.data.take() {
-            self.pool
-                .free
+        if let (Some(data), Some(pool)) = (self.data.take(), self.pool.upgrade()) {
+            pool.free
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .push(data);

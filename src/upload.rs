@@ -152,24 +152,22 @@ pub async fn upload_file(
         .map_err(|e| TransferError::Internal(format!("file reader failed: {e}")))??;
     let path = Arc::new(path);
     let buffers = BufferPool::new(body::CHUNK);
-    let (body, digests) = match source {
-        Source::Whole(data, digests) => (UploadBody::Memory(data), digests),
+    // The file, held until the PutObject has an answer (its body holds it weakly).
+    let (body, digests, _file) = match source {
+        Source::Whole(data, digests) => (UploadBody::Memory(data), digests, None),
         Source::Sent(file, size) => {
-            let range = FileRange::new(file, path, 0, size, buffers);
-            file_body(range, target.put_object_digests()).await?
+            let range = FileRange::new(&file, path, 0, size, &buffers);
+            let (body, digests) = file_body(range, target.put_object_digests()).await?;
+            (body, digests, Some(file))
         }
         Source::Parts(file, size) => {
             let part_size = plan::upload_part_size(request.options.multipart_chunksize, size);
             let digests = target.upload_part_digests();
             let budget = request.part_budget.clone();
+            // The stream of jobs holds the file and the buffers until the last part has an
+            // answer (the bodies hold them weakly).
             let jobs = futures_util::stream::iter(plan::split(size, part_size)).map(move |part| {
-                let range = FileRange::new(
-                    file.clone(),
-                    path.clone(),
-                    part.offset,
-                    part.len,
-                    buffers.clone(),
-                );
+                let range = FileRange::new(&file, path.clone(), part.offset, part.len, &buffers);
                 let (digests, budget) = (digests.clone(), budget.clone());
                 async move {
                     // In a directory transfer, a part first waits for its share of the budget,

@@ -27,6 +27,7 @@ from helpers import (
     write_random,
 )
 
+from faultproxy import Fault, FaultProxy
 from relays import Certificates, TlsFront
 from s3turbo._settings import frozen
 
@@ -604,6 +605,30 @@ def test_a_file_changed_in_place_during_its_upload_is_refused_as_boto3s_is(s3s_f
             client.upload_file(str(source), bucket, name, Config=config, Callback=change_once)
         raised[name] = str(caught.value)
     assert "BadDigest" in raised["s3turbo"], raised
+
+
+def test_an_attempt_given_up_on_keeps_no_file_open(s3s_fs, tmp_path):
+    """A part whose server stops reading its body is given up after the read timeout and sent
+    again. The connection given up on stays open until the server closes it, and the body it
+    was sending with it: that body must not keep the source file open once upload_file has
+    returned (the space of a file deleted then would not come back)."""
+    bucket = s3s_fs.new_bucket()
+    source = write_random(tmp_path / "source.bin", 20 * MIB)
+
+    def descriptors_of_source():
+        folder = "/proc/self/fd"
+        return [
+            fd for fd in os.listdir(folder) if os.path.realpath(f"{folder}/{fd}") == str(source)
+        ]
+
+    with FaultProxy(s3s_fs.endpoint_url) as proxy:
+        proxy.inject(Fault(method="PUT", target_contains="partNumber=", stall_request_after=1000))
+        client = s3s_fs.s3turbo_client(
+            endpoint_url=proxy.endpoint_url, config=Config(read_timeout=1)
+        )
+        client.upload_file(str(source), bucket, "k")
+        assert descriptors_of_source() == []
+    assert sha256_object(s3s_fs.boto3_client(), bucket, "k") == sha256_file(source)
 
 
 def test_a_sha256_checksum_of_a_signed_body_is_its_signed_sha256(
