@@ -295,25 +295,25 @@ impl FileChunks {
         if !self.ready.is_empty() || (self.reading.is_none() && self.handed_out == end) {
             return Poll::Ready(Ok(()));
         }
-        if self.reading.is_none() {
-            // An attempt outliving its upload reads nothing more: no failure of the file's.
-            let (file, buffers) = self.range.source()?;
-            let (offset, len) = (self.handed_out, (end - self.handed_out).min(CHUNK as u64));
-            let mut chunk = match buffers.take(len as usize) {
-                Ok(chunk) => chunk,
-                Err(error) => return Poll::Ready(Err(self.failed(error))),
-            };
-            if file.read_without_waiting(chunk.as_mut(), offset) {
-                self.ready = Bytes::from_owner(chunk);
-                return Poll::Ready(Ok(()));
+        let reading = match &mut self.reading {
+            Some(reading) => reading,
+            None => {
+                // An attempt outliving its upload reads nothing more: no failure of the file's.
+                let (file, buffers) = self.range.source()?;
+                let (offset, len) = (self.handed_out, (end - self.handed_out).min(CHUNK as u64));
+                let mut chunk = match buffers.take(len as usize) {
+                    Ok(chunk) => chunk,
+                    Err(error) => return Poll::Ready(Err(self.failed(error))),
+                };
+                if file.read_without_waiting(chunk.as_mut(), offset) {
+                    self.ready = Bytes::from_owner(chunk);
+                    return Poll::Ready(Ok(()));
+                }
+                self.reading.insert(tokio::task::spawn_blocking(move || {
+                    read_exact_at(&file.file, chunk.as_mut(), offset)?;
+                    Ok(Bytes::from_owner(chunk))
+                }))
             }
-            self.reading = Some(tokio::task::spawn_blocking(move || {
-                read_exact_at(&file.file, chunk.as_mut(), offset)?;
-                Ok(Bytes::from_owner(chunk))
-            }));
-        }
-        let Some(reading) = self.reading.as_mut() else {
-            unreachable!("a read was just started");
         };
         let read = ready!(Pin::new(reading).poll(cx));
         self.reading = None;
