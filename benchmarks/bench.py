@@ -11,10 +11,16 @@ of one call per file.
 
     .venv/bin/python benchmarks/bench.py [--rounds N] [--big-mib N] [--small-files N]
         [--workloads upload,download,...] [--latency-ms 20] [--boto3-twice]
+        [--files-in DIR]
 
 With --latency-ms, a proxy in the harness delays the first byte of every response, standing
 for the first-byte latency of real S3: there the rate of small transfers depends on how many
 run at once.
+
+The clients' files (the sources of uploads, the destinations of downloads) are on tmpfs beside
+the server's folder, unless --files-in names a folder elsewhere, such as a disk's: users' files
+are on disk file systems, whose page cache copies cost less per byte than tmpfs's 4 KiB pages
+(the kernel's copies are most of every engine's CPU here).
 """
 
 from __future__ import annotations
@@ -306,17 +312,28 @@ def main() -> None:
         help=f"also run boto3 as a second engine ({BOTO3_AGAIN}): its ratio to boto3 shows "
         "what the machine's noise does to a ratio",
     )
+    parser.add_argument(
+        "--files-in",
+        metavar="DIR",
+        help="put the clients' files in a new folder in DIR (default: on tmpfs, beside the "
+        "server's folder)",
+    )
     args = parser.parse_args()
     workloads = [w for w in args.workloads.split(",") if w]
     engines = (*ENGINES, BOTO3_AGAIN) if args.boto3_twice else ENGINES
     base = "/dev/shm" if os.path.isdir("/dev/shm") else None
     workdir = Path(tempfile.mkdtemp(prefix="s3turbo-bench-", dir=base))
     (workdir / "server").mkdir()
+    files = (
+        Path(tempfile.mkdtemp(prefix="s3turbo-bench-", dir=args.files_in))
+        if args.files_in
+        else workdir
+    )
     process, endpoint = start_s3s_fs(workdir / "server")
     latency = FaultProxy(endpoint) if args.latency_ms else None
     try:
-        print(f"Preparing {args.big_mib} MiB and {args.small_files} x 16 KiB in {workdir} ...")
-        prepare(workdir, endpoint, args.big_mib, args.small_files)
+        print(f"Preparing {args.big_mib} MiB and {args.small_files} x 16 KiB in {files} ...")
+        prepare(files, endpoint, args.big_mib, args.small_files)
         if latency is not None:
             # The clients measured go through the proxy; its CPU is this process's, not theirs.
             latency.delay = args.latency_ms / 1000
@@ -328,7 +345,7 @@ def main() -> None:
                 order = engines if round_number % 2 == 0 else tuple(reversed(engines))
                 for engine in order:
                     run = run_child(
-                        engine, workload, endpoint, workdir, args.presign_count, process.pid
+                        engine, workload, endpoint, files, args.presign_count, process.pid
                     )
                     results.setdefault((engine, workload), []).append(run)
             print(f"  round {round_number + 1} of {args.rounds} done", flush=True)
@@ -338,6 +355,7 @@ def main() -> None:
             latency.stop()
         stop(process)
         shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(files, ignore_errors=True)
 
 
 if __name__ == "__main__":
