@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use aws_credential_types::Credentials;
 use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextMut;
+use aws_sdk_s3::config::retry::RetryPartition;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::SharedHttpClient;
 use aws_sdk_s3::config::{
@@ -144,6 +145,8 @@ impl ConnectionSettings {
                 self.retry_mode
                     .retry_config(self.max_attempts, self.retry_behavior_2_1),
             )
+            // A botocore client's requests take its own quota (`RetryQuota`); this one serves
+            // those of a forked child, whose clients are made anew.
             .retry_partition(self.retry_mode.retry_partition())
             .request_checksum_calculation(if self.checksum_when_supported {
                 RequestChecksumCalculation::WhenSupported
@@ -346,6 +349,52 @@ fn pem_certificate_blocks(pem: &[u8]) -> impl Iterator<Item = &[u8]> {
         rest = &rest[end..];
         Some(block)
     })
+}
+
+/// A botocore client's retry quota, and adaptive mode's rate limiter: botocore keeps them per
+/// client, where the engine shares one SDK client, and so its connection pool, between the
+/// botocore clients of the same settings. A botocore client's requests go through an SDK client
+/// of its own, made from the shared one: the same settings and connections, this quota.
+#[derive(Default)]
+pub struct RetryQuota {
+    state: Mutex<QuotaState>,
+}
+
+#[derive(Default)]
+struct QuotaState {
+    /// Made at first use, for the client's retry mode (the legacy mode has no quota), and made
+    /// again in a forked child, which has a runtime and clients of its own.
+    partition: Option<(u32, RetryMode, RetryPartition)>,
+    /// The last SDK client made with this quota, and the shared client it was made from: kept
+    /// while a `Connection` holds it, as the shared clients are.
+    client: Option<(Weak<Client>, Weak<Client>)>,
+}
+
+impl RetryQuota {
+    /// The SDK client with this quota made from `shared`, the engine's client for settings
+    /// whose retry mode is `mode`.
+    pub fn client(&self, shared: &Arc<Client>, mode: RetryMode) -> Arc<Client> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((made_from, client)) = &state.client {
+            if let Some(client) = client.upgrade() {
+                if std::ptr::eq(made_from.as_ptr(), Arc::as_ptr(shared)) {
+                    return client;
+                }
+            }
+        }
+        let process = std::process::id();
+        let partition = match &state.partition {
+            Some((pid, made_for, partition)) if (*pid, *made_for) == (process, mode) => {
+                partition.clone()
+            }
+            _ => mode.retry_partition(),
+        };
+        state.partition = Some((process, mode, partition.clone()));
+        let config = shared.config().to_builder().retry_partition(partition);
+        let client = Arc::new(Client::from_conf(config.build()));
+        state.client = Some((Arc::downgrade(shared), Arc::downgrade(&client)));
+        client
+    }
 }
 
 /// The engine's clients by settings, each kept while a `Connection` holds it (see

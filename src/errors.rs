@@ -76,6 +76,8 @@ pub struct ServiceError {
     /// No attempts were left (botocore's `MaxAttemptsReached`, "reached max retries" in
     /// its message).
     pub max_attempts_reached: bool,
+    /// Attempts were left, but not the client's retry quota (botocore's `RetryQuotaReached`).
+    pub retry_quota_reached: bool,
 }
 
 /// Where botocore's `ResponseMetadata` takes an error's `RequestId` and `HostId` from.
@@ -259,6 +261,8 @@ impl TransferError {
         let attempts = trace.attempts.load(Ordering::Relaxed).max(1);
         let max_attempts_reached = attempts >= trace.max_attempts
             && retries::reports_max_attempts(trace.legacy_retries, status, &code);
+        let retry_quota_reached = attempts < trace.max_attempts
+            && retries::reports_quota_reached(trace.legacy_retries, status, &code);
         TransferError::Service(Box::new(ServiceError {
             operation,
             status,
@@ -269,6 +273,7 @@ impl TransferError {
             ids,
             retry_attempts: attempts - 1,
             max_attempts_reached,
+            retry_quota_reached,
         }))
     }
 

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bandwidth::BandwidthLimit;
 use crate::batch::{self, Batch, FileDownload, FileUpload};
-use crate::client::{ConnectionSettings, UserAgent};
+use crate::client::{self, ConnectionSettings, UserAgent};
 use crate::credentials::{CredentialSource, FetchedCredentials, RefreshableSource};
 use crate::download::{self, DownloadArgs, DownloadRequest};
 use crate::error_body::ErrorField;
@@ -42,8 +42,12 @@ const POLL_INTERVAL: Duration = Duration::from_millis(50);
 #[pyclass(frozen, module = "s3turbo._core")]
 pub struct Connection {
     pub(crate) settings: ConnectionSettings,
+    /// The engine's client for these settings, shared with other botocore clients of the same
+    /// settings: held so that its connection pool lives.
+    shared: Option<Arc<aws_sdk_s3::Client>>,
+    /// The botocore client's own: the shared client with the botocore client's retry quota.
     client: Option<Arc<aws_sdk_s3::Client>>,
-    /// The process that made it: a forked child does not drop its parent's client, whose
+    /// The process that made it: a forked child does not drop its parent's clients, whose
     /// connections belong to the parent's runtime (see `runtime.rs`).
     pid: u32,
 }
@@ -51,8 +55,23 @@ pub struct Connection {
 impl Drop for Connection {
     fn drop(&mut self) {
         if self.pid != std::process::id() {
+            std::mem::forget(self.shared.take());
             std::mem::forget(self.client.take());
         }
+    }
+}
+
+/// A botocore client's retry quota (see `client::RetryQuota`): the Python layer keeps one on
+/// each botocore client and gives it to each of that client's `Connection`s.
+#[pyclass(frozen, module = "s3turbo._core")]
+#[derive(Default)]
+pub struct RetryQuota(client::RetryQuota);
+
+#[pymethods]
+impl RetryQuota {
+    #[new]
+    fn new() -> Self {
+        Self::default()
     }
 }
 
@@ -63,7 +82,7 @@ impl Connection {
     /// refreshes them when due; `credentials_id` names the botocore object it reads. Neither
     /// keys nor `refresh`: anonymous requests, unsigned.
     #[new]
-    #[pyo3(signature = (*, endpoint_url, region, access_key, secret_key, session_token,
+    #[pyo3(signature = (*, retry_quota, endpoint_url, region, access_key, secret_key, session_token,
                         refresh, credentials_id, force_path_style, accelerate, dual_stack,
                         fips, global_endpoint, use_arn_region,
                         disable_s3_express_session_auth, ca_bundle, verify_certificates, tcp_keepalive, client_cert,
@@ -74,6 +93,7 @@ impl Connection {
                         user_agent, user_agent_suffix))]
     #[allow(clippy::too_many_arguments)]
     fn new(
+        retry_quota: &RetryQuota,
         endpoint_url: Option<String>,
         region: String,
         access_key: Option<String>,
@@ -154,12 +174,14 @@ impl Connection {
         };
         // Taken now, before the botocore client lets go of its previous Connection, which
         // holds the same client while the settings are the same.
-        let client = engine_of_this_process()?
+        let shared = engine_of_this_process()?
             .clients
             .get(&settings)
             .map_err(to_py_err)?;
+        let client = retry_quota.0.client(&shared, settings.retry_mode);
         Ok(Self {
             settings,
+            shared: Some(shared),
             client: Some(client),
             pid: std::process::id(),
         })
@@ -869,6 +891,7 @@ fn build_py_err(py: Python<'_>, error: TransferError) -> PyResult<PyErr> {
                 ids,
                 retry_attempts,
                 max_attempts_reached,
+                retry_quota_reached,
                 ..
             } = *refused;
             let response = error_dict(py, &response_keys)?;
@@ -916,6 +939,9 @@ fn build_py_err(py: Python<'_>, error: TransferError) -> PyResult<PyErr> {
             metadata.set_item("RetryAttempts", retry_attempts)?;
             if max_attempts_reached {
                 metadata.set_item("MaxAttemptsReached", true)?;
+            }
+            if retry_quota_reached {
+                metadata.set_item("RetryQuotaReached", true)?;
             }
             response.set_item("ResponseMetadata", metadata)?;
             let error = botocore
@@ -1071,6 +1097,7 @@ fn presign_url_v2(
 
 pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<Connection>()?;
+    module.add_class::<RetryQuota>()?;
     module.add_class::<Options>()?;
     module.add_class::<Upload>()?;
     module.add_function(wrap_pyfunction!(upload_file, module)?)?;

@@ -215,6 +215,13 @@ pub fn reports_max_attempts(legacy: bool, status: u16, code: &str) -> bool {
     !legacy || legacy_retry(status, code).is_some()
 }
 
+/// Whether botocore says `RetryQuotaReached` of an error answer of `status` with attempts left:
+/// the SDK declines to retry an error the standard rules retry only when the client's retry
+/// quota is spent (the legacy mode has none).
+pub fn reports_quota_reached(legacy: bool, status: u16, code: &str) -> bool {
+    !legacy && standard_retry(status, code).is_some()
+}
+
 /// The status botocore reports of an error answer: an error in a 200 answer is a 500.
 pub fn botocore_status(status: u16) -> u16 {
     match status {

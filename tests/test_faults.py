@@ -743,6 +743,43 @@ def test_retry_modes_retry_and_report_as_boto3s(s3s_fs, mode, answer, retried):
     assert ("reached max retries" in seen["boto3"][0][0]) == retried
 
 
+def test_each_client_has_a_retry_quota_of_its_own_as_in_boto3(s3s_fs):
+    """botocore gives each client a retry quota (500; a retry of a 500 answer takes 14). A
+    client whose quota errors have spent retries no more, and says RetryQuotaReached; another
+    client, even one with the same settings (the engine shares one SDK client and connection
+    pool between such clients), still has the whole of its own."""
+    bucket = s3s_fs.new_bucket()
+    config = Config(retries={"mode": "standard", "total_max_attempts": 3})
+    seen = {}
+    with FaultProxy(s3s_fs.endpoint_url) as proxy:
+        failing = proxy.inject(Fault(method="PUT", answer_error=(500, "InternalError"), times=None))
+        for name in ("s3turbo", "boto3"):
+            make = s3s_fs.s3turbo_client if name == "s3turbo" else s3s_fs.boto3_client
+            spent, fresh = (make(endpoint_url=proxy.endpoint_url, config=config) for _ in "ab")
+            outcomes = []
+            # 17 calls of 2 retries leave 24 of 500; the 18th gets 1 retry, the 19th none.
+            for client in [spent] * 19 + [fresh]:
+                failing.hits = 0
+                with pytest.raises(ClientError) as caught:
+                    client.upload_fileobj(io.BytesIO(b"data"), bucket, "k")
+                metadata = caught.value.response["ResponseMetadata"]
+                outcomes.append(
+                    (
+                        failing.hits,
+                        metadata.get("RetryQuotaReached"),
+                        error_as_boto3_reads_it(caught.value),
+                    )
+                )
+            seen[name] = outcomes
+    assert seen["s3turbo"] == seen["boto3"]
+    assert [(hits, reached) for hits, reached, _ in seen["boto3"][16:]] == [
+        (3, None),
+        (2, True),
+        (1, True),
+        (3, None),
+    ]
+
+
 @pytest.mark.parametrize("mode", ["standard", "legacy"])
 @pytest.mark.parametrize("code", ["InternalError", "AccessDenied"])
 def test_an_error_in_a_200_answer_is_a_500_as_in_boto3(s3s_fs, mode, code):

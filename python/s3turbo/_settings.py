@@ -82,6 +82,8 @@ def connection(client: Any) -> _core.Connection:
     if not verify:
         _warn_unverified(client.meta.endpoint_url)
     held = client.__dict__["_s3turbo_connection"] = _core.Connection(
+        # botocore's retry quota is the client's own, whatever other clients share its settings.
+        retry_quota=client.__dict__.setdefault("_s3turbo_retry_quota", _core.RetryQuota()),
         endpoint_url=_endpoint_url(endpoint.get("Endpoint")),
         region=client.meta.region_name or "us-east-1",
         **_credentials(client),
