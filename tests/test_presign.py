@@ -113,6 +113,97 @@ def test_url_is_botocores_url(frozen_time, client_kwargs, method, params, signat
         assert ours == theirs
 
 
+V4 = Config(signature_version="s3v4")
+
+# Settings and parameters where botocore signs otherwise than the plain cases show: the same
+# URL from both (the engine's, or boto3's where the engine leaves it to boto3).
+ODD_CASES = {
+    # botocore signs for its signer's region, us-east-1, where the client's names a global one.
+    "aws-global": ({"region_name": "aws-global", "config": V4}, "get_object", {}),
+    "s3-external-1": ({"region_name": "s3-external-1"}, "get_object", {}),
+    # Endpoints whose signing name is not s3.
+    "express-without-sessions": (
+        {
+            "region_name": "us-west-2",
+            "config": Config(
+                signature_version="s3v4", s3={"disable_s3_express_session_auth": True}
+            ),
+        },
+        "get_object",
+        {"Bucket": "mybkt--usw2-az1--x-s3"},
+    ),
+    "outposts-alias": (
+        {"region_name": "us-west-2", "config": V4},
+        "get_object",
+        {"Bucket": "test-accessp-e0000075431d83bebde8xz5w8ijx1qzlbp3i3kuse10--op-s3"},
+    ),
+    # The host signed is lower case, without a default port or user info.
+    "default-port": (
+        {"endpoint_url": "https://minio.example.com:443", "config": V4},
+        "get_object",
+        {},
+    ),
+    "upper-case-host": ({"endpoint_url": "http://LocalHost:9000", "config": V4}, "get_object", {}),
+    "user-info": ({"endpoint_url": "http://u:pw@example.com:9000", "config": V4}, "get_object", {}),
+    # An endpoint path loses one trailing slash before the key.
+    "endpoint-path-slashes": (
+        {
+            "endpoint_url": "https://s3.example.com/a/b//",
+            "config": Config(s3={"addressing_style": "virtual"}),
+        },
+        "get_object",
+        {},
+    ),
+    # SigV4 leaves out the content type every form has.
+    "form-content-type": (
+        {"config": V4},
+        "put_object",
+        {"ContentType": "application/x-www-form-urlencoded; charset=utf-8"},
+    ),
+    "form-content-type-sigv2": (
+        {},
+        "put_object",
+        {"ContentType": "application/x-www-form-urlencoded; charset=utf-8"},
+    ),
+    # Metadata keys that differ only in case are one header.
+    "metadata-case-sigv2": ({}, "put_object", {"Metadata": {"A": "1", "a": "2"}}),
+    "metadata-case": ({"config": V4}, "put_object", {"Metadata": {"A": "1", "a": "2"}}),
+    # An empty session token is no token.
+    "empty-token-sigv2": ({"aws_session_token": ""}, "get_object", {}),
+    "empty-token": ({"aws_session_token": "", "config": V4}, "get_object", {}),
+}
+
+
+@pytest.mark.parametrize("case", ODD_CASES)
+def test_url_is_botocores_url_in_odd_settings(frozen_time, case):
+    client_kwargs, method, params = ODD_CASES[case]
+    kwargs = {
+        "region_name": "us-east-1",
+        "aws_access_key_id": "AKIDEXAMPLE",
+        "aws_secret_access_key": "secret",
+        **client_kwargs,
+    }
+    params = {"Bucket": "bkt", "Key": "k", **params}
+    urls = [
+        module.client("s3", **kwargs).generate_presigned_url(method, Params=dict(params))
+        for module in (s3turbo, boto3)
+    ]
+    assert urls[0] == urls[1]
+
+
+@pytest.mark.parametrize("expires", [b"60", [60]])
+def test_an_expiry_of_another_type_is_written_as_botocore_writes_it(frozen_time, expires):
+    kwargs = {"region_name": "us-east-1", "aws_access_key_id": "a", "aws_secret_access_key": "b"}
+    params = {"Bucket": "bkt", "Key": "k"}
+    urls = [
+        module.client("s3", config=V4, **kwargs).generate_presigned_url(
+            "get_object", Params=params, ExpiresIn=expires
+        )
+        for module in (s3turbo, boto3)
+    ]
+    assert urls[0] == urls[1]
+
+
 @pytest.mark.parametrize(
     "signature_version, signer", [(None, "presign_url_v2"), ("s3v4", "presign_url")]
 )
@@ -166,6 +257,22 @@ def test_unknown_method_and_bad_params_as_in_boto3():
         with pytest.raises(ParamValidationError):
             client.generate_presigned_url(
                 "upload_part", Params={"Bucket": "b", "Key": "k", "PartNumber": "3"}
+            )
+        # Required parameters missing: without its UploadId, a part's URL would be a PutObject's.
+        with pytest.raises(ParamValidationError):
+            client.generate_presigned_url(
+                "upload_part", Params={"Bucket": "b", "Key": "k", "PartNumber": 1}
+            )
+        with pytest.raises(ParamValidationError):
+            client.generate_presigned_url(
+                "upload_part", Params={"Bucket": "b", "Key": "k", "UploadId": "u"}
+            )
+        # Checked before s3turbo's own checks of Params: the method, then its parameters.
+        with pytest.raises(UnknownClientMethodError):
+            client.generate_presigned_url("no_such_method", Params=["not", "a", "dict"])
+        with pytest.raises(ParamValidationError):
+            client.generate_presigned_url(
+                "get_object", Params={"Bucket": "b", "Key": "k", "Metadata": {"a": 1}}
             )
 
 

@@ -73,13 +73,21 @@ def _check_transfer_args(bucket: Any, extra_args: Any, config: Any) -> None:
             )
 
 
-def _check_presign_args(params: Any, http_method: Any) -> None:
-    """Presign arguments boto3 crashes on with an AttributeError, refused with a TypeError."""
+def _check_presign_args(client: Any, client_method: str, params: Any, http_method: Any) -> None:
+    """Presign arguments boto3 crashes on with an AttributeError, refused with a TypeError. An
+    unknown ClientMethod, or Metadata where the method has none, boto3 refuses first."""
+    operation = client._PY_TO_OP_NAME.get(client_method)
+    if operation is None:
+        return
     if params is not None and not isinstance(params, Mapping):
         raise TypeError(f"Params must be a dict, not {type(params).__name__}")
     metadata = (params or {}).get("Metadata")
-    if isinstance(metadata, Mapping) and not all(
-        isinstance(name, str) and isinstance(value, str) for name, value in metadata.items()
+    if (
+        isinstance(metadata, Mapping)
+        and not all(
+            isinstance(name, str) and isinstance(value, str) for name, value in metadata.items()
+        )
+        and "Metadata" in client.meta.service_model.operation_model(operation).input_shape.members
     ):
         raise TypeError("Params['Metadata'] must map str to str")
     if http_method is not None and not isinstance(http_method, str):
@@ -491,7 +499,7 @@ class Client:
     ) -> str:
         """A SigV4 presigned URL computed by the engine; boto3 makes the ones it does not
         cover (see _presign.py)."""
-        _check_presign_args(Params, HttpMethod)
+        _check_presign_args(self._client, ClientMethod, Params, HttpMethod)
         # As botocore: the method is signed upper-cased, and None means the default expiry.
         HttpMethod = HttpMethod.upper() if HttpMethod is not None else None
         ExpiresIn = 3600 if ExpiresIn is None else ExpiresIn
