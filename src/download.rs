@@ -292,11 +292,11 @@ impl<'a> Fetcher<'a> {
 
     /// The error boto3 reports where the first GET was refused. s3transfer sends HeadObject
     /// first (unless response checksums are validated only when required, when its first
-    /// request is a GET too): a missing object, a denied request or a failing server is
-    /// HeadObject's error, told by its status. Another refusal HeadObject may not share (it
-    /// reads an archived object's metadata, which GET refuses with InvalidObjectState), so a
-    /// HeadObject tells: its error if it has one, else the GET's. (A refused CreateSession, S3
-    /// Express's, would have refused HeadObject alike.)
+    /// request is a GET too): a missing object or a failing server is HeadObject's error, told
+    /// by its status. A denial HeadObject may not share (it reads an archived object's metadata,
+    /// which GET refuses with InvalidObjectState; an SSE-KMS object's, whose key GET needs), so
+    /// a HeadObject tells: its error if it has one, else the GET's. (A refused CreateSession,
+    /// S3 Express's, would have refused HeadObject alike.)
     async fn refusal(&self, error: ServiceError, cancel: &CancellationToken) -> TransferError {
         let heads_first = !matches!(
             self.client.config().response_checksum_validation(),
@@ -305,10 +305,8 @@ impl<'a> Fetcher<'a> {
         if !heads_first || error.operation == "CreateSession" {
             return TransferError::Service(Box::new(error));
         }
-        let shared_by_head = match error.status {
-            403 => error.code != "InvalidObjectState",
-            status => status == 404 || status == 429 || status >= 500,
-        };
+        let status = error.status;
+        let shared_by_head = status == 404 || status == 429 || status >= 500;
         if shared_by_head {
             return TransferError::Service(Box::new(error.into_head_object()));
         }

@@ -104,6 +104,56 @@ def test_archived_object_is_invalid_object_state_as_in_boto3(moto, tmp_path, cal
     assert listing(tmp_path) == []
 
 
+# S3's refusal of an SSE-KMS object's bytes to a caller who may read its metadata but not use
+# its key: HeadObject answers, GetObject is denied.
+KMS_DENIED = (
+    "<Error><Code>AccessDenied</Code><Message>User: arn:aws:iam::123456789012:user/u is not "
+    "authorized to perform: kms:Decrypt on resource: arn:aws:kms:us-east-1:123456789012:key/k"
+    "</Message></Error>"
+)
+
+
+@pytest.mark.parametrize("call", ["download_file", "download_fileobj"])
+def test_a_get_denied_where_headobject_is_not_raises_the_gets_error_as_boto3(
+    s3s_fs, tmp_path, call
+):
+    """boto3's HeadObject succeeds and its GetObject's AccessDenied is raised, with S3's
+    message saying why. The engine's first GET stands for the HeadObject: a HeadObject tells
+    whether it would have refused too (the GET's 403 was reported as a HeadObject's, with
+    "Forbidden" for a message)."""
+    bucket = s3s_fs.new_bucket()
+    s3s_fs.boto3_client().put_object(Bucket=bucket, Key="k", Body=b"x" * 1000)
+    seen = {}
+    with FaultProxy(s3s_fs.endpoint_url) as proxy:
+        proxy.inject(
+            Fault(
+                method="GET", answer_error=(403, "AccessDenied"), answer_body=KMS_DENIED, times=None
+            )
+        )
+        for name, client in s3s_fs.clients_through(proxy, Config()).items():
+            sink = str(tmp_path / "o") if call == "download_file" else io.BytesIO()
+            seen[name] = raised(getattr(client, call), bucket, "k", sink)
+    assert seen["s3turbo"] == seen["boto3"]
+    assert seen["boto3"][2] == "GetObject" and "kms:Decrypt" in seen["boto3"][1]
+    assert listing(tmp_path) == []
+
+
+@pytest.mark.parametrize("call", ["download_file", "download_fileobj"])
+def test_a_get_denied_as_headobject_is_raises_headobjects_error_as_boto3(s3s_fs, tmp_path, call):
+    """Wrong credentials: boto3's HeadObject is refused, and that error (a bare 403) is raised;
+    so is the engine's, whose first GET is refused alike."""
+    bucket = s3s_fs.new_bucket()
+    s3s_fs.boto3_client().put_object(Bucket=bucket, Key="k", Body=b"x")
+    seen = {}
+    for name, make in (("s3turbo", s3s_fs.s3turbo_client), ("boto3", s3s_fs.boto3_client)):
+        client = make(aws_secret_access_key="wrong")
+        sink = str(tmp_path / "o") if call == "download_file" else io.BytesIO()
+        seen[name] = raised(getattr(client, call), bucket, "k", sink)
+    assert seen["s3turbo"] == seen["boto3"]
+    assert seen["boto3"][2] == "HeadObject" and seen["boto3"][3]["Code"] == "403"
+    assert listing(tmp_path) == []
+
+
 def test_missing_object_without_checksum_validation_is_getobjects_error(server, tmp_path):
     """With response checksums validated only when required, s3transfer sends no HeadObject:
     its first GET's error is the one raised (NoSuchKey, NoSuchBucket), not a HEAD's 404."""
