@@ -367,7 +367,7 @@ fn upload_fileobj(
     // One block waits for the engine while it uploads others: reading stays just ahead.
     let (sender, blocks) = mpsc::channel::<StreamBlock>(1);
     let mut sender = Some(sender);
-    let read_ahead = |_: Python<'_>, finished: bool| -> PyResult<()> {
+    let read_ahead = |_: Python<'_>, finished: bool, _: Report<'_>| -> PyResult<()> {
         while let (false, Some(open)) = (finished, &sender) {
             // Full: the engine wakes us when it takes a block. Closed: it stopped reading.
             let Ok(room) = open.clone().try_reserve_owned() else {
@@ -459,8 +459,11 @@ fn download_fileobj(
     // much more than `max_concurrency` parts in memory.
     let queue = ChunkQueue::new(2);
     let ready = queue.clone();
-    let write_ready = |py: Python<'_>, _finished: bool| -> PyResult<()> {
+    // A chunk's bytes are counted before it is queued: reported first, the Callback has seen
+    // them before the sink gets them.
+    let write_ready = |py: Python<'_>, _finished: bool, report: Report<'_>| -> PyResult<()> {
         while let Some(chunk) = ready.pop() {
+            report()?;
             write.call1((PyBytes::new(py, &chunk),))?;
         }
         Ok(())
@@ -657,6 +660,10 @@ pub(crate) fn download_request(
     }
 }
 
+/// Hands the Callback the progress it has not seen yet: a pump calls it before it writes
+/// bytes into a sink.
+type Report<'a> = &'a mut dyn FnMut() -> PyResult<()>;
+
 /// What a transfer task gets from `run_transfer`.
 struct TaskContext {
     client: aws_sdk_s3::Client,
@@ -669,15 +676,16 @@ struct TaskContext {
 
 /// Runs one transfer on the engine and waits for it with the GIL released (or, in a green
 /// thread, in its hub), waking every `POLL_INTERVAL` (or when the task wakes it) to run `pump`
-/// (the file-object I/O that must happen on this thread; `true` once the task has finished),
-/// to hand progress to `callback` and to run Python's signal handlers. An exception from the pump or the callback, or Ctrl-C,
-/// cancels the transfer; the engine cleans up (aborts the multipart upload, removes the
-/// temporary file) before the exception reaches the caller.
+/// (the file-object I/O that must happen on this thread; `true` once the task has finished;
+/// with a `Report` to call before it writes), to hand progress to `callback` and to run
+/// Python's signal handlers. An exception from the pump or the callback, or Ctrl-C, cancels
+/// the transfer; the engine cleans up (aborts the multipart upload, removes the temporary
+/// file) before the exception reaches the caller.
 fn run_transfer<F, Fut, T>(
     py: Python<'_>,
     connection: &Connection,
     callback: Option<Bound<'_, PyAny>>,
-    mut pump: impl FnMut(Python<'_>, bool) -> PyResult<()>,
+    mut pump: impl FnMut(Python<'_>, bool, Report<'_>) -> PyResult<()>,
     transfer: F,
 ) -> PyResult<T>
 where
@@ -755,7 +763,7 @@ where
         Err(error)
     };
     // The pump may have work before the task can ask for it (the first blocks of a stream).
-    if let Err(error) = pump(py, false) {
+    if let Err(error) = pump(py, false, &mut deliver) {
         return stop(error);
     }
     loop {
@@ -766,7 +774,7 @@ where
         match outcome {
             Some(Some(Ok(value))) => {
                 deliver()?;
-                pump(py, true)?;
+                pump(py, true, &mut deliver)?;
                 return Ok(value);
             }
             Some(Some(Err(error))) => {
@@ -784,7 +792,7 @@ where
         // The callback sees bytes before the sink gets them, as s3transfer's sees them as they
         // are read: a callback that raises stops what it has not seen from being written.
         let step = deliver()
-            .and_then(|()| pump(py, false))
+            .and_then(|()| pump(py, false, &mut deliver))
             .and_then(|()| py.check_signals());
         if let Err(error) = step {
             return stop(error);
@@ -837,7 +845,7 @@ pub(crate) fn engine_and_client(
 }
 
 /// For transfers with no file object: nothing to do on the waiting thread.
-fn no_pump(_: Python<'_>, _: bool) -> PyResult<()> {
+fn no_pump(_: Python<'_>, _: bool, _: Report<'_>) -> PyResult<()> {
     Ok(())
 }
 

@@ -7,6 +7,7 @@ import hashlib
 import io
 import os
 import threading
+import time
 
 import pytest
 from boto3.exceptions import S3UploadFailedError
@@ -342,6 +343,51 @@ def test_a_callback_that_raises_stops_what_it_has_not_seen(s3s_fs, tmp_path, api
                 client.download_fileobj(bucket, "k", sink, Config=config, Callback=limit)
         held[name] = len(sink.getvalue())
     assert held == {"s3turbo": 0, "boto3": 0}
+
+
+@pytest.mark.parametrize("api", ["sync", "aio"])
+def test_the_sink_never_gets_bytes_the_callback_has_not_seen(s3s_fs, api):
+    """Every write brings the sink no further than the Callback has been told, as in boto3;
+    a slow Callback (here 2 ms a call) gives parts time to arrive between the Callback's
+    count and the writes (the engine wrote them, untold)."""
+    bucket = s3s_fs.new_bucket()
+    s3s_fs.boto3_client().put_object(Bucket=bucket, Key="k", Body=os.urandom(3 * MIB))
+    config = TransferConfig(
+        multipart_threshold=256 * 1024, multipart_chunksize=256 * 1024, max_concurrency=4
+    )
+
+    class Sink(io.RawIOBase):
+        def __init__(self):
+            self.seen = self.written = 0
+            self.ahead = []
+
+        def writable(self):
+            return True
+
+        def write(self, data):
+            self.written += len(data)
+            if self.written > self.seen:
+                self.ahead.append(self.written - self.seen)
+            return len(data)
+
+        def told(self, increment):
+            time.sleep(0.002)
+            self.seen += increment
+
+    async def aio_download(sink):
+        async with s3turbo.aio.client("s3", **s3s_fs.client_kwargs()) as s3:
+            await s3.download_fileobj(bucket, "k", sink, Config=config, Callback=sink.told)
+
+    ahead = {}
+    for name, client in (("s3turbo", s3s_fs.s3turbo_client()), ("boto3", s3s_fs.boto3_client())):
+        sink = Sink()
+        if api == "aio" and name == "s3turbo":
+            asyncio.run(aio_download(sink))
+        else:
+            client.download_fileobj(bucket, "k", sink, Config=config, Callback=sink.told)
+        assert sink.written == sink.seen == 3 * MIB, name
+        ahead[name] = sink.ahead
+    assert ahead == {"s3turbo": [], "boto3": []}
 
 
 class ProgressStoreDown(ClientError):
