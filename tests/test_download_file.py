@@ -365,7 +365,7 @@ def read_fifo(path, into: list) -> threading.Thread:
     return reader
 
 
-@pytest.mark.parametrize("size", [1000, 11 * MIB + 3])
+@pytest.mark.parametrize("size", [0, 1000, 11 * MIB + 3])
 def test_a_fifo_destination_is_written_into_as_boto3_writes_it(server, bucket, tmp_path, size):
     """s3transfer writes into a device or FIFO destination (/dev/null, a named pipe) as it is,
     in order. The engine used to rename a temporary file over it: the FIFO became a regular
@@ -394,6 +394,45 @@ def test_a_fifo_destination_is_written_into_as_boto3_writes_it(server, bucket, t
         assert callbacks.total == size, name
         assert stat.S_ISFIFO(os.stat(fifo).st_mode), name
     assert listing(tmp_path) == ["pipe", "source.bin"]
+
+
+def test_a_missing_object_is_refused_before_a_fifo_destination_is_opened(s3s_fs, tmp_path):
+    """boto3 asks HeadObject first: a missing object's 404 comes before it opens the FIFO,
+    whose opening would wait for a reader (for ever, if none comes). The engine opens a FIFO
+    at the first bytes: it waited in that opening before it sent a request."""
+    bucket = s3s_fs.new_bucket()
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+
+    async def aio_download():
+        async with s3turbo.aio.client("s3", **s3s_fs.client_kwargs()) as s3:
+            await s3.download_file(bucket, "missing", str(fifo))
+
+    calls = {
+        "boto3": lambda: s3s_fs.boto3_client().download_file(bucket, "missing", str(fifo)),
+        "s3turbo": lambda: s3s_fs.s3turbo_client().download_file(bucket, "missing", str(fifo)),
+        "s3turbo.aio": lambda: asyncio.run(aio_download()),
+    }
+    outcomes = {}
+    for name, download in calls.items():
+        outcome = []
+
+        def run(download=download, outcome=outcome):
+            try:
+                download()
+            except ClientError as error:
+                outcome.append(error.response["Error"]["Code"])
+
+        caller = threading.Thread(target=run, daemon=True)
+        caller.start()
+        caller.join(timeout=15)
+        if caller.is_alive():
+            outcome.append("waited for a reader")
+            # A reader that comes and goes lets the opening, and the call, end.
+            os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+            caller.join(timeout=15)
+        outcomes[name] = outcome
+    assert outcomes == {"boto3": ["404"], "s3turbo": ["404"], "s3turbo.aio": ["404"]}
 
 
 @pytest.mark.parametrize("length", [238, 246, 255])

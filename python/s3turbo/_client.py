@@ -155,6 +155,30 @@ def s3transfer_callback(callback: Callable[[int], Any] | None) -> Callable[[int]
     return callback if callback else None
 
 
+class SpecialFileSink:
+    """A device or FIFO destination (/dev/null, a named pipe), written into in order, not
+    replaced, as s3transfer does. It is opened at the first bytes, or at the end for an empty
+    object: once the object is known to exist, as s3transfer opens it after its HeadObject. A
+    missing object then neither waits in a FIFO's opening for a reader (for ever, if none
+    comes) nor shows the reader an empty object."""
+
+    def __init__(self, filename: str):
+        self._filename = filename
+        self._file: Any = None
+
+    def write(self, data: bytes) -> int:
+        return self.opened().write(data)
+
+    def opened(self) -> Any:
+        if self._file is None:
+            self._file = open(self._filename, "wb")
+        return self._file
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
 def sink_writer(fileobj: Any) -> Callable[[bytes], Any]:
     """`fileobj.write`, from offset 0 for a seekable `fileobj`: s3transfer writes each part at
     its offset from 0, wherever the file object was, and moves it only once it writes. (The
@@ -418,17 +442,22 @@ class Client:
         filename = _filename(Filename)
         Callback = s3transfer_callback(Callback)
         if is_special_file(filename):
-            # As s3transfer: a device or a FIFO is written into, in order, not replaced.
-            with open(filename, "wb") as sink, download_errors(Bucket, Key):
-                return self._call_engine(
-                    _core.download_fileobj,
-                    Bucket,
-                    Key,
-                    sink.write,
-                    extra_args=extra_args,
-                    Config=Config,
-                    Callback=Callback,
-                )
+            sink = SpecialFileSink(filename)
+            try:
+                with download_errors(Bucket, Key):
+                    self._call_engine(
+                        _core.download_fileobj,
+                        Bucket,
+                        Key,
+                        sink.write,
+                        extra_args=extra_args,
+                        Config=Config,
+                        Callback=Callback,
+                    )
+                sink.opened()  # an empty object's too
+            finally:
+                sink.close()
+            return
         with download_errors(Bucket, Key):
             self._call_engine(
                 _core.download_file,

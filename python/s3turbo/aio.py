@@ -36,6 +36,7 @@ from . import _boto3 as boto3_transfers
 from . import _core, _directory, _settings
 from ._client import (
     Client,
+    SpecialFileSink,
     UploadSize,
     _boto3_must_serve,
     _check_transfer_args,
@@ -155,11 +156,15 @@ class AsyncClient:
             )
         filename = _filename(Filename)
         if is_special_file(filename):
-            # As s3transfer: a device or a FIFO is written into, in order, not replaced. (A
-            # FIFO's open waits for its reader: in a worker thread.)
-            with await _in_thread(open, filename, "wb") as sink:
-                write = _writer(sink)
-                return await self._download_to(write, Bucket, Key, extra_args, Callback, Config)
+            # Opened in a worker thread, as a FIFO's opening waits for its reader.
+            sink = SpecialFileSink(filename)
+            try:
+                write = functools.partial(_in_thread, sink.write)
+                await self._download_to(write, Bucket, Key, extra_args, Callback, Config)
+                await _in_thread(sink.opened)  # an empty object's too
+            finally:
+                sink.close()
+            return
         transfer, asked = _transfer(Callback)
         with download_errors(Bucket, Key):
             await self._run(
