@@ -15,8 +15,11 @@ use std::time::Duration;
 
 use aws_sdk_s3::config::ResponseChecksumValidation;
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::types::{ChecksumMode, RequestPayer};
 use aws_sdk_s3::Client;
+use aws_smithy_checksums::http::HttpChecksum;
+use aws_smithy_checksums::ChecksumAlgorithm;
 use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, TryStreamExt};
 use tokio_util::sync::CancellationToken;
@@ -83,7 +86,7 @@ pub async fn download_file(
     cancel: CancellationToken,
 ) -> Result<(), TransferError> {
     let fetcher = Fetcher::new(client, endpoint, &request);
-    let opening = fetcher.open(&cancel).await?;
+    let mut opening = fetcher.open(&cancel).await?;
     let temp = TempFile::create(&request.path)?;
     // Fails as s3transfer's first write would (EFBIG, ENOSPC on some file systems).
     temp.file
@@ -91,11 +94,12 @@ pub async fn download_file(
         .map_err(TransferError::io_write)?;
     let etag = opening.head.etag.clone();
     let concurrency = request.options.max_concurrency.max(1);
+    let stored = opening.stored.take();
     let (fetcher, temp_ref, progress, etag) = (&fetcher, &temp, &progress, etag.as_deref());
-    let budget = &request.part_budget;
+    let (budget, stored) = (&request.part_budget, stored.as_ref());
     let fetch_all = futures_util::stream::iter(fetcher.jobs(opening))
         .map(|(part, start)| {
-            let mut writer = FileRange::new(temp_ref, part);
+            let mut writer = Checked::new(FileRange::new(temp_ref, part), stored);
             async move {
                 // The first range's GET went out before the budget was asked (and goes on
                 // outside it if it timed out): the objects in flight bound those.
@@ -132,19 +136,21 @@ pub async fn download_to_queue(
     cancel: CancellationToken,
 ) -> Result<(), TransferError> {
     let fetcher = Fetcher::new(client, endpoint, &request);
-    let opening = fetcher.open(&cancel).await?;
+    let mut opening = fetcher.open(&cancel).await?;
     let etag = opening.head.etag.clone();
+    let stored = opening.stored.take();
     let concurrency = request.options.max_concurrency.max(1);
     let (fetcher_ref, progress, etag) = (&fetcher, &progress, etag.as_deref());
+    let stored = stored.as_ref();
     let mut in_order = futures_util::stream::iter(fetcher.jobs(opening))
         .map(|(part, start)| {
             let fetcher = fetcher_ref;
             async move {
-                let mut buffer = MemoryRange::default();
+                let mut buffer = Checked::new(MemoryRange::default(), stored);
                 fetcher
                     .fetch_part(part, etag, start, progress, &mut buffer)
                     .await?;
-                Ok::<_, TransferError>(buffer.0.freeze())
+                Ok::<_, TransferError>(buffer.writer.0.freeze())
             }
         })
         .buffered(concurrency);
@@ -178,6 +184,7 @@ impl Opening {
                 len,
             },
             start,
+            stored: None,
         }
     }
 }
@@ -188,6 +195,9 @@ struct Opening {
     head: Head,
     first: Part,
     start: Start,
+    /// The checksum to check an object wholly in its first part against, where the GET had
+    /// none (see `Fetcher::stored_checksum`).
+    stored: Option<StoredChecksum>,
 }
 
 /// How a part's fetch starts.
@@ -283,11 +293,48 @@ impl<'a> Fetcher<'a> {
             // A range's worth without a Content-Range: the object may be larger.
             None => self.head(cancel).await?,
         };
-        Ok(Opening::first_part(
-            head,
-            first_len,
-            Start::Opened(Box::new(response)),
-        ))
+        let whole = head.size <= first_len;
+        let stored = match whole && self.validates_checksums() && !has_checksum(&response) {
+            true => self.stored_checksum(head.etag.as_deref(), cancel).await,
+            false => None,
+        };
+        Ok(Opening {
+            stored,
+            ..Opening::first_part(head, first_len, Start::Opened(Box::new(response)))
+        })
+    }
+
+    /// Whether boto3 checks the bytes it gets against the object's checksum: unless response
+    /// checksums are validated only when required (and then it sends no HeadObject first).
+    fn validates_checksums(&self) -> bool {
+        !matches!(
+            self.client.config().response_checksum_validation(),
+            Some(ResponseChecksumValidation::WhenRequired)
+        )
+    }
+
+    /// The checksum S3 keeps of the whole object `etag` names, from a HeadObject: S3 sends
+    /// none with a ranged GET, where boto3 GETs an object below the threshold whole and checks
+    /// it. None if it keeps none, or only one of parts (`...-N`, which boto3 does not check
+    /// either), or if the HeadObject fails (the object changed since: its If-Match).
+    async fn stored_checksum(
+        &self,
+        etag: Option<&str>,
+        cancel: &CancellationToken,
+    ) -> Option<StoredChecksum> {
+        let head = self.head_object(Some(etag?), cancel).await.ok()?;
+        let present = [
+            (ChecksumAlgorithm::Crc64Nvme, head.checksum_crc64_nvme),
+            (ChecksumAlgorithm::Crc32c, head.checksum_crc32_c),
+            (ChecksumAlgorithm::Crc32, head.checksum_crc32),
+            (ChecksumAlgorithm::Sha1, head.checksum_sha1),
+            (ChecksumAlgorithm::Sha256, head.checksum_sha256),
+        ];
+        // botocore's order of preference.
+        let (algorithm, value) = present
+            .into_iter()
+            .find_map(|(algorithm, value)| Some((algorithm, value?)))?;
+        (!value.contains('-')).then_some(StoredChecksum { algorithm, value })
     }
 
     /// The error boto3 reports where the first GET was refused. s3transfer sends HeadObject
@@ -298,10 +345,7 @@ impl<'a> Fetcher<'a> {
     /// a HeadObject tells: its error if it has one, else the GET's. (A refused CreateSession,
     /// S3 Express's, would have refused HeadObject alike.)
     async fn refusal(&self, error: ServiceError, cancel: &CancellationToken) -> TransferError {
-        let heads_first = !matches!(
-            self.client.config().response_checksum_validation(),
-            Some(ResponseChecksumValidation::WhenRequired)
-        );
+        let heads_first = self.validates_checksums();
         if !heads_first || error.operation == "CreateSession" {
             return TransferError::Service(Box::new(error));
         }
@@ -317,26 +361,7 @@ impl<'a> Fetcher<'a> {
     }
 
     async fn head(&self, cancel: &CancellationToken) -> Result<Head, TransferError> {
-        let request = self.request;
-        let trace = &RequestTrace::new(self.client);
-        let send = |settings| {
-            let operation = with_download_args!(self.client.head_object(), &request.args)
-                .bucket(&request.bucket)
-                .key(&request.key)
-                .customize()
-                .interceptor(trace.clone());
-            async move {
-                with_settings(operation, settings)
-                    .send()
-                    .await
-                    .map_err(|e| trace.error("HeadObject", self.endpoint, e))
-            }
-        };
-        let region = self.bucket_region();
-        let head = tokio::select! {
-            head = region.send(trace, send) => head?,
-            _ = cancel.cancelled() => return Err(TransferError::Cancelled),
-        };
+        let head = self.head_object(None, cancel).await?;
         let size = head
             .content_length
             .and_then(|length| u64::try_from(length).ok())
@@ -347,6 +372,38 @@ impl<'a> Fetcher<'a> {
             size,
             etag: head.e_tag,
         })
+    }
+
+    /// HeadObject; of the object `checksum_of` names by its ETag, with its checksum, if given.
+    async fn head_object(
+        &self,
+        checksum_of: Option<&str>,
+        cancel: &CancellationToken,
+    ) -> Result<HeadObjectOutput, TransferError> {
+        let request = self.request;
+        let trace = &RequestTrace::new(self.client);
+        let send = |settings| {
+            let mut operation = with_download_args!(self.client.head_object(), &request.args)
+                .bucket(&request.bucket)
+                .key(&request.key);
+            if let Some(etag) = checksum_of {
+                operation = operation
+                    .if_match(etag)
+                    .checksum_mode(ChecksumMode::Enabled);
+            }
+            let operation = operation.customize().interceptor(trace.clone());
+            async move {
+                with_settings(operation, settings)
+                    .send()
+                    .await
+                    .map_err(|e| trace.error("HeadObject", self.endpoint, e))
+            }
+        };
+        let region = self.bucket_region();
+        tokio::select! {
+            head = region.send(trace, send) => head,
+            _ = cancel.cancelled() => Err(TransferError::Cancelled),
+        }
     }
 
     /// The ranges to fetch, the first with the response that has its bytes: after the first
@@ -642,6 +699,71 @@ impl PartWriter for MemoryRange {
 
     fn finish(&mut self) -> Result<(), TransferError> {
         Ok(())
+    }
+}
+
+/// A checksum S3 keeps of a whole object (base64), to check its bytes against.
+struct StoredChecksum {
+    algorithm: ChecksumAlgorithm,
+    value: String,
+}
+
+/// Whether a GET's answer has a checksum (which the SDK checks, unless it is of parts).
+fn has_checksum(response: &GetObjectOutput) -> bool {
+    [
+        &response.checksum_crc64_nvme,
+        &response.checksum_crc32_c,
+        &response.checksum_crc32,
+        &response.checksum_sha1,
+        &response.checksum_sha256,
+    ]
+    .iter()
+    .any(|value| value.is_some())
+}
+
+/// A part's writer that checks the part against `stored`, if given, once it has all of it:
+/// only an object wholly in its first part has one (see `Fetcher::stored_checksum`).
+struct Checked<'s, W> {
+    writer: W,
+    stored: Option<&'s StoredChecksum>,
+    checksum: Option<Box<dyn HttpChecksum>>,
+}
+
+impl<'s, W> Checked<'s, W> {
+    fn new(writer: W, stored: Option<&'s StoredChecksum>) -> Self {
+        Self {
+            writer,
+            stored,
+            checksum: None,
+        }
+    }
+}
+
+impl<W: PartWriter> PartWriter for Checked<'_, W> {
+    fn restart(&mut self) {
+        self.writer.restart();
+        self.checksum = self.stored.map(|stored| stored.algorithm.into_impl());
+    }
+
+    fn write(&mut self, data: Bytes) -> Result<(), TransferError> {
+        if let Some(checksum) = &mut self.checksum {
+            checksum.update(&data);
+        }
+        self.writer.write(data)
+    }
+
+    fn finish(&mut self) -> Result<(), TransferError> {
+        self.writer.finish()?;
+        match (self.stored, self.checksum.take()) {
+            (Some(stored), Some(checksum)) => {
+                let calculated = aws_smithy_types::base64::encode(checksum.finalize());
+                match calculated == stored.value {
+                    true => Ok(()),
+                    false => Err(TransferError::checksum_mismatch(&stored.value, &calculated)),
+                }
+            }
+            _ => Ok(()),
+        }
     }
 }
 

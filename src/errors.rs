@@ -277,6 +277,14 @@ impl TransferError {
         }))
     }
 
+    /// A body that does not match its checksum, in botocore's words (`FlexibleChecksumError`;
+    /// the checksums in base64).
+    pub fn checksum_mismatch(expected: &str, calculated: &str) -> Self {
+        TransferError::ChecksumMismatch(format!(
+            "Expected checksum {expected} did not match calculated checksum: {calculated}"
+        ))
+    }
+
     /// No bytes of a response body for the read timeout (botocore's `ReadTimeoutError`).
     pub fn read_timeout(endpoint: &str) -> Self {
         TransferError::Timeout {
@@ -324,12 +332,10 @@ pub fn body_error(endpoint: &str, error: &(dyn std::error::Error + 'static)) -> 
         actual,
     }) = find_cause::<aws_smithy_checksums::body::validate::Error>(error)
     {
-        // botocore's words, and its base64 of the checksums.
-        return TransferError::ChecksumMismatch(format!(
-            "Expected checksum {} did not match calculated checksum: {}",
-            aws_smithy_types::base64::encode(expected),
-            aws_smithy_types::base64::encode(actual)
-        ));
+        return TransferError::checksum_mismatch(
+            &aws_smithy_types::base64::encode(expected),
+            &aws_smithy_types::base64::encode(actual),
+        );
     }
     body_cut_short(endpoint, error)
 }

@@ -1,17 +1,24 @@
-"""Integrity: uploads carry the checksums boto3's settings ask for, and a parallel download
-never mixes two versions of an object."""
+"""Integrity: uploads carry the checksums boto3's settings ask for, a download is checked
+against the object's checksum where boto3's is, and a parallel download never mixes two
+versions of an object."""
 
 from __future__ import annotations
 
+import asyncio
+import io
 import threading
 
 import pytest
 from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
 from helpers import MIB, listing, reference_checksum, write_random
 from s3transfer.exceptions import S3DownloadFailedError
 
-from faultproxy import FaultProxy
+import s3turbo.aio
+from faultproxy import Fault, FaultProxy
 
+# A failure must surface at once: one attempt, short timeouts.
+FAIL_FAST = Config(connect_timeout=2, read_timeout=2, retries={"max_attempts": 0})
 PARTS = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
 CHECKSUM_FIELDS = ("ChecksumCRC32", "ChecksumCRC32C", "ChecksumCRC64NVME", "ChecksumSHA1")
 
@@ -84,3 +91,46 @@ def test_object_replaced_during_a_parallel_download(moto, tmp_path):
     assert "did not match expected ETag" in str(raised.value)
     assert listing(out) == []
     assert replaced.is_set()
+
+
+@pytest.mark.parametrize("call", ["download_file", "download_fileobj", "aio"])
+def test_a_small_object_is_checked_against_its_checksum_as_boto3_checks_it(server, tmp_path, call):
+    """S3 sends no checksum with a ranged GET (the proxy strips it, as S3 would) and one byte
+    is flipped on the way. boto3 GETs an object below the threshold whole and checks it
+    (FlexibleChecksumError); the engine's first GET is ranged, so it asks HeadObject for the
+    checksum (it stored the flipped bytes as a success)."""
+    bucket = server.new_bucket()
+    data = write_random(tmp_path / "source.bin", 200_000).read_bytes()
+    server.boto3_client().put_object(Bucket=bucket, Key="k", Body=data, ChecksumAlgorithm="CRC32")
+    out = tmp_path / "out"
+    out.mkdir()
+
+    async def aio_download(**kwargs):
+        async with s3turbo.aio.client("s3", **server.client_kwargs(**kwargs)) as s3:
+            await s3.download_file(bucket, "k", str(out / "aio"))
+
+    raised = {}
+    with FaultProxy(server.endpoint_url) as proxy:
+        stripped = proxy.inject(
+            Fault(
+                method="GET",
+                header_contains=("range", "bytes="),
+                response_header=("x-amz-checksum-crc32", None),
+                flip_response_byte_at=1000,
+                times=None,
+            )
+        )
+        proxy.inject(Fault(method="GET", flip_response_byte_at=1000, times=None))
+        for name, client in server.clients_through(proxy, FAIL_FAST).items():
+            with pytest.raises(Exception) as caught:
+                if call == "aio" and name == "s3turbo":
+                    asyncio.run(aio_download(endpoint_url=proxy.endpoint_url, config=FAIL_FAST))
+                elif call == "download_fileobj":
+                    client.download_fileobj(bucket, "k", io.BytesIO())
+                else:
+                    client.download_file(bucket, "k", str(out / name))
+            raised[name] = caught.value
+    assert stripped.hits > 0  # the engine's ranged GET
+    assert type(raised["s3turbo"]) is type(raised["boto3"])
+    assert str(raised["s3turbo"]) == str(raised["boto3"])  # the checksums, in base64
+    assert listing(out) == []
