@@ -124,6 +124,7 @@ pub async fn download_file(
 
 /// Download into a sink that takes the object in order (`download_fileobj`): parts are fetched
 /// in parallel, and handed to `queue` in order as each one and those before it are complete;
+/// the first part, which nothing comes before, as its bytes come (as boto3 streams it).
 /// `on_chunk` tells the consumer there is something to take. Memory stays bounded by about
 /// `max_concurrency` parts in flight plus those waiting in the queue.
 pub async fn download_to_queue(
@@ -141,23 +142,32 @@ pub async fn download_to_queue(
     let stored = opening.stored.take();
     let concurrency = request.options.max_concurrency.max(1);
     let (fetcher_ref, progress, etag) = (&fetcher, &progress, etag.as_deref());
-    let stored = stored.as_ref();
+    let (stored, queue_ref, on_chunk) = (stored.as_ref(), &queue, &on_chunk);
     let mut in_order = futures_util::stream::iter(fetcher.jobs(opening))
         .map(|(part, start)| {
             let fetcher = fetcher_ref;
             async move {
-                let mut buffer = Checked::new(MemoryRange::default(), stored);
+                let writer = match part.number {
+                    1 => InOrder::Streamed(Streamed::new(queue_ref, on_chunk)),
+                    _ => InOrder::Held(MemoryRange::default()),
+                };
+                let mut writer = Checked::new(writer, stored);
                 fetcher
-                    .fetch_part(part, etag, start, progress, &mut buffer)
+                    .fetch_part(part, etag, start, progress, &mut writer)
                     .await?;
-                Ok::<_, TransferError>(buffer.writer.0.freeze())
+                Ok::<_, TransferError>(match writer.writer {
+                    InOrder::Held(held) => held.0.freeze(),
+                    InOrder::Streamed(_) => Bytes::new(),
+                })
             }
         })
         .buffered(concurrency);
     let deliver_all = async {
         while let Some(chunk) = in_order.try_next().await? {
-            queue.push(chunk).await;
-            on_chunk();
+            if !chunk.is_empty() {
+                queue.push(chunk).await;
+                on_chunk();
+            }
         }
         Ok(())
     };
@@ -520,7 +530,9 @@ impl<'a> Fetcher<'a> {
             }
             let len = chunk.len() as u64;
             writer.write(chunk)?;
+            // Counted before it is handed on: the Callback sees bytes before the sink.
             attempt.add(generation, len);
+            writer.hand_on().await;
             if let Some(limit) = &request.bandwidth {
                 // Not reading on holds the server back: TCP's flow control paces the sender.
                 limit.pace(len).await;
@@ -529,7 +541,9 @@ impl<'a> Fetcher<'a> {
         if received != part.len {
             return Err(body_cut_short(self.endpoint, "the response ended early"));
         }
-        writer.finish()
+        writer.finish()?;
+        writer.hand_on().await;
+        Ok(())
     }
 }
 
@@ -593,6 +607,8 @@ trait PartWriter {
     fn restart(&mut self);
     fn write(&mut self, data: Bytes) -> Result<(), TransferError>;
     fn finish(&mut self) -> Result<(), TransferError>;
+    /// Hands on what was written, if this writer hands bytes on as they come: waits for room.
+    async fn hand_on(&mut self) {}
 }
 
 /// One part's range of the temporary file. Received chunks are small (tens of KiB); they are
@@ -683,6 +699,106 @@ fn write_all_vectored_at(
     Ok(())
 }
 
+/// A part of a download into a sink: the first goes on as it comes, the others are held until
+/// those before them have gone.
+enum InOrder<'q, F> {
+    Streamed(Streamed<'q, F>),
+    Held(MemoryRange),
+}
+
+impl<F: Fn()> PartWriter for InOrder<'_, F> {
+    fn restart(&mut self) {
+        match self {
+            InOrder::Streamed(streamed) => streamed.restart(),
+            InOrder::Held(held) => held.restart(),
+        }
+    }
+
+    fn write(&mut self, data: Bytes) -> Result<(), TransferError> {
+        match self {
+            InOrder::Streamed(streamed) => streamed.write(data),
+            InOrder::Held(held) => held.write(data),
+        }
+    }
+
+    fn finish(&mut self) -> Result<(), TransferError> {
+        match self {
+            InOrder::Streamed(streamed) => streamed.finish(),
+            InOrder::Held(held) => held.finish(),
+        }
+    }
+
+    async fn hand_on(&mut self) {
+        if let InOrder::Streamed(streamed) = self {
+            streamed.hand_on().await;
+        }
+    }
+}
+
+/// The first part of a download into a sink, handed to the queue as it comes, in blocks of
+/// `STREAMED_BLOCK` (the last may be shorter). A new attempt, after a body broke off, skips
+/// what earlier ones handed on, as s3transfer skips offsets it has written.
+struct Streamed<'q, F> {
+    queue: &'q ChunkQueue,
+    on_chunk: &'q F,
+    block: BytesMut,
+    /// Bytes of this part handed on, by all attempts.
+    handed_on: u64,
+    /// Bytes of this part the current attempt has received.
+    received: u64,
+    /// The last bytes are in: hand on a short block too.
+    finished: bool,
+}
+
+/// How much of the first part goes to the sink in one write (s3transfer's io_chunksize).
+const STREAMED_BLOCK: usize = 256 * 1024;
+
+impl<'q, F: Fn()> Streamed<'q, F> {
+    fn new(queue: &'q ChunkQueue, on_chunk: &'q F) -> Self {
+        Self {
+            queue,
+            on_chunk,
+            block: BytesMut::new(),
+            handed_on: 0,
+            received: 0,
+            finished: false,
+        }
+    }
+
+    fn restart(&mut self) {
+        self.block.clear();
+        self.received = 0;
+        self.finished = false;
+    }
+
+    fn write(&mut self, data: Bytes) -> Result<(), TransferError> {
+        let start = self.received;
+        self.received += data.len() as u64;
+        // Of these bytes, those after what was handed on and is held now.
+        let known = self.handed_on + self.block.len() as u64;
+        if self.received > known {
+            let skip = known.saturating_sub(start) as usize;
+            self.block.extend_from_slice(&data[skip..]);
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), TransferError> {
+        self.finished = true;
+        Ok(())
+    }
+
+    async fn hand_on(&mut self) {
+        while self.block.len() >= STREAMED_BLOCK || (self.finished && !self.block.is_empty()) {
+            let len = self.block.len().min(STREAMED_BLOCK);
+            let block = self.block.split_to(len).freeze();
+            self.handed_on += len as u64;
+            self.queue.push(block).await;
+            (self.on_chunk)();
+        }
+    }
+}
+
 /// One part held in memory until it can be handed over in order.
 #[derive(Default)]
 struct MemoryRange(BytesMut);
@@ -764,6 +880,10 @@ impl<W: PartWriter> PartWriter for Checked<'_, W> {
             }
             _ => Ok(()),
         }
+    }
+
+    async fn hand_on(&mut self) {
+        self.writer.hand_on().await;
     }
 }
 

@@ -390,6 +390,50 @@ def test_the_sink_never_gets_bytes_the_callback_has_not_seen(s3s_fs, api):
     assert ahead == {"s3turbo": [], "boto3": []}
 
 
+@pytest.mark.parametrize("api", ["sync", "aio"])
+def test_download_fileobj_streams_the_first_part_as_boto3(s3s_fs, api):
+    """The first part goes into the sink as it comes, as boto3 streams it: the first write
+    comes early, and an object below a large threshold is not held whole in memory (the engine
+    held every part whole, the first too). Its GET breaks once, after some of it went on: the
+    retry hands on only the rest."""
+    bucket = s3s_fs.new_bucket()
+    data = os.urandom(12 * MIB)
+    s3s_fs.boto3_client().put_object(Bucket=bucket, Key="k", Body=data)
+    config = TransferConfig(multipart_threshold=64 * MIB)
+
+    class Sink(io.BytesIO):
+        seen = 0
+        seen_at_first_write = None
+
+        def write(self, data):
+            if self.seen_at_first_write is None:
+                self.seen_at_first_write = self.seen
+            return super().write(data)
+
+        def told(self, increment):
+            self.seen += increment
+
+    async def aio_download(sink, endpoint_url):
+        kwargs = s3s_fs.client_kwargs(endpoint_url=endpoint_url, config=Config(read_timeout=5))
+        async with s3turbo.aio.client("s3", **kwargs) as s3:
+            await s3.download_fileobj(bucket, "k", sink, Config=config, Callback=sink.told)
+
+    first_writes = {}
+    with FaultProxy(s3s_fs.endpoint_url) as proxy:
+        proxy.bytes_per_second = 8 * MIB
+        for name, client in s3s_fs.clients_through(proxy, Config(read_timeout=5)).items():
+            broken = proxy.inject(Fault(method="GET", reset_response_after=600_000))
+            sink = Sink()
+            if api == "aio" and name == "s3turbo":
+                asyncio.run(aio_download(sink, proxy.endpoint_url))
+            else:
+                client.download_fileobj(bucket, "k", sink, Config=config, Callback=sink.told)
+            assert broken.hits == 1, name
+            assert sink.getvalue() == data, name
+            first_writes[name] = sink.seen_at_first_write
+    assert all(seen < 4 * MIB for seen in first_writes.values()), first_writes
+
+
 class ProgressStoreDown(ClientError):
     """An error of the user's own that a Callback raises (say, from the store it records
     progress in): a ClientError subclass, as other clients' modeled errors are."""
