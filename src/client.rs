@@ -63,8 +63,8 @@ pub struct ConnectionSettings {
     /// botocore's `client_cert`: a PEM certificate (chain) file, and the file of its private
     /// key when not that one (and proxies are left to boto3).
     pub client_certificate: Option<(PathBuf, Option<PathBuf>)>,
-    /// botocore's `proxies` for http:// and https:// URLs. Without them, the environment's
-    /// (HTTP_PROXY, HTTPS_PROXY, NO_PROXY), as botocore.
+    /// The proxies botocore's connections use for http:// and https:// URLs (its `proxies`,
+    /// or those it took from the environment): none, without them.
     pub http_proxy: Option<String>,
     pub https_proxy: Option<String>,
     pub connect_timeout_ms: u64,
@@ -267,7 +267,7 @@ impl ConnectionSettings {
             TransferError::InvalidInput(format!("proxies: {e}"))
         };
         Ok(match (&self.http_proxy, &self.https_proxy) {
-            (None, None) => ProxyConfig::from_env(),
+            (None, None) => ProxyConfig::disabled(),
             (Some(http), Some(https)) if http == https => {
                 ProxyConfig::all(http).map_err(invalid)?
             }

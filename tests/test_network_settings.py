@@ -486,6 +486,61 @@ def test_explicit_proxy(s3s_fs, tmp_path, caplog):
         proxy.close()
 
 
+# A proxy nothing listens on: a request sent through it fails.
+DEAD_PROXY = "http://127.0.0.1:9"
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "lower case first",
+        "Config(proxies={})",
+        "NO_PROXY host:port",
+        "set after the client",
+        "REQUEST_METHOD",
+    ],
+)
+def test_proxies_from_the_environment_as_botocore_takes_them(s3s_fs, monkeypatch, caplog, case):
+    """botocore takes proxies from the environment by urllib's rules, when it makes the client
+    and unless Config gives its own: lower-case names first, NO_PROXY for the endpoint (with
+    its port), none under CGI (REQUEST_METHOD set). The engine read the environment by other
+    rules, when its first transfer began. Here the proxy botocore takes, if any, works, and
+    any other does not: both clients must succeed, on the engine."""
+    bucket = s3s_fs.new_bucket()  # before the environment names proxies
+    good = ForwardProxy({"s3.via-proxy.test": s3s_fs_port(s3s_fs)})
+    endpoint, config = s3s_fs.endpoint_url, Config(retries=ONE_ATTEMPT)
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    if case == "lower case first":
+        monkeypatch.setenv("HTTP_PROXY", DEAD_PROXY)
+        monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{good.port}")
+        endpoint = f"http://s3.via-proxy.test:{s3s_fs_port(s3s_fs)}"
+    elif case == "Config(proxies={})":
+        monkeypatch.setenv("HTTP_PROXY", DEAD_PROXY)
+        config = config.merge(Config(proxies={}))
+    elif case == "NO_PROXY host:port":
+        monkeypatch.setenv("HTTP_PROXY", DEAD_PROXY)
+        monkeypatch.setenv("NO_PROXY", endpoint.removeprefix("http://"))
+    elif case == "REQUEST_METHOD":
+        monkeypatch.setenv("REQUEST_METHOD", "GET")
+        monkeypatch.setenv("HTTP_PROXY", DEAD_PROXY)
+    config = config.merge(Config(s3={"addressing_style": "path"}))
+    try:
+        clients = {
+            "s3turbo": s3s_fs.s3turbo_client(endpoint_url=endpoint, config=config),
+            "boto3": s3s_fs.boto3_client(endpoint_url=endpoint, config=config),
+        }
+        if case == "set after the client":
+            monkeypatch.setenv("HTTP_PROXY", DEAD_PROXY)
+        with caplog.at_level("DEBUG", logger="s3turbo"):
+            for name, client in clients.items():
+                client.upload_fileobj(io.BytesIO(b"data"), bucket, name)
+        assert_engine_served(caplog)
+        assert good.connections == (2 if case == "lower case first" else 0)
+    finally:
+        good.close()
+
+
 ACCESS_POINT = "arn:aws:s3:{region}:123456789012:accesspoint/my-ap"
 OUTPOST_ACCESS_POINT = (
     "arn:aws:s3-outposts:{region}:123456789012:outpost/op-01234567890123456/accesspoint/my-ap"

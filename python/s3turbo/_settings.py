@@ -98,8 +98,8 @@ def connection(client: Any) -> _core.Connection:
         verify_certificates=verify,
         tcp_keepalive=_keeps_alive(client),
         **_client_certificate(client),
-        http_proxy=(config.proxies or {}).get("http"),
-        https_proxy=(config.proxies or {}).get("https"),
+        http_proxy=_proxies(client).get("http"),
+        https_proxy=_proxies(client).get("https"),
         connect_timeout=_NO_TIMEOUT if config.connect_timeout is None else config.connect_timeout,
         read_timeout=_NO_TIMEOUT if config.read_timeout is None else config.read_timeout,
         max_attempts=_total_attempts(config.retries or {}),
@@ -247,10 +247,26 @@ def _ca_bundle(client: Any) -> str | None:
     return None
 
 
-def _environment_proxies() -> bool:
-    """Whether HTTP_PROXY, HTTPS_PROXY or ALL_PROXY (any case) is set."""
-    proxies = urllib.request.getproxies_environment()
-    return any(proxies.get(scheme) for scheme in ("http", "https", "all"))
+def _proxies(client: Any) -> dict[str, str]:
+    """The proxies botocore's connections use for http:// and https:// URLs: `Config.proxies`,
+    else those it read from the environment when it made the client, by urllib's rules
+    (lower case first, NO_PROXY for the endpoint, none under CGI's REQUEST_METHOD, no
+    ALL_PROXY); `Config(proxies={})` takes none. Kept with the client, as botocore keeps them."""
+    try:
+        return client.__dict__["_s3turbo_proxies"]
+    except KeyError:
+        pass
+    proxy_config = getattr(client._endpoint.http_session, "_proxy_config", None)
+    if proxy_config is None:  # another HTTP session (boto3 serves such clients)
+        proxies = {k: v for k, v in (client.meta.config.proxies or {}).items() if v}
+    else:
+        proxies = {
+            scheme: proxy
+            for scheme in ("http", "https")
+            if (proxy := proxy_config.proxy_url_for(f"{scheme}://host"))
+        }
+    client.__dict__["_s3turbo_proxies"] = proxies
+    return proxies
 
 
 def unsupported_client_setting(client: Any) -> str | None:
@@ -263,9 +279,9 @@ def unsupported_client_setting(client: Any) -> str | None:
         return f"max_pool_connections {config.max_pool_connections!r}"
     if config.proxies_config:
         return "proxies_config"
-    proxies = config.proxies or {}
-    if set(proxies) - {"http", "https"}:
+    if set(config.proxies or {}) - {"http", "https"}:
         return "proxies for other schemes than http and https"
+    proxies = _proxies(client)
     if any(not url.startswith("http://") or "@" in url for url in proxies.values()):
         return "https or authenticated proxies"
     if len(set(proxies.values())) > 1:
@@ -275,9 +291,8 @@ def unsupported_client_setting(client: Any) -> str | None:
         own_client_for = "client_cert"
     if not _verifies_certificates(client):
         own_client_for = "verify=False"
-    # The engine's own client, for these settings, goes direct. (The environment is read only
-    # then: reading it takes longer than the rest of these checks.)
-    if own_client_for and (proxies or _environment_proxies()):
+    # The engine's own client, for these settings, goes direct.
+    if own_client_for and proxies:
         return f"{own_client_for} with a proxy"
     ca_bundle = _ca_bundle(client)
     if ca_bundle is not None and not os.path.isfile(ca_bundle):
