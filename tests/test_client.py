@@ -8,6 +8,7 @@ import threading
 import time
 
 import boto3
+import botocore
 import pytest
 from botocore import UNSIGNED
 from botocore.config import Config
@@ -118,17 +119,21 @@ def test_invalid_bucket_or_key_is_refused_as_in_boto3(server, tmp_path, bucket_n
 
 
 @pytest.mark.parametrize(
-    ("settings", "engine_user_agent_ends"),
+    "settings",
     [
-        ({"user_agent_extra": "MYAPP/1.0"}, " MYAPP/1.0"),
-        ({"user_agent_appid": "my app#1", "user_agent_extra": "x/y"}, " app/my-app#1 x/y"),
-        ({"user_agent": "Custom/2.0", "user_agent_appid": "a", "user_agent_extra": "x/y"}, ""),
+        {"user_agent_extra": "MYAPP/1.0"},
+        {"user_agent_appid": "my app#1", "user_agent_extra": "x/y"},
+        {"user_agent": "Custom/2.0", "user_agent_appid": "a", "user_agent_extra": "x/y"},
     ],
 )
-def test_user_agent_settings_reach_the_header(s3s_fs, tmp_path, settings, engine_user_agent_ends):
-    """user_agent_appid (as botocore cleans it) and user_agent_extra end the engine's
-    User-Agent header, for access logs and policies, and user_agent replaces its start, as in
-    botocore's header."""
+def test_user_agent_settings_reach_the_header(s3s_fs, tmp_path, monkeypatch, settings):
+    """user_agent_appid (as botocore cleans it), the session's user_agent_extra (boto3's
+    Botocore/<version>, and what frameworks add) and the client's end the engine's User-Agent
+    header as botocore's, for access logs and policies; user_agent replaces its start, as in
+    botocore's header (the engine's header is then botocore's)."""
+    session = boto3.session.Session()
+    session._session.user_agent_extra += " myframework/2.0"
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", session)
     bucket = s3s_fs.new_bucket()
     source = write_random(tmp_path / "source.bin", 1000)
     headers = {}
@@ -138,12 +143,15 @@ def test_user_agent_settings_reach_the_header(s3s_fs, tmp_path, settings, engine
             [put] = [r for r in proxy.requests if r.method == "PUT" and name in r.target]
             headers[name] = put.headers["user-agent"]
     ours, theirs = headers["s3turbo"], headers["boto3"]
-    assert ours.endswith(engine_user_agent_ends)
-    assert theirs.endswith(settings["user_agent_extra"])
-    assert ("app/my-app#1" in ours) == ("app/my-app#1" in theirs)
+    tail = f" myframework/2.0 {settings['user_agent_extra']}"
     if "user_agent" in settings:
-        assert ours == "Custom/2.0 x/y"
-        assert theirs.startswith("Custom/2.0 ")
+        assert ours == theirs
+        assert ours.startswith("Custom/2.0 ") and ours.endswith(tail)
+    else:
+        app = theirs.index(" app/") if "user_agent_appid" in settings else None
+        start = app if app is not None else theirs.index(f" Botocore/{botocore.__version__}")
+        assert theirs.endswith(tail)
+        assert ours.endswith(theirs[start:])
 
 
 def test_calls_the_engine_cannot_honour_go_to_boto3(s3s_fs, tmp_path, monkeypatch, caplog):

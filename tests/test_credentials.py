@@ -1,5 +1,6 @@
 """Credentials that botocore refreshes (assume-role, SSO, IMDS) are refreshed during a transfer
-that outlives them, through botocore, and the engine signs with the refreshed ones."""
+that outlives them, through botocore, and the engine signs with the refreshed ones; requests
+are signed, or not, as botocore signs them."""
 
 from __future__ import annotations
 
@@ -10,14 +11,17 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import boto3
+import botocore.handlers
 import botocore.session
 import pytest
+from botocore.config import Config
 from botocore.credentials import CredentialProvider, RefreshableCredentials
 from botocore.exceptions import ClientError
 from helpers import MIB
 
 import s3turbo
 import s3turbo.aio
+from faultproxy import FaultProxy
 from servers import ACCESS_KEY, SECRET_KEY
 
 PART = 5 * MIB
@@ -145,3 +149,38 @@ def test_aio_fetches_due_credentials_off_the_event_loop(s3s_fs):
     loop_thread = asyncio.run(main())
     assert fetched_on and loop_thread not in fetched_on
     assert s3s_fs.boto3_client().get_object(Bucket=bucket, Key="k")["Body"].read() == b"data"
+
+
+@pytest.mark.parametrize("case", ["empty session token", "disable_signing handler"])
+def test_requests_are_signed_as_botocore_signs_them(s3s_fs, caplog, case):
+    """An empty session token is no token to botocore: it sends no X-Amz-Security-Token (the
+    engine sent an empty one). botocore's disable_signing, registered on S3's choose-signer
+    event (the old recipe for anonymous requests), makes every request unsigned: boto3 serves
+    such clients (the engine signed them). Both clients send the same requests."""
+    bucket = s3s_fs.new_bucket()
+    seen = {}
+    with FaultProxy(s3s_fs.endpoint_url) as proxy:
+        kwargs = {"endpoint_url": proxy.endpoint_url, "config": Config(retries={"max_attempts": 0})}
+        if case == "empty session token":
+            kwargs["aws_session_token"] = ""
+        for name in ("s3turbo", "boto3"):
+            make = s3s_fs.s3turbo_client if name == "s3turbo" else s3s_fs.boto3_client
+            client = make(**kwargs)
+            if case == "disable_signing handler":
+                client.meta.events.register("choose-signer.s3.*", botocore.handlers.disable_signing)
+            proxy.requests.clear()
+            try:
+                client.upload_fileobj(io.BytesIO(b"data"), bucket, name)
+                outcome = "stored"
+            except ClientError as error:
+                outcome = error.response["Error"]["Code"]
+            signing = [
+                (r.method, "authorization" in r.headers, r.headers.get("x-amz-security-token"))
+                for r in proxy.requests
+            ]
+            seen[name] = (outcome, signing)
+    assert seen["s3turbo"] == seen["boto3"]
+    if case == "empty session token":
+        assert seen["boto3"] == ("stored", [("PUT", True, None)])
+    else:
+        assert seen["boto3"][1] == [("PUT", False, None)]

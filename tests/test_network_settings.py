@@ -541,6 +541,30 @@ def test_proxies_from_the_environment_as_botocore_takes_them(s3s_fs, monkeypatch
         good.close()
 
 
+def test_use_ssl_false_reaches_aws_over_http_as_in_boto3(s3s_fs, caplog):
+    """use_ssl=False without an endpoint_url: botocore sends to AWS's endpoint over plain
+    http (here through an http proxy, in which the name leads to s3s-fs); the engine sent
+    https, which that proxy does not carry. boto3 serves such clients."""
+    bucket = s3s_fs.new_bucket()
+    host = "s3.us-west-2.amazonaws.com"
+    proxy = ForwardProxy({host: s3s_fs_port(s3s_fs)})
+    config = Config(
+        proxies={"http": f"http://127.0.0.1:{proxy.port}"},
+        s3={"addressing_style": "path"},
+        retries=ONE_ATTEMPT,
+    )
+    kwargs = {"region_name": "us-west-2", "use_ssl": False, "config": config}
+    try:
+        with caplog.at_level("DEBUG", logger="s3turbo"):
+            for name, make in (("s3turbo", s3s_fs.s3turbo_client), ("boto3", s3s_fs.boto3_client)):
+                client = make(endpoint_url=None, **kwargs)
+                client.upload_fileobj(io.BytesIO(b"data"), bucket, name)
+        assert proxy.asked == [host, host]
+        assert any("use_ssl=False" in r.getMessage() for r in caplog.records)
+    finally:
+        proxy.close()
+
+
 ACCESS_POINT = "arn:aws:s3:{region}:123456789012:accesspoint/my-ap"
 OUTPOST_ACCESS_POINT = (
     "arn:aws:s3-outposts:{region}:123456789012:outpost/op-01234567890123456/accesspoint/my-ap"

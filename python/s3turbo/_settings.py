@@ -108,7 +108,7 @@ def connection(client: Any) -> _core.Connection:
         request_checksum_calculation=config.request_checksum_calculation or "when_supported",
         response_checksum_validation=config.response_checksum_validation or "when_supported",
         user_agent=_supplied_user_agent(config),
-        user_agent_suffix=_user_agent_suffix(config),
+        user_agent_suffix=_user_agent_suffix(client),
     )
     return held
 
@@ -126,13 +126,19 @@ def _supplied_user_agent(config: Any) -> str | None:
     return getattr(config, "_supplied_user_agent", None)
 
 
-def _user_agent_suffix(config: Any) -> str | None:
+def _user_agent_suffix(client: Any) -> str | None:
     """What botocore puts at the end of its User-Agent header: `app/<user_agent_appid>`
-    (unless `user_agent` replaces the header), then `user_agent_extra`."""
+    (unless `user_agent` replaces the header), then the session's `user_agent_extra` (boto3's
+    `Botocore/<version>`, and what frameworks add), then the client's."""
+    config = client.meta.config
     parts = []
     if config.user_agent_appid and not _supplied_user_agent(config):
         appid = sanitize_user_agent_string_component(config.user_agent_appid, allow_hash=True)
         parts.append(f"app/{appid}")
+    creator = getattr(client, "_user_agent_creator", None)
+    session_extra = getattr(creator, "_session_user_agent_extra", None)
+    if session_extra:
+        parts.append(session_extra)
     if config.user_agent_extra:
         parts.append(config.user_agent_extra)
     return " ".join(parts) or None
@@ -174,7 +180,8 @@ def _credentials(client: Any) -> dict:
     return {
         "access_key": frozen.access_key,
         "secret_key": frozen.secret_key,
-        "session_token": frozen.token,
+        # botocore sends no token when it is empty.
+        "session_token": frozen.token or None,
         "refresh": _refresher(credentials) if refreshable else None,
         "credentials_id": id(credentials),
     }
@@ -194,10 +201,11 @@ def _refresher(credentials: RefreshableCredentials) -> Callable[[], tuple]:
 
     def refresh() -> tuple:
         frozen = credentials.get_frozen_credentials()
+        token = frozen.token or None  # none when empty, as botocore sends it
         if credentials._expiry_time is None:
-            return frozen.access_key, frozen.secret_key, frozen.token, None
+            return frozen.access_key, frozen.secret_key, token, None
         refresh_in = credentials._seconds_remaining() - credentials._advisory_refresh_timeout
-        return frozen.access_key, frozen.secret_key, frozen.token, refresh_in
+        return frozen.access_key, frozen.secret_key, token, refresh_in
 
     return refresh
 
@@ -298,6 +306,9 @@ def unsupported_client_setting(client: Any) -> str | None:
     if ca_bundle is not None and not os.path.isfile(ca_bundle):
         return f"the CA bundle {ca_bundle!r} is not a file"
     endpoint_url = endpoint_parameters(client).get("Endpoint")
+    if endpoint_url is None and client.meta.endpoint_url.startswith("http:"):
+        # The SDK's rules give AWS's endpoints https only.
+        return "use_ssl=False with AWS's own endpoints"
     if not _endpoint_path_is_plain(endpoint_url):
         return "an endpoint_url path that botocore escapes or resolves (beyond A-Z a-z 0-9 -._~)"
     return None
@@ -494,6 +505,10 @@ def _foreign_handler(
             for handler in emitter._handlers.prefix_search(event_name):
                 if isinstance(getattr(handler, "__self__", None), Stubber):
                     return "a botocore Stubber is active on the client"
+                # botocore's own, but only a user puts it on S3's operations (anonymous
+                # requests, the old way): the engine would sign them.
+                if handler is handlers.disable_signing:
+                    return f"botocore's disable_signing is registered on {event_name}"
                 if _package_of(handler) not in _LIBRARY_PACKAGES:
                     return f"an event handler is registered on {event_name}: {handler!r}"
     return None
