@@ -434,6 +434,60 @@ def test_download_fileobj_streams_the_first_part_as_boto3(s3s_fs, api):
     assert all(seen < 4 * MIB for seen in first_writes.values()), first_writes
 
 
+# What boto3's download_fileobj of an empty object does with each sink.
+EMPTY_OBJECT_INTO = {
+    "text file": ("raised", "TypeError"),
+    "closed": ("raised", "ValueError"),
+    "read-only file": ("raised", "UnsupportedOperation"),
+    "StringIO": ("raised", "TypeError"),
+    "at 5": ("done", 0),
+}
+
+
+@pytest.mark.parametrize("api", ["sync", "aio"])
+@pytest.mark.parametrize("sink", EMPTY_OBJECT_INTO)
+def test_an_empty_object_goes_into_the_sink_as_in_boto3(s3s_fs, tmp_path, api, sink):
+    """s3transfer writes b"" at offset 0 of the sink for an empty object: a sink that takes no
+    bytes fails as it would with bytes (the engine wrote nothing, and reported success), and a
+    seekable one ends at 0."""
+    bucket = s3s_fs.new_bucket()
+    s3s_fs.boto3_client().put_object(Bucket=bucket, Key="empty", Body=b"")
+    (tmp_path / "file").write_bytes(b"")
+
+    def make_sink():
+        if sink == "text file":
+            return open(tmp_path / "file", "w")
+        if sink == "read-only file":
+            return open(tmp_path / "file", "rb")
+        if sink == "StringIO":
+            return io.StringIO()
+        made = io.BytesIO(b"12345")
+        if sink == "closed":
+            made.close()
+        else:
+            made.seek(5)
+        return made
+
+    async def aio_download(fileobj):
+        async with s3turbo.aio.client("s3", **s3s_fs.client_kwargs()) as s3:
+            await s3.download_fileobj(bucket, "empty", fileobj)
+
+    outcomes = {}
+    for name, client in (("s3turbo", s3s_fs.s3turbo_client()), ("boto3", s3s_fs.boto3_client())):
+        fileobj = make_sink()
+        try:
+            if api == "aio" and name == "s3turbo":
+                asyncio.run(aio_download(fileobj))
+            else:
+                client.download_fileobj(bucket, "empty", fileobj)
+            outcomes[name] = ("done", fileobj.tell())
+        except Exception as error:
+            outcomes[name] = ("raised", type(error).__name__)
+        finally:
+            fileobj.close()
+    assert outcomes["s3turbo"] == outcomes["boto3"] == EMPTY_OBJECT_INTO[sink]
+
+
 class ProgressStoreDown(ClientError):
     """An error of the user's own that a Callback raises (say, from the store it records
     progress in): a ClientError subclass, as other clients' modeled errors are."""

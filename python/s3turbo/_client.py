@@ -179,21 +179,28 @@ class SpecialFileSink:
             self._file.close()
 
 
-def sink_writer(fileobj: Any) -> Callable[[bytes], Any]:
+class SinkWriter:
     """`fileobj.write`, from offset 0 for a seekable `fileobj`: s3transfer writes each part at
     its offset from 0, wherever the file object was, and moves it only once it writes. (The
     object is asked whether it seeks at the first write, by the thread that writes.)"""
-    started = False
 
-    def write(data: bytes) -> Any:
-        nonlocal started
-        if not started:
-            started = True
-            if seekable(fileobj):
-                fileobj.seek(0)
-        return fileobj.write(data)
+    def __init__(self, fileobj: Any):
+        self._fileobj = fileobj
+        self.started = False
 
-    return write
+    def __call__(self, data: bytes) -> Any:
+        if not self.started:
+            self.started = True
+            if seekable(self._fileobj):
+                self._fileobj.seek(0)
+        return self._fileobj.write(data)
+
+    def finish(self) -> None:
+        """An empty object's download writes nothing, but s3transfer writes b"" at offset 0 all
+        the same: that moves a seekable sink to 0, and fails on a sink that takes no bytes (a
+        text, closed or read-only file), as boto3's download fails."""
+        if not self.started:
+            self(b"")
 
 
 def read_result(data: Any) -> Any:
@@ -486,16 +493,18 @@ class Client:
                 self._client, Bucket, Key, Fileobj, ExtraArgs, Callback, Config
             )
         # The engine fetches parts in parallel; the sink gets them in order, on this thread.
+        write = SinkWriter(Fileobj)
         with fileobj_retries_exceeded(), download_errors(Bucket, Key):
             self._call_engine(
                 _core.download_fileobj,
                 Bucket,
                 Key,
-                sink_writer(Fileobj),
+                write,
                 extra_args=extra_args,
                 Config=Config,
                 Callback=Callback,
             )
+        write.finish()
 
     def _download_plan(self, method, Bucket, Key, ExtraArgs, Config) -> dict[str, str] | None:
         """boto3's checks of a download call, then its ExtraArgs encoded for the engine, or None

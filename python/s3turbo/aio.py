@@ -36,6 +36,7 @@ from . import _boto3 as boto3_transfers
 from . import _core, _directory, _settings
 from ._client import (
     Client,
+    SinkWriter,
     SpecialFileSink,
     UploadSize,
     _boto3_must_serve,
@@ -46,7 +47,6 @@ from ._client import (
     is_special_file,
     read_result,
     s3transfer_callback,
-    sink_writer,
     upload_failed,
 )
 from ._directory import TransferStopped
@@ -263,15 +263,21 @@ class AsyncClient:
             *await self._engine_args(Config), Bucket, Key, extra_args, transfer
         )
 
+        wrote = False
+
         async def write_chunks(report: Callable[[], Awaitable[None]]) -> None:
+            nonlocal wrote
             while (chunk := await chunks.next()) is not None:
                 # The callback sees bytes before the sink gets them, as s3transfer's sees them
                 # as they are read: a callback that raises stops what it has not seen.
                 await report()
                 await write(chunk)
+                wrote = True
 
         with download_errors(Bucket, Key):
             await self._run(transfer, asked, done, Callback, write_chunks)
+        if not wrote:  # an empty object: see SinkWriter.finish
+            await write(b"")
 
     async def upload_directory(
         self,
@@ -525,7 +531,7 @@ def _writer(fileobj: Any) -> Callable[[bytes], Awaitable[Any]]:
     offset 0 for a seekable object, as s3transfer writes) in a worker thread."""
     if _is_async(fileobj.write):
         return fileobj.write
-    write = sink_writer(fileobj)
+    write = SinkWriter(fileobj)
     return lambda data: _in_thread(write, data)
 
 
