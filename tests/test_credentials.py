@@ -151,12 +151,21 @@ def test_aio_fetches_due_credentials_off_the_event_loop(s3s_fs):
     assert s3s_fs.boto3_client().get_object(Bucket=bucket, Key="k")["Body"].read() == b"data"
 
 
-@pytest.mark.parametrize("case", ["empty session token", "disable_signing handler"])
+# How the clients are told to sign, and whether the engine serves them.
+SIGNING_CASES = {
+    "empty session token": True,
+    "disable_signing on every operation": True,
+    "disable_signing on PutObject": False,
+}
+
+
+@pytest.mark.parametrize("case", SIGNING_CASES)
 def test_requests_are_signed_as_botocore_signs_them(s3s_fs, caplog, case):
     """An empty session token is no token to botocore: it sends no X-Amz-Security-Token (the
-    engine sent an empty one). botocore's disable_signing, registered on S3's choose-signer
-    event (the old recipe for anonymous requests), makes every request unsigned: boto3 serves
-    such clients (the engine signed them). Both clients send the same requests."""
+    engine sent an empty one). botocore's disable_signing on S3's choose-signer event (the old
+    recipe for anonymous requests) makes requests unsigned: the engine sends them unsigned,
+    as an anonymous client's, where it is on every operation it sends, and leaves the others
+    to boto3 (it signed them all). Both clients send the same requests."""
     bucket = s3s_fs.new_bucket()
     seen = {}
     with FaultProxy(s3s_fs.endpoint_url) as proxy:
@@ -166,14 +175,16 @@ def test_requests_are_signed_as_botocore_signs_them(s3s_fs, caplog, case):
         for name in ("s3turbo", "boto3"):
             make = s3s_fs.s3turbo_client if name == "s3turbo" else s3s_fs.boto3_client
             client = make(**kwargs)
-            if case == "disable_signing handler":
-                client.meta.events.register("choose-signer.s3.*", botocore.handlers.disable_signing)
+            if case != "empty session token":
+                event = "choose-signer.s3." + ("*" if "every" in case else "PutObject")
+                client.meta.events.register(event, botocore.handlers.disable_signing)
             proxy.requests.clear()
-            try:
-                client.upload_fileobj(io.BytesIO(b"data"), bucket, name)
-                outcome = "stored"
-            except ClientError as error:
-                outcome = error.response["Error"]["Code"]
+            with caplog.at_level("DEBUG", logger="s3turbo"):
+                try:
+                    client.upload_fileobj(io.BytesIO(b"data"), bucket, name)
+                    outcome = "stored"
+                except ClientError as error:
+                    outcome = error.response["Error"]["Code"]
             signing = [
                 (r.method, "authorization" in r.headers, r.headers.get("x-amz-security-token"))
                 for r in proxy.requests
@@ -184,3 +195,5 @@ def test_requests_are_signed_as_botocore_signs_them(s3s_fs, caplog, case):
         assert seen["boto3"] == ("stored", [("PUT", True, None)])
     else:
         assert seen["boto3"][1] == [("PUT", False, None)]
+    fallbacks = [r for r in caplog.records if "falls back" in r.getMessage()]
+    assert (fallbacks == []) == SIGNING_CASES[case]

@@ -164,7 +164,7 @@ def _endpoint_path_is_plain(url: str | None) -> bool:
 def _credentials(client: Any) -> dict:
     """The credentials botocore would sign with, as `_core.Connection` takes them: none for an
     anonymous (UNSIGNED) client, which botocore sends unsigned whatever credentials it has."""
-    if client.meta.config.signature_version == UNSIGNED:
+    if client.meta.config.signature_version == UNSIGNED or signing_disabled(client):
         return {
             "access_key": None,
             "secret_key": None,
@@ -453,6 +453,19 @@ def foreign_handler(
     """An event handler the user registered on one of `events` of `operations` of this
     client, or a botocore Stubber's, if there is one: it must see their calls (or presigned
     URLs)."""
+    return _handler_check(client, (operations, events), _foreign_handler)
+
+
+def signing_disabled(client: Any) -> bool:
+    """Whether botocore's `disable_signing` is registered on the choose-signer event of every
+    operation the engine sends (`choose-signer.s3.*`, the old recipe for anonymous requests):
+    botocore sends them unsigned, as an anonymous client's."""
+    return _handler_check(client, "signing disabled", _signing_disabled)
+
+
+def _handler_check(client: Any, key: Any, check: Callable[..., Any]) -> Any:
+    """`check(emitter, *key)` (or `check(emitter)` for a str key) of the client's event
+    emitter, kept until a handler is registered or unregistered."""
     emitter = getattr(client.meta.events, "_emitter", client.meta.events)
     cached = _handler_checks.get(emitter)
     # botocore replaces the emitter's lookup cache whenever a handler is (un)registered.
@@ -460,9 +473,16 @@ def foreign_handler(
         cached = (emitter._lookup_cache, {})
         _handler_checks[emitter] = cached
     found = cached[1]
-    if (operations, events) not in found:
-        found[operations, events] = _foreign_handler(emitter, operations, events)
-    return found[operations, events]
+    if key not in found:
+        found[key] = check(emitter) if isinstance(key, str) else check(emitter, *key)
+    return found[key]
+
+
+def _signing_disabled(emitter: Any) -> bool:
+    return all(
+        handlers.disable_signing in emitter._handlers.prefix_search(f"choose-signer.s3.{op}")
+        for op in ENGINE_OPERATIONS
+    )
 
 
 # The S3 operations the engine sends, and the events botocore emits around each one.
@@ -499,6 +519,9 @@ _handler_checks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def _foreign_handler(
     emitter: Any, operations: tuple[str, ...], events: tuple[str, ...]
 ) -> str | None:
+    # The engine sends a client's requests unsigned where botocore's disable_signing is on
+    # all of them (see signing_disabled); presigned URLs stay boto3's.
+    unsigned = operations == ENGINE_OPERATIONS and _signing_disabled(emitter)
     for operation in operations:
         for event in events:
             event_name = f"{event}.s3.{operation}"
@@ -506,8 +529,10 @@ def _foreign_handler(
                 if isinstance(getattr(handler, "__self__", None), Stubber):
                     return "a botocore Stubber is active on the client"
                 # botocore's own, but only a user puts it on S3's operations (anonymous
-                # requests, the old way): the engine would sign them.
+                # requests, the old way).
                 if handler is handlers.disable_signing:
+                    if unsigned:
+                        continue
                     return f"botocore's disable_signing is registered on {event_name}"
                 if _package_of(handler) not in _LIBRARY_PACKAGES:
                     return f"an event handler is registered on {event_name}: {handler!r}"
