@@ -81,6 +81,7 @@ def connection(client: Any) -> _core.Connection:
     verify = _verifies_certificates(client)
     if not verify:
         _warn_unverified(client.meta.endpoint_url)
+    proxies = _proxies(client)
     held = client.__dict__["_s3turbo_connection"] = _core.Connection(
         # botocore's retry quota is the client's own, whatever other clients share its settings.
         retry_quota=client.__dict__.setdefault("_s3turbo_retry_quota", _core.RetryQuota()),
@@ -98,8 +99,8 @@ def connection(client: Any) -> _core.Connection:
         verify_certificates=verify,
         tcp_keepalive=_keeps_alive(client),
         **_client_certificate(client),
-        http_proxy=_proxies(client).get("http"),
-        https_proxy=_proxies(client).get("https"),
+        http_proxy=proxies.get("http"),
+        https_proxy=proxies.get("https"),
         connect_timeout=_NO_TIMEOUT if config.connect_timeout is None else config.connect_timeout,
         read_timeout=_NO_TIMEOUT if config.read_timeout is None else config.read_timeout,
         max_attempts=_total_attempts(config.retries or {}),
@@ -453,19 +454,19 @@ def foreign_handler(
     """An event handler the user registered on one of `events` of `operations` of this
     client, or a botocore Stubber's, if there is one: it must see their calls (or presigned
     URLs)."""
-    return _handler_check(client, (operations, events), _foreign_handler)
+    return _handler_check(client, _foreign_handler, operations, events)
 
 
 def signing_disabled(client: Any) -> bool:
     """Whether botocore's `disable_signing` is registered on the choose-signer event of every
     operation the engine sends (`choose-signer.s3.*`, the old recipe for anonymous requests):
     botocore sends them unsigned, as an anonymous client's."""
-    return _handler_check(client, "signing disabled", _signing_disabled)
+    return _handler_check(client, _signing_disabled)
 
 
-def _handler_check(client: Any, key: Any, check: Callable[..., Any]) -> Any:
-    """`check(emitter, *key)` (or `check(emitter)` for a str key) of the client's event
-    emitter, kept until a handler is registered or unregistered."""
+def _handler_check(client: Any, check: Callable[..., Any], *args: Any) -> Any:
+    """`check(emitter, *args)` of the client's event emitter, kept until a handler is
+    registered or unregistered."""
     emitter = getattr(client.meta.events, "_emitter", client.meta.events)
     cached = _handler_checks.get(emitter)
     # botocore replaces the emitter's lookup cache whenever a handler is (un)registered.
@@ -473,8 +474,9 @@ def _handler_check(client: Any, key: Any, check: Callable[..., Any]) -> Any:
         cached = (emitter._lookup_cache, {})
         _handler_checks[emitter] = cached
     found = cached[1]
+    key = (check, args)
     if key not in found:
-        found[key] = check(emitter) if isinstance(key, str) else check(emitter, *key)
+        found[key] = check(emitter, *args)
     return found[key]
 
 
