@@ -23,13 +23,15 @@ test: $(VENV)/.installed $(S3S_FS) develop  ## install everything, then cargo te
 	cargo test
 	$(VPY) -m pytest -q
 
-lint:  $(VENV)/.installed $(S3S_FS)  ## rustfmt, clippy, ruff
+lint:  $(VENV)/.installed $(S3S_FS) develop  ## rustfmt, clippy, ruff, mypy (and the engine's stubs against it)
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo fmt --check --manifest-path servers/s3s-fs/Cargo.toml
 	cargo clippy --release --locked --manifest-path servers/s3s-fs/Cargo.toml -- -D warnings
 	$(VENV)/bin/ruff check python tests benchmarks
 	$(VENV)/bin/ruff format --check python tests benchmarks
+	$(VPY) -m mypy
+	$(VPY) -m mypy.stubtest s3turbo._core
 
 fmt: $(VENV)/.installed  ## format Rust and Python
 	cargo fmt
@@ -45,7 +47,7 @@ develop-release: $(VENV)/.installed  ## release build of the extension into .ven
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
-	$(VPY) -m pip install --quiet "maturin>=1.7,<2" boto3 "moto[server]>=5" "pytest>=8" hypothesis ruff gevent
+	$(VPY) -m pip install --quiet "maturin>=1.7,<2" boto3 "moto[server]>=5" "pytest>=8" hypothesis ruff mypy gevent
 	touch $@
 
 # The S3 server the tests, the demo and the benchmarks run against (DESIGN.md section 5): s3s-fs

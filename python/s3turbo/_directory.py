@@ -84,7 +84,8 @@ class UploadBatch:
         self.files: dict[str, str] = {}
         # What cannot be uploaded, found while walking: reported with the failed uploads.
         self.refused: dict[str, BaseException] = {}
-        for path, error in _files_in(root):
+        for path, unreadable in _files_in(root):
+            error: BaseException | None = unreadable
             key = prefix + path.relative_to(root).as_posix()
             if error is not None and path.is_dir():
                 key += "/"  # a folder that cannot be read, or a link back up the tree
@@ -336,7 +337,7 @@ def _files_in(root: Path) -> Iterable[tuple[Path, OSError | None]]:
     for directory, subdirectories, names in os.walk(root, onerror=unreadable, followlinks=True):
         yield from problems
         problems.clear()
-        above = {os.path.realpath(p) for p in (directory, *Path(directory).parents)}
+        above = {os.path.realpath(p) for p in (Path(directory), *Path(directory).parents)}
         for name in list(subdirectories):
             path = Path(directory, name)
             if os.path.realpath(path) in above:

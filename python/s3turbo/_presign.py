@@ -149,8 +149,9 @@ class Presigner:
                 frozen.secret_key,
                 # botocore's HmacV1QueryAuth signs no empty token (its SigV4 signs one).
                 frozen.token or None,
-                # botocore's HmacV1QueryAuth: the expiry as a Unix time.
-                str(int(_now() + int(expires_in))),
+                # botocore's HmacV1QueryAuth: the expiry as a Unix time, converted as it does
+                # (a Number that int() refuses raises its TypeError).
+                str(int(_now() + int(expires_in))),  # type: ignore[arg-type]
             )
         return _core.presign_url(
             method,

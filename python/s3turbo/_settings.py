@@ -162,7 +162,7 @@ def _endpoint_path_is_plain(url: str | None) -> bool:
     return all(_PLAIN_PATH_SEGMENT.fullmatch(s) for s in path.split("/") if s)
 
 
-def _credentials(client: Any) -> dict:
+def _credentials(client: Any) -> dict[str, Any]:
     """The credentials botocore would sign with, as `_core.Connection` takes them: none for an
     anonymous (UNSIGNED) client, which botocore sends unsigned whatever credentials it has."""
     if client.meta.config.signature_version == UNSIGNED or signing_disabled(client):
@@ -218,7 +218,7 @@ def _keeps_alive(client: Any) -> bool:
     return (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1) in options
 
 
-def _client_certificate(client: Any) -> dict[str, str | None]:
+def _client_certificate(client: Any) -> dict[str, Any]:
     """botocore's `client_cert`: a certificate file, and its key's file if not that one."""
     session = client._endpoint.http_session
     return {
@@ -515,7 +515,9 @@ OPERATION_EVENTS = (
 # ours, or moto's inactive stubber (mock_aws is checked above).
 _LIBRARY_PACKAGES = {"botocore", "boto3", "s3transfer", "s3turbo", "moto"}
 
-_handler_checks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_handler_checks: weakref.WeakKeyDictionary[Any, tuple[Any, dict[tuple, Any]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _foreign_handler(

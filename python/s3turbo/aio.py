@@ -365,7 +365,9 @@ class AsyncClient:
             raise
         return batch.report(outcomes)
 
-    async def _engine_args(self, config: TransferConfig | None) -> tuple:
+    async def _engine_args(
+        self, config: TransferConfig | None
+    ) -> tuple[_core.Connection, _core.Options]:
         return await self._connection(), _settings.options(config)
 
     async def _connection(self) -> _core.Connection:
@@ -405,28 +407,28 @@ class AsyncClient:
                     await _awaited(callback(increment))
                 transfer.reported(transferred)
 
-        done = asyncio.ensure_future(done)
-        pump = asyncio.ensure_future(pump(report)) if pump is not None else None
+        engine = asyncio.ensure_future(done)
+        pumping = asyncio.ensure_future(pump(report)) if pump is not None else None
 
         try:
-            waiting = {done} if pump is None else {done, pump}
-            while not done.done():
+            waiting: set[asyncio.Future[Any]] = {engine} if pumping is None else {engine, pumping}
+            while not engine.done():
                 ask = asyncio.ensure_future(asked.wait()) if asked is not None else None
                 finished, _ = await asyncio.wait(
                     waiting | ({ask} if ask else set()),
                     timeout=_PROGRESS_INTERVAL if callback is not None else None,
                     return_when=asyncio.FIRST_COMPLETED,
                 )
-                if ask is not None:
+                if ask is not None and asked is not None:
                     ask.cancel()
                     asked.clear()
-                if pump in finished:
-                    waiting.discard(pump)
-                    pump.result()  # raises what the file object raised
+                if pumping is not None and pumping in finished:
+                    waiting.discard(pumping)
+                    pumping.result()  # raises what the file object raised
                 await report()
-            if pump is not None:
-                await pump
-            result = done.result()
+            if pumping is not None:
+                await pumping
+            result = engine.result()
             await report()
             return result
         except ClientError as error:
@@ -438,12 +440,12 @@ class AsyncClient:
             raise
         except BaseException:
             transfer.cancel()
-            if pump is not None:
-                pump.cancel()
+            if pumping is not None:
+                pumping.cancel()
             # The clean-up (abort the multipart upload, remove the temporary file) is the
-            # engine's; it ends `done` with an error that the exception in flight replaces.
+            # engine's; it ends `engine` with an error that the exception in flight replaces.
             # The pump ends once the file object's read or write in flight has returned.
-            await asyncio.gather(done, *([pump] if pump else []), return_exceptions=True)
+            await asyncio.gather(engine, *([pumping] if pumping else []), return_exceptions=True)
             raise
 
 
