@@ -620,7 +620,7 @@ impl<'py> IntoPyObject<'py> for Outcomes {
         let outcomes = self
             .0
             .into_iter()
-            .map(|result| result.err().map(|error| to_py_err(error).into_value(py)));
+            .map(|result| result.err().map(|error| py_err(py, error).into_value(py)));
         PyList::new(py, outcomes)
     }
 }
@@ -860,7 +860,12 @@ impl<T> Drop for PanicGuard<T> {
 
 /// The exception boto3 raises for the same failure.
 pub(crate) fn to_py_err(error: TransferError) -> PyErr {
-    Python::attach(|py| build_py_err(py, error).unwrap_or_else(|failed_to_build| failed_to_build))
+    Python::attach(|py| py_err(py, error))
+}
+
+/// `to_py_err` where the GIL is held.
+pub(crate) fn py_err(py: Python<'_>, error: TransferError) -> PyErr {
+    build_py_err(py, error).unwrap_or_else(|failed_to_build| failed_to_build)
 }
 
 /// botocore's `Error` dict (of `ClientError.response`) of an error's fields.

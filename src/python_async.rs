@@ -19,6 +19,7 @@ use bytes::Bytes;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
+use pyo3::IntoPyObjectExt;
 use pyo3_async_runtimes::generic::{self, ContextExt};
 use pyo3_async_runtimes::TaskLocals;
 use tokio::sync::{mpsc, Notify};
@@ -31,7 +32,7 @@ use crate::handoff::ChunkQueue;
 use crate::plan;
 use crate::progress::Progress;
 use crate::python::{
-    download_args, download_batch, download_request, engine_and_client, to_py_err, upload_batch,
+    download_args, download_batch, download_request, engine_and_client, py_err, upload_batch,
     Connection, FilesToUpload, Options, Outcomes, Upload,
 };
 use crate::runtime::{engine, Engine};
@@ -143,6 +144,25 @@ impl Transfer {
     }
 }
 
+/// A transfer's result as its awaitable gives it: the value, or the exception boto3 raises.
+/// Made into Python where pyo3-async-runtimes sets the asyncio future's result, on a blocking
+/// thread that takes the GIL: on an engine worker, waiting for the GIL (held by the event loop)
+/// would stall every transfer on that worker.
+struct Settled<T>(Result<T, TransferError>);
+
+impl<'py, T: IntoPyObject<'py>> IntoPyObject<'py> for Settled<T> {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Self::Output> {
+        match self.0 {
+            Ok(value) => value.into_bound_py_any(py),
+            Err(error) => Err(py_err(py, error)),
+        }
+    }
+}
+
 /// Runs `transfer` as a task of its own on the engine and returns an awaitable of its result.
 /// If the awaitable is dropped (its asyncio future cancelled), the transfer is cancelled and
 /// still cleans up in its task.
@@ -166,11 +186,11 @@ where
         handle.cancel.clone(),
     ));
     let cancel_if_dropped = handle.cancel.clone().drop_guard();
-    generic::future_into_py::<EngineRuntime, _, T>(py, async move {
+    generic::future_into_py::<EngineRuntime, _, Settled<T>>(py, async move {
         let outcome = task.await;
         cancel_if_dropped.disarm();
         match outcome {
-            Ok(result) => result.map_err(to_py_err),
+            Ok(result) => Ok(Settled(result)),
             Err(_) => Err(PyRuntimeError::new_err(
                 "s3turbo: the transfer task panicked (a bug: please report it)",
             )),
@@ -397,13 +417,13 @@ impl ChunkReceiver {
             self.ready.clone(),
             self.finished.clone(),
         );
-        generic::future_into_py::<EngineRuntime, _, Option<Py<PyBytes>>>(py, async move {
+        generic::future_into_py::<EngineRuntime, _, Option<Chunk>>(py, async move {
             loop {
                 // `finished` is read before popping: a chunk queued before the end is never
                 // missed. notify_one keeps a wake-up that comes between the checks and the wait.
                 let done = finished.load(Ordering::Acquire);
                 if let Some(chunk) = queue.pop() {
-                    return Ok(Some(Python::attach(|py| PyBytes::new(py, &chunk).unbind())));
+                    return Ok(Some(Chunk(chunk)));
                 }
                 if done {
                     return Ok(None);
@@ -411,6 +431,20 @@ impl ChunkReceiver {
                 ready.notified().await;
             }
         })
+    }
+}
+
+/// A chunk of the object, made a Python `bytes` where its awaitable's result is set (as
+/// `Settled`, off the engine's workers).
+struct Chunk(Bytes);
+
+impl<'py> IntoPyObject<'py> for Chunk {
+    type Target = PyBytes;
+    type Output = Bound<'py, PyBytes>;
+    type Error = std::convert::Infallible;
+
+    fn into_pyobject(self, py: Python<'py>) -> Result<Self::Output, Self::Error> {
+        Ok(PyBytes::new(py, &self.0))
     }
 }
 
