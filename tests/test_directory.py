@@ -661,6 +661,23 @@ def test_a_part_given_up_on_gives_its_budget_back(s3s_fs, tmp_path):
     assert sorted(outcome[0]) == ["p/a_slow", "p/b0", "p/b1"]
 
 
+@pytest.mark.parametrize("max_concurrency, same_as", [(2.5, 3), (float("inf"), 2**64)])
+def test_a_max_concurrency_of_any_number_serves_both_directions(
+    s3s_fs, tmp_path, max_concurrency, same_as
+):
+    """A fractional or infinite max_concurrency is taken as single transfers take it (2.5 as
+    3, infinity as no limit): the directory API raised OverflowError for infinity."""
+    config = TransferConfig(max_concurrency=max_concurrency)
+    in_flight = _directory.objects_in_flight
+    assert in_flight(config) == in_flight(TransferConfig(max_concurrency=same_as))
+    bucket = s3s_fs.new_bucket()
+    source = make_tree(tmp_path / "source")
+    client = s3s_fs.s3turbo_client()
+    client.upload_directory(source, bucket, "p", Config=config)
+    client.download_directory(bucket, "p", tmp_path / "copy", Config=config)
+    assert read_tree(tmp_path / "copy") == TREE
+
+
 def test_objects_in_flight_follow_use_threads_and_the_open_file_limit(s3s_fs, tmp_path):
     """use_threads=False is one object at a time, as in s3transfer; and the objects in flight
     stay within the process's open-file limit (each takes a file and a connection): under a

@@ -391,7 +391,7 @@ def objects_in_flight(config: TransferConfig | None) -> int:
     if config is None:
         wanted = DEFAULT_OBJECTS_IN_FLIGHT
     else:
-        wanted = max(1, int(config.max_concurrency)) if config.use_threads else 1
+        wanted = max(1, _settings.concurrency(config))
     soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     if soft_limit == resource.RLIM_INFINITY:
         return wanted

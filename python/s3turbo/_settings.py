@@ -574,11 +574,16 @@ def _options(config: TransferConfig) -> _core.Options:
     return _core.Options(
         multipart_threshold=_size_bound(config.multipart_threshold),
         multipart_chunksize=_part_size(config.multipart_chunksize),
-        # use_threads=False means one request at a time in s3transfer.
-        max_concurrency=_size_bound(config.max_concurrency) if config.use_threads else 1,
+        max_concurrency=concurrency(config),
         num_download_attempts=config.num_download_attempts,
         max_bandwidth=_bytes_per_second(config.max_bandwidth),
     )
+
+
+def concurrency(config: TransferConfig) -> int:
+    """The requests s3transfer has in flight at once: `max_concurrency`, taken as
+    `_size_bound` takes it (2.5 as 3, infinity as no limit); one with use_threads=False."""
+    return _size_bound(config.max_concurrency) if config.use_threads else 1
 
 
 def upload_size(fileobj: Any) -> int | None:
