@@ -9,16 +9,19 @@ bucket on `server`; `proxy` is a fault-injecting proxy in front of `server`.
 
 from __future__ import annotations
 
+import datetime
 import shutil
 import signal
 import uuid
 from dataclasses import dataclass
+from unittest import mock
 
 import boto3
 import pytest
 from botocore.config import Config
 
 import s3turbo
+import s3turbo._presign
 from faultproxy import FaultProxy
 from servers import ACCESS_KEY, SECRET_KEY, free_port, start_s3s_fs, stop, wait_for_port
 
@@ -117,3 +120,17 @@ def sigint_raises_keyboard_interrupt():
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGINT, previous)
+
+
+@pytest.fixture
+def frozen_time():
+    """One clock for botocore's signers and s3turbo's, so that presigned URLs can be compared."""
+    fixed = datetime.datetime(2026, 11, 26, 13, 0, 7, tzinfo=datetime.timezone.utc)
+    # SigV2's expiry is time.time() + ExpiresIn: a fraction of a second to truncate.
+    now = fixed.timestamp() + 0.75
+    with (
+        mock.patch("botocore.auth.get_current_datetime", return_value=fixed),
+        mock.patch("botocore.auth.time.time", return_value=now),
+        mock.patch.object(s3turbo._presign, "_now", return_value=now),
+    ):
+        yield

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import socket
@@ -10,7 +11,11 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -19,6 +24,24 @@ THRESHOLD = 8 * MIB  # boto3's default multipart_threshold and multipart_chunksi
 # The sizes the foundation issue asks for: empty, one byte, either side of the threshold, and
 # a multipart object with an odd tail.
 SIZES = [0, 1, THRESHOLD - 1, THRESHOLD + 1, 48 * MIB + 12_345]
+
+
+def fallbacks(caplog) -> list[str]:
+    """The calls s3turbo left to boto3, as it logs them (at DEBUG: capture them with
+    `caplog.at_level("DEBUG", logger="s3turbo")`, or with `served_by_engine`)."""
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "s3turbo" and "falls back" in r.getMessage()
+    ]
+
+
+@contextlib.contextmanager
+def served_by_engine(caplog):
+    """Asserts that every call inside is the engine's: none was left to boto3."""
+    with caplog.at_level("DEBUG", logger="s3turbo"):
+        yield
+    assert fallbacks(caplog) == []
 
 
 def write_random(path: Path, size: int) -> Path:
@@ -163,3 +186,39 @@ def run_script(
     )
     assert finished.returncode == 0, finished.stderr.decode()
     return finished.stdout.decode()
+
+
+def fetch(
+    url: str, method: str = "GET", data: bytes | None = None, headers=None
+) -> tuple[int, bytes]:
+    """A plain HTTP request (a presigned URL's): the status and the body, of errors too."""
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def run_on_thread(
+    call: Callable[[], Any], within: float
+) -> tuple[BaseException | None, float] | None:
+    """Runs `call()` on a thread: what it raised (or None) and how long it took; None if it
+    still runs after `within` seconds (the thread is a daemon: a hung call does not keep the
+    tests from ending)."""
+    outcome: dict[str, Any] = {}
+
+    def run():
+        started = time.monotonic()
+        try:
+            call()
+        except BaseException as error:  # noqa: B036 - handed to the test as it is (a panic too)
+            outcome["error"] = error
+        outcome["elapsed"] = time.monotonic() - started
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(within)
+    if thread.is_alive():
+        return None
+    return outcome.get("error"), outcome["elapsed"]

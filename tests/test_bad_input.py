@@ -18,8 +18,6 @@ import datetime
 import io
 import os
 import string
-import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -28,7 +26,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import pytest
 from boto3.exceptions import S3UploadFailedError
@@ -41,7 +38,7 @@ from botocore.exceptions import (
     ParamValidationError,
     UnknownClientMethodError,
 )
-from helpers import MIB
+from helpers import MIB, fetch, run_on_thread
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -86,24 +83,9 @@ class Outcome:
 
 
 def run_call(fn: Callable[[], Any]) -> Outcome | None:
-    """Runs `fn` on a thread; its outcome, or None if it is still running after HANG_AFTER
-    (the thread is a daemon: a hung boto3 call does not keep the tests from ending)."""
-    result: dict[str, Any] = {}
-
-    def target():
-        start = time.monotonic()
-        try:
-            fn()
-        except BaseException as error:  # PanicException derives from BaseException
-            result["error"] = error
-        result["seconds"] = time.monotonic() - start
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(HANG_AFTER)
-    if thread.is_alive():
-        return None
-    return Outcome(result.get("error"), result["seconds"])
+    """Runs `fn` on a thread; its outcome, or None if it is still running after HANG_AFTER."""
+    ran = run_on_thread(fn, HANG_AFTER)
+    return None if ran is None else Outcome(*ran)
 
 
 def assert_no_panic(outcome: Outcome) -> None:
@@ -261,7 +243,6 @@ class Case:
     raises: type | None | dict = None
     # boto3 fails with one of these unrelated errors instead; s3turbo must raise `raises`.
     crash: tuple = ()
-    xfail: str | None = None
 
     def expected(self, server: str) -> type | None:
         return self.raises[server] if isinstance(self.raises, dict) else self.raises
@@ -714,12 +695,7 @@ CASES = [
 ]
 
 
-def case_param(case: Case):
-    marks = [pytest.mark.xfail(strict=True, reason=case.xfail)] if case.xfail else []
-    return pytest.param(case, id=case.id, marks=marks)
-
-
-@pytest.mark.parametrize("case", [case_param(case) for case in CASES])
+@pytest.mark.parametrize("case", [pytest.param(case, id=case.id) for case in CASES])
 def test_bad_input_as_boto3(env, case):
     boto_run = Run(env, "boto3")
     theirs = run_call(lambda: case.call(env.boto3, boto_run))
@@ -752,18 +728,6 @@ def test_bad_input_as_boto3(env, case):
 
 
 # --- generate_presigned_url -------------------------------------------------------------------
-
-FIXED = datetime.datetime(2026, 11, 26, 13, 0, 7, tzinfo=datetime.timezone.utc)
-
-
-@pytest.fixture
-def frozen_time():
-    with (
-        mock.patch("botocore.auth.get_current_datetime", return_value=FIXED),
-        mock.patch("botocore.auth.time.time", return_value=FIXED.timestamp()),
-        mock.patch.object(s3turbo._presign, "_now", return_value=FIXED.timestamp()),
-    ):
-        yield
 
 
 @pytest.fixture(scope="module", params=[None, "s3v4"], ids=["SigV2", "SigV4"])
@@ -924,15 +888,6 @@ def test_presign_bad_input_as_boto3(frozen_time, presigners, kwargs, raises, cra
             assert isinstance(ours.error, raises), f"{label}: {ours.error!r}"
 
 
-def http(url: str, method: str = "GET", data: bytes | None = None, headers=None) -> int:
-    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status
-    except urllib.error.HTTPError as error:
-        return error.code
-
-
 def test_presigned_header_with_a_run_of_spaces(s3s_fs, presigners):
     bucket = s3s_fs.new_bucket()
     content_type = "text/plain;  charset=utf-8"
@@ -941,7 +896,7 @@ def test_presigned_header_with_a_run_of_spaces(s3s_fs, presigners):
         url = presigners[label].generate_presigned_url(
             "put_object", Params={"Bucket": bucket, "Key": label, "ContentType": content_type}
         )
-        statuses[label] = http(url, "PUT", b"body", {"Content-Type": content_type})
+        statuses[label] = fetch(url, "PUT", b"body", {"Content-Type": content_type})[0]
     if statuses["boto3"] != 200:  # not the bug: the server or the test is wrong
         pytest.fail(f"boto3's presigned PUT was refused: {statuses}")
     assert statuses["s3turbo"] == 200
@@ -1065,7 +1020,7 @@ def test_any_key_and_extra_args_round_trip(env, data):
     assert back.getvalue() == body
     if env.name == "s3s-fs":  # it checks signatures: the engine's presigned GET must pass
         url = turbo.generate_presigned_url("get_object", Params={"Bucket": env.bucket, "Key": key})
-        assert http(url) == 200
+        assert fetch(url)[0] == 200
 
 
 def test_control_character_in_a_header_value(moto):

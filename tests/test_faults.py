@@ -7,7 +7,6 @@ retries), and leave no debris: no temporary file, no changed destination, no mul
 from __future__ import annotations
 
 import io
-import threading
 import time
 
 import pytest
@@ -21,7 +20,15 @@ from botocore.exceptions import (
     ConnectionClosedError,
     ReadTimeoutError,
 )
-from helpers import MIB, Callbacks, listing, sha256_file, sha256_object, write_random
+from helpers import (
+    MIB,
+    Callbacks,
+    listing,
+    run_on_thread,
+    sha256_file,
+    sha256_object,
+    write_random,
+)
 
 from faultproxy import Fault, FaultProxy
 
@@ -45,22 +52,10 @@ BOTO3_KINDS = (BotoCoreError, Boto3Error)
 def outcome_within(seconds: float, call, *args, **kwargs) -> tuple[BaseException | None, float]:
     """Runs `call(*args, **kwargs)` on a thread; returns what it raised (or None) and how long
     it took. Fails the test if it still runs after `seconds`: a hang must not hang the suite."""
-    outcome: dict = {}
-
-    def run():
-        started = time.monotonic()
-        try:
-            call(*args, **kwargs)
-        except BaseException as error:  # noqa: B036 - handed to the test as it is
-            outcome["error"] = error
-        outcome["elapsed"] = time.monotonic() - started
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    if thread.is_alive():
+    ran = run_on_thread(lambda: call(*args, **kwargs), seconds)
+    if ran is None:
         pytest.fail(f"the transfer was still running after {seconds} s")
-    return outcome.get("error"), outcome["elapsed"]
+    return ran
 
 
 def die_on_first_progress(proxy: FaultProxy):

@@ -26,7 +26,15 @@ from botocore.exceptions import (
     ReadTimeoutError,
     SSLError,
 )
-from helpers import MIB, connections_left, keepalive_flags, sha256_file, write_random
+from helpers import (
+    MIB,
+    connections_left,
+    fallbacks,
+    keepalive_flags,
+    served_by_engine,
+    sha256_file,
+    write_random,
+)
 from urllib3.exceptions import InsecureRequestWarning
 
 import s3turbo
@@ -55,11 +63,6 @@ def https_front(s3s_fs, certificates):
     front.close()
 
 
-def assert_engine_served(caplog):
-    fallbacks = [r.getMessage() for r in caplog.records if "falls back" in r.getMessage()]
-    assert fallbacks == []
-
-
 def round_trip(client, bucket, tmp_path, size=MIB + 17):
     source = write_random(tmp_path / "source.bin", size)
     client.upload_file(str(source), bucket, "k")
@@ -70,7 +73,7 @@ def round_trip(client, bucket, tmp_path, size=MIB + 17):
 def test_custom_ca_bundle(s3s_fs, https_front, certificates, tmp_path, monkeypatch, caplog):
     bucket = s3s_fs.new_bucket()
     endpoint = f"https://localhost:{https_front.port}"
-    with caplog.at_level("DEBUG", logger="s3turbo"):
+    with served_by_engine(caplog):
         client = s3s_fs.s3turbo_client(endpoint_url=endpoint, verify=str(certificates.ca_bundle))
         round_trip(client, bucket, tmp_path)
         monkeypatch.setenv("AWS_CA_BUNDLE", str(certificates.ca_bundle))
@@ -79,7 +82,6 @@ def test_custom_ca_bundle(s3s_fs, https_front, certificates, tmp_path, monkeypat
         monkeypatch.setenv("HOME", str(certificates.ca_bundle.parent))
         monkeypatch.setenv("AWS_CA_BUNDLE", f"~/{certificates.ca_bundle.name}")
         round_trip(s3s_fs.s3turbo_client(endpoint_url=endpoint), bucket, tmp_path)
-    assert_engine_served(caplog)
     assert https_front.connections >= 1
 
 
@@ -100,13 +102,12 @@ def test_untrusted_certificate_is_an_ssl_error_as_in_boto3(
         "verify": str(ca_bundle),
         "config": Config(retries=ONE_ATTEMPT, tcp_keepalive=tcp_keepalive),
     }
-    with caplog.at_level("DEBUG", logger="s3turbo"):
+    with served_by_engine(caplog):
         for client in (s3s_fs.boto3_client(**kwargs), s3s_fs.s3turbo_client(**kwargs)):
             with pytest.raises(SSLError):
                 client.upload_file(str(source), bucket, "k")
             with pytest.raises(SSLError):
                 client.download_file(bucket, "k", str(tmp_path / "out.bin"))
-    assert_engine_served(caplog)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["source.bin"]
 
 
@@ -127,10 +128,9 @@ def test_client_certificate_as_in_boto3(s3s_fs, certificates, tmp_path, caplog, 
         "verify": str(certificates.ca_bundle),
     }
     try:
-        with caplog.at_level("DEBUG", logger="s3turbo"):
+        with served_by_engine(caplog):
             client = s3s_fs.s3turbo_client(config=Config(client_cert=client_cert), **kwargs)
             round_trip(client, bucket, tmp_path)
-        assert_engine_served(caplog)
         boto = s3s_fs.boto3_client(config=Config(client_cert=client_cert), **kwargs)
         boto.download_file(bucket, "k", str(tmp_path / "boto3.bin"))
         assert sha256_file(tmp_path / "boto3.bin") == sha256_file(tmp_path / "source.bin")
@@ -166,10 +166,9 @@ def test_verify_false_takes_any_certificate(s3s_fs, unverified_front, tmp_path, 
     nothing vouches for, and warns as boto3 (urllib3) does; boto3 reads what it wrote."""
     bucket = s3s_fs.new_bucket()
     kwargs = {"endpoint_url": f"https://localhost:{unverified_front.port}", "verify": False}
-    with caplog.at_level("DEBUG", logger="s3turbo"):
+    with served_by_engine(caplog):
         with pytest.warns(InsecureRequestWarning, match=UNVERIFIED_WARNING):
             round_trip(s3s_fs.s3turbo_client(**kwargs), bucket, tmp_path, size=9 * MIB)
-    assert_engine_served(caplog)
     with pytest.warns(InsecureRequestWarning, match=UNVERIFIED_WARNING):
         s3s_fs.boto3_client(**kwargs).download_file(bucket, "k", str(tmp_path / "boto3.bin"))
     assert sha256_file(tmp_path / "boto3.bin") == sha256_file(tmp_path / "source.bin")
@@ -240,12 +239,11 @@ def test_tcp_keepalive_is_set_on_the_connections_as_in_boto3(
             verify = {"CA bundle": str(certificates.ca_bundle), "verify=False": False}.get(tls)
             # Kept until its connections are seen: a boto3 client closes them when freed.
             client = make(endpoint_url=endpoint, verify=verify, config=config)
-            with caplog.at_level("DEBUG", logger="s3turbo"):
+            with served_by_engine(caplog):
                 round_trip(client, bucket, tmp_path)
             flags[name] = set(keepalive_flags(relay.port))
         finally:
             close()
-    assert_engine_served(caplog)
     assert flags == {"s3turbo": {1}, "s3turbo without": {0}, "boto3": {1}}
 
 
@@ -259,10 +257,9 @@ def test_tcp_keepalive_from_the_config_file(s3s_fs, tmp_path, monkeypatch, caplo
     for name, make in (("s3turbo", s3s_fs.s3turbo_client), ("boto3", s3s_fs.boto3_client)):
         with FaultProxy(s3s_fs.endpoint_url) as relay:
             client = make(endpoint_url=relay.endpoint_url)
-            with caplog.at_level("DEBUG", logger="s3turbo"):
+            with served_by_engine(caplog):
                 round_trip(client, bucket, tmp_path)
             flags[name] = set(keepalive_flags(relay.port))
-    assert_engine_served(caplog)
     assert flags == {"s3turbo": {1}, "boto3": {1}}
 
 
@@ -477,10 +474,9 @@ def test_explicit_proxy(s3s_fs, tmp_path, caplog):
     )
     endpoint = f"http://s3.via-proxy.test:{s3s_fs_port(s3s_fs)}"
     try:
-        with caplog.at_level("DEBUG", logger="s3turbo"):
+        with served_by_engine(caplog):
             client = s3s_fs.s3turbo_client(endpoint_url=endpoint, config=config)
             round_trip(client, bucket, tmp_path, size=9 * MIB)
-        assert_engine_served(caplog)
         assert proxy.connections >= 1
     finally:
         proxy.close()
@@ -532,10 +528,9 @@ def test_proxies_from_the_environment_as_botocore_takes_them(s3s_fs, monkeypatch
         }
         if case == "set after the client":
             monkeypatch.setenv("HTTP_PROXY", DEAD_PROXY)
-        with caplog.at_level("DEBUG", logger="s3turbo"):
+        with served_by_engine(caplog):
             for name, client in clients.items():
                 client.upload_fileobj(io.BytesIO(b"data"), bucket, name)
-        assert_engine_served(caplog)
         assert good.connections == (2 if case == "lower case first" else 0)
     finally:
         good.close()
@@ -646,14 +641,13 @@ def test_endpoint_variants_reach_the_host_boto3_reaches(tmp_path, caplog, varian
         "config": config,
     }
     try:
-        with caplog.at_level("DEBUG", logger="s3turbo"):
+        with served_by_engine(caplog):
             for make in (boto3.client, s3turbo.client):
                 client = make("s3", **kwargs)
                 with pytest.raises(BotoCoreError):
                     client.upload_file(str(source), bucket, "k")
                 with pytest.raises(BotoCoreError):
                     client.download_file(bucket, "k", str(tmp_path / "out.bin"))
-        assert_engine_served(caplog)
     finally:
         proxy.close()
     assert proxy.asked == [f"{host}:443"] * 4
@@ -707,8 +701,7 @@ def test_access_points_the_engine_leaves_to_boto3(tmp_path, caplog, bucket, s3_c
                 raised[make.__module__] = caught.value
     finally:
         proxy.close()
-    fallbacks = [r.getMessage() for r in caplog.records if "falls back" in r.getMessage()]
-    assert bool(fallbacks) is (served == "by boto3")
+    assert bool(fallbacks(caplog)) is (served == "by boto3")
     ours, boto3s = raised["s3turbo._client"], raised["boto3"]
     if served == "by the engine":  # both failed to reach AWS through the proxy
         assert isinstance(ours, BotoCoreError) and isinstance(boto3s, BotoCoreError)
@@ -877,29 +870,29 @@ def test_bucket_in_another_region_is_redirected_as_in_boto3(
         retries={"mode": "standard", "total_max_attempts": 1}, s3={"addressing_style": "path"}
     )
     results = {}
-    for name in ("boto3", "s3turbo"):
-        if call.endswith("directory") and name == "boto3":
-            continue  # boto3 has none
-        with FaultProxy(s3s_fs.endpoint_url) as proxy:
-            wrong_region = proxy.inject(
-                Fault(
-                    header_contains=("authorization", "/us-east-1/s3/"),
-                    answer_error=(status, code),
-                    answer_region="eu-west-2",
-                    times=None,
+    with served_by_engine(caplog):
+        for name in ("boto3", "s3turbo"):
+            if call.endswith("directory") and name == "boto3":
+                continue  # boto3 has none
+            with FaultProxy(s3s_fs.endpoint_url) as proxy:
+                wrong_region = proxy.inject(
+                    Fault(
+                        header_contains=("authorization", "/us-east-1/s3/"),
+                        answer_error=(status, code),
+                        answer_region="eu-west-2",
+                        times=None,
+                    )
                 )
-            )
-            make = boto3.client if name == "boto3" else s3turbo.client
-            client = make(
-                "s3", **s3s_fs.client_kwargs(endpoint_url=proxy.endpoint_url, config=config)
-            )
-            transferred = transfer(call, client, boto, bucket, tmp_path, name)
-            # The bucket's later requests go to its region at once.
-            second = transfer(call, client, boto, bucket, tmp_path, name)
-            results[name] = (wrong_region.hits, transferred == second)
-        expected = (tmp_path / "folder" / "a.bin") if "directory" in call else source
-        assert transferred == expected.read_bytes(), name
-    assert_engine_served(caplog)
+                make = boto3.client if name == "boto3" else s3turbo.client
+                client = make(
+                    "s3", **s3s_fs.client_kwargs(endpoint_url=proxy.endpoint_url, config=config)
+                )
+                transferred = transfer(call, client, boto, bucket, tmp_path, name)
+                # The bucket's later requests go to its region at once.
+                second = transfer(call, client, boto, bucket, tmp_path, name)
+                results[name] = (wrong_region.hits, transferred == second)
+            expected = (tmp_path / "folder" / "a.bin") if "directory" in call else source
+            assert transferred == expected.read_bytes(), name
     assert results["s3turbo"] == (1, True)
     assert results.get("boto3", (1, True)) == (1, True)
 
@@ -913,13 +906,12 @@ def test_endpoint_url_path_comes_before_the_bucket_as_in_botocore(s3s_fs, tmp_pa
     outer = s3s_fs.new_bucket()
     source = write_random(tmp_path / "source.bin", 1000)
     endpoint = s3s_fs.endpoint_url + path.format(outer=outer)
-    with caplog.at_level("DEBUG", logger="s3turbo"):
+    with served_by_engine(caplog):
         for name, make in (("s3turbo", s3s_fs.s3turbo_client), ("boto3", s3s_fs.boto3_client)):
             client = make(endpoint_url=endpoint)
             client.upload_file(str(source), "inner", name)
             client.download_file("inner", name, str(tmp_path / name))
             assert sha256_file(tmp_path / name) == sha256_file(source)
-    assert_engine_served(caplog)
     listed = s3s_fs.boto3_client().list_objects_v2(Bucket=outer)["Contents"]
     assert sorted(o["Key"] for o in listed) == ["inner/boto3", "inner/s3turbo"]
 
@@ -928,6 +920,5 @@ def test_no_timeouts_as_botocore_takes_none(s3s_fs, tmp_path, caplog):
     """connect_timeout=None and read_timeout=None are botocore's "wait for ever"."""
     bucket = s3s_fs.new_bucket()
     config = Config(connect_timeout=None, read_timeout=None)
-    with caplog.at_level("DEBUG", logger="s3turbo"):
+    with served_by_engine(caplog):
         round_trip(s3s_fs.s3turbo_client(config=config), bucket, tmp_path)
-    assert_engine_served(caplog)

@@ -4,22 +4,17 @@ by a server that checks signatures."""
 
 from __future__ import annotations
 
-import datetime
 import re
 import time
-import urllib.error
-import urllib.request
-from unittest import mock
 
 import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ParamValidationError, UnknownClientMethodError
+from helpers import fetch
 
 import s3turbo
 import s3turbo._presign as presign
-
-FIXED = datetime.datetime(2026, 11, 26, 13, 0, 7, tzinfo=datetime.timezone.utc)
 
 CASES = [
     ("get_object", {"Bucket": "bkt", "Key": "k"}),
@@ -79,17 +74,6 @@ SIGV2_CASES = [
 ]
 
 SIGNATURE_VERSIONS = [None, "s3v4", "v4"]
-
-
-@pytest.fixture
-def frozen_time():
-    with (
-        mock.patch("botocore.auth.get_current_datetime", return_value=FIXED),
-        # SigV2's expiry is time.time() + ExpiresIn; a fraction of a second to truncate.
-        mock.patch("botocore.auth.time.time", return_value=FIXED.timestamp() + 0.75),
-        mock.patch.object(presign, "_now", return_value=FIXED.timestamp() + 0.75),
-    ):
-        yield
 
 
 @pytest.mark.parametrize("signature_version", SIGNATURE_VERSIONS)
@@ -274,17 +258,6 @@ def test_unknown_method_and_bad_params_as_in_boto3():
             client.generate_presigned_url(
                 "get_object", Params={"Bucket": "b", "Key": "k", "Metadata": {"a": 1}}
             )
-
-
-def fetch(
-    url: str, method: str = "GET", data: bytes | None = None, headers=None
-) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
 
 
 # The signature versions botocore presigns with on a client set to us-east-1: SigV2 by default.
