@@ -398,20 +398,25 @@ def objects_in_flight(config: TransferConfig | None) -> int:
     return max(1, min(wanted, (soft_limit - FILES_KEPT_FREE) // 3))
 
 
-def _report(action, files, outcomes, as_boto3_raises, refused=None) -> dict[str, str]:
-    failed = dict(refused or {})
+def _returned_or_raised(action, failed, transferred) -> dict[str, str]:
+    """What a directory call returns, the objects transferred; or, if any failed, raises."""
+    if failed:
+        raise DirectoryTransferError(action, failed, transferred)
+    return transferred
+
+
+def _report(action, files, outcomes, as_boto3_raises, refused) -> dict[str, str]:
+    failed = dict(refused)
     transferred = {}
     for (key, path), error in zip(files.items(), outcomes, strict=True):
         if error is None:
             transferred[key] = path
         else:
             failed[key] = as_boto3_raises(key, error)
-    if failed:
-        raise DirectoryTransferError(action, failed, transferred)
-    return transferred
+    return _returned_or_raised(action, failed, transferred)
 
 
-def _one_by_one(action, files, transfer, callback, refused=None) -> dict[str, str]:
+def _one_by_one(action, files, transfer, callback, refused) -> dict[str, str]:
     """boto3 serves the call (Stubber, mock_aws, ...): one object after another, each given
     `callback`. An exception the callback raises stops the call, as on the engine (aio's
     TransferStopped among them); other failures are the object's."""
@@ -424,7 +429,7 @@ def _one_by_one(action, files, transfer, callback, refused=None) -> dict[str, st
             raised.append(error)
             raise
 
-    failed = dict(refused or {})
+    failed = dict(refused)
     transferred = {}
     for key, path in files.items():
         try:
@@ -437,6 +442,4 @@ def _one_by_one(action, files, transfer, callback, refused=None) -> dict[str, st
                 raise
             else:  # s3transfer raised another error after it (a KeyboardInterrupt's clean-up)
                 raise raised[0]  # noqa: B904 (the Callback's error goes on as it was raised)
-    if failed:
-        raise DirectoryTransferError(action, failed, transferred)
-    return transferred
+    return _returned_or_raised(action, failed, transferred)

@@ -77,7 +77,8 @@ def connection(client: Any) -> _core.Connection:
     pool lives as long as the botocore client, as botocore's own does."""
     endpoint = endpoint_parameters(client)
     config = client.meta.config
-    retry_mode = (config.retries or {}).get("mode", "legacy")
+    # botocore writes every retry setting as a mode and, if one was set, total_max_attempts.
+    retry_mode = config.retries["mode"]
     verify = _verifies_certificates(client)
     if not verify:
         _warn_unverified(client.meta.endpoint_url)
@@ -103,7 +104,7 @@ def connection(client: Any) -> _core.Connection:
         https_proxy=proxies.get("https"),
         connect_timeout=_NO_TIMEOUT if config.connect_timeout is None else config.connect_timeout,
         read_timeout=_NO_TIMEOUT if config.read_timeout is None else config.read_timeout,
-        max_attempts=_total_attempts(config.retries or {}),
+        max_attempts=config.retries.get("total_max_attempts", _DEFAULT_ATTEMPTS[retry_mode]),
         retry_mode=retry_mode,
         retry_behavior_2_1=_RETRY_BEHAVIOR_2_1,
         request_checksum_calculation=config.request_checksum_calculation or "when_supported",
@@ -549,14 +550,6 @@ def _package_of(handler: Any) -> str:
     target = getattr(handler, "func", handler)
     module = getattr(target, "__module__", None) or type(target).__module__ or ""
     return module.partition(".")[0]
-
-
-def _total_attempts(retries: dict) -> int:
-    if "total_max_attempts" in retries:
-        return int(retries["total_max_attempts"])
-    if "max_attempts" in retries:
-        return int(retries["max_attempts"]) + 1
-    return _DEFAULT_ATTEMPTS.get(retries.get("mode", "legacy"), 5)
 
 
 def options(config: TransferConfig | None) -> _core.Options:
