@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import mmap
 import os
 import threading
 import time
@@ -141,6 +142,50 @@ def test_upload_fileobj_from_bytesio_matches_boto3(server, bucket, tmp_path, siz
     assert ours.get("ContentType") == theirs.get("ContentType")
     assert callbacks.total == size
     assert 0 not in callbacks.increments
+
+
+class SeekReturnsNone:
+    """A hand-written file wrapper, as many are: its seek() returns None."""
+
+    def __init__(self, data: bytes):
+        self._file = io.BytesIO(data)
+
+    def read(self, size: int = -1) -> bytes:
+        return self._file.read(size)
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> None:
+        self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+
+@pytest.mark.parametrize("api", ["sync", "aio"])
+@pytest.mark.parametrize("source", ["mmap", "seek() returns None"])
+def test_upload_fileobj_from_objects_whose_seek_returns_none(s3s_fs, tmp_path, source, api):
+    """s3transfer reads a seekable source's positions with tell(): an mmap, or a wrapper whose
+    seek() returns None, uploads as with boto3 (the engine subtracted seek()'s None)."""
+    bucket = s3s_fs.new_bucket()
+    data = write_random(tmp_path / "source.bin", 6 * MIB + 3).read_bytes()
+    config = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
+    for name in ("boto3", "s3turbo"):
+        with open(tmp_path / "source.bin", "r+b") as file:
+            fileobj = mmap.mmap(file.fileno(), 0) if source == "mmap" else SeekReturnsNone(data)
+            fileobj.seek(3)  # from the position, as boto3 uploads
+            if name == "boto3":
+                s3s_fs.boto3_client().upload_fileobj(fileobj, bucket, name, Config=config)
+            elif api == "sync":
+                s3s_fs.s3turbo_client().upload_fileobj(fileobj, bucket, name, Config=config)
+            else:
+
+                async def upload(fileobj=fileobj):
+                    async with s3turbo.aio.client("s3", **s3s_fs.client_kwargs()) as client:
+                        await client.upload_fileobj(fileobj, bucket, "s3turbo", Config=config)
+
+                asyncio.run(upload())
+    boto = s3s_fs.boto3_client()
+    for name in ("boto3", "s3turbo"):
+        assert boto.get_object(Bucket=bucket, Key=name)["Body"].read() == data[3:], name
 
 
 def test_upload_fileobj_from_a_real_file_with_extra_args(server, bucket, tmp_path):

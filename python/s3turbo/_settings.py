@@ -584,8 +584,11 @@ def upload_size(fileobj: Any) -> int | None:
     object; None for a stream, whose size is known only once it has been read."""
     if not seekable(fileobj):
         return None
+    # The positions from tell(), as s3transfer reads them: many file objects' seek() returns
+    # None (mmap's, wrappers'), not the new position.
     start = fileobj.tell()
-    size = fileobj.seek(0, os.SEEK_END) - start
+    fileobj.seek(0, os.SEEK_END)
+    size = fileobj.tell() - start
     fileobj.seek(start)
     return size
 
