@@ -419,30 +419,25 @@ impl<'a> Fetcher<'a> {
     /// The ranges to fetch, the first with the response that has its bytes: after the first
     /// range, the rest of an object below the multipart threshold as one range, of a larger
     /// one in ranges of `multipart_chunksize`.
-    fn jobs(&self, opening: Opening) -> Vec<(Part, Start)> {
+    fn jobs(&self, opening: Opening) -> impl Iterator<Item = (Part, Start)> + Send + 'static {
         let options = &self.request.options;
         let (size, start) = (opening.head.size, opening.first.len);
-        let mut jobs = Vec::new();
-        if opening.first.len > 0 {
-            jobs.push((opening.first, opening.start));
-        }
-        if size > start {
-            let rest = size - start;
-            let part_size = if size < options.multipart_threshold {
-                rest
-            } else {
-                options.multipart_chunksize
+        let rest = size.saturating_sub(start);
+        let part_size = if size < options.multipart_threshold {
+            rest
+        } else {
+            options.multipart_chunksize
+        };
+        let first = (opening.first.len > 0).then_some((opening.first, opening.start));
+        let others = plan::split(rest, part_size).map(move |part| {
+            let part = Part {
+                number: part.number.saturating_add(1),
+                offset: part.offset + start,
+                len: part.len,
             };
-            jobs.extend(plan::split(rest, part_size).into_iter().map(|part| {
-                let part = Part {
-                    number: part.number + 1,
-                    offset: part.offset + start,
-                    len: part.len,
-                };
-                (part, Start::Fresh)
-            }));
-        }
-        jobs
+            (part, Start::Fresh)
+        });
+        first.into_iter().chain(others)
     }
 
     /// Fetches one range into `writer`, retrying a broken or timed-out response up to

@@ -24,14 +24,14 @@ impl Part {
 }
 
 /// The part size for a multipart upload of `size` bytes, as s3transfer's ChunksizeAdjuster
-/// chooses it: the requested size clamped to S3's limits, doubled until the object fits in
-/// 10,000 parts.
+/// chooses it: the requested size doubled until the object fits in 10,000 parts, then clamped
+/// to S3's limits (in that order: 3 MiB asked for a 60 GiB file gives 12 MiB, not 10).
 pub fn upload_part_size(requested: u64, size: u64) -> u64 {
-    let mut part_size = requested.clamp(MIN_PART_SIZE, MAX_PART_SIZE);
+    let mut part_size = requested.max(1);
     while size.div_ceil(part_size) > MAX_PARTS {
-        part_size *= 2;
+        part_size = part_size.saturating_mul(2);
     }
-    part_size
+    part_size.clamp(MIN_PART_SIZE, MAX_PART_SIZE)
 }
 
 /// The part size for a stream of unknown length: the requested size within S3's limits (the
@@ -40,20 +40,19 @@ pub fn stream_part_size(requested: u64) -> u64 {
     requested.clamp(MIN_PART_SIZE, MAX_PART_SIZE)
 }
 
-/// Cuts `size` bytes into parts of `part_size` (the last one shorter). An empty object has no
-/// parts.
-pub fn split(size: u64, part_size: u64) -> Vec<Part> {
+/// Cuts `size` bytes into parts of `part_size` (the last one shorter), as they are taken: a
+/// download's ranges are not limited in number (a chunksize of one byte is a range a byte).
+/// An empty object has no parts.
+pub fn split(size: u64, part_size: u64) -> impl Iterator<Item = Part> + Send + 'static {
     let part_size = part_size.max(1);
-    (0..size.div_ceil(part_size))
-        .map(|index| {
-            let offset = index * part_size;
-            Part {
-                number: u32::try_from(index + 1).unwrap_or(u32::MAX),
-                offset,
-                len: part_size.min(size - offset),
-            }
-        })
-        .collect()
+    (0..size.div_ceil(part_size)).map(move |index| {
+        let offset = index * part_size;
+        Part {
+            number: u32::try_from(index + 1).unwrap_or(u32::MAX),
+            offset,
+            len: part_size.min(size - offset),
+        }
+    })
 }
 
 #[cfg(test)]
@@ -64,7 +63,7 @@ mod tests {
 
     #[test]
     fn split_covers_the_object_exactly() {
-        let parts = split(48 * MIB + 7, 8 * MIB);
+        let parts: Vec<Part> = split(48 * MIB + 7, 8 * MIB).collect();
         assert_eq!(parts.len(), 7);
         assert_eq!(
             parts[0],
@@ -91,10 +90,10 @@ mod tests {
 
     #[test]
     fn split_of_exact_multiple_and_empty() {
-        assert_eq!(split(16 * MIB, 8 * MIB).len(), 2);
-        assert!(split(0, 8 * MIB).is_empty());
+        assert_eq!(split(16 * MIB, 8 * MIB).count(), 2);
+        assert_eq!(split(0, 8 * MIB).count(), 0);
         assert_eq!(
-            split(1, 8 * MIB),
+            split(1, 8 * MIB).collect::<Vec<_>>(),
             vec![Part {
                 number: 1,
                 offset: 0,
@@ -123,6 +122,12 @@ mod tests {
         let part = upload_part_size(8 * MIB, size);
         assert_eq!(part, 16 * MIB);
         assert!(size.div_ceil(part) <= MAX_PARTS);
+        // Doubled from the size asked for, then clamped, as s3transfer does: 60 GiB in 1 MiB
+        // parts doubles to 8 MiB, in 3 MiB parts to 12 MiB (not 5 MiB doubled to 10).
+        let size = 60 * 1024 * MIB;
+        assert_eq!(upload_part_size(MIB, size), 8 * MIB);
+        assert_eq!(upload_part_size(3 * MIB, size), 12 * MIB);
+        assert_eq!(upload_part_size(0, size), 8 * MIB);
         // The largest object still fits.
         assert!(MAX_OBJECT_SIZE.div_ceil(upload_part_size(8 * MIB, MAX_OBJECT_SIZE)) <= MAX_PARTS);
     }

@@ -1140,6 +1140,8 @@ class Stream:
     [
         pytest.param(1 * MIB, 3, id="1MiB-raised-to-S3s-5MiB-minimum"),
         pytest.param(6 * 1024 * MIB, 1, id="6GiB-lowered-to-S3s-5GiB-maximum"),
+        # TransferConfig refuses it, but not once made (the engine raised OverflowError).
+        pytest.param(-5, 3, id="negative-set-on-a-config-raised-to-5MiB"),
     ],
 )
 def test_part_size_kept_within_s3_limits_as_boto3(server, bucket, tmp_path, chunksize, parts):
@@ -1148,7 +1150,8 @@ def test_part_size_kept_within_s3_limits_as_boto3(server, bucket, tmp_path, chun
     data = os.urandom(12 * MIB + 1)
     source = tmp_path / "source.bin"
     source.write_bytes(data)
-    config = TransferConfig(multipart_threshold=MIB, multipart_chunksize=chunksize)
+    config = TransferConfig(multipart_threshold=MIB)
+    config.multipart_chunksize = chunksize
     turbo, boto = server.s3turbo_client(), server.boto3_client()
     turbo.upload_file(str(source), bucket, "turbo-file", Config=config)
     boto.upload_file(str(source), bucket, "boto3-file", Config=config)

@@ -337,26 +337,33 @@ def test_upload_fileobj_callback_error_aborts_the_multipart_upload(moto, tmp_pat
     assert boto.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
 
 
-def test_seekable_object_gets_parts_that_fit_as_in_boto3(s3s_fs, tmp_path):
-    """s3transfer sizes a seekable file object and doubles the part size until the parts fit
-    in S3's 10,000 (the engine kept the asked 5 MiB, sent 10,000 parts, then failed). A sparse
-    file too large for 5 MiB parts, and a server that refuses every part: the first parts of
-    both clients are 10 MiB."""
+@pytest.mark.parametrize("method", ["upload_fileobj", "upload_file"])
+@pytest.mark.parametrize("chunksize, part_size", [(5, 10), (3, 6), (1, 8)])
+def test_parts_fit_in_10000_as_in_boto3(s3s_fs, tmp_path, method, chunksize, part_size):
+    """s3transfer doubles the part size asked for until the parts fit in S3's 10,000, then
+    raises it to S3's 5 MiB if below (for a seekable file object, the engine kept the asked
+    5 MiB, sent 10,000 parts, then failed; for a file, it raised 1 or 3 MiB to 5 MiB first and
+    then doubled, to 10). A sparse file too large for 5 MiB parts, and a server that refuses
+    every part: the first parts of both clients are of the same size."""
     bucket = s3s_fs.new_bucket()
     sparse = tmp_path / "sparse.bin"
     with open(sparse, "wb") as out:
         out.truncate(10_000 * 5 * MIB + 1)
-    config = TransferConfig(multipart_chunksize=5 * MIB)
+    config = TransferConfig(multipart_chunksize=chunksize * MIB)
     part_sizes = {}
     with FaultProxy(s3s_fs.endpoint_url) as proxy:
         proxy.inject(Fault(method="PUT", answer_error=(400, "InvalidRequest"), times=None))
         for name, client in s3s_fs.clients_through(proxy, Config()).items():
             proxy.requests.clear()
-            with open(sparse, "rb") as source, pytest.raises(ClientError):
-                client.upload_fileobj(source, bucket, "k", Config=config)
+            with pytest.raises((ClientError, S3UploadFailedError)):
+                if method == "upload_file":
+                    client.upload_file(str(sparse), bucket, "k", Config=config)
+                else:
+                    with open(sparse, "rb") as source:
+                        client.upload_fileobj(source, bucket, "k", Config=config)
             parts = [r for r in proxy.requests if r.method == "PUT"]
             part_sizes[name] = {r.headers["content-length"] for r in parts}
-    assert part_sizes["s3turbo"] == part_sizes["boto3"] == {str(10 * MIB)}
+    assert part_sizes["s3turbo"] == part_sizes["boto3"] == {str(part_size * MIB)}
 
 
 @pytest.mark.parametrize("api", ["sync", "aio"])

@@ -628,10 +628,11 @@ def _part_size(chunksize: Any) -> Any:
     """s3transfer uses the chunksize only for multipart transfers, so a float one (5.5 * MiB)
     serves all others in boto3; the engine takes it as its ceiling (where boto3's multipart
     transfers break: a TypeError for uploads, a Range header S3 refuses for downloads). Other
-    values go as they are, beyond 2**64 clamped (the engine clamps to S3's part sizes)."""
+    values go as they are, clamped to 0..2**64 (the engine clamps to S3's part sizes, as
+    s3transfer clamps a negative one)."""
     if isinstance(chunksize, float) and chunksize > 0:
         return _size_bound(chunksize)
-    return min(chunksize, _U64_MAX) if isinstance(chunksize, int) else chunksize
+    return min(max(chunksize, 0), _U64_MAX) if isinstance(chunksize, int) else chunksize
 
 
 def _bytes_per_second(max_bandwidth: float | None) -> int | None:
