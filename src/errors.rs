@@ -178,10 +178,13 @@ impl TransferError {
             SdkError::DispatchFailure(failure) => {
                 let connector_error = failure.as_connector_error();
                 let detail = format!("{connector_error:?}");
+                let tls_error = connector_error.and_then(|e| find_cause::<rustls::Error>(e));
                 if failure.is_timeout() {
                     TransferError::Timeout { endpoint, detail }
-                } else if connector_error.is_some_and(|e| find_cause::<rustls::Error>(e).is_some())
-                {
+                } else if let Some(tls_error) = tls_error {
+                    // In botocore's message ("SSL validation failed for <url> <error>"): what
+                    // TLS said, not the layers of connectors around it.
+                    let detail = tls_error.to_string();
                     TransferError::Tls { endpoint, detail }
                 } else if connector_error.is_some_and(|e| {
                     find_cause::<hyper_util::client::legacy::Error>(e)
