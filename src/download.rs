@@ -1,7 +1,10 @@
-//! Downloads. To a local path: a GET of the first range gives size and ETag (HeadObject only
-//! for an empty object), then ranged GETs of the rest with `If-Match: <ETag>` in parallel (so parts of two versions of an object are never mixed),
-//! written with positional writes into a temporary file beside the destination. The temporary
-//! file is renamed over the destination only on success, and removed on failure.
+//! Downloads. To a local path: a GET of the first range gives size and ETag, then ranged GETs
+//! of the rest with `If-Match: <ETag>` in parallel (so parts of two versions of an object are
+//! never mixed), written with positional writes into a temporary file beside the destination.
+//! The temporary file is renamed over the destination only on success, and removed on failure.
+//! A HeadObject goes out only where the first GET cannot tell (see `Fetcher::open`): for an
+//! empty object, after a GET that timed out or had no Content-Range, to tell which error a
+//! refused GET is, and for the checksum of a small object whose GET brought none.
 
 use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
@@ -13,8 +16,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_sdk_s3::client::customize::CustomizableOperation;
 use aws_sdk_s3::config::ResponseChecksumValidation;
-use aws_sdk_s3::operation::get_object::GetObjectOutput;
+use aws_sdk_s3::operation::get_object::builders::GetObjectFluentBuilder;
+use aws_sdk_s3::operation::get_object::{GetObjectError, GetObjectOutput};
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use aws_sdk_s3::types::{ChecksumMode, RequestPayer};
 use aws_sdk_s3::Client;
@@ -239,6 +244,22 @@ impl<'a> Fetcher<'a> {
         }
     }
 
+    /// A GetObject of `range` with the download's ExtraArgs, its attempts followed by `trace`.
+    fn get_object(
+        &self,
+        range: String,
+        if_match: Option<&str>,
+        trace: &RequestTrace,
+    ) -> CustomizableOperation<GetObjectOutput, GetObjectError, GetObjectFluentBuilder> {
+        with_download_args!(self.client.get_object(), &self.request.args)
+            .bucket(&self.request.bucket)
+            .key(&self.request.key)
+            .range(range)
+            .set_if_match(if_match.map(str::to_owned))
+            .customize()
+            .interceptor(trace.clone())
+    }
+
     /// Learns the object's size and ETag from a GET of its first range rather than from the
     /// HeadObject s3transfer sends first: one round trip fewer, and all of an object below the
     /// multipart threshold in it. Its errors are reported as boto3 would report them (see
@@ -254,16 +275,10 @@ impl<'a> Fetcher<'a> {
             .multipart_threshold
             .max(options.multipart_chunksize)
             .clamp(1, plan::MAX_OBJECT_SIZE);
-        let request = self.request;
         let trace = &RequestTrace::new(self.client);
         let first_range = format!("bytes=0-{}", first_len - 1);
         let send = |settings| {
-            let operation = with_download_args!(self.client.get_object(), &request.args)
-                .bucket(&request.bucket)
-                .key(&request.key)
-                .range(first_range.clone())
-                .customize()
-                .interceptor(trace.clone());
+            let operation = self.get_object(first_range.clone(), None, trace);
             async move {
                 with_settings(operation, settings)
                     .send()
@@ -492,13 +507,7 @@ impl<'a> Fetcher<'a> {
             Some(response) => response,
             // The first range found the bucket's region, if it had to.
             None => with_settings(
-                with_download_args!(self.client.get_object(), &request.args)
-                    .bucket(&request.bucket)
-                    .key(&request.key)
-                    .range(part.range_header())
-                    .set_if_match(etag.map(str::to_owned))
-                    .customize()
-                    .interceptor(trace.clone()),
+                self.get_object(part.range_header(), etag, &trace),
                 self.bucket_region().settings(),
             )
             .send()

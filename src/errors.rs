@@ -367,14 +367,10 @@ pub struct RequestTrace {
 
 impl RequestTrace {
     pub fn new(client: &aws_sdk_s3::Client) -> Self {
-        let max_attempts = client
-            .config()
-            .retry_config()
-            .map_or(1, |r| r.max_attempts());
         Self {
             url: Arc::default(),
             attempts: Arc::default(),
-            max_attempts: max_attempts.max(1),
+            max_attempts: retries::max_attempts(client.config()),
             legacy_retries: retries::is_legacy(client.config()),
         }
     }

@@ -639,7 +639,8 @@ pub(crate) fn download_args(extra_args: &HashMap<String, String>) -> DownloadArg
     }
 }
 
-/// `extra_args` as `download_args` takes them.
+/// The engine's request for a download of `bucket`/`key` (to `path`; empty for a sink), with
+/// boto3's download ExtraArgs (`extra_args`, as `download_args` takes them) and the options.
 pub(crate) fn download_request(
     bucket: String,
     key: String,

@@ -10,13 +10,13 @@ use std::future::Future;
 use std::sync::{LazyLock, Mutex};
 
 use aws_sdk_s3::client::customize::CustomizableOperation;
-use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::{Builder, Region};
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::Client;
 
 use crate::error_body;
 use crate::errors::{RequestTrace, ServiceError, TransferError};
+use crate::retries;
 
 /// The regions learned, by endpoint (as `ConnectionSettings::endpoint_label` names it) and
 /// bucket.
@@ -77,13 +77,7 @@ impl<'a> BucketRegion<'a> {
         let Some(region) = self.redirect(error, signed_for).await else {
             return result;
         };
-        let retries = self
-            .client
-            .config()
-            .retry_config()
-            .cloned()
-            .unwrap_or_else(RetryConfig::standard)
-            .with_max_attempts(trace.attempts_left().max(1));
+        let retries = retries::with_attempts(self.client.config(), trace.attempts_left().max(1));
         send(Some(
             Builder::default().region(region).retry_config(retries),
         ))

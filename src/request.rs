@@ -1,4 +1,4 @@
-//! Pieces shared by uploads and downloads: transfer options and extra request headers.
+//! Transfer options, shared by uploads and downloads; and the extra headers of uploads.
 
 use std::sync::Arc;
 

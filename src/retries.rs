@@ -82,6 +82,21 @@ impl RetryMode {
     }
 }
 
+/// The attempts the SDK client `config` makes of a request (at least one).
+pub fn max_attempts(config: &aws_sdk_s3::Config) -> u32 {
+    config.retry_config().map_or(1, |r| r.max_attempts()).max(1)
+}
+
+/// The client `config`'s retries for a request that may make `attempts` attempts in all (set
+/// on the request's config override).
+pub fn with_attempts(config: &aws_sdk_s3::Config, attempts: u32) -> RetryConfig {
+    config
+        .retry_config()
+        .cloned()
+        .unwrap_or_else(RetryConfig::standard)
+        .with_max_attempts(attempts)
+}
+
 /// Whether the SDK client `config` retries as botocore's legacy mode.
 pub fn is_legacy(config: &aws_sdk_s3::Config) -> bool {
     config

@@ -18,7 +18,6 @@ use aws_sdk_s3::config::interceptors::{
     BeforeTransmitInterceptorContextMut, BeforeTransmitInterceptorContextRef,
     FinalizerInterceptorContextRef,
 };
-use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_s3::error::BoxError;
@@ -44,6 +43,7 @@ use crate::presign::hex;
 use crate::progress::{AttemptCounter, BodyActivity, CountingBody, Progress};
 use crate::redirect::{with_settings, BucketRegion};
 use crate::request::{with_headers, Headers, TransferOptions};
+use crate::retries;
 
 /// Extra request headers for each operation of an upload, already encoded the way botocore
 /// encodes the user's ExtraArgs.
@@ -60,8 +60,9 @@ pub struct UploadRequest {
     pub bucket: String,
     pub key: String,
     pub headers: UploadHeaders,
-    /// The checksum the SDK computes for a PutObject body and for each part body, as boto3's
-    /// settings and ExtraArgs choose them (they differ when a full-object checksum is given).
+    /// The checksum the engine computes (`Digesting`) and sends for a PutObject body and for
+    /// each part body, as boto3's settings and ExtraArgs choose them (they differ when a
+    /// full-object checksum is given).
     pub put_object_checksum: Option<ChecksumAlgorithm>,
     /// A full-object checksum the user gave (ExtraArgs ChecksumCRC32, ...) for a PutObject:
     /// its algorithm and value, sent as they are instead of computed. `put_object_checksum` is
@@ -387,6 +388,11 @@ struct Digesting {
 }
 
 impl Digesting {
+    /// Nothing to digest: no checksum and no signed payload.
+    fn is_empty(&self) -> bool {
+        self.checksum.is_none() && self.payload_sha256.is_none()
+    }
+
     fn update(&mut self, slice: &[u8]) {
         if let Some(checksum) = self.checksum.as_mut() {
             checksum.update(slice);
@@ -481,7 +487,7 @@ impl<'a> Target<'a> {
         let config = self.client.config();
         let read_timeout = config.timeout_config().and_then(|t| t.read_timeout());
         let connect_timeout = config.timeout_config().and_then(|t| t.connect_timeout());
-        let max_attempts = config.retry_config().map_or(1, |r| r.max_attempts()).max(1);
+        let max_attempts = retries::max_attempts(config);
         let counter = AttemptCounter::new(progress.clone());
         let attempts = Arc::new(AtomicU32::new(0));
         let trace = RequestTrace::new(self.client);
@@ -784,7 +790,7 @@ fn concat(blocks: Vec<Bytes>) -> Bytes {
 /// a tokio worker for milliseconds.
 async fn digests_of(data: &Bytes, digests: &WantedDigests) -> Result<Digests, TransferError> {
     let mut digesting = digests.start()?;
-    if digesting.checksum.is_none() && digesting.payload_sha256.is_none() {
+    if digesting.is_empty() {
         return Ok(Digests::default());
     }
     let data = data.clone();
@@ -803,7 +809,7 @@ async fn file_body(
     digests: WantedDigests,
 ) -> Result<(UploadBody, Digests), TransferError> {
     let mut digesting = digests.start()?;
-    let digests = match digesting.checksum.is_none() && digesting.payload_sha256.is_none() {
+    let digests = match digesting.is_empty() {
         true => Digests::default(),
         false => {
             let reading = range.clone();
@@ -932,11 +938,7 @@ fn upload_settings(
     if let Some(connect) = config.timeout_config().and_then(|t| t.connect_timeout()) {
         timeouts = timeouts.connect_timeout(connect);
     }
-    let retries = config
-        .retry_config()
-        .cloned()
-        .unwrap_or_else(RetryConfig::standard)
-        .with_max_attempts(attempts);
+    let retries = retries::with_attempts(config, attempts);
     aws_sdk_s3::config::Builder::default()
         .timeout_config(timeouts.build())
         .retry_config(retries)
