@@ -32,8 +32,12 @@ pub enum TransferError {
     ChecksumMismatch(String),
     /// The server's TLS certificate was not trusted (botocore's `SSLError`).
     Tls { endpoint: String, detail: String },
-    /// A connect or read timeout.
+    /// A read timeout, or a connection that took longer than the connect timeout in its TLS
+    /// handshake (botocore's `ReadTimeoutError` for both).
     Timeout { endpoint: String, detail: String },
+    /// No TCP connection within the connect timeout (botocore's `ConnectTimeoutError`, which
+    /// s3transfer does not try again).
+    ConnectTimeout { endpoint: String, detail: String },
     /// A local file could not be read or written. `paths` are the names Python's OSError
     /// gives: one, none for a failed write (as Python's own write raises it), both of a rename.
     Io {
@@ -179,7 +183,16 @@ impl TransferError {
                 let connector_error = failure.as_connector_error();
                 let detail = format!("{connector_error:?}");
                 let tls_error = connector_error.and_then(|e| find_cause::<rustls::Error>(e));
-                if failure.is_timeout() {
+                let connecting = connector_error.is_some_and(|e| {
+                    find_cause::<hyper_util::client::legacy::Error>(e)
+                        .is_some_and(|e| e.is_connect())
+                });
+                // Without TLS, connecting is the TCP handshake alone. With TLS, the connect
+                // timeout bounds both handshakes together, and which one stalled is not told:
+                // a stalled TLS handshake is botocore's ReadTimeoutError, and so is that case.
+                if failure.is_timeout() && connecting && endpoint.starts_with("http://") {
+                    TransferError::ConnectTimeout { endpoint, detail }
+                } else if failure.is_timeout() {
                     TransferError::Timeout { endpoint, detail }
                 } else if let Some(tls_error) = tls_error {
                     // In botocore's message ("SSL validation failed for <url> <error>"): what

@@ -988,6 +988,9 @@ fn build_py_err(py: Python<'_>, error: TransferError) -> PyResult<PyErr> {
         TransferError::Timeout { endpoint, detail } => {
             with_endpoint("ReadTimeoutError", endpoint, detail)?
         }
+        TransferError::ConnectTimeout { endpoint, detail } => {
+            with_endpoint("ConnectTimeoutError", endpoint, detail)?
+        }
         TransferError::WrongRange(message) => PyErr::from_value(
             py.import("s3transfer.exceptions")?
                 .getattr("S3ValidationError")?

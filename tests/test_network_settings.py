@@ -22,6 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    ConnectTimeoutError,
     EndpointConnectionError,
     ReadTimeoutError,
     SSLError,
@@ -395,6 +396,54 @@ def test_tcp_keepalive_with_the_system_roots(s3s_fs, https_front, certificates, 
     )
     assert checked.returncode == 0, checked.stderr
     assert checked.stdout.split() == ["[1]"]
+
+
+@pytest.fixture
+def unconnectable_port():
+    """A port whose connections never complete: its listener takes none, and its backlog is
+    full, so the kernel drops the SYNs of any more."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+        fillers.append(filler)
+    time.sleep(0.2)
+    yield port
+    for sock in (*fillers, listener):
+        sock.close()
+
+
+@pytest.mark.parametrize("tcp_keepalive", [False, True], ids=["SDK's client", "own client"])
+def test_a_connect_timeout_is_botocores_connect_timeout_error(
+    tmp_path, unconnectable_port, tcp_keepalive
+):
+    """No TCP connection within connect_timeout: botocore's ConnectTimeoutError (a
+    ConnectionError), which s3transfer does not try again; the engine raised ReadTimeoutError,
+    and a download waited twice as long (a HeadObject after the GET)."""
+    source = write_random(tmp_path / "source.bin", 1000)
+    kwargs = {
+        "endpoint_url": f"http://127.0.0.1:{unconnectable_port}",
+        "region_name": "us-east-1",
+        "aws_access_key_id": ACCESS_KEY,
+        "aws_secret_access_key": SECRET_KEY,
+        "config": Config(connect_timeout=2, retries=ONE_ATTEMPT, tcp_keepalive=tcp_keepalive),
+    }
+    for make in (boto3.client, s3turbo.client):
+        client = make("s3", **kwargs)
+        for call, args in (
+            (client.upload_file, (str(source), "bucket", "k")),
+            (client.download_file, ("bucket", "k", str(tmp_path / "out.bin"))),
+        ):
+            started = time.monotonic()
+            with pytest.raises(ConnectTimeoutError, match="Connect timeout on endpoint URL"):
+                call(*args)
+            assert time.monotonic() - started < 3.5, make.__module__
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["source.bin"]
 
 
 @pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
