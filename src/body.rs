@@ -66,11 +66,11 @@ impl UploadBody {
         let UploadBody::File(range) = self else {
             return None;
         };
-        let (kind, message) = range.failure.error.get()?;
-        Some(TransferError::io(
-            range.path(),
-            io::Error::new(*kind, message.clone()),
-        ))
+        let error = match range.failure.error.get()? {
+            Ok(code) => io::Error::from_raw_os_error(*code),
+            Err((kind, message)) => io::Error::new(*kind, message.clone()),
+        };
+        Some(TransferError::io(range.path(), error))
     }
 
     /// Resolves with `read_failure` once there is one: the request is then given up, not
@@ -204,7 +204,9 @@ impl FileRange {
 /// The first failed read of a body's file, told to the request sending it.
 #[derive(Debug, Default)]
 struct ReadFailure {
-    error: OnceLock<(io::ErrorKind, String)>,
+    /// The error's OS code if it has one (Python's OSError then has its errno and strerror),
+    /// else its kind and message.
+    error: OnceLock<Result<i32, (io::ErrorKind, String)>>,
     told: CancellationToken,
 }
 
@@ -329,7 +331,11 @@ impl FileChunks {
     /// Records a failed read for the request (see `UploadBody::failed`), and returns it.
     fn failed(&self, error: io::Error) -> io::Error {
         let failure = &self.range.failure;
-        let _ = failure.error.set((error.kind(), error.to_string()));
+        let _ = failure.error.set(
+            error
+                .raw_os_error()
+                .ok_or_else(|| (error.kind(), error.to_string())),
+        );
         failure.told.cancel(); // after the error is set: `UploadBody::failed` reads it then
         error
     }
@@ -397,6 +403,23 @@ mod tests {
                 .read_through(|slice| digested.extend_from_slice(slice))
                 .expect("read through");
             assert_eq!(digested, wanted);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_read_tells_the_request_its_os_error() {
+        // Opened for writing only: every read fails with EBADF, an error with an OS code.
+        let named = tempfile::NamedTempFile::new().expect("a temporary file");
+        std::fs::write(named.path(), vec![1u8; CHUNK]).expect("written");
+        let write_only = std::fs::OpenOptions::new().write(true).open(named.path());
+        let file = Arc::new(BodyFile::new(write_only.expect("opened")));
+        let (range, _buffers) = range_of(&named, &file, 0, CHUNK);
+        let body = UploadBody::File(range);
+        drain(body.reader(), CHUNK).await.expect_err("EBADF");
+        match body.read_failure() {
+            // Python's OSError gets its errno from the OS code.
+            Some(TransferError::Io { source, .. }) => assert_eq!(source.raw_os_error(), Some(9)),
+            other => panic!("not the file's error: {other:?}"),
         }
     }
 
