@@ -302,8 +302,10 @@ pub async fn upload_stream(
             _ = cancel.cancelled() => Err(TransferError::Cancelled),
         };
     }
-    // A stream given up fails its next part, so the upload is aborted, not completed.
-    let rest = futures_util::stream::unfold(Some(blocks), |blocks| async {
+    // A stream given up fails its next part, so the upload is aborted, not completed. One that
+    // ended already (at a threshold of 0, an empty one) has no more: a multipart upload of no
+    // parts, which S3 refuses as it refuses boto3's.
+    let rest = futures_util::stream::unfold((!ended).then_some(blocks), |blocks| async {
         let mut blocks = blocks?;
         match blocks.recv().await {
             Some(StreamBlock::Data(block)) => Some((Ok(block), Some(blocks))),

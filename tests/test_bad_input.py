@@ -252,6 +252,14 @@ def bytes_reader():
     return io.BytesIO(b"some bytes")
 
 
+def threshold_zero() -> TransferConfig:
+    """A multipart_threshold of 0, which TransferConfig refuses but not once made: everything,
+    an empty stream too, is a multipart upload."""
+    config = TransferConfig()
+    config.multipart_threshold = 0
+    return config
+
+
 def upload(client, r: Run, **kwargs):
     return client.upload_file(str(r.source), r.bucket, r.key, **kwargs)
 
@@ -631,6 +639,12 @@ CASES = [
         METADATA_CRASH,
     ),
     Case("upload_fileobj-Callback-int", lambda c, r: upload_obj(c, r, Callback=42), TypeError),
+    # A multipart upload of no parts, which S3 refuses (the engine said it was cancelled).
+    Case(
+        "upload_fileobj-empty-at-threshold-0",
+        lambda c, r: c.upload_fileobj(io.BytesIO(), r.bucket, r.key, Config=threshold_zero()),
+        ClientError,
+    ),
     Case(
         "upload_fileobj-Config-str",
         lambda c, r: upload_obj(c, r, Config="x"),
