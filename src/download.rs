@@ -37,6 +37,7 @@ use crate::plan::{self, Part};
 use crate::progress::{AttemptCounter, Progress};
 use crate::redirect::{with_settings, BucketRegion};
 use crate::request::TransferOptions;
+use crate::runtime::off_workers;
 
 /// boto3's ALLOWED_DOWNLOAD_ARGS, already encoded as S3 expects them (the SSE-C key in base64
 /// with its MD5).
@@ -92,11 +93,14 @@ pub async fn download_file(
 ) -> Result<(), TransferError> {
     let fetcher = Fetcher::new(client, endpoint, &request);
     let mut opening = fetcher.open(&cancel).await?;
-    let temp = TempFile::create(&request.path)?;
-    // Fails as s3transfer's first write would (EFBIG, ENOSPC on some file systems).
-    temp.file
-        .set_len(opening.head.size)
-        .map_err(TransferError::io_write)?;
+    let (path, size) = (request.path.clone(), opening.head.size);
+    let temp = off_workers(move || {
+        let temp = TempFile::create(&path)?;
+        // Fails as s3transfer's first write would (EFBIG, ENOSPC on some file systems).
+        temp.file.set_len(size).map_err(TransferError::io_write)?;
+        Ok(temp)
+    })
+    .await?;
     let etag = opening.head.etag.clone();
     let concurrency = request.options.max_concurrency.max(1);
     let stored = opening.stored.take();
@@ -124,7 +128,8 @@ pub async fn download_file(
         _ = cancel.cancelled() => return Err(TransferError::Cancelled),
     };
     progress.until_reported(&cancel).await?;
-    temp.persist(&request.path)
+    let path = request.path.clone();
+    off_workers(move || temp.persist(&path)).await
 }
 
 /// Download into a sink that takes the object in order (`download_fileobj`): parts are fetched

@@ -10,6 +10,17 @@ use std::sync::{Arc, Mutex};
 use tokio::runtime::Runtime;
 
 use crate::client::ClientCache;
+use crate::errors::TransferError;
+
+/// Runs `work` on the blocking pool and waits for it: file system calls (which wait for the
+/// server of a network file system) and long digests, kept off the runtime's few workers.
+pub async fn off_workers<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, TransferError> + Send + 'static,
+) -> Result<T, TransferError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| TransferError::Internal(format!("a blocking task failed: {e}")))?
+}
 
 pub struct Engine {
     pub runtime: Runtime,

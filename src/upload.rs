@@ -44,6 +44,7 @@ use crate::progress::{AttemptCounter, BodyActivity, CountingBody, Progress};
 use crate::redirect::{with_settings, BucketRegion};
 use crate::request::{with_headers, Headers, TransferOptions};
 use crate::retries;
+use crate::runtime::off_workers;
 
 /// Extra request headers for each operation of an upload, already encoded the way botocore
 /// encodes the user's ExtraArgs.
@@ -148,9 +149,7 @@ pub async fn upload_file(
     let opened = path.clone();
     // One trip to the blocking pool opens the file and, when it is small, reads it too: for a
     // small file the trips cost more than the reading.
-    let source = tokio::task::spawn_blocking(move || open_source(&opened, threshold, digesting))
-        .await
-        .map_err(|e| TransferError::Internal(format!("file reader failed: {e}")))??;
+    let source = off_workers(move || open_source(&opened, threshold, digesting)).await?;
     let path = Arc::new(path);
     let buffers = BufferPool::new(body::CHUNK);
     // The file, held until the PutObject has an answer (its body holds it weakly).
@@ -796,12 +795,11 @@ async fn digests_of(data: &Bytes, digests: &WantedDigests) -> Result<Digests, Tr
         return Ok(Digests::default());
     }
     let data = data.clone();
-    tokio::task::spawn_blocking(move || {
+    off_workers(move || {
         digesting.update(&data);
-        digesting.finish()
+        Ok(digesting.finish())
     })
     .await
-    .map_err(|e| TransferError::Internal(format!("digest task failed: {e}")))
 }
 
 /// A file's range as an upload body, and its digests, read on the blocking pool (the first of
@@ -815,13 +813,13 @@ async fn file_body(
         true => Digests::default(),
         false => {
             let reading = range.clone();
-            tokio::task::spawn_blocking(move || {
-                reading.read_through(|slice| digesting.update(slice))?;
+            off_workers(move || {
+                reading
+                    .read_through(|slice| digesting.update(slice))
+                    .map_err(|e| TransferError::io(reading.path(), e))?;
                 Ok(digesting.finish())
             })
-            .await
-            .map_err(|e| TransferError::Internal(format!("file reader failed: {e}")))?
-            .map_err(|e| TransferError::io(range.path(), e))?
+            .await?
         }
     };
     Ok((UploadBody::File(range), digests))

@@ -173,14 +173,16 @@ def run_script(
 ) -> str:
     """Runs `source` in a Python process of its own, for what must not happen in the test's
     (monkey patching, resource limits, an exit), with the server's endpoint, credentials and
-    `bucket` as its arguments; returns what it printed. A failure shows its stderr."""
+    `bucket` as its arguments; returns what it printed. A failure shows its stderr. Its
+    temporary files are made in `tmp_path` (TMPDIR), which pytest clears, not in /tmp, where
+    they were left behind."""
     from servers import ACCESS_KEY, SECRET_KEY
 
     script = tmp_path / "script.py"
     script.write_text(source)
     finished = subprocess.run(
         [sys.executable, str(script), server.endpoint_url, ACCESS_KEY, SECRET_KEY, bucket],
-        env={**os.environ, **(env or {})},
+        env={**os.environ, "TMPDIR": str(tmp_path), **(env or {})},
         capture_output=True,
         timeout=timeout,
     )
