@@ -294,9 +294,11 @@ def served_by(request, monkeypatch) -> str:
     return request.param
 
 
-def cancel_after_first_progress(coroutine_factory):
-    """Runs the transfer as a task, cancels it at its first progress; returns how long the
-    cancelled task took to end. (boto3 calls the Callback from its own threads.)"""
+def cancel_after_first_progress(coroutine_factory, cancels=1, when_ended=lambda: None):
+    """Runs the transfer as a task, cancels it at its first progress (`cancels` times, as
+    asyncio.run's end, TaskGroup or a second Ctrl-C cancel again); returns how long the
+    cancelled task took to end, and what `when_ended` found as soon as it had. (boto3 calls the
+    Callback from its own threads.)"""
 
     async def main():
         loop = asyncio.get_running_loop()
@@ -306,15 +308,20 @@ def cancel_after_first_progress(coroutine_factory):
         )
         await asyncio.wait_for(started.wait(), timeout=30)
         cancelled_at = time.monotonic()
-        task.cancel()
+        for _ in range(cancels):
+            task.cancel()
+            await asyncio.sleep(0)
         with pytest.raises(asyncio.CancelledError):
             await task
-        return time.monotonic() - cancelled_at
+        return time.monotonic() - cancelled_at, when_ended()
 
     return asyncio.run(main())
 
 
-def test_cancelled_download_leaves_nothing(server, bucket, served_by, tmp_path):
+@pytest.mark.parametrize("cancels", [1, 2])
+def test_cancelled_download_leaves_nothing(server, bucket, served_by, tmp_path, cancels):
+    """The task ends once the download has cleaned up, however often it is cancelled (a second
+    cancel ended it before the engine removed its temporary file)."""
     source = write_random(tmp_path / "source.bin", 16 * MIB)
     server.boto3_client().upload_file(str(source), bucket, "k")
     out = tmp_path / "out"
@@ -324,14 +331,16 @@ def test_cancelled_download_leaves_nothing(server, bucket, served_by, tmp_path):
 
     with slowed(server) as proxy:
         s3 = aio_client(server, endpoint_url=proxy.endpoint_url)
-        elapsed = cancel_after_first_progress(
+        elapsed, when_ended = cancel_after_first_progress(
             lambda callback: s3.download_file(
                 bucket, "k", str(destination), Callback=callback, Config=MULTIPART
-            )
+            ),
+            cancels,
+            lambda: listing(out),
         )
     assert elapsed < 2
     assert destination.read_bytes() == b"keep me"
-    assert listing(out) == ["precious.bin"]
+    assert when_ended == listing(out) == ["precious.bin"]
 
 
 def test_cancelled_multipart_upload_is_aborted(moto, served_by, tmp_path):
@@ -340,7 +349,7 @@ def test_cancelled_multipart_upload_is_aborted(moto, served_by, tmp_path):
 
     with slowed(moto) as proxy:
         s3 = aio_client(moto, endpoint_url=proxy.endpoint_url)
-        elapsed = cancel_after_first_progress(
+        elapsed, _ = cancel_after_first_progress(
             lambda callback: s3.upload_file(
                 str(source), bucket, "k", Callback=callback, Config=MULTIPART
             )
@@ -406,7 +415,7 @@ def test_cancelled_directory_upload_stops_at_once(moto, served_by, tmp_path):
 
     with slowed(moto) as proxy:
         s3 = aio_client(moto, endpoint_url=proxy.endpoint_url)
-        elapsed = cancel_after_first_progress(
+        elapsed, _ = cancel_after_first_progress(
             # Two at a time: files wait for their turn when the task ends.
             lambda callback: s3.upload_directory(
                 folder, bucket, "p", Callback=callback, Config=TWO_AT_A_TIME

@@ -445,7 +445,7 @@ class AsyncClient:
             # The clean-up (abort the multipart upload, remove the temporary file) is the
             # engine's; it ends `engine` with an error that the exception in flight replaces.
             # The pump ends once the file object's read or write in flight has returned.
-            await asyncio.gather(engine, *([pumping] if pumping else []), return_exceptions=True)
+            await _until_done(engine, pumping)
             raise
 
 
@@ -488,12 +488,22 @@ async def _in_thread(
     except asyncio.CancelledError:
         if cancelled is not None:
             cancelled.set()
-        while not running.done():
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait([running])
-        if not running.cancelled():
-            running.exception()  # the call's outcome is dropped (the cancel goes on), not lost
+        await _until_done(running)
         raise
+
+
+async def _until_done(*futures: asyncio.Future | None) -> None:
+    """Waits until `futures` (None: none) have ended, through any further cancels of this
+    task (asyncio.run's end cancels every task, TaskGroup and wait_for cancel again, a second
+    Ctrl-C): asyncio.wait, unlike gather, does not cancel what it waits for. Their outcomes are
+    taken, not lost; the exception in flight goes on instead."""
+    pending = {future for future in futures if future is not None}
+    while pending:
+        with contextlib.suppress(asyncio.CancelledError):
+            _, pending = await asyncio.wait(pending)
+    for future in futures:
+        if future is not None and not future.cancelled():
+            future.exception()
 
 
 def _transfer(callback: Callable[[int], Any] | None) -> tuple:
