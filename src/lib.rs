@@ -15,6 +15,7 @@ mod expect_continue;
 mod global_endpoint;
 mod handoff;
 mod http_client;
+mod interpreter_exit;
 mod own_http;
 mod plan;
 mod presign;
@@ -32,6 +33,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _core(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    interpreter_exit::register(module)?;
     python::register(module)?;
     python_async::register(module)
 }

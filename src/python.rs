@@ -24,6 +24,7 @@ use crate::download::{self, DownloadArgs, DownloadRequest};
 use crate::error_body::ErrorField;
 use crate::errors::{RequestIds, ServiceError, TransferError};
 use crate::handoff::{ChunkQueue, Completion, WakeFd};
+use crate::interpreter_exit;
 use crate::plan;
 use crate::presign::{self, PresignRequest, PresignV2Request};
 use crate::progress::Progress;
@@ -190,6 +191,9 @@ impl Connection {
 
 /// Calls the Python `refresh` of a `Connection` (from an engine thread: it takes the GIL).
 fn fetch_credentials(refresh: &Py<PyAny>) -> Result<FetchedCredentials, String> {
+    let Some(_call) = interpreter_exit::call_into_python() else {
+        return Err("the interpreter is exiting: botocore cannot refresh the credentials".into());
+    };
     Python::attach(|py| {
         let (access_key, secret_key, session_token, refresh_in): (
             String,
@@ -734,7 +738,9 @@ where
         wake: Arc::new(move || poke.poke()),
     });
     let task_done = done.clone();
+    let exit_waits = interpreter_exit::transfer_begins();
     engine.runtime.spawn(async move {
+        let _exit_waits = exit_waits;
         // A guard, so that a panic in the transfer still wakes the waiting thread.
         let guard = PanicGuard(task_done);
         guard.0.set(Some(future.await));

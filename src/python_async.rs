@@ -29,6 +29,7 @@ use crate::batch::{self, Batch};
 use crate::download;
 use crate::errors::TransferError;
 use crate::handoff::ChunkQueue;
+use crate::interpreter_exit;
 use crate::plan;
 use crate::progress::Progress;
 use crate::python::{
@@ -63,11 +64,17 @@ impl generic::Runtime for EngineRuntime {
         current_engine().runtime.spawn(fut)
     }
 
+    /// pyo3-async-runtimes settles asyncio futures here, taking the GIL: not once the
+    /// interpreter is exiting (see `interpreter_exit`).
     fn spawn_blocking<F>(f: F) -> Self::JoinHandle
     where
         F: FnOnce() + Send + 'static,
     {
-        current_engine().runtime.spawn_blocking(f)
+        current_engine().runtime.spawn_blocking(move || {
+            if let Some(_call) = interpreter_exit::call_into_python() {
+                f();
+            }
+        })
     }
 }
 
@@ -114,6 +121,10 @@ impl Transfer {
                     let (ask, cancel) = (ask.clone(), cancel.clone());
                     // Off the async workers: taking the GIL may wait for the event loop.
                     tokio::task::spawn_blocking(move || {
+                        let Some(_call) = interpreter_exit::call_into_python() else {
+                            cancel.cancel(); // no loop is left to report to
+                            return;
+                        };
                         Python::attach(|py| {
                             if let Err(error) = ask.call0(py) {
                                 cancel.cancel();
@@ -179,12 +190,17 @@ where
 {
     let (engine, client) = engine_and_client(connection)?;
     let endpoint = connection.settings.endpoint_label();
-    let task = engine.runtime.spawn(transfer(
+    let transfer = transfer(
         client,
         endpoint,
         handle.progress.clone(),
         handle.cancel.clone(),
-    ));
+    );
+    let exit_waits = interpreter_exit::transfer_begins();
+    let task = engine.runtime.spawn(async move {
+        let _exit_waits = exit_waits;
+        transfer.await
+    });
     let cancel_if_dropped = handle.cancel.clone().drop_guard();
     generic::future_into_py::<EngineRuntime, _, Settled<T>>(py, async move {
         let outcome = task.await;

@@ -173,7 +173,8 @@ def run_script(
 ) -> str:
     """Runs `source` in a Python process of its own, for what must not happen in the test's
     (monkey patching, resource limits, an exit), with the server's endpoint, credentials and
-    `bucket` as its arguments; returns what it printed. A failure shows its stderr. Its
+    `bucket` as its arguments; returns what it printed. A failure, or a Rust panic's message
+    (an engine thread's, which does not fail the process), shows its stderr. Its
     temporary files are made in `tmp_path` (TMPDIR), which pytest clears, not in /tmp, where
     they were left behind."""
     from servers import ACCESS_KEY, SECRET_KEY
@@ -187,6 +188,7 @@ def run_script(
         timeout=timeout,
     )
     assert finished.returncode == 0, finished.stderr.decode()
+    assert b"panicked" not in finished.stderr, finished.stderr.decode()
     return finished.stdout.decode()
 
 

@@ -277,3 +277,35 @@ def test_gevent_workers_keep_running_during_transfers(s3s_fs, tmp_path):
     assert outcome["download"] == [20 * MIB, 20 * MIB]
     assert outcome["round_trips"] == [True] * 8
     assert outcome["ticks"] >= 50, outcome  # about 200 in 2 s; the shared machine may be slow
+
+
+UPLOADS_IN_DAEMON_THREADS_AT_EXIT = """
+import os, sys, threading, time
+import s3turbo
+from boto3.s3.transfer import TransferConfig
+
+client = s3turbo.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1",
+                        aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[3])
+source = os.path.join(os.environ["TMPDIR"], "source.bin")
+with open(source, "wb") as out:
+    out.write(os.urandom(12 << 20))
+# Three parts each, at 8 MiB/s: about 1.5 s per upload.
+config = TransferConfig(multipart_threshold=5 << 20, multipart_chunksize=5 << 20,
+                        max_bandwidth=8 << 20)
+for i in range(4):
+    threading.Thread(target=client.upload_file, args=(source, sys.argv[4], f"k{i}"),
+                     kwargs={"Config": config}, daemon=True).start()
+time.sleep(0.3)  # and the script ends, its uploads under way
+"""
+
+
+def test_uploads_in_daemon_threads_end_before_the_process_does(moto, tmp_path):
+    """The exit waits for the transfers under way, as Python's waits for boto3's transfer
+    threads: a script that ended while daemon threads uploaded left multipart uploads open
+    (billed on S3) and objects missing."""
+    bucket = moto.new_bucket()
+    run_script(UPLOADS_IN_DAEMON_THREADS_AT_EXIT, tmp_path, moto, bucket, timeout=120)
+    boto = moto.boto3_client()
+    assert boto.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    stored = boto.list_objects_v2(Bucket=bucket).get("Contents", [])
+    assert sorted(item["Key"] for item in stored) == ["k0", "k1", "k2", "k3"]
