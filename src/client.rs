@@ -69,6 +69,9 @@ pub struct ConnectionSettings {
     pub https_proxy: Option<String>,
     pub connect_timeout_ms: u64,
     pub read_timeout_ms: u64,
+    /// botocore's `max_pool_connections`: the idle connections kept for later requests (as
+    /// urllib3's pool keeps at most that many; requests beyond it still get a connection).
+    pub max_idle_connections: usize,
     /// Total attempts per request, the first included.
     pub max_attempts: u32,
     pub retry_mode: RetryMode,
@@ -200,6 +203,7 @@ impl ConnectionSettings {
                     Trust::AnyCertificate
                 },
                 connect_timeout: Duration::from_millis(self.connect_timeout_ms),
+                max_idle_connections: self.max_idle_connections,
                 tcp_keepalive: self.tcp_keepalive,
                 client_certificate: self.client_certificate(),
             })?
@@ -225,6 +229,7 @@ impl ConnectionSettings {
             .build()
             .map_err(|e| TransferError::InvalidInput(format!("TLS settings: {e}")))?;
         let proxy = self.proxy_config()?;
+        let max_idle_connections = self.max_idle_connections;
         Ok(
             Builder::new().build_with_connector_fn(move |settings, components| {
                 let mut connector = ConnectorBuilder::default()
@@ -233,6 +238,7 @@ impl ConnectionSettings {
                 connector.set_connector_settings(settings.cloned());
                 connector.set_sleep_impl(components.and_then(|c| c.sleep_impl()));
                 connector.set_proxy_config(Some(proxy.clone()));
+                connector.set_pool_max_idle_per_host(Some(max_idle_connections));
                 connector.build()
             }),
         )

@@ -50,6 +50,8 @@ pub enum Trust {
 pub struct Settings {
     pub trust: Trust,
     pub connect_timeout: Duration,
+    /// The idle connections kept for later requests (botocore's `max_pool_connections`).
+    pub max_idle_connections: usize,
     /// SO_KEEPALIVE, with the system's idle time before the first probe (botocore sets only
     /// the flag).
     pub tcp_keepalive: bool,
@@ -104,6 +106,7 @@ pub fn client(settings: Settings) -> Result<SharedHttpClient, TransferError> {
     };
     let client = Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
+        .pool_max_idle_per_host(settings.max_idle_connections)
         .build(connect);
     Ok(connector_client(OwnConnector(client)))
 }

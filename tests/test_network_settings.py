@@ -250,6 +250,40 @@ def test_tcp_keepalive_is_set_on_the_connections_as_in_boto3(
     assert flags == {"s3turbo": {1}, "s3turbo without": {0}, "boto3": {1}}
 
 
+@pytest.mark.parametrize("tcp_keepalive", [False, True], ids=["SDK's client", "own client"])
+@pytest.mark.parametrize("max_pool_connections", [None, 4])
+def test_idle_connections_kept_are_max_pool_connections(
+    s3s_fs, tmp_path, tcp_keepalive, max_pool_connections
+):
+    """botocore keeps at most max_pool_connections connections for later requests (urllib3's
+    pool size, 10 by default); more are opened when more requests are in flight, and closed
+    once done. The engine kept every connection it had opened: hundreds after a burst of
+    threads, each an open file."""
+    bucket = s3s_fs.new_bucket()
+    boto = s3s_fs.boto3_client()
+    for i in range(32):
+        boto.put_object(Bucket=bucket, Key=f"k{i}", Body=b"x" * 1000)
+    config = Config(tcp_keepalive=tcp_keepalive)
+    if max_pool_connections is not None:
+        config = config.merge(Config(max_pool_connections=max_pool_connections))
+    kept = max_pool_connections or 10
+    with FaultProxy(s3s_fs.endpoint_url) as relay:
+        client = s3s_fs.s3turbo_client(endpoint_url=relay.endpoint_url, config=config)
+        barrier = threading.Barrier(32)
+
+        def download(i):
+            barrier.wait()  # all at once: more requests in flight than connections kept
+            client.download_file(bucket, f"k{i}", str(tmp_path / f"f{i}"))
+
+        threads = [threading.Thread(target=download, args=(i,)) for i in range(32)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert relay.connections > kept
+        assert connections_left(relay.port, at_most=kept) <= kept
+
+
 def test_tcp_keepalive_from_the_config_file(s3s_fs, tmp_path, monkeypatch, caplog):
     """`tcp_keepalive = true` in the config file turns it on as the Config does."""
     (tmp_path / "config").write_text("[default]\ntcp_keepalive = true\n")

@@ -80,6 +80,7 @@ class Connection:
         https_proxy: str | None,
         connect_timeout: float,
         read_timeout: float,
+        max_pool_connections: int,
         max_attempts: int,
         retry_mode: str,
         retry_behavior_2_1: bool,

@@ -104,6 +104,7 @@ def connection(client: Any) -> _core.Connection:
         https_proxy=proxies.get("https"),
         connect_timeout=_NO_TIMEOUT if config.connect_timeout is None else config.connect_timeout,
         read_timeout=_NO_TIMEOUT if config.read_timeout is None else config.read_timeout,
+        max_pool_connections=config.max_pool_connections,
         max_attempts=config.retries.get("total_max_attempts", _DEFAULT_ATTEMPTS[retry_mode]),
         retry_mode=retry_mode,
         retry_behavior_2_1=_RETRY_BEHAVIOR_2_1,
