@@ -2,10 +2,11 @@
 //!
 //! Two things must be over before the interpreter finalizes:
 //!
-//! - The transfers begun before the exit. boto3's transfer managers run on Python threads that
-//!   the exit joins, so an upload in a daemon thread still completes (or aborts its multipart
-//!   upload) before the process ends. The engine's tasks would be cut off with the process,
-//!   leaving multipart uploads open (billed on S3 until a lifecycle rule aborts them).
+//! - The sync API's transfers begun before the exit. boto3's transfer managers run on Python
+//!   threads that the exit joins, so an upload in a daemon thread still completes (or aborts
+//!   its multipart upload) before the process ends. The engine's tasks would be cut off with
+//!   the process, leaving multipart uploads open (billed on S3 until a lifecycle rule aborts
+//!   them). (The asyncio API's are not waited for: see `python_async::spawn_transfer`.)
 //! - The calls into Python from engine threads: settling an asyncio future (pyo3-async-runtimes,
 //!   through `EngineRuntime::spawn_blocking`), asking an event loop for a report, refreshing
 //!   credentials. CPython ends a thread that takes the GIL once finalization has begun with

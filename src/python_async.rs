@@ -190,17 +190,15 @@ where
 {
     let (engine, client) = engine_and_client(connection)?;
     let endpoint = connection.settings.endpoint_label();
-    let transfer = transfer(
+    // Not waited for at the interpreter's exit, unlike the sync API's: asyncio.run cancels its
+    // tasks and awaits their clean-up first, and a task whose loop was closed under it may never
+    // end (its file object's reads or writes wait for that loop).
+    let task = engine.runtime.spawn(transfer(
         client,
         endpoint,
         handle.progress.clone(),
         handle.cancel.clone(),
-    );
-    let exit_waits = interpreter_exit::transfer_begins();
-    let task = engine.runtime.spawn(async move {
-        let _exit_waits = exit_waits;
-        transfer.await
-    });
+    ));
     let cancel_if_dropped = handle.cancel.clone().drop_guard();
     generic::future_into_py::<EngineRuntime, _, Settled<T>>(py, async move {
         let outcome = task.await;
