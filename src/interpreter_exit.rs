@@ -20,6 +20,7 @@
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
 /// How long the exit waits for the calls into Python in flight (each is short: settling a
@@ -84,6 +85,18 @@ impl Drop for Transfer {
 /// A call into Python from an engine thread, while it is held.
 pub struct CallIntoPython(());
 
+/// RuntimeError once the engine threads may no longer call into Python: an asyncio transfer
+/// (whose future they settle) begun then, from an atexit handler run after `at_exit`, would
+/// never end. (boto3's transfer managers refuse to start then too.)
+pub fn refuse_async_if_exiting() -> PyResult<()> {
+    match state().gate_closed {
+        true => Err(PyRuntimeError::new_err(
+            "s3turbo: the interpreter is exiting: no asyncio transfer can start",
+        )),
+        false => Ok(()),
+    }
+}
+
 /// Permission to call into Python from an engine thread: None once the interpreter is exiting
 /// (the call is not made; what it would have settled has no one left to see it).
 pub fn call_into_python() -> Option<CallIntoPython> {
@@ -104,10 +117,29 @@ impl Drop for CallIntoPython {
 }
 
 /// The atexit handler: waits (without the GIL, which the transfers' threads need) for the
-/// transfers begun before, then closes the gate once the calls into Python have left.
+/// transfers begun before, then closes the gate once the calls into Python have left (also
+/// when Ctrl-C stopped the wait).
 #[pyfunction]
 fn at_exit(py: Python<'_>) -> PyResult<()> {
     state().exiting = true;
+    // Where gevent or eventlet has replaced `select`, this thread is their hub: waiting here
+    // would stop the green threads whose transfers are waited for.
+    let waited = match crate::python::green_select(py) {
+        Ok(None) => wait_for_transfers(py),
+        Ok(Some(_)) => Ok(()),
+        Err(error) => Err(error),
+    };
+    py.detach(|| {
+        let mut state = state();
+        state.gate_closed = true;
+        let _ = CHANGED
+            .wait_timeout_while(state, CALLS_DRAIN, |state| state.calls_inside > 0)
+            .unwrap_or_else(|p| p.into_inner());
+    });
+    waited
+}
+
+fn wait_for_transfers(py: Python<'_>) -> PyResult<()> {
     loop {
         let transfers_over = py.detach(|| {
             let state = state();
@@ -117,18 +149,10 @@ fn at_exit(py: Python<'_>) -> PyResult<()> {
             state.transfers == 0
         });
         if transfers_over {
-            break;
+            return Ok(());
         }
         py.check_signals()?;
     }
-    py.detach(|| {
-        let mut state = state();
-        state.gate_closed = true;
-        let _ = CHANGED
-            .wait_timeout_while(state, CALLS_DRAIN, |state| state.calls_inside > 0)
-            .unwrap_or_else(|p| p.into_inner());
-    });
-    Ok(())
 }
 
 /// Registers `at_exit` with Python's atexit.

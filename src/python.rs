@@ -702,6 +702,9 @@ where
     T: Send + 'static,
 {
     let (engine, client) = engine_and_client(connection)?;
+    // The exit waits for this thread to be out of the engine's frames, as well as for the
+    // task's clean-up (see `interpreter_exit`).
+    let _exit_waits_for_caller = interpreter_exit::transfer_begins();
     let cancel = CancellationToken::new();
     let green_select = green_select(py)?;
     let wake_fd = match green_select {
@@ -815,7 +818,7 @@ where
 /// they must run while it waits. (Another thread, such as one of gevent's thread pool, is
 /// there to block; a green wait would make it a hub of its own.)
 #[cfg(target_os = "linux")]
-fn green_select(py: Python<'_>) -> PyResult<Option<Bound<'_, PyAny>>> {
+pub(crate) fn green_select(py: Python<'_>) -> PyResult<Option<Bound<'_, PyAny>>> {
     // SAFETY: gettid has no preconditions.
     let main_thread = i64::from(unsafe { libc::gettid() }) == i64::from(std::process::id());
     if !main_thread {
@@ -827,7 +830,7 @@ fn green_select(py: Python<'_>) -> PyResult<Option<Bound<'_, PyAny>>> {
 
 /// Green waits take an eventfd, which only Linux has: elsewhere a transfer blocks its thread.
 #[cfg(not(target_os = "linux"))]
-fn green_select(_py: Python<'_>) -> PyResult<Option<Bound<'_, PyAny>>> {
+pub(crate) fn green_select(_py: Python<'_>) -> PyResult<Option<Bound<'_, PyAny>>> {
     Ok(None)
 }
 

@@ -188,6 +188,7 @@ where
     Fut: Future<Output = Result<T, TransferError>> + Send + 'static,
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
+    interpreter_exit::refuse_async_if_exiting()?;
     let (engine, client) = engine_and_client(connection)?;
     let endpoint = connection.settings.endpoint_label();
     // Not waited for at the interpreter's exit, unlike the sync API's: asyncio.run cancels its
@@ -368,6 +369,7 @@ impl BlockSender {
 
 impl BlockSender {
     fn hand_over<'py>(&self, py: Python<'py>, block: StreamBlock) -> PyResult<Bound<'py, PyAny>> {
+        interpreter_exit::refuse_async_if_exiting()?;
         let sender = self
             .sender
             .lock()
@@ -426,6 +428,7 @@ impl ChunkReceiver {
     /// An awaitable of the next chunk, or None after the last one (or when the transfer
     /// stopped; its awaitable says why).
     fn next<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        interpreter_exit::refuse_async_if_exiting()?;
         let (queue, ready, finished) = (
             self.queue.clone(),
             self.ready.clone(),

@@ -818,3 +818,34 @@ def test_a_script_ends_cleanly_right_after_its_transfers(s3s_fs, tmp_path):
         run_dir = tmp_path / f"run{run}"
         run_dir.mkdir()
         assert run_script(EXIT_AFTER_MANY_DOWNLOADS, run_dir, s3s_fs, bucket) == "downloaded\n"
+
+
+ASYNC_UPLOAD_IN_A_LATER_EXIT_HANDLER = """
+import asyncio, atexit, io, sys
+
+def flush():
+    import s3turbo.aio
+
+    async def upload():
+        s3 = s3turbo.aio.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1",
+                                aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[3])
+        try:
+            await s3.upload_fileobj(io.BytesIO(b"log"), sys.argv[4], "k")
+            print("uploaded")
+        except RuntimeError as error:
+            print("refused:", error)
+
+    asyncio.run(upload())
+
+atexit.register(flush)  # before s3turbo is imported: runs after s3turbo's exit handler
+import s3turbo
+"""
+
+
+def test_an_asyncio_transfer_begun_after_the_exit_handler_is_refused(s3s_fs, tmp_path):
+    """Once s3turbo's exit handler has run, engine threads no longer settle asyncio futures: a
+    transfer begun then (an exit handler registered earlier) is refused with a RuntimeError,
+    as boto3's transfer managers refuse to start then; it waited for ever."""
+    bucket = s3s_fs.new_bucket()
+    printed = run_script(ASYNC_UPLOAD_IN_A_LATER_EXIT_HANDLER, tmp_path, s3s_fs, bucket, 30)
+    assert printed.startswith("refused: s3turbo: the interpreter is exiting"), printed

@@ -309,3 +309,34 @@ def test_uploads_in_daemon_threads_end_before_the_process_does(moto, tmp_path):
     assert boto.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     stored = boto.list_objects_v2(Bucket=bucket).get("Contents", [])
     assert sorted(item["Key"] for item in stored) == ["k0", "k1", "k2", "k3"]
+
+
+GREEN_UPLOAD_AT_EXIT = """
+from gevent import monkey
+
+monkey.patch_all()
+import io, sys, time
+import gevent
+import s3turbo
+
+class SlowReader(io.RawIOBase):
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        time.sleep(0.2)
+        buffer[:1024] = b"x" * 1024
+        return 1024
+
+client = s3turbo.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1",
+                        aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[3])
+gevent.spawn(client.upload_fileobj, SlowReader(), sys.argv[4], "k")
+gevent.sleep(1)  # and the script ends, a green thread's upload under way
+"""
+
+
+def test_a_gevent_process_exits_with_a_green_transfer_under_way(s3s_fs, tmp_path):
+    """The exit does not wait for transfers in gevent's main thread: waiting there would stop
+    the hub, and with it the green threads whose transfers it waits for (it hung)."""
+    bucket = s3s_fs.new_bucket()
+    run_script(GREEN_UPLOAD_AT_EXIT, tmp_path, s3s_fs, bucket, timeout=30)

@@ -284,6 +284,16 @@ def test_idle_connections_kept_are_max_pool_connections(
         assert connections_left(relay.port, at_most=kept) <= kept
 
 
+@pytest.mark.parametrize("max_pool_connections", [0, -1])
+def test_a_pool_size_of_none_keeps_any_number(s3s_fs, tmp_path, caplog, max_pool_connections):
+    """urllib3 keeps any number of connections for a pool size of 0 or less, and boto3 works
+    with it (the engine raised OverflowError for -1)."""
+    bucket = s3s_fs.new_bucket()
+    config = Config(max_pool_connections=max_pool_connections)
+    with served_by_engine(caplog):
+        round_trip(s3s_fs.s3turbo_client(config=config), bucket, tmp_path)
+
+
 def test_tcp_keepalive_from_the_config_file(s3s_fs, tmp_path, monkeypatch, caplog):
     """`tcp_keepalive = true` in the config file turns it on as the Config does."""
     (tmp_path / "config").write_text("[default]\ntcp_keepalive = true\n")

@@ -104,7 +104,10 @@ def connection(client: Any) -> _core.Connection:
         https_proxy=proxies.get("https"),
         connect_timeout=_NO_TIMEOUT if config.connect_timeout is None else config.connect_timeout,
         read_timeout=_NO_TIMEOUT if config.read_timeout is None else config.read_timeout,
-        max_pool_connections=config.max_pool_connections,
+        # urllib3 keeps any number of connections for a pool size of 0 or less.
+        max_pool_connections=max_pool
+        if (max_pool := config.max_pool_connections) > 0
+        else _U64_MAX,
         max_attempts=config.retries.get("total_max_attempts", _DEFAULT_ATTEMPTS[retry_mode]),
         retry_mode=retry_mode,
         retry_behavior_2_1=_RETRY_BEHAVIOR_2_1,

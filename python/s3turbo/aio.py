@@ -494,8 +494,8 @@ async def _in_thread(
 
 async def _until_done(*futures: asyncio.Future | None) -> None:
     """Waits until `futures` (None: none) have ended, through any further cancels of this
-    task (asyncio.run's end cancels every task, TaskGroup and wait_for cancel again, a second
-    Ctrl-C): asyncio.wait, unlike gather, does not cancel what it waits for. Their outcomes are
+    task (asyncio.run's end cancels every task, and TaskGroup and wait_for cancel again):
+    asyncio.wait, unlike gather, does not cancel what it waits for. Their outcomes are
     taken, not lost; the exception in flight goes on instead."""
     pending = {future for future in futures if future is not None}
     while pending:
