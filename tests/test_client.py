@@ -9,11 +9,12 @@ import time
 
 import boto3
 import botocore
+import botocore.handlers
 import pytest
 from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import EndpointConnectionError, NoCredentialsError, ParamValidationError
-from helpers import MIB, sha256_file, sha256_object, write_random
+from helpers import MIB, fallbacks, sha256_file, sha256_object, write_random
 
 import s3turbo
 from faultproxy import FaultProxy
@@ -174,6 +175,73 @@ def test_calls_the_engine_cannot_honour_go_to_boto3(s3s_fs, tmp_path, monkeypatc
     reasons = [r.getMessage() for r in caplog.records if r.name == "s3turbo"]
     assert any("download_file falls back to boto3: S3TURBO_DISABLE" in m for m in reasons)
     assert any("upload_file falls back to boto3: signature_version 's3'" in m for m in reasons)
+
+
+def _without_validator(client, event, validator):
+    client.meta.events.unregister(event, validator)
+    return client
+
+
+@pytest.mark.parametrize(
+    "bucket_suffix, extra_args, unregistered",
+    [
+        # Ceph RGW's multi-tenant bucket names: botocore's name check taken out.
+        (":tenant", None, ("before-parameter-build.s3", botocore.handlers.validate_bucket_name)),
+        (
+            "",
+            {"Metadata": {"city": "Zürich"}},
+            ("before-parameter-build.s3.PutObject", botocore.handlers.validate_ascii_metadata),
+        ),
+    ],
+)
+def test_a_check_the_user_unregistered_is_not_made(
+    moto, tmp_path, caplog, bucket_suffix, extra_args, unregistered
+):
+    """botocore's parameter checks the user took off the client are not made by the engine
+    either: boto3 serves those calls, as they are sent without them."""
+    bucket = moto.new_bucket()
+    source = write_random(tmp_path / "source.bin", 1000)
+    results = {}
+    for name, client in {
+        "s3turbo": _without_validator(moto.s3turbo_client(), *unregistered),
+        "boto3": _without_validator(moto.boto3_client(), *unregistered),
+    }.items():
+        try:
+            with caplog.at_level("DEBUG", logger="s3turbo"):
+                client.upload_file(str(source), bucket + bucket_suffix, name, ExtraArgs=extra_args)
+            results[name] = "stored"
+        except Exception as error:  # compared with boto3's below
+            results[name] = (type(error), str(error).replace(name, "KEY"))
+    assert results["s3turbo"] == results["boto3"]
+    assert unregistered[1].__name__ in " ".join(fallbacks(caplog))
+
+
+def test_parameter_validation_off_is_honoured(moto, tmp_path, caplog):
+    """Config(parameter_validation=False): botocore sends what it is given, unchecked."""
+    bucket = moto.new_bucket()
+    source = write_random(tmp_path / "source.bin", 1000)
+    unchecked = Config(parameter_validation=False)
+    for module, client in {
+        "s3turbo": moto.s3turbo_client(config=unchecked),
+        "boto3": moto.boto3_client(config=unchecked),
+    }.items():
+        with caplog.at_level("DEBUG", logger="s3turbo"):
+            client.upload_file(str(source), bucket, module, ExtraArgs={"ContentType": 7})
+        assert client.head_object(Bucket=bucket, Key=module)["ContentType"] == "7"
+    assert fallbacks(caplog) == ["upload_file falls back to boto3: parameter_validation is off"]
+
+
+def test_a_client_of_another_service_is_refused():
+    """Its transfers would fail with botocore's OperationNotFoundError: boto3's is the client
+    to use."""
+    kwargs = {"region_name": "us-east-1", "aws_access_key_id": "a", "aws_secret_access_key": "b"}
+    for make in (
+        lambda: s3turbo.client("sqs", **kwargs),
+        lambda: s3turbo.aio.client("sqs", **kwargs),
+        lambda: s3turbo.accelerate(boto3.client("dynamodb", **kwargs)),
+    ):
+        with pytest.raises(ValueError, match="s3turbo serves S3 clients, not '(sqs|dynamodb)'"):
+            make()
 
 
 def test_anonymous_clients_are_served_by_the_engine_unsigned_as_by_boto3(

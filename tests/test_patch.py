@@ -14,7 +14,7 @@ import pytest
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import S3Transfer, TransferConfig
 from botocore.config import Config
-from botocore.exceptions import ClientError, NoCredentialsError
+from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 from botocore.stub import Stubber
 from helpers import MIB, THRESHOLD, Callbacks, sha256_file, write_random
 from s3transfer.utils import OSUtils
@@ -302,6 +302,97 @@ def test_mocks_of_make_api_call_keep_answering_after_patch(tmp_path, engine_call
         s3turbo.unpatch()
     assert seen == ["PutObject", "HeadObject", "GetObject", "PutObject"]
     assert engine_calls == {}
+
+
+DEAD_ENDPOINT = {
+    "region_name": "us-east-1",
+    "endpoint_url": "http://127.0.0.1:9",
+    "aws_access_key_id": "a",
+    "aws_secret_access_key": "b",
+}
+
+
+def _dead_endpoint_client(kind):
+    if kind == "s3turbo.client":
+        return s3turbo.client("s3", **DEAD_ENDPOINT)
+    s3turbo.patch()
+    return boto3.client("s3", **DEAD_ENDPOINT)
+
+
+@pytest.mark.parametrize(
+    "kind, where",
+    [("patched", "instance"), ("patched", "class"), ("s3turbo.client", "instance")],
+)
+def test_mocks_of_operation_methods_answer_the_transfers(kind, where, tmp_path, engine_calls):
+    """s3transfer calls the client's put_object, head_object and get_object: a test's mock of
+    them answers, as it does for boto3, and nothing reaches the network (here: no server)."""
+    source = write_random(tmp_path / "source.bin", 1000)
+    try:
+        client = _dead_endpoint_client(kind)
+        target = client if where == "instance" else type(client)
+        head = {"ContentLength": 5, "ETag": '"e"'}
+        with (
+            mock.patch.object(target, "put_object", return_value={"ETag": '"e"'}) as put,
+            mock.patch.object(target, "head_object", return_value=head) as head_object,
+            mock.patch.object(target, "get_object") as get,
+        ):
+            get.side_effect = lambda **_: {**head, "Body": io.BytesIO(b"hello")}
+            client.upload_file(str(source), "b", "k")
+            client.upload_fileobj(io.BytesIO(b"x"), "b", "k")
+            client.download_file("b", "k", str(tmp_path / "out.txt"))
+            sink = io.BytesIO()
+            client.download_fileobj("b", "k", sink)
+        assert [put.call_count, head_object.call_count, get.call_count] == [2, 2, 2]
+        assert (tmp_path / "out.txt").read_bytes() == sink.getvalue() == b"hello"
+        assert engine_calls == {}
+        # The mocks are gone with their context: the client is the engine's again.
+        with pytest.raises(EndpointConnectionError):
+            client.upload_file(str(source), "b", "k")
+        assert engine_calls == {"upload_file": 1}
+    finally:
+        s3turbo.unpatch()
+
+
+def test_a_mock_set_on_an_s3turbo_client_reaches_its_boto3_client(tmp_path, engine_calls):
+    """`mock.patch.object(s3, "_make_api_call")` on the client s3turbo.client() returns mocks
+    the boto3 client's requests, the transfers' included, as on a boto3 client."""
+    client = s3turbo.client("s3", **DEAD_ENDPOINT)
+    seen = []
+
+    def fake(operation, params):
+        seen.append(operation)
+        return {"ETag": '"e"'}
+
+    with mock.patch.object(client, "_make_api_call", side_effect=fake):
+        client.put_object(Bucket="b", Key="k", Body=b"x")
+        client.upload_fileobj(io.BytesIO(b"x"), "b", "k")
+    assert seen == ["PutObject", "PutObject"]
+    assert engine_calls == {}
+    assert "_make_api_call" not in vars(client._client)
+    with pytest.raises(EndpointConnectionError):
+        client.upload_fileobj(io.BytesIO(b"x"), "b", "k")
+    assert engine_calls == {"upload_fileobj": 1}
+
+
+def test_accelerating_an_accelerated_client_changes_nothing(s3s_fs, tmp_path, engine_calls):
+    fast = s3turbo.accelerate(s3turbo.accelerate(s3s_fs.s3turbo_client()))
+    bucket = s3s_fs.new_bucket()
+    fast.upload_fileobj(io.BytesIO(b"x"), bucket, "k")
+    assert fast.get_object(Bucket=bucket, Key="k")["Body"].read() == b"x"
+    assert engine_calls == {"upload_fileobj": 1}
+
+
+def test_patched_methods_are_documented_as_boto3s():
+    s3turbo.patch()
+    try:
+        client = boto3.client("s3", region_name="us-east-1")
+    finally:
+        s3turbo.unpatch()
+    for name in ("upload_file", "download_file", "upload_fileobj", "download_fileobj"):
+        assert getattr(client, name).__doc__ == getattr(boto3.s3.inject, name).__doc__
+        assert getattr(s3turbo.Client, name).__doc__ == getattr(boto3.s3.inject, name).__doc__
+    presign_doc = botocore.signers.generate_presigned_url.__doc__
+    assert client.generate_presigned_url.__doc__ == presign_doc
 
 
 def test_tracing_and_http_recorders_see_every_transfer(s3s_fs, tmp_path, engine_calls):

@@ -9,9 +9,10 @@ import time
 
 import boto3
 import pytest
+from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import ParamValidationError, UnknownClientMethodError
-from helpers import fetch
+from helpers import fallbacks, fetch, served_by_engine
 
 import s3turbo
 import s3turbo._presign as presign
@@ -79,7 +80,9 @@ SIGNATURE_VERSIONS = [None, "s3v4", "v4"]
 @pytest.mark.parametrize("signature_version", SIGNATURE_VERSIONS)
 @pytest.mark.parametrize("client_kwargs", CLIENTS)
 @pytest.mark.parametrize("method, params", CASES + SIGV2_CASES)
-def test_url_is_botocores_url(frozen_time, client_kwargs, method, params, signature_version):
+def test_url_is_botocores_url(
+    frozen_time, caplog, client_kwargs, method, params, signature_version
+):
     kwargs = {"aws_access_key_id": "AKIDEXAMPLE", "aws_secret_access_key": "secret/key+1"}
     kwargs.update(client_kwargs)
     config = kwargs.pop("config", Config()).merge(Config(signature_version=signature_version))
@@ -88,9 +91,10 @@ def test_url_is_botocores_url(frozen_time, client_kwargs, method, params, signat
     # boto3 takes any ExpiresIn (S3 refuses more than 7 days when the URL is used): so do we.
     # An empty HttpMethod is signed as it is, as botocore signs it.
     for expires, http_method in ((3600, None), (60, "PUT"), (604_801, None), (0, None), (9, "")):
-        ours = turbo.generate_presigned_url(
-            method, Params=params, ExpiresIn=expires, HttpMethod=http_method
-        )
+        with served_by_engine(caplog):
+            ours = turbo.generate_presigned_url(
+                method, Params=params, ExpiresIn=expires, HttpMethod=http_method
+            )
         theirs = boto.generate_presigned_url(
             method, Params=params, ExpiresIn=expires, HttpMethod=http_method
         )
@@ -173,6 +177,61 @@ def test_url_is_botocores_url_in_odd_settings(frozen_time, case):
         for module in (s3turbo, boto3)
     ]
     assert urls[0] == urls[1]
+
+
+KEY = {"Bucket": "bkt", "Key": "k"}
+
+
+class Version(str):
+    """A str of another type, as an enum's value may be: botocore writes it as it chooses."""
+
+
+# URLs boto3 makes, and the reason the s3turbo logger gives for each.
+BOTO3_MAKES = {
+    "another-method": ({}, "list_objects_v2", {"Bucket": "bkt"}, "does not sign list_objects_v2"),
+    "sse-c": (
+        {},
+        "get_object",
+        {**KEY, "SSECustomerKey": "k" * 32},
+        "does not sign SSECustomerKey",
+    ),
+    "str-subclass": (
+        {},
+        "get_object",
+        {**KEY, "VersionId": Version("v1")},
+        "VersionId is a Version",
+    ),
+    "arn": (
+        {},
+        "get_object",
+        {"Bucket": "arn:aws:s3:us-west-2:123456789012:accesspoint/ap", "Key": "k"},
+        "the bucket is an ARN",
+    ),
+    "anonymous": ({"config": Config(signature_version=UNSIGNED)}, "get_object", KEY, "UNSIGNED"),
+    "disabled": ({}, "get_object", KEY, "S3TURBO_DISABLE is set"),
+}
+
+
+@pytest.mark.parametrize("case", BOTO3_MAKES)
+def test_urls_boto3_makes_are_logged_with_the_reason(frozen_time, caplog, monkeypatch, case):
+    client_kwargs, method, params, reason = BOTO3_MAKES[case]
+    if case == "disabled":
+        monkeypatch.setenv("S3TURBO_DISABLE", "1")
+    kwargs = {
+        "region_name": "us-east-1",
+        "aws_access_key_id": "AKIDEXAMPLE",
+        "aws_secret_access_key": "secret",
+        **client_kwargs,
+    }
+    with caplog.at_level("DEBUG", logger="s3turbo"):
+        urls = [
+            module.client("s3", **kwargs).generate_presigned_url(method, Params=dict(params))
+            for module in (s3turbo, boto3)
+        ]
+    assert urls[0] == urls[1]
+    [logged] = fallbacks(caplog)
+    assert logged.startswith("generate_presigned_url falls back to boto3: ")
+    assert reason in logged
 
 
 @pytest.mark.parametrize("expires", [b"60", [60]])

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import boto3
+import boto3.s3.inject
 import botocore.client
 import botocore.signers
 from boto3.exceptions import RetriesExceededError, S3UploadFailedError
@@ -25,7 +26,7 @@ from s3transfer.manager import TransferManager
 from . import _boto3 as boto3_transfers
 from . import _core, _directory, _settings
 from ._presign import OPERATIONS as PRESIGNED_OPERATIONS
-from ._presign import PRESIGN_EVENTS, Presigner
+from ._presign import PRESIGN_EVENTS, BotocoreSigns, Presigner
 
 logger = logging.getLogger("s3turbo")
 
@@ -280,14 +281,19 @@ def _boto3_must_serve(
     return reason is not None
 
 
-def _disabled() -> bool:
-    return os.environ.get("S3TURBO_DISABLE", "") not in ("", "0")
+def _disabled() -> str | None:
+    """Why the engine is off, if it is: read on every call, so it can be switched at run time."""
+    if os.environ.get("S3TURBO_DISABLE", "") in ("", "0"):
+        return None
+    return "S3TURBO_DISABLE is set"
 
 
 def _unsupported_setting(client: Any) -> str | None:
-    if _disabled():
-        return "S3TURBO_DISABLE is set"
-    return _settings.unsupported_client_setting(client) or _settings.interception(client)
+    return (
+        _disabled()
+        or _settings.unsupported_client_setting(client)
+        or _settings.interception(client)
+    )
 
 
 # Distinct ExtraArgs whose UploadPlans a client keeps; the cache starts over beyond that.
@@ -295,7 +301,10 @@ _UPLOAD_PLANS_KEPT = 64
 
 
 def _log_fallback(method: str, reason: str) -> None:
-    logger.debug("s3turbo: %s falls back to boto3: %s", method, reason)
+    logger.debug("%s falls back to boto3: %s", method, reason)
+
+
+_WRAPPER_ATTRIBUTES = frozenset({"_client", "_presigner", "_upload_plans"})
 
 
 class Client:
@@ -303,6 +312,10 @@ class Client:
     Every other attribute is the wrapped boto3 client's."""
 
     def __init__(self, boto3_client: Any):
+        service = boto3_client.meta.service_model.service_name
+        if service != "s3":
+            # Its transfer methods would fail later with botocore's OperationNotFoundError.
+            raise ValueError(f"s3turbo serves S3 clients, not {service!r}: use boto3's client")
         self._client = boto3_client
         self._presigner = Presigner(boto3_client)
         # UploadPlans by frozen ExtraArgs (see _upload_plan).
@@ -310,6 +323,20 @@ class Client:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # What is not the wrapper's own is set on the client, so that a test's
+        # `mock.patch.object(s3, "put_object")` (or "_make_api_call") mocks the client's calls.
+        if name in _WRAPPER_ATTRIBUTES or hasattr(type(self), name):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._client, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if name in vars(self):
+            object.__delattr__(self, name)
+        else:
+            delattr(self._client, name)
 
     def __dir__(self) -> list[str]:
         return sorted(set(dir(self._client)) | set(super().__dir__()))
@@ -535,16 +562,20 @@ class Client:
         ExpiresIn: int = 3600,
         HttpMethod: str | None = None,
     ) -> str:
-        """A SigV4 presigned URL computed by the engine; boto3 makes the ones it does not
-        cover (see _presign.py)."""
+        # The URL is computed by the engine; boto3 makes the ones it does not cover (see
+        # _presign.py). The docstring is botocore's (below).
         _check_presign_args(self._client, ClientMethod, Params, HttpMethod)
         # As botocore: the method is signed upper-cased, and None means the default expiry.
         HttpMethod = HttpMethod.upper() if HttpMethod is not None else None
         ExpiresIn = 3600 if ExpiresIn is None else ExpiresIn
-        if not _disabled() and not self._presign_handler(ClientMethod):
-            url = self._presigner.url(ClientMethod, Params, ExpiresIn, HttpMethod)
-            if url is not None:
-                return url
+        disabled = _disabled()
+        if disabled:
+            _log_fallback("generate_presigned_url", disabled)
+        elif not self._presign_handler(ClientMethod):
+            try:
+                return self._presigner.url(ClientMethod, Params, ExpiresIn, HttpMethod)
+            except BotocoreSigns as reason:
+                _log_fallback("generate_presigned_url", str(reason))
         return botocore_generate_presigned_url(
             self._client, ClientMethod, Params=Params, ExpiresIn=ExpiresIn, HttpMethod=HttpMethod
         )
@@ -608,3 +639,9 @@ class Client:
         if type(error) is error_class:
             return error
         return error_class(error.response, error.operation_name)
+
+
+# help() and IDEs show boto3's and botocore's documentation of the methods their users call.
+for _name in ("upload_file", "download_file", "upload_fileobj", "download_fileobj"):
+    getattr(Client, _name).__doc__ = getattr(boto3.s3.inject, _name).__doc__
+Client.generate_presigned_url.__doc__ = botocore_generate_presigned_url.__doc__

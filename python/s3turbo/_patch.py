@@ -139,6 +139,7 @@ _ENGINE_S3TRANSFER = {
 }
 for _name, _method in _ENGINE_S3TRANSFER.items():
     _method.__name__ = _name
+    _method.__qualname__ = f"S3Transfer.{_name}"
     _method.__doc__ = _BOTO3_S3TRANSFER[_name].__doc__
 
 
@@ -183,5 +184,6 @@ def unpatch() -> None:
 
 def accelerate(client: Any) -> Client:
     """The engine for one existing boto3 S3 client, with that client's credentials and
-    settings; every other method is the client's own."""
-    return Client(client)
+    settings; every other method is the client's own. An accelerated client is returned as
+    it is."""
+    return client if isinstance(client, Client) else Client(client)

@@ -83,6 +83,10 @@ class _Endpoint:
     sigv2: bool  # botocore's default for presigning in regions that still take SigV2
 
 
+class BotocoreSigns(Exception):
+    """The URL asked for is one boto3 must make; the message says why."""
+
+
 class Presigner:
     def __init__(self, client: Any):
         self._client = client
@@ -92,24 +96,22 @@ class Presigner:
 
     def url(
         self, client_method: str, params: dict | None, expires_in: Any, http_method: str | None
-    ) -> str | None:
-        """The presigned URL, or None when boto3 must make it."""
+    ) -> str:
+        """The presigned URL; BotocoreSigns when boto3 must make it."""
         operation = self._operations.get(client_method) or self._operation(client_method)
-        if operation is None or not isinstance(params, dict):
-            return None
+        if not isinstance(params, dict):
+            raise BotocoreSigns(f"Params is a {type(params).__name__}, not a dict")
         bucket, key = params.get("Bucket"), params.get("Key")
         if type(bucket) is not str or type(key) is not str or not key:
-            return None
+            raise BotocoreSigns("Bucket and Key are not both non-empty strs")
         if operation.required and not all(name in params for name in operation.required):
-            return None
+            raise BotocoreSigns(f"a parameter {client_method} requires is missing")
         # botocore writes what str() gives of these; of others (bytes, lists), what it encodes.
         if type(expires_in) is not int and not isinstance(expires_in, (numbers.Number, str)):
-            return None
+            raise BotocoreSigns(f"ExpiresIn is a {type(expires_in).__name__}")
         endpoint = self._endpoints.get((client_method, bucket)) or self._endpoint(
             client_method, operation, bucket
         )
-        if endpoint is None:
-            return None
         query, headers = [], []
         for name, value in params.items():
             if name in ("Bucket", "Key"):
@@ -117,12 +119,12 @@ class Presigner:
             if name in operation.query:
                 wire_name, python_type = operation.query[name]
                 if type(value) is not python_type:
-                    return None
+                    raise _typed_apart(name, value)
                 query.append((wire_name, str(value)))
             elif name in operation.headers:
                 wire_name, python_type = operation.headers[name]
                 if type(value) is not python_type:
-                    return None
+                    raise _typed_apart(name, value)
                 # SigV4 query signing leaves out the content type of every form.
                 if not endpoint.sigv2 and (wire_name, value) == _FORM_CONTENT_TYPE:
                     continue
@@ -130,10 +132,10 @@ class Presigner:
             elif name == "Metadata" and operation.metadata_prefix and _is_metadata(value):
                 headers.extend((operation.metadata_prefix + k.lower(), v) for k, v in value.items())
             else:
-                return None
+                raise BotocoreSigns(f"the engine does not sign {name}")
         credentials = self._client._request_signer._credentials
         if credentials is None:
-            return None
+            raise BotocoreSigns("the client has no credentials")
         frozen = credentials.get_frozen_credentials()
         method = operation.http_method if http_method is None else http_method
         if endpoint.sigv2:
@@ -169,20 +171,21 @@ class Presigner:
             _now(),
         )
 
-    def _operation(self, client_method: str) -> _Operation | None:
+    def _operation(self, client_method: str) -> _Operation:
         name = OPERATIONS.get(client_method)
         if name is None:
-            return None
+            raise BotocoreSigns(f"the engine does not sign {client_method}")
         operation = _Operation(self._client.meta.service_model.operation_model(name))
         self._operations[client_method] = operation
         return operation
 
-    def _endpoint(self, client_method: str, operation: _Operation, bucket: str) -> _Endpoint | None:
+    def _endpoint(self, client_method: str, operation: _Operation, bucket: str) -> _Endpoint:
         """Asks botocore's endpoint rules where `bucket` lives (virtual host or path style,
         custom endpoint, ...), and its signer which signature version to use, once per bucket."""
         handlers.validate_bucket_name({"Bucket": bucket})
         if ArnParser.is_arn(bucket):
-            return None  # access points sign for the ARN's region: boto3 knows how
+            # Access points sign for the ARN's region: boto3 knows how.
+            raise BotocoreSigns("the bucket is an ARN")
         # The context botocore gives presigning: it picks the global endpoint where boto3 does.
         context = {
             "is_presign_request": True,
@@ -192,16 +195,17 @@ class Presigner:
             operation.model, {"Bucket": bucket}, context, ignore_signing_region=True
         )
         if extra_headers:
-            return None
+            raise BotocoreSigns("the endpoint asks for headers of its own")
         # Endpoints signed for another service (s3express, s3-outposts): boto3 signs those.
-        if context.get("signing", {}).get("signing_name", "s3") != "s3":
-            return None
-        # botocore's choice, made with the context endpoint resolution filled in; None for the
-        # ones boto3 must make (UNSIGNED, SigV4a, S3 Express).
+        signing_name = context.get("signing", {}).get("signing_name", "s3")
+        if signing_name != "s3":
+            raise BotocoreSigns(f"the endpoint is signed for {signing_name}")
+        # botocore's choice, made with the context endpoint resolution filled in; boto3 makes
+        # the others (UNSIGNED, SigV4a, S3 Express).
         signer = self._client._request_signer
         signature_version = signer._choose_signer(operation.model.name, "presign-url", context)
         if signature_version not in ("s3v4-query", "s3-query"):
-            return None
+            raise BotocoreSigns(f"botocore signs it with {signature_version}")
         parts = urlsplit(url)
         endpoint = _Endpoint(
             url=f"{parts.scheme}://{parts.netloc}",
@@ -215,6 +219,11 @@ class Presigner:
             self._endpoints.clear()
         self._endpoints[(client_method, bucket)] = endpoint
         return endpoint
+
+
+def _typed_apart(name: str, value: Any) -> BotocoreSigns:
+    """botocore encodes some types of its own way (bools, bytes): it signs those."""
+    return BotocoreSigns(f"{name} is a {type(value).__name__}")
 
 
 def _is_metadata(value: Any) -> bool:

@@ -22,7 +22,7 @@ from typing import Any
 
 import botocore.configprovider
 from boto3.s3.transfer import TransferConfig
-from botocore import UNSIGNED, awsrequest, handlers
+from botocore import UNSIGNED, awsrequest, handlers, xform_name
 from botocore.credentials import RefreshableCredentials
 from botocore.exceptions import BotoCoreError, NoCredentialsError
 from botocore.httpsession import get_cert_path
@@ -30,7 +30,7 @@ from botocore.serialize import create_serializer
 from botocore.stub import Stubber
 from botocore.useragent import sanitize_user_agent_string_component
 from botocore.utils import ArnParser, InvalidArnException
-from botocore.validate import validate_parameters
+from botocore.validate import ParamValidationDecorator, validate_parameters
 from s3transfer.compat import seekable
 from s3transfer.constants import FULL_OBJECT_CHECKSUM_ARGS
 from s3transfer.manager import TransferManager
@@ -286,6 +286,10 @@ def _proxies(client: Any) -> dict[str, str]:
 def unsupported_client_setting(client: Any) -> str | None:
     """A client setting the engine does not honour, so that boto3 serves the call."""
     config = client.meta.config
+    # botocore leaves Config(parameter_validation=False) out of client.meta.config: its
+    # serializer is the setting.
+    if not isinstance(client._serializer, ParamValidationDecorator):
+        return "parameter_validation is off"
     if config.signature_version not in (None, UNSIGNED, "s3v4", "v4"):
         return f"signature_version {config.signature_version!r}"
     if not _is_integer(config.max_pool_connections):
@@ -410,8 +414,11 @@ def interception(client: Any) -> str | None:
     moto = sys.modules.get("moto.core.models")
     if moto is not None and getattr(getattr(moto, "botocore_stubber", None), "enabled", False):
         return "moto's mock_aws is active"
-    return _replaced_request_path(client) or foreign_handler(
-        client, ENGINE_OPERATIONS, OPERATION_EVENTS
+    return (
+        _replaced_request_path(client)
+        or _replaced_operation_method(client)
+        or foreign_handler(client, ENGINE_OPERATIONS, OPERATION_EVENTS)
+        or _handler_check(client, _unregistered_validator)
     )
 
 
@@ -440,6 +447,16 @@ def _replaced_request_path(client: Any) -> str | None:
     httpretty = sys.modules.get("httpretty")
     if httpretty is not None and httpretty.is_enabled():
         return "httpretty is enabled"
+    return None
+
+
+def _replaced_operation_method(client: Any) -> str | None:
+    """An operation method s3transfer calls (`client.put_object`, `head_object`, ...) that a
+    test mocked or a library wrapped, on the client or its class: it must answer the calls."""
+    for name in _ENGINE_OPERATION_METHODS:
+        method = vars(client).get(name) or getattr(type(client), name)
+        if not _is_botocores(method):
+            return f"the client's {name} is replaced: {method!r}"
     return None
 
 
@@ -485,6 +502,15 @@ def _handler_check(client: Any, check: Callable[..., Any], *args: Any) -> Any:
     return found[key]
 
 
+def _unregistered_validator(emitter: Any) -> str | None:
+    """A parameter check of botocore's that the engine makes too (see _validate) and the user
+    unregistered (Ceph's multi-tenant `tenant:bucket` names, non-ASCII metadata)."""
+    for event, validator in _VALIDATORS:
+        if validator not in emitter._handlers.prefix_search(event):
+            return f"botocore's {validator.__name__} is unregistered from {event}"
+    return None
+
+
 def _signing_disabled(emitter: Any) -> bool:
     return all(
         handlers.disable_signing in emitter._handlers.prefix_search(f"choose-signer.s3.{op}")
@@ -501,6 +527,17 @@ ENGINE_OPERATIONS = (
     "AbortMultipartUpload",
     "HeadObject",
     "GetObject",
+)
+_ENGINE_OPERATION_METHODS = tuple(xform_name(operation) for operation in ENGINE_OPERATIONS)
+# The checks of botocore's that _validate makes, on each operation of the engine's botocore makes
+# them on ("before-parameter-build.s3" is every operation's).
+_VALIDATORS = tuple(
+    (f"before-parameter-build.s3.{operation}", validator)
+    for event, validator, *_ in handlers.BUILTIN_HANDLERS
+    if validator
+    in (handlers.validate_bucket_name, handlers.sse_md5, handlers.validate_ascii_metadata)
+    for operation in ENGINE_OPERATIONS
+    if f"before-parameter-build.s3.{operation}".startswith(event)
 )
 OPERATION_EVENTS = (
     "provide-client-params",
