@@ -9,7 +9,7 @@ coroutines, e.g. aiofiles) are awaited. Callbacks run on the event loop thread, 
 every 50 ms; an `async def` Callback is awaited. Cancelling the task stops the transfer and
 waits for its clean-up: a multipart upload is aborted, a download leaves no temporary file and
 an existing destination untouched, and a sync file object's read or write in flight has
-returned.
+returned; an upload whose last request is under way ends when S3 has answered it.
 Exceptions are the sync API's (boto3's). What the engine does not serve, boto3 does, in a worker
 thread; cancelling the task stops that transfer too, at its next bytes, with boto3's clean-up.
 """
@@ -414,13 +414,18 @@ class AsyncClient:
             waiting: set[asyncio.Future[Any]] = {engine} if pumping is None else {engine, pumping}
             while not engine.done():
                 ask = asyncio.ensure_future(asked.wait()) if asked is not None else None
-                finished, _ = await asyncio.wait(
-                    waiting | ({ask} if ask else set()),
-                    timeout=_PROGRESS_INTERVAL if callback is not None else None,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                if ask is not None and asked is not None:
-                    ask.cancel()
+                try:
+                    finished, _ = await asyncio.wait(
+                        waiting | ({ask} if ask else set()),
+                        timeout=_PROGRESS_INTERVAL if callback is not None else None,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                finally:
+                    # Also when this task is cancelled: a pending task left to the garbage
+                    # collector is logged as an error ("Task was destroyed but it is pending!").
+                    if ask is not None:
+                        ask.cancel()
+                if asked is not None:
                     asked.clear()
                 if pumping is not None and pumping in finished:
                     waiting.discard(pumping)
