@@ -304,22 +304,30 @@ def _log_fallback(method: str, reason: str) -> None:
     logger.debug("%s falls back to boto3: %s", method, reason)
 
 
-_WRAPPER_ATTRIBUTES = frozenset({"_client", "_presigner", "_upload_plans"})
+_WRAPPER_ATTRIBUTES = frozenset({"_client", "_kept"})
+
+
+class Kept:
+    """What a client's transfers and presigned URLs work out once and keep: UploadPlans by
+    frozen ExtraArgs (see Client._upload_plan) and the presigner's endpoints. Nothing in it
+    refers to the client, so a patched boto3 client can keep it (see _patch._engine)."""
+
+    def __init__(self) -> None:
+        self.presigner = Presigner()
+        self.upload_plans: dict[tuple, _settings.UploadPlan] = {}
 
 
 class Client:
     """A boto3 S3 client whose ``upload_file`` and ``download_file`` run on the Rust engine.
     Every other attribute is the wrapped boto3 client's."""
 
-    def __init__(self, boto3_client: Any):
+    def __init__(self, boto3_client: Any, kept: Kept | None = None):
         service = boto3_client.meta.service_model.service_name
         if service != "s3":
             # Its transfer methods would fail later with botocore's OperationNotFoundError.
             raise ValueError(f"s3turbo serves S3 clients, not {service!r}: use boto3's client")
         self._client = boto3_client
-        self._presigner = Presigner(boto3_client)
-        # UploadPlans by frozen ExtraArgs (see _upload_plan).
-        self._upload_plans: dict[tuple, _settings.UploadPlan] = {}
+        self._kept = Kept() if kept is None else kept
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
@@ -445,15 +453,16 @@ class Client:
         """The engine's upload of `extra_args` to `bucket` and `key`, or None when boto3 must
         serve it. Plans are kept per ExtraArgs: most programs upload many files with the same."""
         cache_key = _settings.frozen(extra_args)
-        plan = self._upload_plans.get(cache_key) if cache_key is not None else None
+        plans = self._kept.upload_plans
+        plan = plans.get(cache_key) if cache_key is not None else None
         if plan is None:
             plan = _settings.UploadPlan(self._client, bucket, key, extra_args)
             if cache_key is not None:
-                if len(self._upload_plans) >= _UPLOAD_PLANS_KEPT:
-                    self._upload_plans.clear()
-                self._upload_plans[cache_key] = plan
+                if len(plans) >= _UPLOAD_PLANS_KEPT:
+                    plans.clear()
+                plans[cache_key] = plan
         else:
-            plan.check_target(bucket, key)
+            plan.check_target(self._client, bucket, key)
         if plan.unsupported:
             _log_fallback(method, plan.unsupported)
             return None
@@ -573,7 +582,9 @@ class Client:
             _log_fallback("generate_presigned_url", disabled)
         elif not self._presign_handler(ClientMethod):
             try:
-                return self._presigner.url(ClientMethod, Params, ExpiresIn, HttpMethod)
+                return self._kept.presigner.url(
+                    self._client, ClientMethod, Params, ExpiresIn, HttpMethod
+                )
             except BotocoreSigns as reason:
                 _log_fallback("generate_presigned_url", str(reason))
         return botocore_generate_presigned_url(

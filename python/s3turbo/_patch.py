@@ -30,18 +30,21 @@ import botocore.signers
 from boto3.s3.transfer import S3Transfer
 
 from . import _boto3
-from ._client import Client, botocore_generate_presigned_url
+from ._client import Client, Kept, botocore_generate_presigned_url
 
 _lock = threading.Lock()
 _boto3_inject = None  # boto3's handler while patched
 
 
 def _engine(client: Any) -> Client:
-    """The engine's view of a patched boto3 client, made once per client."""
-    engine = client.__dict__.get("_s3turbo")
-    if engine is None:
-        engine = client.__dict__["_s3turbo"] = Client(client)
-    return engine
+    """The engine's view of a patched boto3 client, made for each call, with what the client's
+    calls keep (see Kept). The client keeps no view: a view refers to its client, and a client
+    in a reference cycle would outlive its last reference, with its connections, until the
+    cyclic garbage collector runs (which some servers turn off or freeze)."""
+    kept = client.__dict__.get("_s3turbo")
+    if kept is None:
+        kept = client.__dict__["_s3turbo"] = Kept()
+    return Client(client, kept)
 
 
 def upload_file(self, Filename, Bucket, Key, ExtraArgs=None, Callback=None, Config=None):

@@ -88,17 +88,24 @@ class BotocoreSigns(Exception):
 
 
 class Presigner:
-    def __init__(self, client: Any):
-        self._client = client
+    """What presigning needs of a client, worked out once per method and bucket. It keeps no
+    reference to the client (a patched client keeps it: see _patch._engine)."""
+
+    def __init__(self) -> None:
         self._operations: dict[str, _Operation] = {}
         # (ClientMethod, Bucket) -> where and how to sign, from botocore's resolver and signer.
         self._endpoints: dict[tuple[str, str], _Endpoint] = {}
 
     def url(
-        self, client_method: str, params: dict | None, expires_in: Any, http_method: str | None
+        self,
+        client: Any,
+        client_method: str,
+        params: dict | None,
+        expires_in: Any,
+        http_method: str | None,
     ) -> str:
-        """The presigned URL; BotocoreSigns when boto3 must make it."""
-        operation = self._operations.get(client_method) or self._operation(client_method)
+        """`client`'s presigned URL; BotocoreSigns when boto3 must make it."""
+        operation = self._operations.get(client_method) or self._operation(client, client_method)
         if not isinstance(params, dict):
             raise BotocoreSigns(f"Params is a {type(params).__name__}, not a dict")
         bucket, key = params.get("Bucket"), params.get("Key")
@@ -110,7 +117,7 @@ class Presigner:
         if type(expires_in) is not int and not isinstance(expires_in, (numbers.Number, str)):
             raise BotocoreSigns(f"ExpiresIn is a {type(expires_in).__name__}")
         endpoint = self._endpoints.get((client_method, bucket)) or self._endpoint(
-            client_method, operation, bucket
+            client, client_method, operation, bucket
         )
         query, headers = [], []
         for name, value in params.items():
@@ -133,7 +140,7 @@ class Presigner:
                 headers.extend((operation.metadata_prefix + k.lower(), v) for k, v in value.items())
             else:
                 raise BotocoreSigns(f"the engine does not sign {name}")
-        credentials = self._client._request_signer._credentials
+        credentials = client._request_signer._credentials
         if credentials is None:
             raise BotocoreSigns("the client has no credentials")
         frozen = credentials.get_frozen_credentials()
@@ -171,15 +178,17 @@ class Presigner:
             _now(),
         )
 
-    def _operation(self, client_method: str) -> _Operation:
+    def _operation(self, client: Any, client_method: str) -> _Operation:
         name = OPERATIONS.get(client_method)
         if name is None:
             raise BotocoreSigns(f"the engine does not sign {client_method}")
-        operation = _Operation(self._client.meta.service_model.operation_model(name))
+        operation = _Operation(client.meta.service_model.operation_model(name))
         self._operations[client_method] = operation
         return operation
 
-    def _endpoint(self, client_method: str, operation: _Operation, bucket: str) -> _Endpoint:
+    def _endpoint(
+        self, client: Any, client_method: str, operation: _Operation, bucket: str
+    ) -> _Endpoint:
         """Asks botocore's endpoint rules where `bucket` lives (virtual host or path style,
         custom endpoint, ...), and its signer which signature version to use, once per bucket."""
         handlers.validate_bucket_name({"Bucket": bucket})
@@ -189,9 +198,9 @@ class Presigner:
         # The context botocore gives presigning: it picks the global endpoint where boto3 does.
         context = {
             "is_presign_request": True,
-            "use_global_endpoint": _should_use_global_endpoint(self._client),
+            "use_global_endpoint": _should_use_global_endpoint(client),
         }
-        url, extra_headers, _ = self._client._resolve_endpoint_ruleset(
+        url, extra_headers, _ = client._resolve_endpoint_ruleset(
             operation.model, {"Bucket": bucket}, context, ignore_signing_region=True
         )
         if extra_headers:
@@ -202,7 +211,7 @@ class Presigner:
             raise BotocoreSigns(f"the endpoint is signed for {signing_name}")
         # botocore's choice, made with the context endpoint resolution filled in; boto3 makes
         # the others (UNSIGNED, SigV4a, S3 Express).
-        signer = self._client._request_signer
+        signer = client._request_signer
         signature_version = signer._choose_signer(operation.model.name, "presign-url", context)
         if signature_version not in ("s3v4-query", "s3-query"):
             raise BotocoreSigns(f"botocore signs it with {signature_version}")

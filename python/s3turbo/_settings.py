@@ -719,16 +719,14 @@ class UploadPlan:
 
     Nothing in it depends on the bucket and key but their validation, so one plan serves every
     upload with the same ExtraArgs (see `frozen`): building one costs botocore's validation and
-    serializer for four operations, several times the engine's own work for a small file."""
+    serializer for four operations, several times the engine's own work for a small file. It
+    keeps no reference to the client (a patched client keeps it: see _patch._engine)."""
 
     def __init__(self, client: Any, bucket: str, key: str, extra_args: dict | None):
         args = dict(extra_args or {})
         _check_known_args(args, TransferManager.ALLOWED_UPLOAD_ARGS)
         if client.meta.config.request_checksum_calculation != "when_required":
             set_default_checksum_algorithm(args)
-        self._client = client
-        self._bucket = bucket
-        self._key = key
         put_args = _without(args, UploadSubmissionTask.PUT_OBJECT_BLOCKLIST)
         multipart_args = dict(args)
         # A full-object checksum given by the user makes s3transfer ask for that algorithm and
@@ -765,10 +763,13 @@ class UploadPlan:
         )
         sign_upload_part_payload = _signs_payload(client, bool(part_checksum), None)
         headers = {
-            "PutObject": self._headers("PutObject", put_args),
-            "CreateMultipartUpload": self._headers("CreateMultipartUpload", create_args),
-            "UploadPart": self._headers("UploadPart", part_args),
-            "CompleteMultipartUpload": self._headers("CompleteMultipartUpload", complete_args),
+            operation: _headers(client, operation, {**target, **operation_args})
+            for operation, operation_args in (
+                ("PutObject", put_args),
+                ("CreateMultipartUpload", create_args),
+                ("UploadPart", part_args),
+                ("CompleteMultipartUpload", complete_args),
+            )
         }
         values = [value for pairs in headers.values() for _, value in pairs]
         # A line break is among them: boto3 raises HTTPClientError for it, after its own
@@ -793,20 +794,23 @@ class UploadPlan:
         (by building the plan with them, or by `check_target`)."""
         return _core.Upload(bucket=bucket, key=key, **self._engine_args)
 
-    def check_target(self, bucket: str, key: str) -> None:
-        """botocore's checks of another bucket and key for this plan's (valid) ExtraArgs: the
+    @staticmethod
+    def check_target(client: Any, bucket: str, key: str) -> None:
+        """botocore's checks of another bucket and key for a plan's (valid) ExtraArgs: the
         same error the plan would have raised if built with them."""
-        _validate(self._client, "PutObject", {"Bucket": bucket, "Key": key})
+        _validate(client, "PutObject", {"Bucket": bucket, "Key": key})
 
-    def _headers(self, operation: str, args: dict) -> list[tuple[str, str]]:
-        params = {"Bucket": self._bucket, "Key": self._key, **args}
-        handlers.sse_md5(params)
-        model = self._client.meta.service_model.operation_model(operation)
-        # Without validation: the arguments were validated once, and UploadPart's own required
-        # members (UploadId, PartNumber) do not make headers.
-        serializer = create_serializer(model.metadata["protocol"], include_validation=False)
-        request = serializer.serialize_to_request(params, model)
-        return [(name, str(value)) for name, value in request["headers"].items()]
+
+def _headers(client: Any, operation: str, params: dict) -> list[tuple[str, str]]:
+    """The headers botocore's serializer makes of `params` for `operation`."""
+    params = dict(params)
+    handlers.sse_md5(params)
+    model = client.meta.service_model.operation_model(operation)
+    # Without validation: the arguments were validated once, and UploadPart's own required
+    # members (UploadId, PartNumber) do not make headers.
+    serializer = create_serializer(model.metadata["protocol"], include_validation=False)
+    request = serializer.serialize_to_request(params, model)
+    return [(name, str(value)) for name, value in request["headers"].items()]
 
 
 def download_args(client: Any, bucket: str, key: str, extra_args: dict | None) -> dict[str, str]:
