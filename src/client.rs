@@ -126,6 +126,14 @@ impl ConnectionSettings {
             .unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", self.region))
     }
 
+    /// Whether requests go over TLS: to AWS's endpoints (whose rules give https only), or to
+    /// an https `endpoint_url`.
+    fn endpoint_is_https(&self) -> bool {
+        self.endpoint_url
+            .as_deref()
+            .is_none_or(|url| url.starts_with("https:"))
+    }
+
     fn build_client(&self) -> Result<Client, TransferError> {
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_millis(self.connect_timeout_ms))
@@ -191,9 +199,14 @@ impl ConnectionSettings {
         if self.user_agent != UserAgent::default() {
             config = config.interceptor(self.user_agent.clone());
         }
-        let sdk_client_serves =
-            self.verify_certificates && !self.tcp_keepalive && self.client_certificate.is_none();
-        let http_client = if sdk_client_serves {
+        // Our own client serves the settings the SDK's takes none for, and https unless
+        // through a proxy (only the SDK's speaks to proxies): it tells a TCP connect timeout
+        // from a TLS one, as botocore does (see own_http). The SDK's serves plain http.
+        let own_client_serves = !self.verify_certificates
+            || self.tcp_keepalive
+            || self.client_certificate.is_some()
+            || (self.endpoint_is_https() && self.https_proxy.is_none());
+        let http_client = if !own_client_serves {
             self.https_client()?
         } else {
             own_http::client(own_http::Settings {

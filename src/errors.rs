@@ -12,6 +12,7 @@ use aws_sdk_s3::error::{BoxError, SdkError};
 use aws_sdk_s3::operation::create_session::CreateSessionError;
 
 use crate::error_body::{self, ErrorField};
+use crate::own_http::TcpConnectTimedOut;
 use crate::retries;
 
 pub type HttpResponse = aws_sdk_s3::config::http::HttpResponse;
@@ -32,8 +33,8 @@ pub enum TransferError {
     ChecksumMismatch(String),
     /// The server's TLS certificate was not trusted (botocore's `SSLError`).
     Tls { endpoint: String, detail: String },
-    /// A read timeout, or a connection that took longer than the connect timeout in its TLS
-    /// handshake (botocore's `ReadTimeoutError` for both).
+    /// A read timeout, or a TLS handshake that took longer than the connect timeout
+    /// (botocore's `ReadTimeoutError` for both).
     Timeout { endpoint: String, detail: String },
     /// No TCP connection within the connect timeout (botocore's `ConnectTimeoutError`, which
     /// s3transfer does not try again).
@@ -187,10 +188,16 @@ impl TransferError {
                     find_cause::<hyper_util::client::legacy::Error>(e)
                         .is_some_and(|e| e.is_connect())
                 });
-                // Without TLS, connecting is the TCP handshake alone. With TLS, the connect
-                // timeout bounds both handshakes together, and which one stalled is not told:
-                // a stalled TLS handshake is botocore's ReadTimeoutError, and so is that case.
-                if failure.is_timeout() && connecting && endpoint.starts_with("http://") {
+                // Our own client says when the TCP handshake timed out. The SDK's (which serves
+                // proxied connections) bounds the TCP and TLS handshakes with one timer and does
+                // not say which one stalled: without TLS, connecting is the TCP handshake alone;
+                // with it, a stalled TLS handshake is botocore's ReadTimeoutError, and so is
+                // that case.
+                let tcp_timed_out =
+                    connector_error.is_some_and(|e| find_cause::<TcpConnectTimedOut>(e).is_some());
+                if failure.is_timeout()
+                    && (tcp_timed_out || connecting && endpoint.starts_with("http://"))
+                {
                     TransferError::ConnectTimeout { endpoint, detail }
                 } else if failure.is_timeout() {
                     TransferError::Timeout { endpoint, detail }

@@ -1,9 +1,11 @@
-//! The engine's own HTTP(S) client, hyper's over rustls, for what the SDK's client takes no
-//! setting for: botocore's `verify=False` (any server certificate is taken: a local S3 server
-//! with a self-signed one, say), `tcp_keepalive=True` (SO_KEEPALIVE on every connection) and
-//! `client_cert` (a certificate the client shows servers that ask for one: mutual TLS).
-//! It has the SDK's connect timeout and error kinds, and no proxies: the Python layer leaves
-//! those clients to boto3 when a proxy would be used.
+//! The engine's own HTTP(S) client, hyper's over rustls, for https (unless through a proxy)
+//! and for what the SDK's client takes no setting for: botocore's `verify=False` (any server
+//! certificate is taken: a local S3 server with a self-signed one, say), `tcp_keepalive=True`
+//! (SO_KEEPALIVE on every connection) and `client_cert` (a certificate the client shows servers
+//! that ask for one: mutual TLS). It serves https because it times the TCP connect and the TLS
+//! handshake apart, as botocore does (see `Connect`). It has the SDK's error kinds, and no
+//! proxies: the Python layer leaves clients with those settings to boto3 when a proxy would be
+//! used, and the SDK's client serves proxied https.
 //!
 //! Without a verifier, the handshake's signatures are still checked, as Python's
 //! `ssl.CERT_NONE` checks them: only who signed the certificate, its names and its dates are
@@ -24,19 +26,20 @@ use aws_smithy_runtime_api::client::http::{
 use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_types::body::SdkBody;
 use http::Uri;
+use hyper_rustls::MaybeHttpsStream;
 use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use tokio_rustls::TlsConnector;
 use tower_service::Service;
 
 use crate::errors::TransferError;
 
-type HttpsConnector = hyper_rustls::HttpsConnector<TcpConnector>;
-type Connection = <HttpsConnector as Service<Uri>>::Response;
+type Connection = MaybeHttpsStream<<TcpConnector as Service<Uri>>::Response>;
 
 /// Which server certificates are taken.
 pub enum Trust {
@@ -95,13 +98,9 @@ pub fn client(settings: Settings) -> Result<SharedHttpClient, TransferError> {
     if settings.tcp_keepalive {
         tcp.set_keepalive(Some(system_keepalive_time()));
     }
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(tcp);
-    let connect = ConnectWithin {
-        connector: https,
+    let connect = Connect {
+        tcp,
+        tls: TlsConnector::from(Arc::new(tls)),
         limit: settings.connect_timeout,
     };
     let client = Client::builder(TokioExecutor::new())
@@ -127,40 +126,85 @@ fn system_keepalive_time() -> Duration {
         .map_or(Duration::from_secs(7200), Duration::from_secs)
 }
 
-/// A connection made (TCP and TLS handshake together) within the connect timeout, as the SDK's
-/// client and botocore bound it: a server that takes the connection and never finishes the
-/// handshake costs the connect timeout, not the read timeout.
+/// Connections made as urllib3 makes them for botocore: the TCP connection within the connect
+/// timeout, then the TLS handshake within it again. botocore tells the two apart: no TCP
+/// connection is its `ConnectTimeoutError` (see `TcpConnectTimedOut`), which s3transfer does not
+/// try again; a server that takes the connection and never finishes the handshake is its
+/// `ReadTimeoutError`. (The SDK's client bounds both with one timer, and says neither.)
 #[derive(Clone)]
-struct ConnectWithin {
-    connector: HttpsConnector,
+struct Connect {
+    tcp: TcpConnector,
+    tls: TlsConnector,
     limit: Duration,
 }
 
-impl Service<Uri> for ConnectWithin {
+impl Service<Uri> for Connect {
     type Response = Connection;
     type Error = BoxError;
     type Future = Pin<Box<dyn Future<Output = Result<Connection, BoxError>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.connector.poll_ready(cx)
+        self.tcp.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, destination: Uri) -> Self::Future {
-        let connecting = self.connector.call(destination);
-        let limit = self.limit;
+        let server_name = match destination.scheme_str() {
+            Some("https") => match server_name(&destination) {
+                Ok(name) => Some(name),
+                Err(error) => return Box::pin(async move { Err(error) }),
+            },
+            Some("http") => None,
+            _ => {
+                let error = io::Error::other(format!("unsupported URL: {destination}"));
+                return Box::pin(async move { Err(error.into()) });
+            }
+        };
+        let connecting = self.tcp.call(destination);
+        let (tls, limit) = (self.tls.clone(), self.limit);
         Box::pin(async move {
-            match tokio::time::timeout(limit, connecting).await {
-                Ok(connected) => connected,
-                Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out").into()),
+            let tcp = match tokio::time::timeout(limit, connecting).await {
+                Ok(connected) => connected?,
+                Err(_) => {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, TcpConnectTimedOut).into())
+                }
+            };
+            let Some(server_name) = server_name else {
+                return Ok(Connection::Http(tcp));
+            };
+            match tokio::time::timeout(limit, tls.connect(server_name, TokioIo::new(tcp))).await {
+                Ok(secured) => Ok(Connection::from(secured?)),
+                Err(_) => {
+                    Err(io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out").into())
+                }
             }
         })
     }
 }
 
+/// The name the server's certificate must have: the URL's host (an IP address without its
+/// brackets).
+fn server_name(destination: &Uri) -> Result<ServerName<'static>, BoxError> {
+    let host = destination.host().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Ok(ServerName::try_from(host.to_owned())?)
+}
+
+/// No TCP connection within the connect timeout (botocore's `ConnectTimeoutError`).
+#[derive(Debug)]
+pub struct TcpConnectTimedOut;
+
+impl std::fmt::Display for TcpConnectTimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TCP connect timed out")
+    }
+}
+
+impl std::error::Error for TcpConnectTimedOut {}
+
 /// hyper's client, answering as the SDK's does. (The read timeout is applied around it, in
 /// `http_client`, as around the SDK's.)
 #[derive(Debug)]
-struct OwnConnector(Client<ConnectWithin, SdkBody>);
+struct OwnConnector(Client<Connect, SdkBody>);
 
 impl HttpConnector for OwnConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {

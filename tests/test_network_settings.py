@@ -88,31 +88,45 @@ def test_custom_ca_bundle(s3s_fs, https_front, certificates, tmp_path, monkeypat
 
 
 @pytest.mark.parametrize("bundle", ["another CA's", "no certificate in it"])
-@pytest.mark.parametrize("tcp_keepalive", [False, True], ids=["SDK's client", "own client"])
+@pytest.mark.parametrize("proxied", [False, True], ids=["own client", "SDK's client, proxied"])
 def test_untrusted_certificate_is_an_ssl_error_as_in_boto3(
-    s3s_fs, https_front, tmp_path_factory, tmp_path, caplog, tcp_keepalive, bundle
+    s3s_fs, https_front, tmp_path_factory, tmp_path, caplog, proxied, bundle
 ):
     """Verified against another CA's bundle, or one with no certificate in it, the server's
     certificate is refused: botocore's SSLError from both, saying why (the engine's said
-    what connectors it went through), with no file left behind."""
+    what connectors it went through), with no file left behind. Through a proxy, the SDK's
+    client serves the engine."""
     bucket = s3s_fs.new_bucket()
     source = write_random(tmp_path / "source.bin", 1000)
     ca_bundle = Certificates(tmp_path_factory.mktemp("other-ca")).ca_bundle
     if bundle == "no certificate in it":
         ca_bundle.write_text("not a certificate\n")
+    proxy = ForwardProxy({"localhost": https_front.port}) if proxied else None
+    config = Config(retries=ONE_ATTEMPT)
+    if proxy:
+        config = config.merge(Config(proxies={"https": f"http://127.0.0.1:{proxy.port}"}))
     kwargs = {
         "endpoint_url": f"https://localhost:{https_front.port}",
         "verify": str(ca_bundle),
-        "config": Config(retries=ONE_ATTEMPT, tcp_keepalive=tcp_keepalive),
+        "config": config,
     }
-    with served_by_engine(caplog):
-        for client in (s3s_fs.boto3_client(**kwargs), s3s_fs.s3turbo_client(**kwargs)):
-            why = r"SSL validation failed for https://localhost:\d+\S* .*certificate"
-            with pytest.raises(SSLError, match=why):
-                client.upload_file(str(source), bucket, "k")
-            with pytest.raises(SSLError, match=why):
-                client.download_file(bucket, "k", str(tmp_path / "out.bin"))
+    try:
+        with served_by_engine(caplog):
+            for client in (s3s_fs.boto3_client(**kwargs), s3s_fs.s3turbo_client(**kwargs)):
+                why = r"SSL validation failed for https://localhost:\d+\S* .*certificate"
+                with pytest.raises(SSLError, match=why):
+                    client.upload_file(str(source), bucket, "k")
+                with pytest.raises(SSLError, match=why):
+                    client.download_file(bucket, "k", str(tmp_path / "out.bin"))
+    finally:
+        if proxy:
+            proxy.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["source.bin"]
+    if proxy:
+        # The engine refuses a bundle with no certificate before it connects; boto3 refuses it
+        # in the handshake.
+        tunnels = 4 if bundle == "another CA's" else 2
+        assert proxy.asked == [f"localhost:{https_front.port}"] * tunnels
 
 
 @pytest.mark.parametrize("form", ["certificate and key", "one file"])
@@ -479,16 +493,21 @@ def unconnectable_port():
         sock.close()
 
 
-@pytest.mark.parametrize("tcp_keepalive", [False, True], ids=["SDK's client", "own client"])
+@pytest.mark.parametrize(
+    "scheme, tcp_keepalive",
+    [("http", False), ("http", True), ("https", False)],
+    ids=["http, SDK's client", "http, own client", "https"],
+)
 def test_a_connect_timeout_is_botocores_connect_timeout_error(
-    tmp_path, unconnectable_port, tcp_keepalive
+    tmp_path, unconnectable_port, scheme, tcp_keepalive
 ):
     """No TCP connection within connect_timeout: botocore's ConnectTimeoutError (a
-    ConnectionError), which s3transfer does not try again; the engine raised ReadTimeoutError,
-    and a download waited twice as long (a HeadObject after the GET)."""
+    ConnectionError), which s3transfer does not try again; the engine raised ReadTimeoutError
+    (over https until the TLS handshake was timed apart), and a download waited twice as long
+    (a HeadObject after the GET)."""
     source = write_random(tmp_path / "source.bin", 1000)
     kwargs = {
-        "endpoint_url": f"http://127.0.0.1:{unconnectable_port}",
+        "endpoint_url": f"{scheme}://127.0.0.1:{unconnectable_port}",
         "region_name": "us-east-1",
         "aws_access_key_id": ACCESS_KEY,
         "aws_secret_access_key": SECRET_KEY,
@@ -510,15 +529,20 @@ def test_a_connect_timeout_is_botocores_connect_timeout_error(
 @pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 @pytest.mark.parametrize(
     "setting",
-    [{}, {"config": Config(tcp_keepalive=True)}, {"verify": False}],
-    ids=["SDK's client", "own client", "own client, verify=False"],
+    [{}, {"verify": False}, {"proxy": True}],
+    ids=["own client", "own client, verify=False", "SDK's client, through a proxy"],
 )
-def test_a_tls_handshake_that_never_ends_takes_the_connect_timeout_as_in_boto3(tmp_path, setting):
+def test_a_tls_handshake_that_never_ends_takes_the_connect_timeout_as_in_boto3(
+    tmp_path, caplog, setting
+):
     """A server that takes the TCP connection and never answers the TLS handshake: the
     handshake is part of connecting, bounded by connect_timeout (1 s here, against a read
-    timeout of 6 s), and the error is botocore's ReadTimeoutError, as boto3's is."""
+    timeout of 6 s), and the error is botocore's ReadTimeoutError, as boto3's is. (Through a
+    proxy the SDK's client serves, which times the proxy's tunnel and the handshake as one.)"""
     source = write_random(tmp_path / "source.bin", 1000)
     listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    proxy = ForwardProxy({"silent.test": port}) if setting.get("proxy") else None
     accepted = []
 
     def accept_and_say_nothing():
@@ -530,10 +554,13 @@ def test_a_tls_handshake_that_never_ends_takes_the_connect_timeout_as_in_boto3(t
 
     threading.Thread(target=accept_and_say_nothing, daemon=True).start()
     config = Config(connect_timeout=1, read_timeout=6, retries=ONE_ATTEMPT)
-    if "config" in setting:
-        config = config.merge(setting["config"])
+    host = "127.0.0.1"
+    if proxy:
+        host = "silent.test"  # a name only the proxy knows
+        proxies = {"https": f"http://127.0.0.1:{proxy.port}"}
+        config = config.merge(Config(proxies=proxies, s3={"addressing_style": "path"}))
     kwargs = {
-        "endpoint_url": f"https://127.0.0.1:{listener.getsockname()[1]}",
+        "endpoint_url": f"https://{host}:{port}",
         "region_name": "us-east-1",
         "aws_access_key_id": ACCESS_KEY,
         "aws_secret_access_key": SECRET_KEY,
@@ -542,15 +569,20 @@ def test_a_tls_handshake_that_never_ends_takes_the_connect_timeout_as_in_boto3(t
     }
     took = {}
     try:
-        for name, make in (("boto3", boto3.client), ("s3turbo", s3turbo.client)):
-            client = make("s3", **kwargs)
-            started = time.monotonic()
-            with pytest.raises(ReadTimeoutError):
-                client.upload_file(str(source), "bucket", "k")
-            took[name] = time.monotonic() - started
+        with served_by_engine(caplog):
+            for name, make in (("boto3", boto3.client), ("s3turbo", s3turbo.client)):
+                client = make("s3", **kwargs)
+                started = time.monotonic()
+                with pytest.raises(ReadTimeoutError):
+                    client.upload_file(str(source), "bucket", "k")
+                took[name] = time.monotonic() - started
     finally:
         listener.close()
+        if proxy:
+            proxy.close()
     assert took["boto3"] < 3 and took["s3turbo"] < 3, took
+    if proxy:
+        assert proxy.asked == [f"silent.test:{port}"] * 2
 
 
 @pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
