@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import io
 import urllib.request
@@ -21,6 +23,7 @@ from s3transfer.utils import OSUtils
 
 import s3turbo
 import s3turbo._core
+import s3turbo.aio
 
 
 @pytest.fixture
@@ -351,6 +354,58 @@ def test_mocks_of_operation_methods_answer_the_transfers(kind, where, tmp_path, 
         assert engine_calls == {"upload_file": 1}
     finally:
         s3turbo.unpatch()
+
+
+@pytest.mark.parametrize("set_on", ["the test's loop", "no loop"])
+def test_mocks_of_an_async_clients_operations_answer_its_transfers(set_on, tmp_path):
+    """A mock of an operation set on an s3turbo.aio client (an AsyncMock, as tests of aiobotocore
+    code set them) answers its transfers too, which call it as aiobotocore's would, awaited on
+    the loop it was set from: nothing reaches the network (here: no server). It sent real
+    requests, and only `await s3.put_object(...)` was the mock."""
+    source = write_random(tmp_path / "source.bin", 1000)
+    client = s3turbo.aio.client("s3", **DEAD_ENDPOINT)
+    head = {"ContentLength": 5, "ETag": '"e"'}
+    loops = []
+
+    async def get_object(**_):
+        loops.append(asyncio.get_running_loop())
+        return {**head, "Body": io.BytesIO(b"hello")}
+
+    async def transfers():
+        await client.upload_file(str(source), "b", "k")
+        await client.upload_fileobj(io.BytesIO(b"x"), "b", "k")
+        await client.download_file("b", "k", str(tmp_path / "out.txt"))
+        sink = io.BytesIO()
+        await client.download_fileobj("b", "k", sink)
+        assert await client.put_object(Bucket="b", Key="k", Body=b"x") == {"ETag": '"e"'}
+        return sink.getvalue()
+
+    def mocked():
+        return (
+            mock.patch.object(client, "put_object", return_value={"ETag": '"e"'}),
+            mock.patch.object(client, "head_object", return_value=head),
+            mock.patch.object(client, "get_object", side_effect=get_object),
+        )
+
+    async def mocked_on_this_loop():
+        with contextlib.ExitStack() as mocks:
+            put, head_object, get = (mocks.enter_context(m) for m in mocked())
+            got = await transfers()
+        assert set(loops) == {asyncio.get_running_loop()}
+        return got, put, head_object, get
+
+    if set_on == "no loop":
+        with contextlib.ExitStack() as mocks:
+            put, head_object, get = (mocks.enter_context(m) for m in mocked())
+            got = asyncio.run(transfers())
+    else:
+        got, put, head_object, get = asyncio.run(mocked_on_this_loop())
+    assert [put.await_count, head_object.await_count, get.await_count] == [3, 2, 2]
+    assert (tmp_path / "out.txt").read_bytes() == got == b"hello"
+    # The mocks are gone with their context: the transfers are the engine's again.
+    with pytest.raises(EndpointConnectionError):
+        asyncio.run(client.upload_file(str(source), "b", "k"))
+    assert "put_object" not in vars(client) and "put_object" not in vars(client._client)
 
 
 def test_a_mock_set_on_an_s3turbo_client_reaches_its_boto3_client(tmp_path, engine_calls):

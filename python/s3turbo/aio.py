@@ -60,6 +60,10 @@ def client(*args: Any, **kwargs: Any) -> AsyncClient:
     return AsyncClient(boto3.client(*args, **kwargs))
 
 
+# The wrapper's own attributes; others set on it are (also) set on its boto3 client.
+_WRAPPER_ATTRIBUTES = frozenset({"_sync", "_client"})
+
+
 class AsyncClient:
     """The transfer methods of ``s3turbo.Client`` as coroutines. The boto3 client's API
     operations (``list_objects_v2`` and the rest) are coroutines too, run in a worker thread;
@@ -80,6 +84,27 @@ class AsyncClient:
         ``close()`` does; the result may be awaited, as aiobotocore's ``close()`` is."""
         self._sync.close()
         return _Done()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _WRAPPER_ATTRIBUTES or hasattr(type(self), name):
+            object.__setattr__(self, name, value)
+        elif name in self._client.meta.method_to_api_mapping:
+            # A test's mock of an operation (`mock.patch.object(s3, "put_object")`, an
+            # AsyncMock) is what `await s3.put_object(...)` calls, and what the transfers call,
+            # as aiobotocore's transfers would: the boto3 client gets a plain function that
+            # calls it, and the transfers fall back to boto3, which calls that.
+            object.__setattr__(self, name, value)
+            setattr(self._client, name, _AwaitedOnLoop(value))
+        else:
+            # As on an s3turbo.Client (a mock of `_make_api_call`, say).
+            setattr(self._client, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if name in vars(self):
+            object.__delattr__(self, name)
+            if name not in self._client.meta.method_to_api_mapping:
+                return
+        delattr(self._client, name)
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._client, name)
@@ -591,6 +616,30 @@ def _wait_on(loop: asyncio.AbstractEventLoop, awaitable: Awaitable[Any]) -> Any:
             if loop.is_closed() or (_EXITING.is_set() and not loop.is_running()):
                 running.cancel()
                 raise RuntimeError("the event loop stopped during the transfer") from None
+
+
+class _AwaitedOnLoop:
+    """`operation` (a mock of an operation set on an AsyncClient) as boto3's threads call a
+    client's operations: a coroutine it returns is awaited on the event loop that was running
+    when it was set (a test's), or in a loop of its own if none was, and its result returned."""
+
+    def __init__(self, operation: Callable[..., Any]):
+        self._operation = operation
+        try:
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        result = self._operation(*args, **kwargs)
+        if not inspect.isawaitable(result):
+            return result
+        if self._loop is not None and self._loop.is_running():
+            return _wait_on(self._loop, result)
+        return asyncio.run(_awaited(result))
+
+    def __repr__(self) -> str:
+        return repr(self._operation)
 
 
 class _Done:
