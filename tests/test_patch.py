@@ -391,6 +391,9 @@ def test_mocks_of_an_async_clients_operations_answer_its_transfers(set_on, tmp_p
         with contextlib.ExitStack() as mocks:
             put, head_object, get = (mocks.enter_context(m) for m in mocked())
             got = await transfers()
+            # The boto3 client called on the loop's own thread cannot wait for that loop.
+            with pytest.raises(RuntimeError, match="called from an event loop"):
+                client._client.put_object(Bucket="b", Key="k", Body=b"x")
         assert set(loops) == {asyncio.get_running_loop()}
         return got, put, head_object, get
 

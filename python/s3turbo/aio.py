@@ -625,21 +625,33 @@ class _AwaitedOnLoop:
 
     def __init__(self, operation: Callable[..., Any]):
         self._operation = operation
-        try:
-            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            self._loop = None
+        self._loop = _running_loop()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         result = self._operation(*args, **kwargs)
         if not inspect.isawaitable(result):
             return result
+        if _running_loop() is not None:
+            # Only a call on the boto3 client itself, not the transfers', comes from a loop's
+            # thread; waiting there for that loop would hang.
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+            raise RuntimeError("a coroutine mock of an operation called from an event loop")
         if self._loop is not None and self._loop.is_running():
             return _wait_on(self._loop, result)
         return asyncio.run(_awaited(result))
 
     def __repr__(self) -> str:
         return repr(self._operation)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop running in this thread, if any."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 class _Done:
