@@ -683,7 +683,13 @@ fn write_all_vectored_at(
     mut slices: &mut [IoSlice<'_>],
     mut offset: u64,
 ) -> std::io::Result<()> {
-    while !slices.is_empty() {
+    loop {
+        // Empty buffers (an HTTP/2 DATA frame may be empty) are dropped first: pwritev of only
+        // those returns 0, which would read as a failed write.
+        IoSlice::advance_slices(&mut slices, 0);
+        if slices.is_empty() {
+            return Ok(());
+        }
         let position = libc::off_t::try_from(offset)
             .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
         let count = libc::c_int::try_from(slices.len()).unwrap_or(libc::c_int::MAX);
@@ -705,7 +711,6 @@ fn write_all_vectored_at(
         offset += written as u64;
         IoSlice::advance_slices(&mut slices, written);
     }
-    Ok(())
 }
 
 /// A part of a download into a sink: the first goes on as it comes, the others are held until
@@ -967,6 +972,22 @@ mod tests {
     use std::os::unix::fs::FileExt;
 
     use super::*;
+
+    #[test]
+    fn empty_buffers_are_written_as_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = File::create(dir.path().join("out.bin")).expect("create");
+        write_all_vectored_at(&file, &mut [IoSlice::new(b""), IoSlice::new(b"")], 0)
+            .expect("only empty buffers");
+        let mut slices = [IoSlice::new(b""), IoSlice::new(b"ab"), IoSlice::new(b"")];
+        write_all_vectored_at(&file, &mut slices, 0).expect("empty buffers around data");
+        write_all_vectored_at(&file, &mut [IoSlice::new(b"c"), IoSlice::new(b"")], 2)
+            .expect("an empty buffer last");
+        assert_eq!(
+            std::fs::read(dir.path().join("out.bin")).expect("read"),
+            b"abc"
+        );
+    }
 
     #[test]
     fn temp_file_is_removed_unless_persisted() {
