@@ -305,6 +305,9 @@ impl<'a> Fetcher<'a> {
                     Start::Fresh,
                 ));
             }
+            // Its connection was never made: boto3's HeadObject would have met the same stalled
+            // handshake and failed with it (one more HeadObject would double the wait).
+            Err(error @ TransferError::HandshakeTimeout { .. }) => return Err(error),
             Err(error) if error.is_retried_download_error() => {
                 if options.num_download_attempts <= 1 {
                     return Err(TransferError::RetriesExceeded(Box::new(error)));

@@ -33,9 +33,11 @@ pub enum TransferError {
     ChecksumMismatch(String),
     /// The server's TLS certificate was not trusted (botocore's `SSLError`).
     Tls { endpoint: String, detail: String },
-    /// A read timeout, or a TLS handshake that took longer than the connect timeout
-    /// (botocore's `ReadTimeoutError` for both).
+    /// A read timeout (botocore's `ReadTimeoutError`).
     Timeout { endpoint: String, detail: String },
+    /// A TLS handshake (or a proxy's tunnel) that took longer than the connect timeout:
+    /// botocore's `ReadTimeoutError` too, but the request never reached the server.
+    HandshakeTimeout { endpoint: String, detail: String },
     /// No TCP connection within the connect timeout (botocore's `ConnectTimeoutError`, which
     /// s3transfer does not try again).
     ConnectTimeout { endpoint: String, detail: String },
@@ -199,6 +201,8 @@ impl TransferError {
                     && (tcp_timed_out || connecting && endpoint.starts_with("http://"))
                 {
                     TransferError::ConnectTimeout { endpoint, detail }
+                } else if failure.is_timeout() && connecting {
+                    TransferError::HandshakeTimeout { endpoint, detail }
                 } else if failure.is_timeout() {
                     TransferError::Timeout { endpoint, detail }
                 } else if let Some(tls_error) = tls_error {
@@ -317,11 +321,14 @@ impl TransferError {
     }
 
     /// Whether s3transfer would try a ranged GET again after this: a body that broke off or a
-    /// read timeout. Failures to send the request have had the SDK's retries already.
+    /// read timeout (botocore's, which a stalled TLS handshake is too). Failures to send the
+    /// request have had the SDK's retries already.
     pub fn is_retried_download_error(&self) -> bool {
         matches!(
             self,
-            TransferError::BodyInterrupted { .. } | TransferError::Timeout { .. }
+            TransferError::BodyInterrupted { .. }
+                | TransferError::Timeout { .. }
+                | TransferError::HandshakeTimeout { .. }
         )
     }
 }

@@ -997,7 +997,8 @@ fn build_py_err(py: Python<'_>, error: TransferError) -> PyResult<PyErr> {
                     .call((), Some(&kwargs))?,
             )
         }
-        TransferError::Timeout { endpoint, detail } => {
+        TransferError::Timeout { endpoint, detail }
+        | TransferError::HandshakeTimeout { endpoint, detail } => {
             with_endpoint("ReadTimeoutError", endpoint, detail)?
         }
         TransferError::ConnectTimeout { endpoint, detail } => {

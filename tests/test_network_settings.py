@@ -537,8 +537,10 @@ def test_a_tls_handshake_that_never_ends_takes_the_connect_timeout_as_in_boto3(
 ):
     """A server that takes the TCP connection and never answers the TLS handshake: the
     handshake is part of connecting, bounded by connect_timeout (1 s here, against a read
-    timeout of 6 s), and the error is botocore's ReadTimeoutError, as boto3's is. (Through a
-    proxy the SDK's client serves, which times the proxy's tunnel and the handshake as one.)"""
+    timeout of 6 s), and the error is botocore's ReadTimeoutError, as boto3's is. A download
+    makes as many handshakes as boto3's (its HeadObject's): the engine sent a HeadObject after
+    its first GET's, and waited twice as long. (Through a proxy the SDK's client serves, which
+    times the proxy's tunnel and the handshake as one.)"""
     source = write_random(tmp_path / "source.bin", 1000)
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
@@ -567,22 +569,33 @@ def test_a_tls_handshake_that_never_ends_takes_the_connect_timeout_as_in_boto3(
         "verify": setting.get("verify"),
         "config": config,
     }
-    took = {}
+    took, handshakes = {}, {}
     try:
         with served_by_engine(caplog):
             for name, make in (("boto3", boto3.client), ("s3turbo", s3turbo.client)):
                 client = make("s3", **kwargs)
-                started = time.monotonic()
-                with pytest.raises(ReadTimeoutError):
-                    client.upload_file(str(source), "bucket", "k")
-                took[name] = time.monotonic() - started
+                for call, args in (
+                    (client.upload_file, (str(source), "bucket", "k")),
+                    (client.download_file, ("bucket", "k", str(tmp_path / "out.bin"))),
+                ):
+                    started, before = time.monotonic(), len(accepted)
+                    with pytest.raises(ReadTimeoutError):
+                        call(*args)
+                    took[name, call.__name__] = time.monotonic() - started
+                    handshakes[name, call.__name__] = len(accepted) - before
     finally:
         listener.close()
         if proxy:
             proxy.close()
-    assert took["boto3"] < 3 and took["s3turbo"] < 3, took
+    assert max(took.values()) < 3, took
+    assert handshakes == {
+        (name, call): 1
+        for name in ("boto3", "s3turbo")
+        for call in ("upload_file", "download_file")
+    }
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["source.bin"]
     if proxy:
-        assert proxy.asked == [f"silent.test:{port}"] * 2
+        assert proxy.asked == [f"silent.test:{port}"] * 4
 
 
 @pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
