@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use aws_credential_types::Credentials;
@@ -51,8 +51,10 @@ pub struct ConnectionSettings {
     /// botocore's `disable_s3_express_session_auth`: directory buckets are signed with the
     /// client's credentials, without CreateSession.
     pub disable_s3_express_session_auth: bool,
-    /// botocore's `verify` when it names a CA bundle (AWS_CA_BUNDLE, `ca_bundle` in the config
-    /// file): then only its certificates are trusted, as botocore trusts only them.
+    /// The CA bundle botocore verifies https servers with: the one its `verify` names
+    /// (AWS_CA_BUNDLE, `ca_bundle` in the config file), else its default one (certifi's).
+    /// Only its certificates are trusted, as botocore trusts only them, never the system's
+    /// roots. None over plain http, where no certificate is checked.
     pub ca_bundle: Option<PathBuf>,
     /// False for botocore's `verify=False`: any server certificate is taken (and proxies are
     /// left to boto3).
@@ -235,7 +237,7 @@ impl ConnectionSettings {
             Some(path) => ca_bundle_blocks(path, self.endpoint_label())?
                 .into_iter()
                 .fold(TrustStore::empty(), TrustStore::with_pem_certificate),
-            None => TrustStore::default(),
+            None => TrustStore::empty(),
         };
         let tls_context = TlsContext::builder()
             .with_trust_store(trust_store)
@@ -257,15 +259,14 @@ impl ConnectionSettings {
         )
     }
 
-    /// The roots our own client trusts, as the SDK's client would: the CA bundle's, or the
-    /// system's.
+    /// The roots our own client trusts: the CA bundle's.
     fn root_certificates(&self) -> Result<rustls::RootCertStore, TransferError> {
         let certificates: Vec<CertificateDer> = match &self.ca_bundle {
             Some(path) => ca_bundle_blocks(path, self.endpoint_label())?
                 .iter()
                 .flat_map(|block| CertificateDer::pem_slice_iter(block).flatten())
                 .collect(),
-            None => SYSTEM_ROOTS.clone(),
+            None => Vec::new(),
         };
         let mut roots = rustls::RootCertStore::empty();
         roots.add_parsable_certificates(certificates);
@@ -300,11 +301,6 @@ impl ConnectionSettings {
         })
     }
 }
-
-/// The system's root certificates (SSL_CERT_FILE and SSL_CERT_DIR if set), read once per
-/// process, as the SDK's client reads them.
-static SYSTEM_ROOTS: LazyLock<Vec<CertificateDer<'static>>> =
-    LazyLock::new(|| rustls_native_certs::load_native_certs().certs);
 
 /// The PEM blocks of a CA bundle's certificates that rustls accepts as trust anchors. The
 /// SDK's TLS setup panics on a certificate it cannot parse, and system bundles may hold such:

@@ -9,14 +9,12 @@ import contextlib
 import functools
 import gc
 import io
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 
 import boto3
+import botocore.httpsession
 import pytest
 from boto3.exceptions import S3UploadFailedError
 from botocore.config import Config
@@ -46,7 +44,6 @@ from relays import Certificates, ForwardProxy, TlsFront
 from servers import ACCESS_KEY, SECRET_KEY, free_port
 
 ONE_ATTEMPT = {"total_max_attempts": 1}
-TESTS = os.path.dirname(os.path.abspath(__file__))
 
 
 def s3s_fs_port(server) -> int:
@@ -429,48 +426,39 @@ def test_close_closes_the_engines_connections_as_boto3s(s3s_fs, tmp_path):
     assert set(left.values()) == {0}, left
 
 
-# The engine's own client reads the system's roots once per process, as the SDK's does: a
-# process of its own for them.
-SYSTEM_ROOTS_CHECK = """
-import sys
-from pathlib import Path
-
-from botocore.config import Config
-
-import s3turbo
-from test_network_settings import keepalive_flags, round_trip
-
-endpoint, port, bucket, access_key, secret_key, scratch = sys.argv[1:]
-client = s3turbo.client(
-    "s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=access_key,
-    aws_secret_access_key=secret_key, config=Config(tcp_keepalive=True),
-)
-round_trip(client, bucket, Path(scratch))
-print(sorted(set(keepalive_flags(int(port)))))
-"""
-
-
-def test_tcp_keepalive_with_the_system_roots(s3s_fs, https_front, certificates, tmp_path):
-    """Without a CA bundle, the engine's own client trusts the system's roots, as the SDK's
-    (here SSL_CERT_FILE names them; botocore would take AWS_CA_BUNDLE and REQUESTS_CA_BUNDLE
-    first, so they are unset)."""
-    environment = {**os.environ, "SSL_CERT_FILE": str(certificates.ca_bundle)}
+@pytest.mark.parametrize("proxied", [False, True], ids=["own client", "SDK's client, proxied"])
+def test_servers_are_trusted_by_botocores_bundle_not_the_systems_roots(
+    s3s_fs, https_front, certificates, tmp_path, monkeypatch, caplog, proxied
+):
+    """Without a CA bundle named (verify=<path>, AWS_CA_BUNDLE), botocore trusts its default
+    bundle, certifi's, and not the system's roots: a server only the system trusts (here
+    SSL_CERT_FILE names its CA) is refused by both clients with an SSLError, and a server whose
+    CA is in botocore's default bundle is taken by both."""
     for name in ("AWS_CA_BUNDLE", "REQUESTS_CA_BUNDLE"):
-        environment.pop(name, None)
-    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [TESTS, os.environ.get("PYTHONPATH")]))
-    arguments = [
-        *(f"https://localhost:{https_front.port}", str(https_front.port)),
-        *(s3s_fs.new_bucket(), ACCESS_KEY, SECRET_KEY, str(tmp_path)),
-    ]
-    checked = subprocess.run(
-        [sys.executable, "-c", SYSTEM_ROOTS_CHECK, *arguments],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert checked.returncode == 0, checked.stderr
-    assert checked.stdout.split() == ["[1]"]
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificates.ca_bundle))
+    bucket = s3s_fs.new_bucket()
+    source = write_random(tmp_path / "source.bin", 1000)
+    proxy = ForwardProxy({"localhost": https_front.port}) if proxied else None
+    config = Config(retries=ONE_ATTEMPT)
+    if proxy:
+        config = config.merge(Config(proxies={"https": f"http://127.0.0.1:{proxy.port}"}))
+    kwargs = {"endpoint_url": f"https://localhost:{https_front.port}", "config": config}
+    try:
+        with served_by_engine(caplog):
+            for make in (s3s_fs.boto3_client, s3s_fs.s3turbo_client):
+                client = make(**kwargs)
+                with pytest.raises(SSLError, match="certificate"):
+                    client.upload_file(str(source), bucket, "k")
+                with pytest.raises(SSLError, match="certificate"):
+                    client.download_file(bucket, "k", str(tmp_path / "out.bin"))
+            assert sorted(p.name for p in tmp_path.iterdir()) == ["source.bin"]
+            monkeypatch.setattr(botocore.httpsession, "where", lambda: str(certificates.ca_bundle))
+            for make in (s3s_fs.boto3_client, s3s_fs.s3turbo_client):
+                round_trip(make(**kwargs), bucket, tmp_path)
+    finally:
+        if proxy:
+            proxy.close()
 
 
 @pytest.fixture

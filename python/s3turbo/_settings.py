@@ -251,14 +251,14 @@ def _warn_unverified(endpoint_url: str) -> None:
 
 
 def _ca_bundle(client: Any) -> str | None:
-    """The CA bundle botocore verifies https servers with, when it is not its default one
-    (verify=<path>, AWS_CA_BUNDLE, ca_bundle in the config file); `~` stands for the home
-    directory, as urllib3 takes it."""
+    """The CA bundle botocore verifies https servers with: the one named (verify=<path>,
+    AWS_CA_BUNDLE, ca_bundle in the config file; `~` stands for the home directory, as urllib3
+    takes it), else its default one (certifi's, or botocore's own), never the system's roots.
+    None over plain http, and with verify=False."""
     verify = getattr(client._endpoint.http_session, "_verify", True)
-    https = client.meta.endpoint_url.startswith("https:")
-    if https and isinstance(verify, str) and verify != get_cert_path(True):
-        return os.path.expanduser(verify)
-    return None
+    if not client.meta.endpoint_url.startswith("https:") or verify is False:
+        return None
+    return os.path.expanduser(verify) if isinstance(verify, str) else get_cert_path(True)
 
 
 def _proxies(client: Any) -> dict[str, str]:
