@@ -319,6 +319,25 @@ def test_unknown_method_and_bad_params_as_in_boto3():
             )
 
 
+def test_parameters_are_checked_before_the_endpoint_as_in_boto3():
+    """botocore checks a call's parameters before it resolves its endpoint: a call wrong both
+    ways (non-ASCII metadata, and a dotted bucket that S3 Accelerate cannot serve) is refused
+    for its parameters by both clients (the engine raised botocore's EndpointResolutionError)."""
+    kwargs = {
+        "region_name": "us-east-1",
+        "aws_access_key_id": "a",
+        "aws_secret_access_key": "b",
+        "config": Config(s3={"use_accelerate_endpoint": True}),
+    }
+    params = {"Bucket": "a.dotted.bucket", "Key": "k", "Metadata": {"a": "ü"}}
+    refusals = []
+    for make in (boto3.client, s3turbo.client):
+        with pytest.raises(ParamValidationError) as refused:
+            make("s3", **kwargs).generate_presigned_url("put_object", Params=params)
+        refusals.append(str(refused.value))
+    assert refusals[0] == refusals[1]
+
+
 # The signature versions botocore presigns with on a client set to us-east-1: SigV2 by default.
 SIGNERS = {None: "Signature", "s3v4": "X-Amz-Signature"}
 

@@ -116,9 +116,6 @@ class Presigner:
         # botocore writes what str() gives of these; of others (bytes, lists), what it encodes.
         if type(expires_in) is not int and not isinstance(expires_in, (numbers.Number, str)):
             raise BotocoreSigns(f"ExpiresIn is a {type(expires_in).__name__}")
-        endpoint = self._endpoints.get((client_method, bucket)) or self._endpoint(
-            client, client_method, operation, bucket
-        )
         query, headers = [], []
         for name, value in params.items():
             if name in ("Bucket", "Key"):
@@ -132,14 +129,20 @@ class Presigner:
                 wire_name, python_type = operation.headers[name]
                 if type(value) is not python_type:
                     raise _typed_apart(name, value)
-                # SigV4 query signing leaves out the content type of every form.
-                if not endpoint.sigv2 and (wire_name, value) == _FORM_CONTENT_TYPE:
-                    continue
                 headers.append((wire_name, str(value)))
             elif name == "Metadata" and operation.metadata_prefix and _is_metadata(value):
                 headers.extend((operation.metadata_prefix + k.lower(), v) for k, v in value.items())
             else:
                 raise BotocoreSigns(f"the engine does not sign {name}")
+        # Resolved once the parameters are known to be the engine's, as botocore resolves it
+        # after its checks of them: a call that fails both ways fails as boto3's does (the
+        # ParamValidationError of non-ASCII metadata, say, not an EndpointResolutionError).
+        endpoint = self._endpoints.get((client_method, bucket)) or self._endpoint(
+            client, client_method, operation, bucket
+        )
+        if not endpoint.sigv2:
+            # SigV4 query signing leaves out the content type of every form.
+            headers = [header for header in headers if header != _FORM_CONTENT_TYPE]
         credentials = client._request_signer._credentials
         if credentials is None:
             raise BotocoreSigns("the client has no credentials")
