@@ -12,7 +12,7 @@ use aws_sdk_s3::error::{BoxError, SdkError};
 use aws_sdk_s3::operation::create_session::CreateSessionError;
 
 use crate::error_body::{self, ErrorField};
-use crate::own_http::TcpConnectTimedOut;
+use crate::own_http::{HandshakeBrokenOff, TcpConnectTimedOut};
 use crate::retries;
 
 pub type HttpResponse = aws_sdk_s3::config::http::HttpResponse;
@@ -205,6 +205,16 @@ impl TransferError {
                     TransferError::HandshakeTimeout { endpoint, detail }
                 } else if failure.is_timeout() {
                     TransferError::Timeout { endpoint, detail }
+                } else if let Some(broken_off) =
+                    connector_error.and_then(|e| find_cause::<HandshakeBrokenOff>(e))
+                {
+                    let detail = broken_off.to_string();
+                    match broken_off {
+                        HandshakeBrokenOff::Closed => TransferError::Tls { endpoint, detail },
+                        HandshakeBrokenOff::Reset => {
+                            TransferError::ConnectionClosed { endpoint, detail }
+                        }
+                    }
                 } else if let Some(tls_error) = tls_error {
                     // In botocore's message ("SSL validation failed for <url> <error>"): what
                     // TLS said, not the layers of connectors around it.

@@ -172,7 +172,7 @@ impl Service<Uri> for Connect {
                 return Ok(Connection::Http(tcp));
             };
             match tokio::time::timeout(limit, tls.connect(server_name, TokioIo::new(tcp))).await {
-                Ok(secured) => Ok(Connection::from(secured?)),
+                Ok(secured) => Ok(Connection::from(secured.map_err(broken_off)?)),
                 Err(_) => {
                     Err(io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out").into())
                 }
@@ -187,6 +187,37 @@ fn server_name(destination: &Uri) -> Result<ServerName<'static>, BoxError> {
     let host = destination.host().unwrap_or_default();
     let host = host.trim_start_matches('[').trim_end_matches(']');
     Ok(ServerName::try_from(host.to_owned())?)
+}
+
+/// A TLS handshake the server broke off, told apart as Python's ssl module tells it: a close
+/// is a protocol violation (botocore's `SSLError`), a reset an OSError (which urllib3 makes
+/// botocore's `ConnectionClosedError`). Any other failure of the handshake is rustls's.
+#[derive(Debug)]
+pub enum HandshakeBrokenOff {
+    Closed,
+    Reset,
+}
+
+impl std::fmt::Display for HandshakeBrokenOff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            // Python's words for it.
+            HandshakeBrokenOff::Closed => "EOF occurred in violation of protocol",
+            HandshakeBrokenOff::Reset => "Connection reset by peer during the TLS handshake",
+        })
+    }
+}
+
+impl std::error::Error for HandshakeBrokenOff {}
+
+/// The handshake's error, marked if the server broke it off.
+fn broken_off(error: io::Error) -> io::Error {
+    let cause = match error.kind() {
+        io::ErrorKind::UnexpectedEof => HandshakeBrokenOff::Closed,
+        io::ErrorKind::ConnectionReset => HandshakeBrokenOff::Reset,
+        _ => return error,
+    };
+    io::Error::new(error.kind(), cause)
 }
 
 /// No TCP connection within the connect timeout (botocore's `ConnectTimeoutError`).

@@ -10,6 +10,7 @@ import functools
 import gc
 import io
 import socket
+import struct
 import threading
 import time
 
@@ -21,6 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
     ReadTimeoutError,
@@ -584,6 +586,52 @@ def test_a_tls_handshake_that_never_ends_takes_the_connect_timeout_as_in_boto3(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["source.bin"]
     if proxy:
         assert proxy.asked == [f"silent.test:{port}"] * 4
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+@pytest.mark.parametrize("ending, error", [("close", SSLError), ("reset", ConnectionClosedError)])
+@pytest.mark.parametrize("verify", [None, False], ids=["verified", "verify=False"])
+def test_a_tls_handshake_the_server_breaks_off_fails_as_in_boto3(tmp_path, ending, error, verify):
+    """A server that takes the TCP connection and the client's hello, then closes it: Python's
+    ssl module calls that a protocol violation, botocore's SSLError; or resets it: an OSError,
+    botocore's ConnectionClosedError. The engine raised EndpointConnectionError for both, as if
+    it had not connected."""
+    source = write_random(tmp_path / "source.bin", 1000)
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def take_the_hello_and_end():
+        while True:
+            try:
+                connection = listener.accept()[0]
+            except OSError:
+                return  # closed
+            connection.recv(65536)
+            if ending == "reset":
+                connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            connection.close()
+
+    threading.Thread(target=take_the_hello_and_end, daemon=True).start()
+    kwargs = {
+        "endpoint_url": f"https://127.0.0.1:{listener.getsockname()[1]}",
+        "region_name": "us-east-1",
+        "aws_access_key_id": ACCESS_KEY,
+        "aws_secret_access_key": SECRET_KEY,
+        "verify": verify,
+        "config": Config(retries=ONE_ATTEMPT),
+    }
+    raised = {}
+    try:
+        for make in (boto3.client, s3turbo.client):
+            client = make("s3", **kwargs)
+            with pytest.raises(error) as refused_upload:
+                client.upload_file(str(source), "bucket", "k")
+            with pytest.raises(error) as refused_download:
+                client.download_file("bucket", "k", str(tmp_path / "out.bin"))
+            raised[make] = [type(refused_upload.value), type(refused_download.value)]
+    finally:
+        listener.close()
+    assert raised[boto3.client] == raised[s3turbo.client] == [error, error]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["source.bin"]
 
 
 @pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
