@@ -213,7 +213,7 @@ impl ConnectionSettings {
         } else {
             own_http::client(own_http::Settings {
                 trust: if self.verify_certificates {
-                    Trust::Roots(self.root_certificates()?)
+                    Trust::Bundle(self.bundle_certificates()?)
                 } else {
                     Trust::AnyCertificate
                 },
@@ -259,18 +259,15 @@ impl ConnectionSettings {
         )
     }
 
-    /// The roots our own client trusts: the CA bundle's.
-    fn root_certificates(&self) -> Result<rustls::RootCertStore, TransferError> {
-        let certificates: Vec<CertificateDer> = match &self.ca_bundle {
+    /// The certificates our own client trusts: the CA bundle's.
+    fn bundle_certificates(&self) -> Result<Vec<CertificateDer<'static>>, TransferError> {
+        Ok(match &self.ca_bundle {
             Some(path) => ca_bundle_blocks(path, self.endpoint_label())?
                 .iter()
                 .flat_map(|block| CertificateDer::pem_slice_iter(block).flatten())
                 .collect(),
             None => Vec::new(),
-        };
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add_parsable_certificates(certificates);
-        Ok(roots)
+        })
     }
 
     /// The client certificate, or why it cannot be used.

@@ -26,6 +26,7 @@ mod redirect;
 mod request;
 mod retries;
 mod runtime;
+mod server_trust;
 mod upload;
 
 use pyo3::prelude::*;

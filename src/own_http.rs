@@ -32,19 +32,20 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use tokio_rustls::TlsConnector;
 use tower_service::Service;
 
 use crate::errors::TransferError;
+use crate::server_trust::AsBotocoreVerifies;
 
 type Connection = MaybeHttpsStream<<TcpConnector as Service<Uri>>::Response>;
 
 /// Which server certificates are taken.
 pub enum Trust {
-    /// Those these roots sign (the system's, or a CA bundle's), as the SDK's client takes them.
-    Roots(RootCertStore),
+    /// Those a CA bundle's certificates vouch for, as botocore takes them (see server_trust).
+    Bundle(Vec<CertificateDer<'static>>),
     /// Any (`verify=False`).
     AnyCertificate,
 }
@@ -75,7 +76,13 @@ pub fn client(settings: Settings) -> Result<SharedHttpClient, TransferError> {
         .with_safe_default_protocol_versions()
         .map_err(|e| TransferError::Internal(format!("TLS setup: {e}")))?;
     let builder = match settings.trust {
-        Trust::Roots(roots) => builder.with_root_certificates(roots),
+        Trust::Bundle(bundle) => {
+            let verifier = AsBotocoreVerifies::new(bundle, provider)
+                .map_err(|e| TransferError::Internal(format!("TLS setup: {e}")))?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(verifier))
+        }
         Trust::AnyCertificate => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider))),

@@ -123,9 +123,12 @@ class ForwardProxy(Relay):
 
 class Certificates:
     """A test CA, and a certificate for localhost and one for a client signed by it, as PEM
-    files in `directory`; `expired`: ones that expired yesterday."""
+    files in `directory`; `expired`: ones that expired yesterday. `server` says how the
+    server's certificate is made where not as above: "self-signed" (as `openssl req -x509`
+    makes one: a CA's certificate of its own, which is then the bundle), or "common name only"
+    (signed by the CA, its name in the subject's common name and no subjectAltName)."""
 
-    def __init__(self, directory: Path, expired: bool = False):
+    def __init__(self, directory: Path, expired: bool = False, server: str = "signed by the CA"):
         now = datetime.datetime.now(datetime.timezone.utc)
         day = datetime.timedelta(days=1)
         validity = (now - 2 * day, now - day) if expired else (now - day, now + day)
@@ -150,9 +153,28 @@ class Certificates:
             )
             .sign(ca_key, hashes.SHA256())
         )
-        server = _signed_leaf(
-            "localhost", ExtendedKeyUsageOID.SERVER_AUTH, ca_key, ca_name, validity
-        )
+        if server == "self-signed":
+            server_key = ec.generate_private_key(ec.SECP256R1())
+            server_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+            server_cert = (
+                _builder(server_name, server_name, server_key, validity)
+                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                .add_extension(
+                    x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False
+                )
+                .sign(server_key, hashes.SHA256())
+            )
+            ca_cert = server_cert
+            server = (server_cert.public_bytes(serialization.Encoding.PEM), _pem(server_key))
+        else:
+            server = _signed_leaf(
+                "localhost",
+                ExtendedKeyUsageOID.SERVER_AUTH,
+                ca_key,
+                ca_name,
+                validity,
+                alt_names=server != "common name only",
+            )
         client = _signed_leaf("client", ExtendedKeyUsageOID.CLIENT_AUTH, ca_key, ca_name, validity)
         self.ca_bundle = directory / "ca.pem"
         self.server_cert = directory / "server.pem"
@@ -171,27 +193,34 @@ class Certificates:
         self.client_cert_and_key.write_bytes(client[0] + client[1])
 
 
-def _signed_leaf(name, usage, ca_key, ca_name, validity) -> tuple[bytes, bytes]:
+def _signed_leaf(
+    name, usage, ca_key, ca_name, validity, alt_names: bool = True
+) -> tuple[bytes, bytes]:
     """A certificate for `name` (a host name, for a server) that the CA signed for `usage`, and
-    its key, as PEM."""
+    its key, as PEM; `alt_names`: with the name (and 127.0.0.1's address, for localhost) in
+    subjectAltName too."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    names = [x509.DNSName(name)]
-    if name == "localhost":
-        names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
-    cert = (
-        _builder(subject, ca_name, key, validity)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        .sign(ca_key, hashes.SHA256())
+    builder = _builder(subject, ca_name, key, validity).add_extension(
+        x509.BasicConstraints(ca=False, path_length=None), critical=True
     )
-    key_pem = key.private_bytes(
+    if alt_names:
+        names = [x509.DNSName(name)]
+        if name == "localhost":
+            names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    cert = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False).sign(
+        ca_key, hashes.SHA256()
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), _pem(key)
+
+
+def _pem(key) -> bytes:
+    return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
 def _builder(subject, issuer, key, validity) -> x509.CertificateBuilder:

@@ -86,6 +86,49 @@ def test_custom_ca_bundle(s3s_fs, https_front, certificates, tmp_path, monkeypat
     assert https_front.connections >= 1
 
 
+@pytest.mark.parametrize(
+    ("server_certificate", "host", "taken"),
+    [
+        ("self-signed", "localhost", True),
+        ("self-signed", "127.0.0.1", False),  # not its name
+        ("self-signed, expired", "localhost", False),
+        ("common name only", "localhost", True),
+        ("common name only", "127.0.0.1", False),  # an address is never a common name
+    ],
+)
+def test_certificates_openssl_takes_beyond_webpki_are_taken_as_in_boto3(
+    s3s_fs, tmp_path_factory, tmp_path, caplog, server_certificate, host, taken
+):
+    """Server certificates boto3's TLS (OpenSSL) takes and webpki, as rustls has it, refuses:
+    a self-signed one given as the CA bundle (a CA's, as `openssl req -x509` or MinIO's
+    `certgen` make them), and one with its host name only in the subject's common name. Both
+    clients take them for their names, and refuse them, with an SSLError, for other names or
+    past their dates. The engine refused every one (CaUsedAsEndEntity, NotValidForName)."""
+    certificates = Certificates(
+        tmp_path_factory.mktemp("certificates"),
+        expired=server_certificate.endswith("expired"),
+        server=server_certificate.removesuffix(", expired"),
+    )
+    front = TlsFront(s3s_fs_port(s3s_fs), certificates)
+    bucket = s3s_fs.new_bucket()
+    kwargs = {
+        "endpoint_url": f"https://{host}:{front.port}",
+        "verify": str(certificates.ca_bundle),
+        "config": Config(retries=ONE_ATTEMPT),
+    }
+    try:
+        with served_by_engine(caplog):
+            for client in (s3s_fs.boto3_client(**kwargs), s3s_fs.s3turbo_client(**kwargs)):
+                if taken:
+                    round_trip(client, bucket, tmp_path)
+                else:
+                    with pytest.raises(SSLError, match="SSL validation failed"):
+                        client.download_file(bucket, "k", str(tmp_path / "out.bin"))
+    finally:
+        front.close()
+    assert front.connections >= 2
+
+
 @pytest.mark.parametrize("bundle", ["another CA's", "no certificate in it"])
 @pytest.mark.parametrize("proxied", [False, True], ids=["own client", "SDK's client, proxied"])
 def test_untrusted_certificate_is_an_ssl_error_as_in_boto3(
