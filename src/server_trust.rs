@@ -2,7 +2,7 @@
 //! webpki takes (rustls's checks), and the two more that OpenSSL, and so botocore, takes:
 //!
 //! - a self-signed certificate the CA bundle holds, used as the server's own (made by
-//!   `openssl req -x509`, or MinIO's `certgen`: `verify="public.crt"`). webpki refuses it,
+//!   `openssl req -x509` for a MinIO server: `verify="public.crt"`). webpki refuses it,
 //!   as it is a CA's (`CaUsedAsEndEntity`); OpenSSL finds it among the trusted ones and checks
 //!   its dates and names only.
 //! - a certificate without DNS names in its subjectAltName, whose subject's common name is

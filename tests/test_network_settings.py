@@ -100,10 +100,10 @@ def test_certificates_openssl_takes_beyond_webpki_are_taken_as_in_boto3(
     s3s_fs, tmp_path_factory, tmp_path, caplog, server_certificate, host, taken
 ):
     """Server certificates boto3's TLS (OpenSSL) takes and webpki, as rustls has it, refuses:
-    a self-signed one given as the CA bundle (a CA's, as `openssl req -x509` or MinIO's
-    `certgen` make them), and one with its host name only in the subject's common name. Both
-    clients take them for their names, and refuse them, with an SSLError, for other names or
-    past their dates. The engine refused every one (CaUsedAsEndEntity, NotValidForName)."""
+    a self-signed one given as the CA bundle (a CA's, as `openssl req -x509` makes them), and
+    one with its host name only in the subject's common name. Both clients take them for their
+    names, and refuse them, with an SSLError, for other names or past their dates. The engine
+    refused both kinds (CaUsedAsEndEntity, NotValidForName)."""
     certificates = Certificates(
         tmp_path_factory.mktemp("certificates"),
         expired=server_certificate.endswith("expired"),
