@@ -10,6 +10,7 @@ import os
 import threading
 import time
 
+import boto3
 import pytest
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
@@ -538,6 +539,56 @@ def test_an_empty_object_goes_into_the_sink_as_in_boto3(s3s_fs, tmp_path, api, s
         finally:
             fileobj.close()
     assert outcomes["s3turbo"] == outcomes["boto3"] == EMPTY_OBJECT_INTO[sink]
+
+
+class UnaskableSink(io.BytesIO):
+    """A sink whose seekable() fails, as a broken wrapper's or a dropped socket's may."""
+
+    def seekable(self) -> bool:
+        raise OSError("seekable() failed")
+
+
+@pytest.mark.parametrize("api", ["sync", "aio"])
+@pytest.mark.parametrize("sink", ["closed", "seekable() raises"])
+@pytest.mark.parametrize("key", ["small", "missing"])
+def test_a_sink_that_cannot_say_if_it_seeks_fails_before_any_request_as_in_boto3(
+    s3s_fs, api, sink, key
+):
+    """s3transfer asks the sink whether it seeks before its HeadObject: a closed sink, or one
+    whose seekable() raises, fails the call with that error before any request, whether the
+    object exists or not. The engine asked at the first write: it raised a missing object's
+    404, or the sink's error after GETs the Callback had counted."""
+    bucket = s3s_fs.new_bucket()
+    s3s_fs.boto3_client().put_object(Bucket=bucket, Key="small", Body=b"12345")
+
+    def make_sink() -> io.BytesIO:
+        if sink == "closed":
+            closed = io.BytesIO()
+            closed.close()
+            return closed
+        return UnaskableSink()
+
+    outcomes = {}
+    with FaultProxy(s3s_fs.endpoint_url) as proxy:
+        kwargs = s3s_fs.client_kwargs(endpoint_url=proxy.endpoint_url)
+
+        async def aio_download(fileobj, callback):
+            async with s3turbo.aio.client("s3", **kwargs) as s3:
+                await s3.download_fileobj(bucket, key, fileobj, Callback=callback)
+
+        clients = {"s3turbo": s3turbo.client("s3", **kwargs), "boto3": boto3.client("s3", **kwargs)}
+        for name, client in clients.items():
+            counted: list[int] = []
+            proxy.requests.clear()
+            with pytest.raises((ValueError, OSError)) as raised:
+                if api == "aio" and name == "s3turbo":
+                    asyncio.run(aio_download(make_sink(), counted.append))
+                else:
+                    client.download_fileobj(bucket, key, make_sink(), Callback=counted.append)
+            outcomes[name] = (type(raised.value), str(raised.value), sum(counted))
+            assert list(proxy.requests) == [], name
+    assert outcomes["s3turbo"] == outcomes["boto3"]
+    assert outcomes["boto3"][2] == 0
 
 
 class ProgressStoreDown(ClientError):

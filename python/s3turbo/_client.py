@@ -182,17 +182,20 @@ class SpecialFileSink:
 
 class SinkWriter:
     """`fileobj.write`, from offset 0 for a seekable `fileobj`: s3transfer writes each part at
-    its offset from 0, wherever the file object was, and moves it only once it writes. (The
-    object is asked whether it seeks at the first write, by the thread that writes.)"""
+    its offset from 0, wherever the file object was, and moves it only once it writes. The
+    object is asked whether it seeks when this is made, before any request, as s3transfer
+    asks before its HeadObject: a sink that cannot answer (a closed one) fails the call
+    first."""
 
     def __init__(self, fileobj: Any):
         self._fileobj = fileobj
+        self._seekable = seekable(fileobj)
         self.started = False
 
     def __call__(self, data: bytes) -> Any:
         if not self.started:
             self.started = True
-            if seekable(self._fileobj):
+            if self._seekable:
                 self._fileobj.seek(0)
         return self._fileobj.write(data)
 

@@ -279,7 +279,8 @@ class AsyncClient:
                 Callback,
             )
         with fileobj_retries_exceeded():
-            await self._download_to(_writer(Fileobj), Bucket, Key, extra_args, Callback, Config)
+            write = await _writer(Fileobj)
+            await self._download_to(write, Bucket, Key, extra_args, Callback, Config)
 
     async def _download_to(self, write, Bucket, Key, extra_args, Callback, Config) -> None:
         """The engine's download of the object into `write`, in order (a coroutine function)."""
@@ -568,12 +569,12 @@ def _reader(fileobj: Any) -> Callable[[int], Awaitable[bytes]]:
     return lambda size: _in_thread(fileobj.read, size)
 
 
-def _writer(fileobj: Any) -> Callable[[bytes], Awaitable[Any]]:
+async def _writer(fileobj: Any) -> Callable[[bytes], Awaitable[Any]]:
     """An awaitable write: the object's own if it is a coroutine, else the sync API's (from
     offset 0 for a seekable object, as s3transfer writes) in a worker thread."""
     if _is_async(fileobj.write):
         return fileobj.write
-    write = SinkWriter(fileobj)
+    write = await _in_thread(SinkWriter, fileobj)
     return lambda data: _in_thread(write, data)
 
 
