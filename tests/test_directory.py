@@ -499,6 +499,44 @@ def test_keys_that_land_on_one_file_through_a_link_are_refused(moto, tmp_path):
     assert (tmp_path / "real" / "f").read_bytes() == b"p/alias/f"
 
 
+@pytest.mark.parametrize("api", ["sync", "aio"])
+@pytest.mark.parametrize("served_by", ["engine", "boto3"])
+@pytest.mark.parametrize("folder", ["with files", "empty"])
+def test_an_unknown_extra_args_name_is_refused_before_any_object(
+    s3s_fs, tmp_path, monkeypatch, api, served_by, folder
+):
+    """An ExtraArgs name s3transfer does not allow is s3transfer's ValueError before any
+    object, in both directions, whether the engine or boto3 (S3TURBO_DISABLE, mock_aws, ...)
+    serves the call. Served by boto3, upload_directory reported every file as failed with it
+    (and an empty folder as done), where the engine raised it."""
+    if served_by == "boto3":
+        monkeypatch.setenv("S3TURBO_DISABLE", "1")
+    bucket = s3s_fs.new_bucket()
+    source = make_tree(tmp_path / "source") if folder == "with files" else tmp_path / "source"
+    source.mkdir(exist_ok=True)
+    s3s_fs.boto3_client().put_object(Bucket=bucket, Key="p/a.txt", Body=b"data")
+    bogus = {"Bogus": "1"}
+
+    async def both_ways():
+        async with s3turbo.aio.client("s3", **s3s_fs.client_kwargs()) as s3:
+            with pytest.raises(ValueError, match="Invalid extra_args key 'Bogus'"):
+                await s3.upload_directory(source, bucket, "up", ExtraArgs=bogus)
+            with pytest.raises(ValueError, match="Invalid extra_args key 'Bogus'"):
+                await s3.download_directory(bucket, "p", tmp_path / "copy", ExtraArgs=bogus)
+
+    if api == "aio":
+        asyncio.run(both_ways())
+    else:
+        client = s3s_fs.s3turbo_client()
+        with pytest.raises(ValueError, match="Invalid extra_args key 'Bogus'"):
+            client.upload_directory(source, bucket, "up", ExtraArgs=bogus)
+        with pytest.raises(ValueError, match="Invalid extra_args key 'Bogus'"):
+            client.download_directory(bucket, "p", tmp_path / "copy", ExtraArgs=bogus)
+    listed = s3s_fs.boto3_client().list_objects_v2(Bucket=bucket)["Contents"]
+    assert [item["Key"] for item in listed] == ["p/a.txt"]
+    assert not (tmp_path / "copy").exists()
+
+
 @pytest.mark.parametrize("raised", [Stop, KeyboardInterrupt])
 @pytest.mark.parametrize("served_by", ["engine", "boto3"])
 def test_a_callback_that_raises_stops_the_call(s3s_fs, tmp_path, monkeypatch, served_by, raised):

@@ -79,6 +79,9 @@ class UploadBatch:
         if not root.is_dir():
             raise NotADirectoryError(f"not a directory: {str(root)!r}")
         os.listdir(root)  # an unreadable local_dir is an error of the call, before any upload
+        # So is an ExtraArgs name s3transfer does not know, whether the engine or boto3 (file
+        # by file) serves the call, as download_directory refuses one.
+        _settings.check_upload_args(extra_args or {})
         self.client = client
         self.bucket = bucket
         self.files: dict[str, str] = {}

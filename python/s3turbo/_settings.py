@@ -684,6 +684,11 @@ def _bytes_per_second(max_bandwidth: float | None) -> int | None:
     return max(1, int(max_bandwidth))
 
 
+def check_upload_args(extra_args: dict) -> None:
+    """The ValueError s3transfer raises for an upload's ExtraArgs key it does not know."""
+    _check_known_args(extra_args, TransferManager.ALLOWED_UPLOAD_ARGS)
+
+
 def _check_known_args(extra_args: dict, allowed: list[str]) -> None:
     """The ValueError s3transfer raises for an ExtraArgs key it does not know."""
     for name in extra_args:
@@ -724,7 +729,7 @@ class UploadPlan:
 
     def __init__(self, client: Any, bucket: str, key: str, extra_args: dict | None):
         args = dict(extra_args or {})
-        _check_known_args(args, TransferManager.ALLOWED_UPLOAD_ARGS)
+        check_upload_args(args)
         if client.meta.config.request_checksum_calculation != "when_required":
             set_default_checksum_algorithm(args)
         put_args = _without(args, UploadSubmissionTask.PUT_OBJECT_BLOCKLIST)
