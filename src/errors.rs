@@ -12,6 +12,7 @@ use aws_sdk_s3::error::{BoxError, SdkError};
 use aws_sdk_s3::operation::create_session::CreateSessionError;
 
 use crate::error_body::{self, ErrorField};
+use crate::http_client::BodyReadTimedOut;
 use crate::own_http::{HandshakeBrokenOff, TcpConnectTimedOut};
 use crate::retries;
 
@@ -174,6 +175,7 @@ impl TransferError {
             return Self::service_error("CreateSession", refusal.raw(), false, trace);
         }
         let endpoint = trace.url_or(endpoint);
+        let body_timed_out = find_cause::<BodyReadTimedOut>(&err).is_some();
         match err {
             SdkError::ServiceError(context) => {
                 Self::service_error(operation, context.raw(), false, trace)
@@ -229,6 +231,7 @@ impl TransferError {
                     TransferError::Connection { endpoint, detail }
                 }
             }
+            SdkError::ResponseError(_) if body_timed_out => TransferError::read_timeout(&endpoint),
             // An answer whose body was cut short: botocore reads what came as the whole body
             // (urllib3 does not hold it to its Content-Length), and that as S3's answer.
             SdkError::ResponseError(context)
@@ -345,7 +348,7 @@ impl TransferError {
 
 /// The first error of type `T` down `error`'s chain of causes (io::Error hides its inner error
 /// from `source()`, so it is opened explicitly).
-fn find_cause<'a, T: std::error::Error + 'static>(
+pub fn find_cause<'a, T: std::error::Error + 'static>(
     error: &'a (dyn std::error::Error + 'static),
 ) -> Option<&'a T> {
     let mut cause = Some(error);
@@ -367,6 +370,9 @@ fn find_cause<'a, T: std::error::Error + 'static>(
 /// An error while streaming a response body: a checksum that did not match, or the
 /// connection breaking after the headers.
 pub fn body_error(endpoint: &str, error: &(dyn std::error::Error + 'static)) -> TransferError {
+    if find_cause::<BodyReadTimedOut>(error).is_some() {
+        return TransferError::read_timeout(endpoint);
+    }
     if let Some(aws_smithy_checksums::body::validate::Error::ChecksumMismatch {
         expected,
         actual,

@@ -7,9 +7,20 @@
 //!   connector, with the connect timeout alone.
 //! - The read timeout, applied here as the SDK's client applies it (until the response's head
 //!   has come), for the requests that have one: uploads have none.
+//! - The read timeout again on every wait for a response body's next bytes, for every request,
+//!   as botocore's socket timeout bounds each read (see `PacedBody`): the SDK's client bounds
+//!   none, so an answer whose body stopped after its head (a CreateMultipartUpload's, an error's)
+//!   was waited for for ever.
 //! - `Expect: 100-continue` on large upload bodies (`expect_continue`).
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use tokio::time::Sleep;
 
 use aws_sdk_s3::config::http::HttpRequest;
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -23,6 +34,7 @@ use aws_smithy_runtime_api::client::runtime_components::{
     RuntimeComponents, RuntimeComponentsBuilder,
 };
 use aws_smithy_runtime_api::shared::IntoShared;
+use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::ConfigBag;
 
 use crate::expect_continue;
@@ -32,6 +44,7 @@ pub fn client(client: SharedHttpClient, read_timeout: Duration) -> SharedHttpCli
     EngineHttpClient {
         client,
         continue_wait: expect_continue::continue_wait(read_timeout),
+        body_read_timeout: read_timeout,
     }
     .into_shared()
 }
@@ -41,6 +54,8 @@ struct EngineHttpClient {
     client: SharedHttpClient,
     /// How long a large upload body waits for "100 Continue".
     continue_wait: Duration,
+    /// The longest wait for a response body's next bytes: the client's read timeout.
+    body_read_timeout: Duration,
 }
 
 impl HttpClient for EngineHttpClient {
@@ -55,6 +70,7 @@ impl HttpClient for EngineHttpClient {
             connector: self.client.http_connector(&one_pool.build(), components),
             read_timeout: settings.read_timeout(),
             continue_wait: self.continue_wait,
+            body_read_timeout: self.body_read_timeout,
         }
         .into_shared()
     }
@@ -86,6 +102,7 @@ struct EngineConnector {
     /// Until the response's head has come; None for uploads.
     read_timeout: Option<Duration>,
     continue_wait: Duration,
+    body_read_timeout: Duration,
 }
 
 impl HttpConnector for EngineConnector {
@@ -97,13 +114,82 @@ impl HttpConnector for EngineConnector {
         } else {
             self.connector.call(request)
         };
-        match self.read_timeout {
-            None => sent,
-            Some(limit) => HttpConnectorFuture::new(async move {
-                tokio::time::timeout(limit, sent)
+        let (read_timeout, body_read_timeout) = (self.read_timeout, self.body_read_timeout);
+        HttpConnectorFuture::new(async move {
+            let response = match read_timeout {
+                None => sent.await?,
+                Some(limit) => tokio::time::timeout(limit, sent)
                     .await
-                    .map_err(|elapsed| ConnectorError::timeout(elapsed.into()))?
-            }),
-        }
+                    .map_err(|elapsed| ConnectorError::timeout(elapsed.into()))??,
+            };
+            Ok(response.map(|body| PacedBody::wrap(body, body_read_timeout)))
+        })
     }
 }
+
+/// A response body that fails with `BodyReadTimedOut` when its next bytes have been waited for
+/// for `limit`, as botocore's socket timeout fails a read (its ReadTimeoutError, retried). Only
+/// the time it is waited for counts: a reader that takes its time between frames is not timed.
+struct PacedBody {
+    inner: SdkBody,
+    limit: Duration,
+    /// Set while a wait for the next frame is under way.
+    deadline: Option<Pin<Box<Sleep>>>,
+}
+
+impl PacedBody {
+    fn wrap(body: SdkBody, limit: Duration) -> SdkBody {
+        SdkBody::from_body_1_x(PacedBody {
+            inner: body,
+            limit,
+            deadline: None,
+        })
+    }
+}
+
+impl Body for PacedBody {
+    type Data = Bytes;
+    type Error = aws_smithy_types::body::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            this.deadline = None;
+            return Poll::Ready(frame);
+        }
+        let limit = this.limit;
+        let deadline = this
+            .deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                this.deadline = None;
+                Poll::Ready(Some(Err(BodyReadTimedOut.into())))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// No bytes of a response body within the read timeout (botocore's `ReadTimeoutError`).
+#[derive(Debug)]
+pub struct BodyReadTimedOut;
+
+impl std::fmt::Display for BodyReadTimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Read timed out")
+    }
+}
+
+impl std::error::Error for BodyReadTimedOut {}

@@ -16,6 +16,8 @@ use aws_smithy_runtime_api::client::retries::classifiers::{
 use aws_smithy_types::retry::RetrySpec;
 
 use crate::error_body;
+use crate::errors::find_cause;
+use crate::http_client::BodyReadTimedOut;
 
 /// botocore's `retries["mode"]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -142,6 +144,11 @@ fn s3_answer(context: &InterceptorContext) -> Option<(u16, String)> {
         Ok(_) => return None,
         Err(error) => error,
     };
+    // A body that stopped coming is botocore's read timeout, which the SDK retries as any
+    // failed read of a response.
+    if find_cause::<BodyReadTimedOut>(error).is_some() {
+        return None;
+    }
     let status = botocore_status(response.status().as_u16());
     if error.is_response_error() && is_answer_when_cut_short(response.headers()) {
         return Some((status, String::new()));

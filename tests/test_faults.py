@@ -6,7 +6,9 @@ retries), and leave no debris: no temporary file, no changed destination, no mul
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import threading
 import time
 
 import pytest
@@ -900,3 +902,63 @@ def test_redirect_is_one_of_the_attempts_as_in_boto3(s3s_fs, call):
             seen[name] = (error_as_boto3_reads_it(caught.value), wrong_region.hits, overloaded.hits)
     assert seen["s3turbo"] == seen["boto3"]
     assert seen["boto3"][1:] == (1, 2)
+
+
+STALLED_ANSWERS = {
+    # (the fault, what both clients do then)
+    "CreateMultipartUpload's": (
+        Fault(method="POST", target_contains="uploads", stall_response_after=20),
+        "stored",
+    ),
+    "CompleteMultipartUpload's": (
+        Fault(method="POST", target_contains="uploadId", stall_response_after=20),
+        "AccessDenied",  # s3s-fs refuses the second Complete of a completed upload
+    ),
+    "AbortMultipartUpload's error": (
+        Fault(method="DELETE", answer_error=(503, "SlowDown"), stall_response_after=20, times=None),
+        "AccessDenied",  # the refused part's error, after the abort gave up
+    ),
+}
+
+
+@pytest.mark.parametrize("stalled", STALLED_ANSWERS)
+def test_an_answer_whose_body_stops_after_its_head_is_a_read_timeout_as_in_boto3(
+    s3s_fs, tmp_path, stalled
+):
+    """An answer whose head came and whose body then stops coming, with the connection left
+    open, ends after the read timeout as botocore's socket timeout ends it, and is tried again:
+    the SDK's client bounds no wait for a body's bytes, so the engine waited for ever (for
+    CreateMultipartUpload's and CompleteMultipartUpload's answers, and any error answer)."""
+    bucket = s3s_fs.new_bucket()
+    source = write_random(tmp_path / "source.bin", MULTIPART_SIZE)
+    config = Config(read_timeout=0.5, retries={"mode": "standard", "total_max_attempts": 2})
+    fault, outcome = STALLED_ANSWERS[stalled]
+    seen = {}
+    for name in ("boto3", "s3turbo"):
+        with FaultProxy(s3s_fs.endpoint_url) as proxy:
+            proxy.inject(dataclasses.replace(fault))
+            if stalled == "AbortMultipartUpload's error":
+                refused = Fault(
+                    method="PUT", target_contains="partNumber=2", answer_error=(403, "AccessDenied")
+                )
+                proxy.inject(dataclasses.replace(refused, times=None))
+            client = s3s_fs.clients_through(proxy, config)[name]
+            ended = threading.Event()
+            result: list[str] = []
+
+            def upload(client=client, key=name, result=result, ended=ended):
+                try:
+                    client.upload_file(str(source), bucket, key, Config=MULTIPART)
+                    result.append("stored")
+                except S3UploadFailedError as error:
+                    result.append(error.__context__.response["Error"]["Code"])
+                finally:
+                    ended.set()
+
+            started = time.monotonic()
+            threading.Thread(target=upload, daemon=True).start()
+            assert ended.wait(30), f"{name} still waits"
+            seen[name] = (result, sorted(request.method for request in proxy.requests))
+            assert time.monotonic() - started < 10
+    assert seen["s3turbo"] == seen["boto3"]
+    assert seen["boto3"][0] == [outcome]
