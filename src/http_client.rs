@@ -133,8 +133,9 @@ impl HttpConnector for EngineConnector {
 struct PacedBody {
     inner: SdkBody,
     limit: Duration,
-    /// Set while a wait for the next frame is under way.
-    deadline: Option<Pin<Box<Sleep>>>,
+    /// The end of the wait for the next frame, reset as each wait begins (one timer for all).
+    deadline: Pin<Box<Sleep>>,
+    waiting: bool,
 }
 
 impl PacedBody {
@@ -142,7 +143,8 @@ impl PacedBody {
         SdkBody::from_body_1_x(PacedBody {
             inner: body,
             limit,
-            deadline: None,
+            deadline: Box::pin(tokio::time::sleep(limit)),
+            waiting: false,
         })
     }
 }
@@ -157,16 +159,17 @@ impl Body for PacedBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
         if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
-            this.deadline = None;
+            this.waiting = false;
             return Poll::Ready(frame);
         }
-        let limit = this.limit;
-        let deadline = this
-            .deadline
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
-        match deadline.as_mut().poll(cx) {
+        if !this.waiting {
+            this.waiting = true;
+            let deadline = tokio::time::Instant::now() + this.limit;
+            this.deadline.as_mut().reset(deadline);
+        }
+        match this.deadline.as_mut().poll(cx) {
             Poll::Ready(()) => {
-                this.deadline = None;
+                this.waiting = false;
                 Poll::Ready(Some(Err(BodyReadTimedOut.into())))
             }
             Poll::Pending => Poll::Pending,

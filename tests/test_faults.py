@@ -958,7 +958,9 @@ def test_an_answer_whose_body_stops_after_its_head_is_a_read_timeout_as_in_boto3
             started = time.monotonic()
             threading.Thread(target=upload, daemon=True).start()
             assert ended.wait(30), f"{name} still waits"
-            seen[name] = (result, sorted(request.method for request in proxy.requests))
+            # (How many parts went out before a refusal depends on timing.)
+            methods = [request.method for request in proxy.requests]
+            seen[name] = (result, methods.count("POST"), methods.count("DELETE"))
             assert time.monotonic() - started < 10
     assert seen["s3turbo"] == seen["boto3"]
     assert seen["boto3"][0] == [outcome]
