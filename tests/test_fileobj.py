@@ -22,6 +22,8 @@ import s3turbo
 import s3turbo.aio
 from faultproxy import Fault, FaultProxy
 
+MULTIPART_5 = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
+
 
 class WriteOnlySink:
     """A sink with only `write` (no seek, no tell), recording the calls."""
@@ -539,6 +541,45 @@ def test_an_empty_object_goes_into_the_sink_as_in_boto3(s3s_fs, tmp_path, api, s
         finally:
             fileobj.close()
     assert outcomes["s3turbo"] == outcomes["boto3"] == EMPTY_OBJECT_INTO[sink]
+
+
+class OverlongReads:
+    """A source whose read(n) gives n + 100 bytes (against the file-object contract, as some
+    wrappers do), except its second, which is short, so that a block is read on from it."""
+
+    def __init__(self, data: bytes):
+        self._data = io.BytesIO(data)
+        self.asked: list[int] = []
+
+    def read(self, size: int = -1) -> bytes:
+        self.asked.append(size)
+        if size < 0:
+            return self._data.read()
+        return self._data.read(size // 2 if len(self.asked) == 2 else size + 100)
+
+
+@pytest.mark.parametrize("api", ["sync", "aio"])
+def test_a_source_that_reads_more_than_asked_is_still_sent_in_parts(moto, api):
+    """A read(n) giving more than n bytes made the block being read on from a short read
+    overshoot: the engine then asked for a negative size, which reads to the end of the
+    stream, and sent all the rest as one part, held in memory at once. It now stops there, as
+    s3transfer reads no more than it asked for, and the parts stay about the chunk size."""
+    bucket = moto.new_bucket()
+    data = os.urandom(17 * MIB + 3)
+    source = OverlongReads(data)
+
+    async def aio_upload():
+        async with s3turbo.aio.client("s3", **moto.client_kwargs()) as s3:
+            await s3.upload_fileobj(source, bucket, "k", Config=MULTIPART_5)
+
+    if api == "aio":
+        asyncio.run(aio_upload())
+    else:
+        moto.s3turbo_client().upload_fileobj(source, bucket, "k", Config=MULTIPART_5)
+    stored = moto.boto3_client().get_object(Bucket=bucket, Key="k")
+    assert stored["Body"].read() == data
+    assert stored["ETag"].endswith('-4"')
+    assert min(source.asked) >= 0
 
 
 class UnaskableSink(io.BytesIO):

@@ -257,7 +257,7 @@ def _block_reader(fileobj: Any, size: int | None) -> Callable[[int], bytes]:
         if 0 < len(data) < wanted:
             pieces = [data]
             missing = wanted - len(data)
-            while missing:
+            while missing > 0:  # (a read may give more than asked)
                 more = read_result(fileobj.read(missing))
                 if not more:
                     break

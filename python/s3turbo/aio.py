@@ -583,7 +583,7 @@ async def _full_block(read: Callable[[int], Awaitable[bytes]], size: int) -> byt
     sockets) are read on until the block is full."""
     pieces = []
     missing = size
-    while missing:
+    while missing > 0:  # (a read may give more than asked)
         data = read_result(await read(missing))
         if not data:
             break
