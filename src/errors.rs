@@ -459,15 +459,18 @@ impl Intercept for RequestTrace {
     }
 }
 
-/// `url` without its `x-id=...` query parameter.
+/// `url` without its `x-id=...` query parameter, and its other parameters in the order
+/// botocore writes them: the order s3transfer passes them in, which puts an UploadPart's
+/// `uploadId` before its `partNumber` (the SDK writes them the other way round).
 fn without_sdk_query(url: &str) -> String {
     let Some((path, query)) = url.split_once('?') else {
         return url.to_owned();
     };
-    let kept: Vec<&str> = query
+    let mut kept: Vec<&str> = query
         .split('&')
         .filter(|parameter| !parameter.starts_with("x-id="))
         .collect();
+    kept.sort_by_key(|parameter| !parameter.starts_with("uploadId="));
     if kept.is_empty() {
         path.to_owned()
     } else {
@@ -489,7 +492,7 @@ mod tests {
             ),
             (
                 "http://h:1/b/k?x-id=UploadPart&partNumber=2&uploadId=u",
-                "http://h:1/b/k?partNumber=2&uploadId=u",
+                "http://h:1/b/k?uploadId=u&partNumber=2",
             ),
             (
                 "https://b.s3.eu-west-1.amazonaws.com/a%20b",
