@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import io
@@ -28,6 +29,7 @@ from helpers import (
     write_random,
 )
 
+import s3turbo.aio
 from faultproxy import Fault, FaultProxy
 from relays import Certificates, TlsFront
 from s3turbo._settings import frozen
@@ -175,11 +177,34 @@ def test_filename_of_wrong_type_is_a_value_error(server, bucket):
             client.upload_file(42, bucket, "k")
 
 
-def test_missing_local_file(server, bucket, tmp_path):
-    missing = tmp_path / "nope.bin"
+ALSO_WRONG = {
+    "nothing else": ({}, FileNotFoundError),
+    "a parameter's type": ({"ExtraArgs": {"ContentType": 5}}, FileNotFoundError),
+    "the bucket name": ({"Bucket": "Bad_Name!"}, FileNotFoundError),
+    "the key's type": ({"Key": 7}, FileNotFoundError),
+    "non-ASCII metadata": ({"ExtraArgs": {"Metadata": {"a": "\u00e9"}}}, FileNotFoundError),
+    # s3transfer checks the names of ExtraArgs as the call is made, before the file.
+    "an ExtraArgs name": ({"ExtraArgs": {"Bogus": 1}}, ValueError),
+}
+
+
+@pytest.mark.parametrize("also_wrong", ALSO_WRONG)
+def test_missing_local_file(server, bucket, tmp_path, also_wrong):
+    """A missing file is FileNotFoundError whatever is wrong with the request besides, as
+    s3transfer sizes the file before it builds any request (the engine checked the request's
+    parameters first, and raised ParamValidationError); sync and aio."""
+    overrides, raised = ALSO_WRONG[also_wrong]
+    call = {"Filename": str(tmp_path / "nope.bin"), "Bucket": bucket, "Key": "k", **overrides}
+
+    async def aio_upload():
+        async with s3turbo.aio.client("s3", **server.client_kwargs()) as s3:
+            await s3.upload_file(**call)
+
     for client in (server.s3turbo_client(), server.boto3_client()):
-        with pytest.raises(FileNotFoundError):
-            client.upload_file(str(missing), bucket, "k")
+        with pytest.raises(raised):
+            client.upload_file(**call)
+    with pytest.raises(raised):
+        asyncio.run(aio_upload())
 
 
 def feed_once(fifo, data: bytes) -> threading.Thread:

@@ -392,12 +392,14 @@ class Client:
         if _boto3_must_serve("upload_file", self._client, Bucket):
             return None
         filename = _filename(Filename)
+        # s3transfer checks the ExtraArgs' names as the call is made, then sizes the file
+        # before it builds any request: a missing file is FileNotFoundError whatever else is
+        # wrong with the request (a bucket name, a parameter's type).
+        _settings.check_upload_args(dict(ExtraArgs or {}))
+        os.stat(filename)
         upload = self._upload_plan("upload_file", Bucket, Key, ExtraArgs)
         if upload is None:
             return None
-        # Before any request, as s3transfer sizes the file: a missing file is FileNotFoundError
-        # whatever else is wrong.
-        os.stat(filename)
         return upload, filename
 
     def upload_fileobj(
