@@ -741,6 +741,39 @@ def test_bad_input_as_boto3(env, case):
             assert set(found) <= set(reference[name]), f"{label} left {name}: {found}"
 
 
+TWO_THINGS_WRONG = {
+    "bucket name and ContentType's type": {"Bucket": "Bad_Name!", "ExtraArgs": {"ContentType": 5}},
+    "bucket name and Key's type": {"Bucket": "Bad_Name!", "Key": 7},
+    "non-ASCII metadata and ContentType's type": {
+        "ExtraArgs": {"ContentType": 5, "Metadata": {"a": "\u00e9"}}
+    },
+    "non-ASCII metadata and the bucket name": {
+        "Bucket": "Bad_Name!",
+        "ExtraArgs": {"Metadata": {"a": "\u00e9"}},
+    },
+}
+
+
+@pytest.mark.parametrize("method", ["upload_file", "upload_fileobj"])
+@pytest.mark.parametrize("wrong", TWO_THINGS_WRONG)
+def test_of_two_things_wrong_the_one_boto3_names_is_named(moto, tmp_path, method, wrong):
+    """botocore's handlers of before-parameter-build (ASCII-only metadata, then the bucket
+    name) speak before the model's type check: the engine checked types first and named
+    another of the two problems."""
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"data")
+    call = {"Bucket": "b", "Key": "k", **TWO_THINGS_WRONG[wrong]}
+    messages = {}
+    for name, client in (("boto3", moto.boto3_client()), ("s3turbo", moto.s3turbo_client())):
+        with pytest.raises(ParamValidationError) as raised:
+            if method == "upload_file":
+                client.upload_file(str(source), **call)
+            else:
+                client.upload_fileobj(io.BytesIO(b"data"), **call)
+        messages[name] = str(raised.value)
+    assert messages["s3turbo"] == messages["boto3"]
+
+
 # --- generate_presigned_url -------------------------------------------------------------------
 
 

@@ -844,14 +844,21 @@ def unsendable_download_args(client: Any, extra_args: Any) -> str | None:
 
 
 def _validate(client: Any, operation: str, params: dict) -> None:
-    """The ParamValidationError botocore raises before sending `operation`: types and lengths
-    from the service model, then the bucket name and ASCII-only metadata. An SSE-C key is
-    checked as botocore checks it, once encoded (a bytes key becomes base64 text first)."""
+    """The error botocore raises before sending `operation`, in its order: its handlers of
+    `before-parameter-build` (ASCII-only metadata, the SSE-C key's encoding, the bucket name),
+    then types and lengths from the service model. Metadata with a key or value that is not a
+    str, which botocore's ASCII check crashes on (AttributeError: 'int' object has no attribute
+    'encode'), is left to the type check, which says what is wrong. An SSE-C key is checked as
+    botocore checks it, once encoded (a bytes key becomes base64 text first)."""
     params = dict(params)
+    metadata = params.get("Metadata")
+    if not isinstance(metadata, dict) or all(
+        isinstance(name, str) and isinstance(value, str) for name, value in metadata.items()
+    ):
+        handlers.validate_ascii_metadata(params)
     handlers.sse_md5(params)
-    validate_parameters(params, client.meta.service_model.operation_model(operation).input_shape)
     handlers.validate_bucket_name(params)
-    handlers.validate_ascii_metadata(params)
+    validate_parameters(params, client.meta.service_model.operation_model(operation).input_shape)
 
 
 def frozen(extra_args: dict | None) -> tuple | None:
