@@ -582,6 +582,36 @@ def test_a_source_that_reads_more_than_asked_is_still_sent_in_parts(moto, api):
     assert min(source.asked) >= 0
 
 
+@pytest.mark.parametrize("api", ["sync", "aio"])
+@pytest.mark.parametrize("source", ["BytesIO", "file"])
+def test_a_source_positioned_past_its_end_is_refused_as_in_boto3(moto, tmp_path, api, source):
+    """A seekable source positioned past its end has a negative size to send from there:
+    boto3's body refuses it (ValueError from len()) before any request; the engine stored an
+    empty object from a BytesIO, and failed on a file's read(-70)."""
+    bucket = moto.new_bucket()
+    (tmp_path / "data").write_bytes(b"abc" * 10)
+
+    def positioned():
+        made = io.BytesIO(b"abc" * 10) if source == "BytesIO" else open(tmp_path / "data", "rb")
+        made.seek(100)
+        return made
+
+    async def aio_upload(fileobj):
+        async with s3turbo.aio.client("s3", **moto.client_kwargs()) as s3:
+            await s3.upload_fileobj(fileobj, bucket, "s3turbo")
+
+    messages = {}
+    for name, client in (("boto3", moto.boto3_client()), ("s3turbo", moto.s3turbo_client())):
+        with positioned() as fileobj, pytest.raises(ValueError) as raised:
+            if api == "aio" and name == "s3turbo":
+                asyncio.run(aio_upload(fileobj))
+            else:
+                client.upload_fileobj(fileobj, bucket, name)
+        messages[name] = str(raised.value)
+    assert messages["s3turbo"] == messages["boto3"]
+    assert "Contents" not in moto.boto3_client().list_objects_v2(Bucket=bucket)
+
+
 class UnaskableSink(io.BytesIO):
     """A sink whose seekable() fails, as a broken wrapper's or a dropped socket's may."""
 

@@ -631,6 +631,10 @@ def upload_size(fileobj: Any) -> int | None:
     fileobj.seek(0, os.SEEK_END)
     size = fileobj.tell() - start
     fileobj.seek(start)
+    if size < 0:
+        # Positioned past its end: s3transfer's body then has a negative length, which
+        # Python's len() refuses before any request is sent.
+        raise ValueError("__len__() should return >= 0")
     return size
 
 
