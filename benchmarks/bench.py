@@ -320,6 +320,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     workloads = [w for w in args.workloads.split(",") if w]
+    unknown = sorted(set(workloads) - set(WORKLOADS))
+    if unknown:
+        parser.error(f"unknown workloads {', '.join(unknown)}; known: {', '.join(WORKLOADS)}")
     engines = (*ENGINES, BOTO3_AGAIN) if args.boto3_twice else ENGINES
     base = "/dev/shm" if os.path.isdir("/dev/shm") else None
     workdir = Path(tempfile.mkdtemp(prefix="s3turbo-bench-", dir=base))
