@@ -382,8 +382,8 @@ def test_get_body_that_keeps_breaking_raises_retries_exceeded(
         assert elapsed < FAIL_FAST_BOUND, name
     # Each failed attempt's bytes are taken back, the last one's too, as s3transfer does.
     assert sum(reported["s3turbo"]) == sum(reported["boto3"]) == 0
-    # The last error is kept, as boto3 keeps it (its class differs: a botocore streaming error
-    # there, EndpointConnectionError here; both BotoCoreError).
+    # The last error is kept, as boto3 keeps it (its class differs: botocore's
+    # IncompleteReadError there, ResponseStreamingError here; both BotoCoreError).
     assert isinstance(errors["s3turbo"].last_exception, BotoCoreError)
     assert destination.read_bytes() == b"keep me"
     assert listing(out) == ["precious.bin"]
