@@ -7,9 +7,7 @@
 //! proxies: the Python layer leaves clients with those settings to boto3 when a proxy would be
 //! used, and the SDK's client serves proxied https.
 //!
-//! Without a verifier, the handshake's signatures are still checked, as Python's
-//! `ssl.CERT_NONE` checks them: only who signed the certificate, its names and its dates are
-//! not.
+//! Which server certificates it takes is server_trust's to say.
 
 use std::future::Future;
 use std::io;
@@ -30,10 +28,8 @@ use hyper_rustls::MaybeHttpsStream;
 use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::ClientConfig;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio_rustls::TlsConnector;
 use tower_service::Service;
 
@@ -75,18 +71,11 @@ pub fn client(settings: Settings) -> Result<SharedHttpClient, TransferError> {
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| TransferError::Internal(format!("TLS setup: {e}")))?;
-    let builder = match settings.trust {
-        Trust::Bundle(bundle) => {
-            let verifier = AsBotocoreVerifies::new(bundle, provider)
-                .map_err(|e| TransferError::Internal(format!("TLS setup: {e}")))?;
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(verifier))
-        }
-        Trust::AnyCertificate => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider))),
-    };
+    let verifier = AsBotocoreVerifies::new(settings.trust, provider)
+        .map_err(|e| TransferError::Internal(format!("TLS setup: {e}")))?;
+    let builder = builder
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier));
     let tls = match settings.client_certificate {
         None => builder.with_no_client_auth(),
         Some(certificate) => {
@@ -282,54 +271,5 @@ fn connector_error(error: hyper_util::client::legacy::Error) -> ConnectorError {
         ConnectorError::timeout(error.into())
     } else {
         ConnectorError::io(error.into())
-    }
-}
-
-/// Takes any server certificate; checks the handshake's signatures with `0`'s algorithms.
-#[derive(Debug)]
-struct AnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }

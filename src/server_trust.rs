@@ -9,7 +9,10 @@
 //!   the host. webpki reads names from subjectAltName only; OpenSSL, with the settings botocore
 //!   gives Python's ssl module, falls back to the common name then.
 //!
-//! Anything else webpki refuses is refused, with webpki's reason.
+//! Anything else webpki refuses is refused, with webpki's reason. With `verify=False` any
+//! certificate is taken; the handshake's signatures are still checked, as Python's
+//! `ssl.CERT_NONE` checks them: only who signed the certificate, its names and its dates are
+//! not.
 
 use std::sync::Arc;
 
@@ -22,44 +25,56 @@ use rustls::server::ParsedCertificate;
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
-/// Verifies server certificates against a CA bundle as botocore's TLS does (see the module).
+use crate::own_http::Trust;
+
+/// Verifies server certificates as botocore's TLS does (see the module).
 #[derive(Debug)]
 pub struct AsBotocoreVerifies {
-    /// None without a CA bundle (plain http): no certificate is taken then.
-    webpki: Option<Arc<WebPkiServerVerifier>>,
-    bundle: Vec<CertificateDer<'static>>,
+    takes: Takes,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
-impl AsBotocoreVerifies {
-    /// A verifier trusting the certificates of a CA bundle.
-    pub fn new(
+#[derive(Debug)]
+enum Takes {
+    /// Any certificate (`verify=False`).
+    Any,
+    /// Those a CA bundle vouches for. `webpki` is None without a bundle (plain http): no
+    /// certificate is taken then.
+    Bundle {
+        webpki: Option<Arc<WebPkiServerVerifier>>,
         bundle: Vec<CertificateDer<'static>>,
-        provider: Arc<CryptoProvider>,
-    ) -> Result<Self, rustls::Error> {
+    },
+}
+
+impl AsBotocoreVerifies {
+    /// A verifier of `trust`, checking signatures with `provider`'s algorithms.
+    pub fn new(trust: Trust, provider: Arc<CryptoProvider>) -> Result<Self, rustls::Error> {
         let algorithms = provider.signature_verification_algorithms;
-        let mut roots = RootCertStore::empty();
-        roots.add_parsable_certificates(bundle.iter().cloned());
-        let webpki = if roots.is_empty() {
-            None
-        } else {
-            let builder = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider);
-            Some(
-                builder
-                    .build()
-                    .map_err(|e| rustls::Error::General(format!("CA bundle: {e}")))?,
-            )
+        let takes = match trust {
+            Trust::AnyCertificate => Takes::Any,
+            Trust::Bundle(bundle) => {
+                let mut roots = RootCertStore::empty();
+                roots.add_parsable_certificates(bundle.iter().cloned());
+                let webpki = if roots.is_empty() {
+                    None
+                } else {
+                    let builder =
+                        WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider);
+                    Some(
+                        builder
+                            .build()
+                            .map_err(|e| rustls::Error::General(format!("CA bundle: {e}")))?,
+                    )
+                };
+                Takes::Bundle { webpki, bundle }
+            }
         };
-        Ok(Self {
-            webpki,
-            bundle,
-            algorithms,
-        })
+        Ok(Self { takes, algorithms })
     }
 
-    /// Whether OpenSSL takes a certificate webpki refused with `refusal`.
+    /// Whether OpenSSL, trusting `bundle`, takes a certificate webpki refused with `refusal`.
     fn openssl_takes(
-        &self,
+        bundle: &[CertificateDer<'static>],
         end_entity: &CertificateDer<'_>,
         server_name: &ServerName<'_>,
         refusal: &rustls::Error,
@@ -69,8 +84,7 @@ impl AsBotocoreVerifies {
             return false;
         };
         let trusted_itself = fields.issuer == fields.subject
-            && self
-                .bundle
+            && bundle
                 .iter()
                 .any(|trusted| trusted.as_ref() == end_entity.as_ref());
         if trusted_itself {
@@ -102,7 +116,10 @@ impl ServerCertVerifier for AsBotocoreVerifies {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let Some(webpki) = &self.webpki else {
+        let Takes::Bundle { webpki, bundle } = &self.takes else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        let Some(webpki) = webpki else {
             return Err(rustls::Error::InvalidCertificate(
                 CertificateError::UnknownIssuer,
             ));
@@ -110,7 +127,7 @@ impl ServerCertVerifier for AsBotocoreVerifies {
         webpki
             .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
             .or_else(|refusal| {
-                if self.openssl_takes(end_entity, server_name, &refusal, now) {
+                if Self::openssl_takes(bundle, end_entity, server_name, &refusal, now) {
                     Ok(ServerCertVerified::assertion())
                 } else {
                     Err(refusal)
