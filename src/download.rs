@@ -14,7 +14,6 @@ use std::os::fd::AsRawFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_sdk_s3::client::customize::CustomizableOperation;
 use aws_sdk_s3::config::ResponseChecksumValidation;
@@ -62,9 +61,6 @@ pub struct DownloadRequest {
     pub options: TransferOptions,
     /// `max_bandwidth`, shared by every part of the call.
     pub bandwidth: Option<Arc<BandwidthLimit>>,
-    /// botocore's read_timeout: the longest wait for the next bytes of a body, as a socket
-    /// timeout bounds each read in botocore.
-    pub read_timeout: Duration,
     /// A directory transfer's budget, which its ranged GETs after the first share.
     pub part_budget: Option<Arc<PartBudget>>,
 }
@@ -526,12 +522,11 @@ impl<'a> Fetcher<'a> {
         let mut body = response.body;
         let mut received = 0u64;
         loop {
-            let next = tokio::time::timeout(request.read_timeout, body.try_next()).await;
-            let chunk = match next {
-                Err(_) => return Err(TransferError::read_timeout(self.endpoint)),
-                Ok(Err(e)) => return Err(body_error(self.endpoint, &e)),
-                Ok(Ok(None)) => break,
-                Ok(Ok(Some(chunk))) => chunk,
+            // A body that stops coming fails after the read timeout (http_client::PacedBody).
+            let chunk = match body.try_next().await {
+                Err(e) => return Err(body_error(self.endpoint, &e)),
+                Ok(None) => break,
+                Ok(Some(chunk)) => chunk,
             };
             received += chunk.len() as u64;
             if received > part.len {

@@ -426,7 +426,7 @@ fn download_file(
     extra_args: HashMap<String, String>,
     callback: Option<Bound<'_, PyAny>>,
 ) -> PyResult<()> {
-    let request = download_request(bucket, key, filename, &extra_args, options, connection);
+    let request = download_request(bucket, key, filename, &extra_args, options);
     run_transfer(py, connection, callback, no_pump, move |task| async move {
         download::download_file(
             &task.client,
@@ -454,14 +454,7 @@ fn download_fileobj(
     extra_args: HashMap<String, String>,
     callback: Option<Bound<'_, PyAny>>,
 ) -> PyResult<()> {
-    let request = download_request(
-        bucket,
-        key,
-        PathBuf::new(),
-        &extra_args,
-        options,
-        connection,
-    );
+    let request = download_request(bucket, key, PathBuf::new(), &extra_args, options);
     // Two parts may wait for the writer: enough to keep the downloads going without holding
     // much more than `max_concurrency` parts in memory.
     let queue = ChunkQueue::new(2);
@@ -573,20 +566,12 @@ fn list_objects(
 /// The directory API's downloads: `files` holds each object's key and local path; they
 /// share the bucket and ExtraArgs.
 pub(crate) fn download_batch(
-    connection: &Connection,
     options: &Options,
     bucket: String,
     files: Vec<(String, PathBuf)>,
     extra_args: &HashMap<String, String>,
 ) -> Batch {
-    let shared = download_request(
-        bucket,
-        String::new(),
-        PathBuf::new(),
-        extra_args,
-        options,
-        connection,
-    );
+    let shared = download_request(bucket, String::new(), PathBuf::new(), extra_args, options);
     let files = files
         .into_iter()
         .map(|(key, path)| FileDownload { key, path })
@@ -610,7 +595,7 @@ fn download_files(
     extra_args: HashMap<String, String>,
     callback: Option<Bound<'_, PyAny>>,
 ) -> PyResult<Outcomes> {
-    let batch = download_batch(connection, options, bucket, files, &extra_args);
+    let batch = download_batch(options, bucket, files, &extra_args);
     run_batch(py, connection, batch, objects_in_flight, callback)
 }
 
@@ -654,7 +639,6 @@ pub(crate) fn download_request(
     path: PathBuf,
     extra_args: &HashMap<String, String>,
     options: &Options,
-    connection: &Connection,
 ) -> DownloadRequest {
     DownloadRequest {
         bucket,
@@ -663,7 +647,6 @@ pub(crate) fn download_request(
         args: download_args(extra_args),
         options: options.options,
         bandwidth: options.bandwidth_limit(),
-        read_timeout: Duration::from_millis(connection.settings.read_timeout_ms),
         part_budget: None,
     }
 }

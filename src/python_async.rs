@@ -247,7 +247,7 @@ fn download_file_async<'py>(
     extra_args: HashMap<String, String>,
     transfer: &Transfer,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let request = download_request(bucket, key, filename, &extra_args, options, connection);
+    let request = download_request(bucket, key, filename, &extra_args, options);
     spawn_transfer(
         py,
         connection,
@@ -289,7 +289,7 @@ fn download_files_async<'py>(
     extra_args: HashMap<String, String>,
     transfer: &Transfer,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let batch = download_batch(connection, options, bucket, files, &extra_args);
+    let batch = download_batch(options, bucket, files, &extra_args);
     spawn_batch(py, connection, batch, objects_in_flight, transfer)
 }
 
@@ -479,14 +479,7 @@ fn download_stream_async<'py>(
     extra_args: HashMap<String, String>,
     transfer: &Transfer,
 ) -> PyResult<(Bound<'py, PyAny>, ChunkReceiver)> {
-    let request = download_request(
-        bucket,
-        key,
-        PathBuf::new(),
-        &extra_args,
-        options,
-        connection,
-    );
+    let request = download_request(bucket, key, PathBuf::new(), &extra_args, options);
     // Two parts may wait for the writer, as in the sync API.
     let queue = ChunkQueue::new(2);
     let ready = Arc::new(Notify::new());
