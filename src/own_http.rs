@@ -11,9 +11,10 @@
 
 use std::future::Future;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use aws_sdk_s3::config::http::{HttpRequest, HttpResponse};
@@ -24,19 +25,23 @@ use aws_smithy_runtime_api::client::http::{
 use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_types::body::SdkBody;
 use http::Uri;
-use hyper_rustls::MaybeHttpsStream;
+use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
+use hyper_util::client::legacy::connect::{Connected, Connection as HyperConnection};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::ClientConfig;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 use tower_service::Service;
 
 use crate::errors::TransferError;
 use crate::server_trust::AsBotocoreVerifies;
 
-type Connection = MaybeHttpsStream<<TcpConnector as Service<Uri>>::Response>;
+type Tcp = <TcpConnector as Service<Uri>>::Response;
 
 /// Which server certificates are taken.
 pub enum Trust {
@@ -168,12 +173,183 @@ impl Service<Uri> for Connect {
                 return Ok(Connection::Http(tcp));
             };
             match tokio::time::timeout(limit, tls.connect(server_name, TokioIo::new(tcp))).await {
-                Ok(secured) => Ok(Connection::from(secured.map_err(broken_off)?)),
+                Ok(secured) => Ok(Connection::Https(Box::new(TokioIo::new(TellsAlerts(
+                    secured.map_err(broken_off)?,
+                ))))),
                 Err(_) => {
                     Err(io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out").into())
                 }
             }
         })
+    }
+}
+
+/// A connection of this client: plain, or TLS (whose state takes a kilobyte).
+enum Connection {
+    Http(Tcp),
+    Https(Box<TokioIo<TellsAlerts>>),
+}
+
+impl HyperConnection for Connection {
+    fn connected(&self) -> Connected {
+        match self {
+            Connection::Http(tcp) => tcp.connected(),
+            Connection::Https(tls) => tls.inner().0.get_ref().0.inner().connected(),
+        }
+    }
+}
+
+impl Read for Connection {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Connection::Http(tcp) => Pin::new(tcp).poll_read(cx, buf),
+            Connection::Https(tls) => Pin::new(&mut **tls).poll_read(cx, buf),
+        }
+    }
+}
+
+impl Write for Connection {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Connection::Http(tcp) => Pin::new(tcp).poll_write(cx, buf),
+            Connection::Https(tls) => Pin::new(&mut **tls).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Connection::Http(tcp) => Pin::new(tcp).poll_write_vectored(cx, bufs),
+            Connection::Https(tls) => Pin::new(&mut **tls).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Connection::Http(tcp) => tcp.is_write_vectored(),
+            Connection::Https(tls) => tls.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Connection::Http(tcp) => Pin::new(tcp).poll_flush(cx),
+            Connection::Https(tls) => Pin::new(&mut **tls).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Connection::Http(tcp) => Pin::new(tcp).poll_shutdown(cx),
+            Connection::Https(tls) => Pin::new(&mut **tls).poll_shutdown(cx),
+        }
+    }
+}
+
+/// A TLS stream whose failed writes say why the server closed the connection, when it said
+/// so in an alert it sent before: a server that refuses the client's certificate (TLS 1.3
+/// checks it after the client's side of the handshake is done) sends its alert and closes,
+/// and a request written in several pieces (an aws-chunked body) meets the closed connection
+/// before it reads the alert. Python's ssl module reads the alert (botocore's SSLError); the
+/// write alone is a ConnectionClosedError.
+struct TellsAlerts(TlsStream<TokioIo<Tcp>>);
+
+impl TellsAlerts {
+    /// The alert the server sent, if it is among the bytes received, else `error`.
+    fn alert_behind(&mut self, error: io::Error) -> io::Error {
+        if !matches!(
+            error.kind(),
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+        ) {
+            return error;
+        }
+        let (tcp, tls) = self.0.get_mut();
+        let tcp: &TcpStream = tcp.inner().inner();
+        let mut received = [0u8; 4096];
+        loop {
+            let read = received_now(tcp, &mut received);
+            if read == 0 {
+                break;
+            }
+            let mut bytes = &received[..read];
+            while !bytes.is_empty() && tls.read_tls(&mut bytes).is_ok() {}
+            if let Err(alert) = tls.process_new_packets() {
+                return io::Error::new(io::ErrorKind::InvalidData, alert);
+            }
+        }
+        error
+    }
+}
+
+/// Bytes `tcp` has received, read without waiting: tokio's own reads wait until its reactor
+/// has seen them come, and a connection the server closed is not polled again.
+fn received_now(tcp: &TcpStream, buffer: &mut [u8]) -> usize {
+    // SAFETY: a non-blocking recv into a buffer of that length, on a socket `tcp` keeps open.
+    let read = unsafe {
+        libc::recv(
+            tcp.as_raw_fd(),
+            buffer.as_mut_ptr().cast(),
+            buffer.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    usize::try_from(read).unwrap_or(0)
+}
+
+impl AsyncRead for TellsAlerts {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TellsAlerts {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let written = ready!(Pin::new(&mut this.0).poll_write(cx, buf));
+        Poll::Ready(written.map_err(|e| this.alert_behind(e)))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let written = ready!(Pin::new(&mut this.0).poll_write_vectored(cx, bufs));
+        Poll::Ready(written.map_err(|e| this.alert_behind(e)))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let flushed = ready!(Pin::new(&mut this.0).poll_flush(cx));
+        Poll::Ready(flushed.map_err(|e| this.alert_behind(e)))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
     }
 }
 
