@@ -1,15 +1,17 @@
 //! Where an upload body's bytes come from: memory (a small file read whole, a block of a
 //! stream), or a range of a file, read as the body goes out.
 //!
-//! A file's body (a part, or a whole file from 1 MiB) is read twice, as boto3 reads it: first
-//! for its digests (the checksum S3 verifies, sent in a header, and the SHA-256 SigV4 signs,
-//! when it is signed; see `upload`), then a chunk at a time as the HTTP client takes it. A
+//! A file's body (a part, or a whole file from 1 MiB) is read once, a chunk at a time as the
+//! HTTP client takes it, when nothing must be known of it before it goes: over https, where its
+//! checksum goes in a trailer (see `upload::Target::checksum_in_trailer`). Otherwise it is read
+//! twice, as boto3 reads it: first for its digests (the checksum S3 verifies, sent in a header
+//! over plain http, and the SHA-256 SigV4 signs, when it is signed), then as it goes. A
 //! part in flight holds a chunk or two rather than all its bytes: ten concurrent 64 MiB uploads
 //! peaked at 705 MiB more when parts were read whole, and 5 MiB more now (boto3: none). Reading
-//! twice costs about as much CPU as reading once: both reads land in a buffer the CPU's cache
-//! holds, where a part-sized one went to memory, to be read back for the checksum and again
-//! for the socket. (A 1 GiB upload from ext4 took 0.28 s/GiB against 0.30; from tmpfs, whose
-//! bookkeeping of pages read twice costs more, 0.39 against 0.38.)
+//! twice so costs about as much CPU as reading a part whole once: both reads land in a buffer
+//! the CPU's cache holds, where a part-sized one went to memory, to be read back for the
+//! checksum and again for the socket. (A 1 GiB upload from ext4 took 0.28 s/GiB against 0.30;
+//! from tmpfs, whose bookkeeping of pages read twice costs more, 0.39 against 0.38.)
 
 use std::fs::File;
 use std::future::Future;

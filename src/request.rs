@@ -61,10 +61,16 @@ pub fn with_headers<T, E, B>(
     let headers = headers.clone();
     operation.mutate_request(move |request| {
         for (name, value) in headers.0.iter() {
+            let value = match request.headers().get("content-encoding") {
+                // The SDK's aws-chunked encoding of the body (a checksum in a trailer) goes
+                // after the user's, as botocore writes it: "gzip,aws-chunked".
+                Some(sdk) if name.eq_ignore_ascii_case("content-encoding") => {
+                    format!("{value},{sdk}")
+                }
+                _ => value.clone(),
+            };
             // Validated in `Headers::new`.
-            let _ = request
-                .headers_mut()
-                .try_insert(name.clone(), value.clone());
+            let _ = request.headers_mut().try_insert(name.clone(), value);
         }
     })
 }

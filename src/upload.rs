@@ -19,7 +19,7 @@ use aws_sdk_s3::config::interceptors::{
     FinalizerInterceptorContextRef,
 };
 use aws_sdk_s3::config::timeout::TimeoutConfig;
-use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_s3::config::{ConfigBag, Intercept, RequestChecksumCalculation, RuntimeComponents};
 use aws_sdk_s3::error::BoxError;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
@@ -463,6 +463,21 @@ fn with_signed_payload(
     }
 }
 
+/// The per-request settings `settings`, with the SDK computing the checksum `algorithm` names
+/// (into a trailer: see `Target::checksum_in_trailer`; one computed here already is a header,
+/// which the SDK leaves as it is). botocore computes a named algorithm's checksum whatever
+/// `request_checksum_calculation` says; the SDK's `WhenRequired` only those an operation
+/// requires.
+fn computing_named_checksum(
+    settings: aws_sdk_s3::config::Builder,
+    algorithm: Option<&ChecksumAlgorithm>,
+) -> aws_sdk_s3::config::Builder {
+    match algorithm {
+        Some(_) => settings.request_checksum_calculation(RequestChecksumCalculation::WhenSupported),
+        None => settings,
+    }
+}
+
 impl<'a> Target<'a> {
     fn bucket_region(&self) -> BucketRegion<'a> {
         BucketRegion::new(self.client, self.endpoint, &self.request.bucket)
@@ -554,21 +569,34 @@ impl<'a> Target<'a> {
         }
     }
 
-    /// What to compute over a PutObject body: no checksum when the user gave its value.
+    /// Whether a body's checksum goes in an aws-chunked trailer, computed by the SDK as the
+    /// body goes out, rather than in a header computed before (`Digesting`): over https, as
+    /// botocore sends it there (STREAMING-UNSIGNED-PAYLOAD-TRAILER). A file's body is then read
+    /// once instead of twice. Over plain http botocore sends it in a header, and the SDK would
+    /// sign every chunk of a trailer's body with SHA-256.
+    fn checksum_in_trailer(&self) -> bool {
+        self.endpoint.starts_with("https:")
+    }
+
+    /// What to compute over a PutObject body: no checksum when the user gave its value, or when
+    /// it goes in a trailer.
     fn put_object_digests(&self) -> WantedDigests {
         let request = self.request;
+        let computed_here =
+            request.put_object_checksum_value.is_none() && !self.checksum_in_trailer();
         WantedDigests {
-            checksum: match request.put_object_checksum_value {
-                Some(_) => None,
-                None => request.put_object_checksum.clone(),
-            },
+            checksum: request
+                .put_object_checksum
+                .clone()
+                .filter(|_| computed_here),
             payload_sha256: request.sign_put_object_payload,
         }
     }
 
     fn upload_part_digests(&self) -> WantedDigests {
         WantedDigests {
-            checksum: self.request.upload_part_checksum.clone(),
+            checksum: (self.request.upload_part_checksum.clone())
+                .filter(|_| !self.checksum_in_trailer()),
             payload_sha256: self.request.sign_upload_part_payload,
         }
     }
@@ -610,6 +638,7 @@ impl<'a> Target<'a> {
                 })
             };
             let settings = with_signed_payload(settings, &digests).interceptor(trace.clone());
+            let settings = computing_named_checksum(settings, checksum);
             async move {
                 operation
                     .config_override(settings)
@@ -728,6 +757,7 @@ impl<'a> Target<'a> {
             let builder = with_body_checksum!(builder, checksum, part.digests.checksum.clone());
             let operation = with_headers(builder.customize(), &request.headers.upload_part);
             let settings = with_signed_payload(settings, &part.digests).interceptor(trace.clone());
+            let settings = computing_named_checksum(settings, checksum);
             async move {
                 operation
                     .config_override(settings)

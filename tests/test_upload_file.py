@@ -570,6 +570,108 @@ def test_upload_bodies_are_signed_as_botocore_signs_them(
         assert sha256_object(boto, bucket, f"s3turbo/{key}") == sha256_file(source)
 
 
+# ExtraArgs and client settings of an upload, and the checksum algorithm botocore computes.
+BODY_CHECKSUMS = {
+    "default": ({}, Config(), "CRC32"),
+    "SHA1": ({"ChecksumAlgorithm": "SHA1"}, Config(), "SHA1"),
+    # A named algorithm is computed whatever request_checksum_calculation says.
+    "SHA256 when required": (
+        {"ChecksumAlgorithm": "SHA256"},
+        Config(request_checksum_calculation="when_required"),
+        "SHA256",
+    ),
+    # The body's aws-chunked encoding follows the user's: "gzip,aws-chunked".
+    "ContentEncoding": ({"ContentEncoding": "gzip"}, Config(), "CRC32"),
+}
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+@pytest.mark.parametrize("case", BODY_CHECKSUMS)
+def test_body_checksums_go_where_botocore_puts_them(
+    server, bucket, proxy, scheme, case, tmp_path, caplog
+):
+    """A checksum computed for the body goes in a header over plain http, and over https in an
+    aws-chunked trailer (STREAMING-UNSIGNED-PAYLOAD-TRAILER), as botocore sends it: for a
+    PutObject, for each part from a file, and for each part from a stream. The objects stored
+    carry the same checksums (moto keeps them all, s3s-fs those of PutObjects) and the same
+    ContentEncoding."""
+    extra_args, config, algorithm = BODY_CHECKSUMS[case]
+    small = write_random(tmp_path / "small.bin", 1000)
+    large = write_random(tmp_path / "large.bin", 12 * MIB + 7)
+    parts = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB)
+    header = f"x-amz-checksum-{algorithm.lower()}"
+
+    def placement(headers: dict) -> tuple:
+        payload = headers["x-amz-content-sha256"]
+        return (
+            payload if "UNSIGNED" in payload or "STREAMING" in payload else "signed",
+            headers.get("x-amz-trailer"),
+            header in headers,
+            headers.get("content-encoding"),
+        )
+
+    endpoint, verify = proxy.endpoint_url, None
+    if scheme == "https":
+        (tmp_path / "certificates").mkdir()
+        certificates = Certificates(tmp_path / "certificates")
+        front = TlsFront(int(proxy.endpoint_url.rsplit(":", 1)[1]), certificates)
+        endpoint, verify = f"https://localhost:{front.port}", str(certificates.ca_bundle)
+    sent, stored = {}, {}
+    try:
+        with caplog.at_level("DEBUG", logger="s3turbo"):
+            for name, make in (("boto3", server.boto3_client), ("s3turbo", server.s3turbo_client)):
+                client = make(endpoint_url=endpoint, verify=verify, config=config)
+                proxy.requests.clear()
+                client.upload_file(str(small), bucket, f"{name}/small", ExtraArgs=extra_args)
+                client.upload_file(
+                    str(large), bucket, f"{name}/large", ExtraArgs=extra_args, Config=parts
+                )
+                with large.open("rb") as stream:
+                    client.upload_fileobj(
+                        stream, bucket, f"{name}/stream", ExtraArgs=extra_args, Config=parts
+                    )
+                sent[name] = sorted(
+                    (r.target.split("?")[0].rsplit("/", 1)[1], placement(r.headers))
+                    for r in proxy.requests
+                    if r.method == "PUT"
+                )
+                for key in ("small", "large", "stream"):
+                    head = server.boto3_client().head_object(
+                        Bucket=bucket, Key=f"{name}/{key}", ChecksumMode="ENABLED"
+                    )
+                    stored[(name, key)] = {
+                        field: value
+                        for field, value in head.items()
+                        if field.startswith("Checksum") or field == "ContentEncoding"
+                    }
+    finally:
+        if scheme == "https":
+            front.close()
+    in_trailer = scheme == "https"
+    chunked = "aws-chunked" if in_trailer else None
+    # The user's encoding goes with a PutObject; a multipart upload's CreateMultipartUpload
+    # has it, its parts not.
+    expected_encodings = {
+        "small": ",".join(filter(None, [extra_args.get("ContentEncoding"), chunked])) or None,
+        "part": chunked,
+    }
+    for name in ("boto3", "s3turbo"):
+        assert len(sent[name]) == 1 + 3 + 3
+        for key, (payload, trailer, in_header, encoding) in sent[name]:
+            assert (trailer, in_header) == ((header, False) if in_trailer else (None, True))
+            assert encoding == expected_encodings["small" if key == "small" else "part"]
+            if in_trailer:
+                assert payload == "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+    # Over plain http botocore signs the body's SHA-256 beside the checksum; the engine sends
+    # it unsigned (README: Configuration).
+    assert [(key, rest) for key, (_, *rest) in sent["s3turbo"]] == [
+        (key, rest) for key, (_, *rest) in sent["boto3"]
+    ]
+    for key in ("small", "large", "stream"):
+        assert stored[("s3turbo", key)] == stored[("boto3", key)]
+    assert fallbacks(caplog) == []
+
+
 def test_a_file_cut_short_during_its_upload_fails_with_nothing_stored(moto, tmp_path):
     """Another process cuts the file short while its parts go up: both clients fail (boto3 once
     the server has waited for the bytes it was promised, s3turbo at once, saying why), with no
