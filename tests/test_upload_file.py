@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import io
 import os
@@ -496,6 +497,31 @@ def test_upload_plans_are_kept_only_for_identical_extra_args():
     assert frozen({"Metadata": {"a": ["list"]}}) is None
 
 
+@contextlib.contextmanager
+def endpoint_over(scheme: str, proxy: FaultProxy, tmp_path):
+    """The endpoint URL and `verify` of `proxy` over `scheme`: itself, or a TLS front before it
+    (so that the proxy still sees the requests in plain text)."""
+    if scheme == "http":
+        yield proxy.endpoint_url, None
+        return
+    (tmp_path / "certificates").mkdir()
+    certificates = Certificates(tmp_path / "certificates")
+    front = TlsFront(int(proxy.endpoint_url.rsplit(":", 1)[1]), certificates)
+    try:
+        yield f"https://localhost:{front.port}", str(certificates.ca_bundle)
+    finally:
+        front.close()
+
+
+def upload_three_ways(client, bucket, name, small, large, parts, extra_args=None):
+    """A PutObject of `small` at `name`/small, and multipart uploads of `large` in `parts` from
+    its file (`name`/large) and from a file object (`name`/stream)."""
+    client.upload_file(str(small), bucket, f"{name}/small", ExtraArgs=extra_args)
+    client.upload_file(str(large), bucket, f"{name}/large", ExtraArgs=extra_args, Config=parts)
+    with large.open("rb") as stream:
+        client.upload_fileobj(stream, bucket, f"{name}/stream", ExtraArgs=extra_args, Config=parts)
+
+
 # Client settings, and whether botocore signs each upload body's SHA-256 with them, over http
 # and over https.
 PAYLOAD_SIGNING = {
@@ -535,33 +561,21 @@ def test_upload_bodies_are_signed_as_botocore_signs_them(
         payload = headers["x-amz-content-sha256"]
         return "SHA-256" if payload in sha256s else "unsigned" if "UNSIGNED" in payload else payload
 
-    endpoint, verify = proxy.endpoint_url, None
-    if scheme == "https":
-        (tmp_path / "certificates").mkdir()
-        certificates = Certificates(tmp_path / "certificates")
-        front = TlsFront(int(proxy.endpoint_url.rsplit(":", 1)[1]), certificates)
-        endpoint, verify = f"https://localhost:{front.port}", str(certificates.ca_bundle)
     expected = {"small": 1, "large": len(part_bodies), "stream": len(part_bodies)}
     expected = {key: ["SHA-256" if signed else "unsigned"] * n for key, n in expected.items()}
     sent = {}
-    try:
+    with endpoint_over(scheme, proxy, tmp_path) as (endpoint, verify):
         with caplog.at_level("DEBUG", logger="s3turbo"):
             for name, make in (("boto3", server.boto3_client), ("s3turbo", server.s3turbo_client)):
                 client = make(endpoint_url=endpoint, verify=verify, config=config)
                 proxy.requests.clear()
-                client.upload_file(str(small), bucket, f"{name}/small")
-                client.upload_file(str(large), bucket, f"{name}/large", Config=parts)
-                with large.open("rb") as stream:
-                    client.upload_fileobj(stream, bucket, f"{name}/stream", Config=parts)
+                upload_three_ways(client, bucket, name, small, large, parts)
                 puts = [
                     (r.target.split("?")[0].rsplit("/", 1)[1], signature_of(r.headers))
                     for r in proxy.requests
                     if r.method == "PUT"
                 ]
                 sent[name] = {key: [sig for k, sig in puts if k == key] for key in expected}
-    finally:
-        if scheme == "https":
-            front.close()
     assert sent == {"boto3": expected, "s3turbo": expected}
     assert fallbacks(caplog) == []
     boto = server.boto3_client()
@@ -610,26 +624,13 @@ def test_body_checksums_go_where_botocore_puts_them(
             headers.get("content-encoding"),
         )
 
-    endpoint, verify = proxy.endpoint_url, None
-    if scheme == "https":
-        (tmp_path / "certificates").mkdir()
-        certificates = Certificates(tmp_path / "certificates")
-        front = TlsFront(int(proxy.endpoint_url.rsplit(":", 1)[1]), certificates)
-        endpoint, verify = f"https://localhost:{front.port}", str(certificates.ca_bundle)
     sent, stored = {}, {}
-    try:
+    with endpoint_over(scheme, proxy, tmp_path) as (endpoint, verify):
         with caplog.at_level("DEBUG", logger="s3turbo"):
             for name, make in (("boto3", server.boto3_client), ("s3turbo", server.s3turbo_client)):
                 client = make(endpoint_url=endpoint, verify=verify, config=config)
                 proxy.requests.clear()
-                client.upload_file(str(small), bucket, f"{name}/small", ExtraArgs=extra_args)
-                client.upload_file(
-                    str(large), bucket, f"{name}/large", ExtraArgs=extra_args, Config=parts
-                )
-                with large.open("rb") as stream:
-                    client.upload_fileobj(
-                        stream, bucket, f"{name}/stream", ExtraArgs=extra_args, Config=parts
-                    )
+                upload_three_ways(client, bucket, name, small, large, parts, extra_args)
                 sent[name] = sorted(
                     (r.target.split("?")[0].rsplit("/", 1)[1], placement(r.headers))
                     for r in proxy.requests
@@ -644,9 +645,6 @@ def test_body_checksums_go_where_botocore_puts_them(
                         for field, value in head.items()
                         if field.startswith("Checksum") or field == "ContentEncoding"
                     }
-    finally:
-        if scheme == "https":
-            front.close()
     in_trailer = scheme == "https"
     chunked = "aws-chunked" if in_trailer else None
     # The user's encoding goes with a PutObject; a multipart upload's CreateMultipartUpload
