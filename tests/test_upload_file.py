@@ -409,7 +409,8 @@ def test_callback_raising_on_the_last_bytes_leaves_the_old_object(
 @pytest.mark.parametrize("size", [1000, THRESHOLD + 1])
 def test_full_object_checksum_given_by_the_user(server, bucket, tmp_path, size):
     """ExtraArgs ChecksumCRC32 (a full-object checksum) is sent once, as boto3 sends it: the
-    server accepts the right value and refuses a wrong one alike for both."""
+    server accepts the right value and refuses a wrong one alike for both, and the refusal is
+    an S3UploadFailedError raised as boto3 raises it."""
     source = write_random(tmp_path / "source.bin", size)
     right = base64.b64encode(zlib.crc32(source.read_bytes()).to_bytes(4, "big")).decode()
     wrong = base64.b64encode((zlib.crc32(b"other") or 1).to_bytes(4, "big")).decode()
@@ -422,8 +423,10 @@ def test_full_object_checksum_given_by_the_user(server, bucket, tmp_path, size):
                 )
                 outcomes.append((label, "stored"))
             except S3UploadFailedError as error:
-                cause = error.__cause__ or error.__context__
-                outcomes.append((label, cause.response["Error"]["Code"]))
+                # Raised while the ClientError is handled, as boto3 raises it (not "from" it).
+                cause = error.__context__
+                code = cause.response["Error"]["Code"]
+                outcomes.append((label, type(cause).__name__, error.__cause__, code))
     assert outcomes[:2] == outcomes[2:]
     assert outcomes[0] == ("right", "stored")
 

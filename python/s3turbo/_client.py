@@ -97,13 +97,13 @@ def _check_presign_args(client: Any, client_method: str, params: Any, http_metho
 
 @contextlib.contextmanager
 def upload_failed(filename: str, bucket: str, key: str) -> Iterator[None]:
-    """boto3 wraps every ClientError of upload_file, keeping the message."""
+    """boto3 wraps every ClientError of upload_file, keeping the message. It raises its error
+    while handling the ClientError, not "from" it: the ClientError is its __context__ and
+    __cause__ is None."""
     try:
         yield
     except ClientError as error:
-        raise S3UploadFailedError(
-            f"Failed to upload {filename} to {bucket}/{key}: {error}"
-        ) from error
+        raise S3UploadFailedError(f"Failed to upload {filename} to {bucket}/{key}: {error}")  # noqa: B904
 
 
 @contextlib.contextmanager
