@@ -644,11 +644,11 @@ def test_error_body_is_read_as_boto3_reads_it(s3s_fs, call, body):
 
 @pytest.mark.parametrize(
     ("size", "transfer_config"),
-    [(2 * MIB, TransferConfig()), (MULTIPART_SIZE, MULTIPART)],
-    ids=["PutObject", "UploadPart"],
+    [(300_000, TransferConfig()), (2 * MIB, TransferConfig()), (MULTIPART_SIZE, MULTIPART)],
+    ids=["PutObject of 300 KB", "PutObject", "UploadPart"],
 )
 def test_a_refused_large_upload_sends_no_body(s3s_fs, tmp_path, size, transfer_config):
-    """Upload bodies of 1 MiB or more go with `Expect: 100-continue`, as boto3's go, and wait
+    """Upload bodies of 64 KiB or more go with `Expect: 100-continue`, as boto3's go, and wait
     for the server's "100 Continue": a server that refuses the upload answers first, and gets
     no body (nor, if it closes then, body bytes it never read, which would reset the
     connection under its answer). Both clients raise the same error."""
