@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import os
@@ -89,31 +88,6 @@ class Callbacks:
 
 def listing(directory: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir())
-
-
-def _crc_table(polynomial: int) -> list[int]:
-    table = []
-    for byte in range(256):
-        crc = byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ polynomial if crc & 1 else crc >> 1
-        table.append(crc)
-    return table
-
-
-_CRC32C_TABLE = _crc_table(0x82F63B78)
-_CRC64NVME_TABLE = _crc_table(0x9A6C9329AC4BC9B5)
-
-
-def reference_checksum(algorithm: str, data: bytes) -> str:
-    """S3's base64 CRC32C or CRC64NVME of `data`, computed plainly here (boto3 needs awscrt for
-    them), to check the engine's against."""
-    table, bits = {"CRC32C": (_CRC32C_TABLE, 32), "CRC64NVME": (_CRC64NVME_TABLE, 64)}[algorithm]
-    mask = (1 << bits) - 1
-    crc = mask
-    for byte in data:
-        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return base64.b64encode((crc ^ mask).to_bytes(bits // 8, "big")).decode()
 
 
 class NonBlockingSource:

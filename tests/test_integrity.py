@@ -11,7 +11,8 @@ import threading
 import pytest
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from helpers import MIB, listing, reference_checksum, write_random
+from botocore.exceptions import MissingDependencyException
+from helpers import MIB, listing, write_random
 from s3transfer.exceptions import S3DownloadFailedError
 
 import s3turbo.aio
@@ -45,18 +46,28 @@ def test_upload_checksums_as_boto3(moto, tmp_path, algorithm, size):
     assert stored_checksums(boto, bucket, "ours") == expected
 
 
+@pytest.mark.parametrize("size", [MIB, 6 * MIB], ids=["PutObject", "multipart"])
 @pytest.mark.parametrize("algorithm", ["CRC32C", "CRC64NVME"])
-def test_upload_checksums_boto3_needs_awscrt_for(moto, tmp_path, algorithm):
-    """boto3 without awscrt refuses these (MissingDependencyException); the engine computes
-    them: the stored value is the object's checksum."""
+def test_upload_checksums_boto3_needs_awscrt_for_are_refused_as_boto3_refuses_them(
+    moto, tmp_path, algorithm, size, caplog
+):
+    """boto3 without awscrt (as here) refuses these with MissingDependencyException, and so do
+    the engine's clients (they leave the call to boto3): nothing stored, no multipart upload
+    left. The engine could compute them, but a script would then work with s3turbo and fail on
+    its fallbacks (S3TURBO_DISABLE, mock_aws)."""
     bucket = moto.new_bucket()
-    data = write_random(tmp_path / "source.bin", MIB).read_bytes()
-    client = moto.s3turbo_client()
-    client.upload_file(
-        str(tmp_path / "source.bin"), bucket, "k", ExtraArgs={"ChecksumAlgorithm": algorithm}
-    )
-    stored = stored_checksums(moto.boto3_client(), bucket, "k")
-    assert stored[f"Checksum{algorithm}"] == reference_checksum(algorithm, data)
+    source = write_random(tmp_path / "source.bin", size)
+    refused = {}
+    for name, client in (("boto3", moto.boto3_client()), ("s3turbo", moto.s3turbo_client())):
+        with pytest.raises(MissingDependencyException) as raised:
+            client.upload_file(
+                str(source), bucket, name, ExtraArgs={"ChecksumAlgorithm": algorithm}, Config=PARTS
+            )
+        refused[name] = str(raised.value)
+    assert refused["s3turbo"] == refused["boto3"]
+    boto = moto.boto3_client()
+    assert boto.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+    assert boto.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
 
 
 def test_object_replaced_during_a_parallel_download(moto, tmp_path):

@@ -431,6 +431,35 @@ def test_full_object_checksum_given_by_the_user(server, bucket, tmp_path, size):
     assert outcomes[0] == ("right", "stored")
 
 
+def test_several_full_object_checksum_values_are_all_sent_as_boto3_sends_them(
+    server, bucket, tmp_path, caplog
+):
+    """ExtraArgs with two full-object checksum values: boto3 sends both, and the server checks
+    each (a wrong CRC32 beside a right SHA-256 is refused). The engine sends one, so it leaves
+    such a call to boto3."""
+    source = write_random(tmp_path / "source.bin", 1000)
+    data = source.read_bytes()
+    right_sha256 = base64.b64encode(hashlib.sha256(data).digest()).decode()
+    wrong_crc32 = base64.b64encode((zlib.crc32(data) ^ 1).to_bytes(4, "big")).decode()
+    extra_args = {"ChecksumCRC32": wrong_crc32, "ChecksumSHA256": right_sha256}
+    outcomes = {}
+    with caplog.at_level("DEBUG", logger="s3turbo"):
+        for name, client in (
+            ("boto3", server.boto3_client()),
+            ("s3turbo", server.s3turbo_client()),
+        ):
+            try:
+                client.upload_file(str(source), bucket, name, ExtraArgs=extra_args)
+                outcomes[name] = "stored"
+            except S3UploadFailedError as error:
+                outcomes[name] = error.__context__.response["Error"]["Code"]
+    assert outcomes["s3turbo"] == outcomes["boto3"]
+    assert fallbacks(caplog) == [
+        "upload_file falls back to boto3: several full-object checksum values "
+        "(ChecksumCRC32, ChecksumSHA256)"
+    ]
+
+
 @pytest.mark.parametrize(
     "algorithm", [None, "SHA256"], ids=["value alone", "value and another algorithm"]
 )

@@ -22,7 +22,7 @@ from typing import Any
 
 import botocore.configprovider
 from boto3.s3.transfer import TransferConfig
-from botocore import UNSIGNED, awsrequest, handlers, xform_name
+from botocore import UNSIGNED, awsrequest, handlers, httpchecksum, xform_name
 from botocore.credentials import RefreshableCredentials
 from botocore.exceptions import BotoCoreError, NoCredentialsError
 from botocore.httpsession import get_cert_path
@@ -702,6 +702,14 @@ def _check_known_args(extra_args: dict, allowed: list[str]) -> None:
             )
 
 
+def _botocore_computes(algorithm: str) -> bool:
+    """Whether botocore computes this body checksum here: CRC32C and CRC64NVME only with
+    awscrt installed. Without it botocore raises MissingDependencyException, and so does a call
+    that boto3 serves for that reason; the engine could compute them, but a script would then
+    work with s3turbo and fail on its fallbacks (S3TURBO_DISABLE, mock_aws)."""
+    return algorithm.lower() in httpchecksum._SUPPORTED_CHECKSUM_ALGORITHMS
+
+
 def _signs_payload(client: Any, computes_checksum: bool, checksum_value: Any) -> bool:
     """Whether the engine signs an upload body's SHA-256 (else it sends UNSIGNED-PAYLOAD).
     botocore signs it unless payload_signing_enabled is False, or over https with a checksum it
@@ -759,14 +767,21 @@ class UploadPlan:
         # (botocore sends both as given, and computes nothing).
         put_checksum = put_args.pop("ChecksumAlgorithm", None)
         put_checksum_value = None
-        for name in FULL_OBJECT_CHECKSUM_ARGS:
-            if name in put_args:
-                put_checksum_value = (name.removeprefix("Checksum"), put_args.pop(name))
+        values_given = [name for name in FULL_OBJECT_CHECKSUM_ARGS if name in put_args]
+        for name in values_given:
+            put_checksum_value = (name.removeprefix("Checksum"), put_args.pop(name))
         part_checksum = part_args.pop("ChecksumAlgorithm", None)
         # botocore takes the algorithm's name in any case.
         put_checksum, part_checksum = (a.upper() if a else a for a in (put_checksum, part_checksum))
-        unsupported = {a for a in (put_checksum, part_checksum) if a and a not in ENGINE_CHECKSUMS}
+        unsupported = {
+            a
+            for a in (put_checksum, part_checksum)
+            if a and (a not in ENGINE_CHECKSUMS or not _botocore_computes(a))
+        }
         self.unsupported = f"ChecksumAlgorithm {sorted(unsupported)}" if unsupported else None
+        if len(values_given) > 1:
+            # botocore sends them all, and the server checks each; the engine sends one.
+            self.unsupported = f"several full-object checksum values ({', '.join(values_given)})"
         sign_put_object_payload = _signs_payload(
             client, bool(put_checksum) and put_checksum_value is None, put_checksum_value
         )
