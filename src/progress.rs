@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -75,11 +75,6 @@ impl Progress {
 
     pub fn transferred(&self) -> i64 {
         self.transferred.load(Ordering::Relaxed)
-    }
-
-    /// Whether an observer (a Python callback) reports this progress.
-    pub fn is_observed(&self) -> bool {
-        self.observer.is_some()
     }
 
     /// The observer has reported `bytes`, what it read from `transferred`.
@@ -256,6 +251,43 @@ impl BodyActivity {
 /// The wait of a body for its observer's report (see `CountingBody::commit`).
 type ReportWait = Pin<Box<dyn Future<Output = Result<(), TransferError>> + Send + Sync>>;
 
+/// Where a PutObject commits its object: its last bytes going to the HTTP client. Before it,
+/// cancelling the transfer stops the request and nothing is stored; once past it, the request
+/// stands (the server may have the whole body) and its answer is waited for, as for a
+/// multipart upload's CompleteMultipartUpload. The body and the canceller decide it between
+/// them: the body marks the point passed, then sends its last bytes only if the transfer was
+/// not cancelled; the canceller cancels, then stops the request only if the point is not
+/// passed. (SeqCst: one of the two sees the other.)
+#[derive(Debug)]
+pub struct CommitPoint {
+    progress: Arc<Progress>,
+    cancel: CancellationToken,
+    passed: AtomicBool,
+}
+
+impl CommitPoint {
+    /// The commit point of an upload that `cancel` stops and whose Callback, if it has one,
+    /// must have seen every byte of `progress` before the last ones go.
+    pub fn new(progress: Arc<Progress>, cancel: CancellationToken) -> Arc<Self> {
+        Arc::new(Self {
+            progress,
+            cancel,
+            passed: AtomicBool::new(false),
+        })
+    }
+
+    /// Whether the last bytes may have gone: then the request stands.
+    pub fn passed(&self) -> bool {
+        self.passed.load(Ordering::SeqCst)
+    }
+
+    /// The body's way past the point: whether its last bytes may go.
+    fn pass(&self) -> bool {
+        self.passed.store(true, Ordering::SeqCst);
+        !self.cancel.is_cancelled()
+    }
+}
+
 /// An upload body that counts bytes as the HTTP client takes them, notes its activity, and hands
 /// the bytes over no faster than its bandwidth limit, if it has one.
 pub struct CountingBody {
@@ -266,9 +298,10 @@ pub struct CountingBody {
     bandwidth: Option<Arc<BandwidthLimit>>,
     /// The wait for the slot the next frame has reserved.
     paced: Option<Pin<Box<Sleep>>>,
-    /// For a body whose last byte commits the object (PutObject): the progress whose observer
-    /// must have reported every byte, the last frame's included, before that frame goes.
-    commit: Option<(Arc<Progress>, CancellationToken)>,
+    /// For a body whose last byte commits the object (PutObject): its commit point, whose
+    /// progress's observer must have reported every byte, the last frame's included, before
+    /// that frame goes.
+    commit: Option<Arc<CommitPoint>>,
     /// The wait for that report; the last frame is counted and held meanwhile.
     until_reported: Option<ReportWait>,
 }
@@ -281,7 +314,7 @@ impl CountingBody {
         counter: Arc<AttemptCounter>,
         activity: Arc<BodyActivity>,
         bandwidth: Option<Arc<BandwidthLimit>>,
-        commit: Option<(Arc<Progress>, CancellationToken)>,
+        commit: Option<Arc<CommitPoint>>,
     ) -> Self {
         let generation = counter.restart();
         Self {
@@ -325,6 +358,9 @@ impl http_body::Body for CountingBody {
                 return Poll::Ready(Some(Err(std::io::Error::other("the transfer was stopped"))));
             }
             self.until_reported = None;
+            if !self.commit.as_ref().is_none_or(|point| point.pass()) {
+                return Poll::Ready(Some(Err(std::io::Error::other("the transfer was stopped"))));
+            }
             let frame = self.remaining.take(usize::MAX);
             self.activity.touch(Instant::now());
             return Poll::Ready(Some(Ok(Frame::data(frame))));
@@ -354,12 +390,11 @@ impl http_body::Body for CountingBody {
         }
         let take = self.frame_size();
         if take as u64 == self.remaining.len() {
-            if let Some((progress, cancel)) = self.commit.take() {
+            if let Some(point) = self.commit.clone() {
                 self.counter.add(self.generation, take as u64);
-                self.until_reported =
-                    Some(Box::pin(
-                        async move { progress.until_reported(&cancel).await },
-                    ));
+                self.until_reported = Some(Box::pin(async move {
+                    point.progress.until_reported(&point.cancel).await
+                }));
                 return self.poll_frame(cx);
             }
         }
@@ -503,7 +538,7 @@ mod tests {
             AttemptCounter::new(progress.clone()),
             BodyActivity::new(Duration::ZERO),
             None,
-            Some((progress.clone(), cancel.clone())),
+            Some(CommitPoint::new(progress.clone(), cancel.clone())),
         );
         (body, progress, cancel, asked)
     }
@@ -530,6 +565,41 @@ mod tests {
         assert!(poll_once(last.as_mut()).await.is_none());
         cancel.cancel();
         assert!(last.await.expect("an outcome").is_err());
+    }
+
+    /// A body of `len` bytes without a Callback, whose last frame commits, and its commit point.
+    fn unobserved_committing_body(
+        len: usize,
+    ) -> (CountingBody, Arc<CommitPoint>, CancellationToken) {
+        let progress = Progress::new();
+        let cancel = CancellationToken::new();
+        let commit = CommitPoint::new(progress.clone(), cancel.clone());
+        let body = CountingBody::new(
+            BodyReader::Memory(Bytes::from(vec![7u8; len])),
+            AttemptCounter::new(progress),
+            BodyActivity::new(Duration::ZERO),
+            None,
+            Some(commit.clone()),
+        );
+        (body, commit, cancel)
+    }
+
+    #[tokio::test]
+    async fn a_commit_point_is_passed_when_the_last_frame_goes() {
+        let (mut body, commit, _cancel) = unobserved_committing_body(FRAME_SIZE + 5);
+        next_frame(&mut body).await.expect("a frame").expect("data");
+        assert!(!commit.passed(), "the last bytes have not gone");
+        let last = next_frame(&mut body).await.expect("a frame").expect("data");
+        assert_eq!(last.into_data().map(|d| d.len()).ok(), Some(5));
+        assert!(commit.passed());
+    }
+
+    #[tokio::test]
+    async fn a_body_cancelled_before_its_commit_point_keeps_its_last_frame() {
+        let (mut body, _commit, cancel) = unobserved_committing_body(FRAME_SIZE + 5);
+        next_frame(&mut body).await.expect("a frame").expect("data");
+        cancel.cancel();
+        assert!(next_frame(&mut body).await.expect("an outcome").is_err());
     }
 
     async fn next_frame(body: &mut CountingBody) -> Option<Result<Frame<Bytes>, std::io::Error>> {

@@ -40,7 +40,7 @@ use crate::buffers::BufferPool;
 use crate::errors::{RequestTrace, TransferError};
 use crate::plan;
 use crate::presign::hex;
-use crate::progress::{AttemptCounter, BodyActivity, CountingBody, Progress};
+use crate::progress::{AttemptCounter, BodyActivity, CommitPoint, CountingBody, Progress};
 use crate::redirect::{with_settings, BucketRegion};
 use crate::request::{with_headers, Headers, TransferOptions};
 use crate::retries;
@@ -188,11 +188,8 @@ pub async fn upload_file(
             return target.multipart(jobs, &progress, &cancel).await;
         }
     };
-    let put = target.put_object(body, digests, &progress, &cancel);
-    tokio::select! {
-        result = put => result,
-        _ = cancel.cancelled() => Err(TransferError::Cancelled),
-    }
+    // It stops at a cancel, unless its last bytes have gone (see `CommitPoint`).
+    target.put_object(body, digests, &progress, &cancel).await
 }
 
 /// Files below this are read whole, with their digests, as soon as they are opened; larger ones
@@ -290,16 +287,15 @@ pub async fn upload_stream(
     }
     if ended && initial_len < request.options.multipart_threshold {
         let data = concat(initial);
-        let put = async {
-            let digests = digests_of(&data, &target.put_object_digests()).await?;
-            target
-                .put_object(UploadBody::Memory(data), digests, &progress, &cancel)
-                .await
+        let wanted = target.put_object_digests();
+        let digests = tokio::select! {
+            digests = digests_of(&data, &wanted) => digests?,
+            _ = cancel.cancelled() => return Err(TransferError::Cancelled),
         };
-        return tokio::select! {
-            result = put => result,
-            _ = cancel.cancelled() => Err(TransferError::Cancelled),
-        };
+        // It stops at a cancel, unless its last bytes have gone (see `CommitPoint`).
+        return target
+            .put_object(UploadBody::Memory(data), digests, &progress, &cancel)
+            .await;
     }
     // A stream given up fails its next part, so the upload is aborted, not completed. One that
     // ended already (at a threshold of 0, an empty one) has no more: a multipart upload of no
@@ -487,14 +483,13 @@ impl<'a> Target<'a> {
     /// is given (`upload_settings`): an attempt whose body has not moved, nor its response come,
     /// for the client's read timeout is given up (see `unless_stalled`) and made again, as
     /// botocore retries a read timeout. Those attempts and the SDK's own retries of every other
-    /// failure share the client's max attempts, as in botocore. `commits`, the transfer's
-    /// cancellation, for a request whose last byte commits the object (a PutObject): its last
-    /// bytes wait for the Callback to have seen them all.
+    /// failure share the client's max attempts, as in botocore. `commits`, for a request whose
+    /// last byte commits the object (a PutObject): its commit point (see `CommitPoint`).
     async fn send_upload<T, Fut>(
         &self,
         body: &UploadBody,
         progress: &Arc<Progress>,
-        commits: Option<&CancellationToken>,
+        commits: Option<&Arc<CommitPoint>>,
         send: impl Fn(ByteStream, aws_sdk_s3::config::Builder, RequestTrace) -> Fut,
     ) -> Result<T, TransferError>
     where
@@ -522,10 +517,7 @@ impl<'a> Target<'a> {
                 &counter,
                 &self.request.bandwidth,
                 connect_timeout.unwrap_or_default(),
-                // Nothing to wait for without a Callback.
-                commits
-                    .filter(|_| progress.is_observed())
-                    .map(|cancel| (progress.clone(), cancel.clone())),
+                commits.cloned(),
             );
             let watch = WatchAttempts {
                 attempts: attempts.clone(),
@@ -647,9 +639,21 @@ impl<'a> Target<'a> {
                     .map_err(|e| trace.error("PutObject", self.endpoint, e))
             }
         };
-        self.send_upload(&body, progress, Some(cancel), send)
-            .await?;
-        Ok(())
+        let commit = CommitPoint::new(progress.clone(), cancel.clone());
+        let put = self.send_upload(&body, progress, Some(&commit), send);
+        tokio::pin!(put);
+        tokio::select! {
+            put = &mut put => put.map(drop),
+            _ = cancel.cancelled() => {
+                if commit.passed() {
+                    // Past the commit point the request stands, and its answer says whether
+                    // the object is stored (a body stopped at the point fails it at once).
+                    put.await.map(drop).map_err(|_| TransferError::Cancelled)
+                } else {
+                    Err(TransferError::Cancelled)
+                }
+            }
+        }
     }
 
     /// Creates the multipart upload, uploads the parts `jobs` produce with up to
@@ -874,7 +878,7 @@ fn counting_stream(
     attempt: &Arc<AttemptCounter>,
     bandwidth: &Option<Arc<BandwidthLimit>>,
     connect_timeout: Duration,
-    commit: Option<(Arc<Progress>, CancellationToken)>,
+    commit: Option<Arc<CommitPoint>>,
 ) -> (ByteStream, Arc<BodyActivity>) {
     let activity = BodyActivity::new(connect_timeout);
     let (body, attempt, bandwidth, body_activity) = (

@@ -369,6 +369,29 @@ def test_cancelled_multipart_upload_is_aborted(moto, served_by, tmp_path):
     assert boto.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
 
 
+@pytest.mark.parametrize("size", [10_000, 200_000], ids=["with its head", "after 100 Continue"])
+def test_a_put_object_cancelled_once_its_body_has_gone_ends_with_its_answer(moto, tmp_path, size):
+    """A cancel that comes once a PutObject's body has gone (its answer held back for 1.5 s)
+    cannot take it back: the server has the whole body. The task ends when the answer has
+    come, with the object stored, as after a CompleteMultipartUpload; it ended at once, and
+    the object was stored all the same."""
+    bucket = moto.new_bucket()
+    source = write_random(tmp_path / "source.bin", size)
+    with FaultProxy(moto.endpoint_url) as proxy:
+        proxy.delay = 1.5
+        s3 = aio_client(moto, endpoint_url=proxy.endpoint_url)
+
+        async def cancelled_upload() -> float:
+            started = time.monotonic()
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(s3.upload_file(str(source), bucket, "k"), 0.5)
+            return time.monotonic() - started
+
+        elapsed = asyncio.run(cancelled_upload())
+    assert elapsed >= 1.4
+    assert sha256_object(moto.boto3_client(), bucket, "k") == sha256_file(source)
+
+
 # The engine's request for a report meets the closed loop: Python reports that error too.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_transfers_of_a_loop_closed_under_them_clean_up(moto, tmp_path):

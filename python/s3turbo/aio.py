@@ -9,7 +9,8 @@ coroutines, e.g. aiofiles) are awaited. Callbacks run on the event loop thread, 
 every 50 ms; an `async def` Callback is awaited. Cancelling the task stops the transfer and
 waits for its clean-up: a multipart upload is aborted, a download leaves no temporary file and
 an existing destination untouched, and a sync file object's read or write in flight has
-returned; an upload whose last request is under way ends when S3 has answered it.
+returned; an upload whose last request is under way (a CompleteMultipartUpload, or a PutObject
+whose body has all gone) ends when S3 has answered it.
 Exceptions are the sync API's (boto3's). What the engine does not serve, boto3 does, in a worker
 thread; cancelling the task stops that transfer too, at its next bytes, with boto3's clean-up.
 """
