@@ -281,8 +281,8 @@ impl CommitPoint {
         self.passed.load(Ordering::SeqCst)
     }
 
-    /// The body's way past the point: whether its last bytes may go.
-    fn pass(&self) -> bool {
+    /// The way past the point (of the body, as its last bytes are to go): whether they may.
+    pub fn pass(&self) -> bool {
         self.passed.store(true, Ordering::SeqCst);
         !self.cancel.is_cancelled()
     }

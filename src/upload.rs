@@ -525,6 +525,9 @@ impl<'a> Target<'a> {
             };
             let signed_for = region.known();
             let mut settings = upload_settings(self.client, left, watch);
+            if let (Some(point), 0) = (commits, body.len()) {
+                settings = settings.interceptor(CommitsWithItsHead(point.clone()));
+            }
             if let Some(region) = &signed_for {
                 settings = settings.region(region.clone());
             }
@@ -953,6 +956,30 @@ impl Intercept for WatchAttempts {
     ) -> Result<(), BoxError> {
         self.activity.attempt_ended();
         Ok(())
+    }
+}
+
+/// The commit point of an empty PutObject body, which has no last bytes to pass it: its
+/// request's head commits the object, so the point is passed as each attempt goes to the HTTP
+/// client, unless the transfer was cancelled first (see `CommitPoint`).
+#[derive(Debug)]
+struct CommitsWithItsHead(Arc<CommitPoint>);
+
+impl Intercept for CommitsWithItsHead {
+    fn name(&self) -> &'static str {
+        "s3turbo::CommitsWithItsHead"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _config: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        match self.0.pass() {
+            true => Ok(()),
+            false => Err("the transfer was stopped".into()),
+        }
     }
 }
 

@@ -369,12 +369,14 @@ def test_cancelled_multipart_upload_is_aborted(moto, served_by, tmp_path):
     assert boto.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
 
 
-@pytest.mark.parametrize("size", [10_000, 200_000], ids=["with its head", "after 100 Continue"])
+@pytest.mark.parametrize(
+    "size", [0, 10_000, 200_000], ids=["empty", "with its head", "after 100 Continue"]
+)
 def test_a_put_object_cancelled_once_its_body_has_gone_ends_with_its_answer(moto, tmp_path, size):
-    """A cancel that comes once a PutObject's body has gone (its answer held back for 1.5 s)
-    cannot take it back: the server has the whole body. The task ends when the answer has
-    come, with the object stored, as after a CompleteMultipartUpload; it ended at once, and
-    the object was stored all the same."""
+    """A cancel that comes once a PutObject's body has gone (its answer held back for 1.5 s;
+    an empty one's with its head) cannot take it back: the server has the whole body. The task
+    ends when the answer has come, with the object stored, as after a CompleteMultipartUpload;
+    it ended at once, and the object was stored all the same."""
     bucket = moto.new_bucket()
     source = write_random(tmp_path / "source.bin", size)
     with FaultProxy(moto.endpoint_url) as proxy:
