@@ -351,16 +351,13 @@ impl http_body::Body for CountingBody {
             return Poll::Ready(None);
         }
         if let Some(wait) = self.until_reported.as_mut() {
-            // The last frame, counted already: it goes once the Callback has seen it. Held
-            // back, it stops the object's creation if the Callback raises, as in boto3, whose
-            // Callback sees the bytes as they are read for sending.
+            // The last frame, counted already: it goes once the Callback has seen it, past the
+            // commit point. Held back, it stops the object's creation if the Callback raises, as
+            // in boto3, whose Callback sees the bytes as they are read for sending.
             if ready!(wait.as_mut().poll(cx)).is_err() {
                 return Poll::Ready(Some(Err(std::io::Error::other("the transfer was stopped"))));
             }
             self.until_reported = None;
-            if !self.commit.as_ref().is_none_or(|point| point.pass()) {
-                return Poll::Ready(Some(Err(std::io::Error::other("the transfer was stopped"))));
-            }
             let frame = self.remaining.take(usize::MAX);
             self.activity.touch(Instant::now());
             return Poll::Ready(Some(Ok(Frame::data(frame))));
@@ -393,7 +390,11 @@ impl http_body::Body for CountingBody {
             if let Some(point) = self.commit.clone() {
                 self.counter.add(self.generation, take as u64);
                 self.until_reported = Some(Box::pin(async move {
-                    point.progress.until_reported(&point.cancel).await
+                    point.progress.until_reported(&point.cancel).await?;
+                    match point.pass() {
+                        true => Ok(()),
+                        false => Err(TransferError::Cancelled),
+                    }
                 }));
                 return self.poll_frame(cx);
             }
