@@ -203,6 +203,25 @@ def test_not_a_directory(s3s_fs, tmp_path):
         client.download_directory(s3s_fs.new_bucket(), "", tmp_path / "file")
 
 
+def test_an_empty_local_dir_is_no_folder(s3s_fs, tmp_path, monkeypatch):
+    """`Path("")` is the working directory; an empty name (an unset setting) is refused as
+    boto3's upload_file("") and os.listdir("") refuse it, before anything moves."""
+    bucket = s3s_fs.new_bucket()
+    s3s_fs.boto3_client().put_object(Bucket=bucket, Key="p/k.txt", Body=b"x")
+    monkeypatch.chdir(make_tree(tmp_path / "cwd", {"private.txt": b"not for the bucket"}))
+    client = s3s_fs.s3turbo_client()
+    with pytest.raises(FileNotFoundError) as boto3_raised:
+        s3s_fs.boto3_client().upload_file("", bucket, "k")
+    with pytest.raises(FileNotFoundError) as raised:
+        client.upload_directory("", bucket, "q")
+    assert raised.value.errno == boto3_raised.value.errno
+    with pytest.raises(FileNotFoundError):
+        client.download_directory(bucket, "p", "")
+    assert sorted(os.listdir(".")) == ["empty folder", "private.txt"]
+    listed = s3s_fs.boto3_client().list_objects_v2(Bucket=bucket)["Contents"]
+    assert [o["Key"] for o in listed] == ["p/k.txt"]
+
+
 @pytest.mark.parametrize(
     "kwargs, raises",
     [
@@ -434,12 +453,21 @@ def test_links_are_followed_and_what_cannot_be_uploaded_is_reported(moto, tmp_pa
     assert sorted(o["Key"] for o in listed) == sorted(report.transferred)
 
 
-def test_an_unreadable_folder_is_reported(moto, tmp_path):
-    """A folder that cannot be listed is a failure of its own, not a subtree left out in
-    silence. (Run without root's right to read anything, in a process of its own.)"""
+@pytest.mark.parametrize(
+    "mode, failed",
+    [
+        (0, "{'locked/': 'PermissionError'}"),
+        # Listed, but its files cannot be looked at: each is a failure of its own.
+        (0o644, "{'locked/b.txt': 'PermissionError'}"),
+    ],
+)
+def test_an_unreadable_folder_is_reported(moto, tmp_path, mode, failed):
+    """A folder that cannot be listed, or whose files cannot be looked at, is a failure of its
+    own, not a subtree left out in silence nor the end of the whole call. (Run without root's
+    right to read anything, in a process of its own.)"""
     bucket = moto.new_bucket()
     source = make_tree(tmp_path / "source", {"a.txt": b"a", "locked/b.txt": b"b"})
-    (source / "locked").chmod(0)
+    (source / "locked").chmod(mode)
     script = """if True:
         import sys, s3turbo
         client = s3turbo.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1",
@@ -459,7 +487,7 @@ def test_an_unreadable_folder_is_reported(moto, tmp_path):
         result = subprocess.run(command, capture_output=True, text=True, timeout=60)
     finally:
         (source / "locked").chmod(0o755)
-    assert result.stdout.strip() == "['a.txt'] {'locked/': 'PermissionError'}", result.stderr
+    assert result.stdout.strip() == f"['a.txt'] {failed}", result.stderr
 
 
 def test_keys_that_land_on_one_file_are_refused(moto, tmp_path):

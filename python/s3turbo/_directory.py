@@ -8,6 +8,7 @@ import errno
 import mimetypes
 import os
 import resource
+import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -75,7 +76,7 @@ class UploadBatch:
         extra_args: dict | None,
     ):
         prefix = key_prefix(prefix)
-        root = Path(os.fspath(local_dir))
+        root = _local_dir(local_dir)
         if not root.is_dir():
             raise NotADirectoryError(f"not a directory: {str(root)!r}")
         os.listdir(root)  # an unreadable local_dir is an error of the call, before any upload
@@ -90,7 +91,7 @@ class UploadBatch:
         for path, unreadable in _files_in(root):
             error: BaseException | None = unreadable
             key = prefix + path.relative_to(root).as_posix()
-            if error is not None and path.is_dir():
+            if error is not None and os.path.isdir(path):
                 key += "/"  # a folder that cannot be read, or a link back up the tree
             if error is None and not _is_utf8(key):
                 error = ValueError(f"refused: {str(path)!r} is not a UTF-8 name, as S3 keys are")
@@ -144,7 +145,7 @@ class DownloadBatch:
 
     def __init__(self, client: Client, bucket: str, prefix: str, local_dir: str | os.PathLike):
         self.prefix = key_prefix(prefix)
-        self.root = Path(os.fspath(local_dir))
+        self.root = _local_dir(local_dir)
         if self.root.exists() and not self.root.is_dir():
             raise NotADirectoryError(f"not a directory: {str(self.root)!r}")
         self.client = client
@@ -299,6 +300,16 @@ def download_directory(
     return batch.report(outcomes)
 
 
+def _local_dir(local_dir: str | os.PathLike) -> Path:
+    """`local_dir` as a Path. An empty name is none (`Path("")` is the working directory), as
+    `os.listdir("")` and boto3's file transfers refuse it: an unset setting must not upload
+    or overwrite whatever folder the process runs in."""
+    name = os.fspath(local_dir)
+    if not name:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
+    return Path(name)
+
+
 def local_path(root: Path, relative_key: str, inside: str) -> tuple[Path, str]:
     """Where the object named `relative_key` (its key less the prefix) goes under `root`, whose
     real path is `inside` (with a trailing separator), and the real path of that. A key that
@@ -349,10 +360,15 @@ def _files_in(root: Path) -> Iterable[tuple[Path, OSError | None]]:
         subdirectories.sort()
         for name in sorted(names):
             path = Path(directory, name)
-            if path.is_file():
-                yield path, None
-            elif not path.exists():
+            try:
+                mode = path.stat().st_mode
+            except FileNotFoundError:
                 yield path, FileNotFoundError(errno.ENOENT, "a link that leads nowhere", str(path))
+            except OSError as error:  # a folder listed but not searchable, a name too long
+                yield path, error
+            else:
+                if stat.S_ISREG(mode):
+                    yield path, None
     yield from problems
 
 
