@@ -225,7 +225,7 @@ impl Batch {
                         .await
                     }
                 });
-                run_all(uploads, objects_in_flight).await
+                run_all(uploads, objects_in_flight, &cancel).await
             }
             Batch::Download(mut shared, files) => {
                 let options = &shared.options;
@@ -243,21 +243,31 @@ impl Batch {
                         download::download_file(&client, &endpoint, request, progress, cancel).await
                     }
                 });
-                run_all(downloads, objects_in_flight).await
+                run_all(downloads, objects_in_flight, &cancel).await
             }
         }
     }
 }
 
 /// Runs `jobs` with at most `in_flight` at once, whichever finish first making room, and
-/// returns their results in the jobs' order.
-async fn run_all<F>(jobs: impl Iterator<Item = F>, in_flight: usize) -> Results
+/// returns their results in the jobs' order. Once `cancel` is cancelled, the jobs not yet begun
+/// end at once, Cancelled: a stopped transfer of 50,000 files used to open each of them first.
+async fn run_all<F>(
+    jobs: impl Iterator<Item = F>,
+    in_flight: usize,
+    cancel: &CancellationToken,
+) -> Results
 where
     F: Future<Output = Result<(), TransferError>>,
 {
     let mut results: Vec<(usize, Result<(), TransferError>)> =
         futures_util::stream::iter(jobs.enumerate())
-            .map(|(index, job)| async move { (index, job.await) })
+            .map(|(index, job)| async move {
+                match cancel.is_cancelled() {
+                    true => (index, Err(TransferError::Cancelled)),
+                    false => (index, job.await),
+                }
+            })
             .buffer_unordered(in_flight.max(1))
             .collect()
             .await;
@@ -290,11 +300,35 @@ mod tests {
                 }
             }
         });
-        let results = run_all(jobs, 4).await;
+        let results = run_all(jobs, 4, &CancellationToken::new()).await;
         let failed: Vec<usize> = (0..results.len())
             .filter(|&i| results[i].is_err())
             .collect();
         assert_eq!(failed, vec![0, 5, 10]);
         assert_eq!(most.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn once_cancelled_the_jobs_not_begun_are_not_run() {
+        let cancel = CancellationToken::new();
+        let begun = Arc::new(AtomicUsize::new(0));
+        let jobs = (0..100).map(|_| {
+            let (begun, cancel) = (begun.clone(), cancel.clone());
+            async move {
+                // The tenth to begin stops the transfer, as a Ctrl-C would.
+                if begun.fetch_add(1, Ordering::SeqCst) + 1 == 10 {
+                    cancel.cancel();
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                Ok(())
+            }
+        });
+        let results = run_all(jobs, 4, &cancel).await;
+        assert_eq!(begun.load(Ordering::SeqCst), 10);
+        let cancelled = results
+            .iter()
+            .filter(|r| matches!(r, Err(TransferError::Cancelled)))
+            .count();
+        assert_eq!((results.len(), cancelled), (100, 90));
     }
 }
