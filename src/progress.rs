@@ -189,6 +189,10 @@ enum Phase {
     Connecting,
     Sending,
     BetweenAttempts,
+    /// The body holds its last bytes until the Callback has seen them (see `CommitPoint`): as
+    /// long as the Callback takes, as boto3's Callback runs between two of its socket writes,
+    /// which no timeout bounds.
+    AwaitingCallback,
 }
 
 impl BodyActivity {
@@ -225,13 +229,19 @@ impl BodyActivity {
         self.lock().phase = Phase::BetweenAttempts;
     }
 
-    /// When the request will count as stalled if nothing moves before; None in a backoff.
+    /// The body waits for the Callback; `touch` ends the wait.
+    pub fn awaiting_callback(&self) {
+        self.lock().phase = Phase::AwaitingCallback;
+    }
+
+    /// When the request will count as stalled if nothing moves before; None in a backoff or
+    /// while the Callback is waited for.
     pub fn stalled_at(&self, read_timeout: Duration) -> Option<Instant> {
         let activity = self.lock();
         match activity.phase {
             Phase::Connecting => Some(activity.last + self.connect_timeout + read_timeout),
             Phase::Sending => Some(activity.last + read_timeout),
-            Phase::BetweenAttempts => None,
+            Phase::BetweenAttempts | Phase::AwaitingCallback => None,
         }
     }
 
@@ -243,7 +253,7 @@ impl BodyActivity {
         match activity.phase {
             Phase::Sending => activity.last + read_timeout,
             Phase::Connecting => (activity.last + self.connect_timeout + read_timeout).min(soon),
-            Phase::BetweenAttempts => soon,
+            Phase::BetweenAttempts | Phase::AwaitingCallback => soon,
         }
     }
 }
@@ -389,6 +399,7 @@ impl http_body::Body for CountingBody {
         if take as u64 == self.remaining.len() {
             if let Some(point) = self.commit.clone() {
                 self.counter.add(self.generation, take as u64);
+                self.activity.awaiting_callback();
                 self.until_reported = Some(Box::pin(async move {
                     point.progress.until_reported(&point.cancel).await?;
                     match point.pass() {

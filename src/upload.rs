@@ -1053,6 +1053,28 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_wait_for_the_callback_is_not_a_stall() {
+        let activity = BodyActivity::new(Duration::from_secs(10));
+        let timeout = Duration::from_secs(5);
+        let start = tokio::time::Instant::now();
+        // The body moves, then holds its last bytes for 12 s while a slow Callback reports,
+        // then sends them and stalls: given up `timeout` after they went.
+        let slow_callback = async {
+            activity.attempt_started();
+            activity.touch(tokio::time::Instant::now());
+            activity.awaiting_callback();
+            tokio::time::sleep(Duration::from_secs(12)).await;
+            activity.touch(tokio::time::Instant::now());
+            std::future::pending::<()>().await
+        };
+        assert_eq!(
+            unless_stalled(slow_callback, &activity, timeout).await,
+            None
+        );
+        assert_eq!(start.elapsed(), Duration::from_secs(17));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn connecting_has_the_connect_timeout_on_top_of_the_read_timeout() {
         let activity = BodyActivity::new(Duration::from_secs(10));
         let timeout = Duration::from_secs(5);

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import boto3
@@ -594,6 +595,27 @@ def test_a_callback_that_raises_stops_the_call(s3s_fs, tmp_path, monkeypatch, se
         client.download_directory(bucket, "p", tmp_path / "copy", Callback=stop_download)
     folders = [path for path in (tmp_path / "copy").rglob("*") if path.is_dir()]
     assert all(any(path.is_file() for path in folder.rglob("*")) for folder in folders)
+
+
+def test_a_callback_slower_than_the_read_timeout_is_waited_for(s3s_fs, tmp_path):
+    """A slow Callback slows the upload and fails no object, as boto3's does (it runs between
+    two socket writes, which no timeout bounds). Each body holds its last bytes until the
+    Callback has seen them, and that wait used to count as a stalled upload: every object
+    failed with ReadTimeoutError."""
+    sizes = {f"f{i}.bin": 300_000 for i in range(6)}
+    source = make_tree(tmp_path / "source", {name: os.urandom(n) for name, n in sizes.items()})
+    bucket = s3s_fs.new_bucket()
+    config = Config(read_timeout=1, retries={"max_attempts": 1})
+    seen = []
+
+    def slow_callback(amount):
+        seen.append(amount)
+        time.sleep(2)
+
+    client = s3s_fs.s3turbo_client(config=config)
+    transferred = client.upload_directory(source, bucket, "p", Callback=slow_callback)
+    assert sorted(transferred) == [f"p/{name}" for name in sorted(sizes)]
+    assert sum(seen) == sum(sizes.values())
 
 
 @pytest.mark.parametrize("served_by", ["engine", "boto3", "aio"])
