@@ -102,40 +102,49 @@ pub struct Transfer {
     cancel: CancellationToken,
 }
 
+impl Transfer {
+    /// For work that commits nothing and counts no bytes (a listing).
+    fn unobserved() -> Self {
+        Self {
+            progress: Progress::new(),
+            cancel: CancellationToken::new(),
+        }
+    }
+}
+
 #[pymethods]
 impl Transfer {
-    /// `ask_for_report`, given when there is a Callback, is called (from an engine thread)
-    /// when the engine is about to commit (complete the multipart upload, send a PutObject's
-    /// last bytes, rename the download into place) and waits for `reported()`: the Callback
-    /// sees every byte first. If it raises (its event loop is closed), no report can come: the
-    /// transfer is stopped, and cleans up, rather than wait for ever.
+    /// `ask_for_report` is called (from an engine thread) when the engine is about to commit
+    /// (complete the multipart upload, send a PutObject's last bytes, rename the download into
+    /// place), which then waits for `reported()`: the Callback sees every byte first, and a
+    /// cancel of the task reaches the engine before the commit. It returns whether it could ask:
+    /// if not (its event loop is closed), no report can come, and the transfer is stopped, and
+    /// cleans up, rather than wait for ever.
     #[new]
-    #[pyo3(signature = (ask_for_report=None))]
-    fn new(ask_for_report: Option<Py<PyAny>>) -> Self {
+    fn new(ask_for_report: Py<PyAny>) -> Self {
         let cancel = CancellationToken::new();
-        let progress = match ask_for_report {
-            Some(ask) => {
-                let ask = Arc::new(ask);
-                let cancel = cancel.clone();
-                Progress::observed(move || {
-                    let (ask, cancel) = (ask.clone(), cancel.clone());
-                    // Off the async workers: taking the GIL may wait for the event loop.
-                    tokio::task::spawn_blocking(move || {
-                        let Some(_call) = interpreter_exit::call_into_python() else {
-                            cancel.cancel(); // no loop is left to report to
-                            return;
-                        };
-                        Python::attach(|py| {
-                            if let Err(error) = ask.call0(py) {
-                                cancel.cancel();
-                                error.write_unraisable(py, None);
-                            }
-                        })
-                    });
+        let ask = Arc::new(ask_for_report);
+        let cancel_unasked = cancel.clone();
+        let progress = Progress::observed(move || {
+            let (ask, cancel) = (ask.clone(), cancel_unasked.clone());
+            // Off the async workers: taking the GIL may wait for the event loop.
+            tokio::task::spawn_blocking(move || {
+                let Some(_call) = interpreter_exit::call_into_python() else {
+                    cancel.cancel(); // no loop is left to report to
+                    return;
+                };
+                Python::attach(|py| {
+                    match ask.call0(py).and_then(|asked| asked.is_truthy(py)) {
+                        Ok(true) => {}
+                        Ok(false) => cancel.cancel(),
+                        Err(error) => {
+                            cancel.cancel();
+                            error.write_unraisable(py, None);
+                        }
+                    }
                 })
-            }
-            None => Progress::new(),
-        };
+            });
+        });
         Self { progress, cancel }
     }
 
@@ -326,7 +335,7 @@ fn list_objects_async<'py>(
     spawn_transfer(
         py,
         connection,
-        &Transfer::new(None),
+        &Transfer::unobserved(),
         move |client, endpoint, _, cancel| async move {
             let listing = batch::Listing::new(&bucket, &prefix, &args);
             batch::list_objects(&client, &endpoint, &listing, &cancel).await

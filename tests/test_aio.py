@@ -352,6 +352,37 @@ def test_cancelled_download_leaves_nothing(server, bucket, served_by, tmp_path, 
     assert when_ended == listing(out) == ["precious.bin"]
 
 
+@pytest.mark.parametrize("callback", [None, lambda n: None], ids=["no Callback", "Callback"])
+def test_a_cancel_the_engine_has_not_heard_of_yet_stops_the_commit(s3s_fs, tmp_path, callback):
+    """The engine hears of a cancel when the cancelled task resumes, and asks the loop before
+    it commits: so a cancel that came first (here while the loop was busy, the download ending
+    meanwhile) stops the download before its file is put into place. Without a Callback, the
+    file used to be put into place, and the task to end cancelled all the same."""
+    bucket = s3s_fs.new_bucket()
+    s3s_fs.boto3_client().put_object(Bucket=bucket, Key="k", Body=os.urandom(2 * MIB))
+    out = tmp_path / "out"
+    out.mkdir()
+    destination = out / "precious.bin"
+    destination.write_bytes(b"keep me")
+
+    async def main():
+        with slowed(s3s_fs) as proxy:
+            async with aio_client(s3s_fs, endpoint_url=proxy.endpoint_url) as s3:
+                task = asyncio.create_task(
+                    s3.download_file(bucket, "k", str(destination), Callback=callback)
+                )
+                while listing(out) == ["precious.bin"]:  # until the temporary file is there
+                    await asyncio.sleep(0.005)
+                time.sleep(2)  # the loop is busy; the 2 MiB come in half a second meanwhile
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+
+    asyncio.run(main())
+    assert destination.read_bytes() == b"keep me"
+    assert listing(out) == ["precious.bin"]
+
+
 def test_cancelled_multipart_upload_is_aborted(moto, served_by, tmp_path):
     bucket = moto.new_bucket()
     source = write_random(tmp_path / "source.bin", 16 * MIB)
@@ -396,11 +427,14 @@ def test_a_put_object_cancelled_once_its_body_has_gone_ends_with_its_answer(moto
 
 # The engine's request for a report meets the closed loop: Python reports that error too.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-def test_transfers_of_a_loop_closed_under_them_clean_up(moto, tmp_path):
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("callback", [lambda n: None, None], ids=["Callback", "no Callback"])
+def test_transfers_of_a_loop_closed_under_them_clean_up(moto, tmp_path, callback):
     """A loop stopped and closed with transfers pending (a loop thread shut down with work in
-    flight): with a Callback, the engine's request for a report cannot reach the loop, so the
-    transfers stop and clean up (it waited for ever: the multipart upload stayed open and the
-    download's temporary file on disk)."""
+    flight): the engine's request for a report before it commits cannot reach the loop, so the
+    transfers stop and clean up, quietly (with a Callback it waited for ever: the multipart
+    upload stayed open and the download's temporary file on disk; without one the download
+    was put into place after its task was gone)."""
     bucket = moto.new_bucket()
     source = write_random(tmp_path / "source.bin", 12 * MIB)
     moto.boto3_client().upload_file(str(source), bucket, "existing")
@@ -412,11 +446,11 @@ def test_transfers_of_a_loop_closed_under_them_clean_up(moto, tmp_path):
         loop = asyncio.new_event_loop()
         pending = [
             loop.create_task(
-                s3.upload_file(str(source), bucket, "k", Callback=lambda n: None, Config=MULTIPART)
+                s3.upload_file(str(source), bucket, "k", Callback=callback, Config=MULTIPART)
             ),
             loop.create_task(
                 s3.download_file(
-                    bucket, "existing", str(out / "k"), Callback=lambda n: None, Config=MULTIPART
+                    bucket, "existing", str(out / "k"), Callback=callback, Config=MULTIPART
                 )
             ),
         ]

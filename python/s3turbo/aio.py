@@ -152,7 +152,7 @@ class AsyncClient:
             )
         upload, filename = planned
         with upload_failed(filename, Bucket, Key):
-            transfer, asked = _transfer(Callback)
+            transfer, asked = _transfer()
             await self._run(
                 transfer,
                 asked,
@@ -191,7 +191,7 @@ class AsyncClient:
             finally:
                 sink.close()
             return
-        transfer, asked = _transfer(Callback)
+        transfer, asked = _transfer()
         with download_errors(Bucket, Key):
             await self._run(
                 transfer,
@@ -231,7 +231,7 @@ class AsyncClient:
                 ),
                 Callback,
             )
-        transfer, asked = _transfer(Callback)
+        transfer, asked = _transfer()
         try:
             engine_args = await self._engine_args(_settings.sized_for(size, Config))
             done, sender = _core.upload_stream_async(*engine_args, upload, transfer)
@@ -285,7 +285,7 @@ class AsyncClient:
 
     async def _download_to(self, write, Bucket, Key, extra_args, Callback, Config) -> None:
         """The engine's download of the object into `write`, in order (a coroutine function)."""
-        transfer, asked = _transfer(Callback)
+        transfer, asked = _transfer()
         done, chunks = _core.download_stream_async(
             *await self._engine_args(Config), Bucket, Key, extra_args, transfer
         )
@@ -327,7 +327,7 @@ class AsyncClient:
             return await _boto3_in_thread(
                 lambda callback: batch.one_by_one(callback, Config), Callback
             )
-        transfer, asked = _transfer(Callback)
+        transfer, asked = _transfer()
         outcomes = await self._run(
             transfer,
             asked,
@@ -370,7 +370,7 @@ class AsyncClient:
             objects = await _core.list_objects_async(connection, Bucket, batch.prefix, encoded_args)
         except ClientError as error:
             raise self._sync._modeled(error) from None
-        transfer, asked = _transfer(Callback)
+        transfer, asked = _transfer()
         try:
             # Waited for even if cancelled, so that no folder is made after the clean-up.
             await _in_thread(batch.place, objects)
@@ -408,7 +408,7 @@ class AsyncClient:
     async def _run(
         self,
         transfer: _core.Transfer,
-        asked: asyncio.Event | None,
+        asked: asyncio.Event,
         done: Awaitable[Any],
         callback: Callable[[int], Any] | None,
         pump: Callable[[Callable[[], Awaitable[None]]], Awaitable[None]] | None = None,
@@ -417,7 +417,8 @@ class AsyncClient:
         `callback` on this loop every 50 ms, and at once when the engine asks before it commits,
         while `pump(report)` (the file object's reads or writes) runs beside it; `report` hands
         the progress so far to `callback` at once. Without a callback the task sleeps until
-        the engine or the pump is done (a server's thousands of idle transfers cost nothing).
+        the engine asks or it or the pump is done (a server's thousands of idle transfers cost
+        nothing).
         If this task is cancelled, or the callback or the pump raises, the engine is cancelled
         and its clean-up awaited before the exception goes on."""
         reported = 0
@@ -440,20 +441,18 @@ class AsyncClient:
         try:
             waiting: set[asyncio.Future[Any]] = {engine} if pumping is None else {engine, pumping}
             while not engine.done():
-                ask = asyncio.ensure_future(asked.wait()) if asked is not None else None
+                ask = asyncio.ensure_future(asked.wait())
                 try:
                     finished, _ = await asyncio.wait(
-                        waiting | ({ask} if ask else set()),
+                        waiting | {ask},
                         timeout=_PROGRESS_INTERVAL if callback is not None else None,
                         return_when=asyncio.FIRST_COMPLETED,
                     )
                 finally:
                     # Also when this task is cancelled: a pending task left to the garbage
                     # collector is logged as an error ("Task was destroyed but it is pending!").
-                    if ask is not None:
-                        ask.cancel()
-                if asked is not None:
-                    asked.clear()
+                    ask.cancel()
+                asked.clear()
                 if pumping is not None and pumping in finished:
                     waiting.discard(pumping)
                     pumping.result()  # raises what the file object raised
@@ -538,15 +537,26 @@ async def _until_done(*futures: asyncio.Future | None) -> None:
             future.exception()
 
 
-def _transfer(callback: Callable[[int], Any] | None) -> tuple:
-    """The engine's handle of one transfer, and with a Callback the event the engine sets (from
-    its thread) when it asks for a report before it commits: the Callback sees every byte, and
-    can still stop the transfer, before the object or file is complete."""
-    if callback is None:
-        return _core.Transfer(), None
+def _transfer() -> tuple[_core.Transfer, asyncio.Event]:
+    """The engine's handle of one transfer, and the event the engine sets (from its thread) when
+    it asks for a report before it commits: the Callback, if there is one, sees every byte and
+    can still stop the transfer before the object or file is complete; and a cancel of this
+    task that came meanwhile reaches the engine before it commits, not after (the engine hears
+    of a cancel only once the task has resumed: a download put into place in between was
+    reported as cancelled)."""
     loop = asyncio.get_running_loop()
     asked = asyncio.Event()
-    return _core.Transfer(lambda: loop.call_soon_threadsafe(asked.set)), asked
+
+    def ask() -> bool:
+        """Whether the loop could be asked: one closed with the transfer pending cannot, and the
+        transfer stops (see `Transfer`)."""
+        try:
+            loop.call_soon_threadsafe(asked.set)
+        except RuntimeError:  # the loop is closed
+            return False
+        return True
+
+    return _core.Transfer(ask), asked
 
 
 def _is_async(method: Any) -> bool:
