@@ -11,16 +11,12 @@ use aws_credential_types::Credentials;
 use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextMut;
 use aws_sdk_s3::config::retry::RetryPartition;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
-use aws_sdk_s3::config::SharedHttpClient;
 use aws_sdk_s3::config::{
     BehaviorVersion, ConfigBag, IdentityCache, Intercept, Region, RequestChecksumCalculation,
     ResponseChecksumValidation, RuntimeComponents, StalledStreamProtectionConfig,
 };
 use aws_sdk_s3::error::BoxError;
 use aws_sdk_s3::Client;
-use aws_smithy_http_client::proxy::ProxyConfig;
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
-use aws_smithy_http_client::{Builder, ConnectorBuilder};
 use rustls_pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
 
 use crate::credentials::{CredentialSource, RefreshingProvider};
@@ -28,6 +24,7 @@ use crate::errors::TransferError;
 use crate::global_endpoint::GlobalEndpoint;
 use crate::http_client;
 use crate::own_http::{self, ClientCertificate, Trust};
+use crate::proxy::{Proxies, Proxy};
 use crate::retries::RetryMode;
 
 /// Everything that decides how requests are sent and signed.
@@ -128,14 +125,6 @@ impl ConnectionSettings {
             .unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", self.region))
     }
 
-    /// Whether requests go over TLS: to AWS's endpoints (whose rules give https only), or to
-    /// an https `endpoint_url`.
-    fn endpoint_is_https(&self) -> bool {
-        self.endpoint_url
-            .as_deref()
-            .is_none_or(|url| url.starts_with("https:"))
-    }
-
     fn build_client(&self) -> Result<Client, TransferError> {
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_millis(self.connect_timeout_ms))
@@ -201,62 +190,23 @@ impl ConnectionSettings {
         if self.user_agent != UserAgent::default() {
             config = config.interceptor(self.user_agent.clone());
         }
-        // Our own client serves the settings the SDK's takes none for, and https unless
-        // through a proxy (only the SDK's speaks to proxies): it tells a TCP connect timeout
-        // from a TLS one, as botocore does (see own_http). The SDK's serves plain http.
-        let own_client_serves = !self.verify_certificates
-            || self.tcp_keepalive
-            || self.client_certificate.is_some()
-            || (self.endpoint_is_https() && self.https_proxy.is_none());
-        let http_client = if !own_client_serves {
-            self.https_client()?
-        } else {
-            own_http::client(own_http::Settings {
-                trust: if self.verify_certificates {
-                    Trust::Bundle(self.bundle_certificates()?)
-                } else {
-                    Trust::AnyCertificate
-                },
-                connect_timeout: Duration::from_millis(self.connect_timeout_ms),
-                max_idle_connections: self.max_idle_connections,
-                tcp_keepalive: self.tcp_keepalive,
-                client_certificate: self.client_certificate(),
-            })?
-        };
+        let http_client = own_http::client(own_http::Settings {
+            trust: if self.verify_certificates {
+                Trust::Bundle(self.bundle_certificates()?)
+            } else {
+                Trust::AnyCertificate
+            },
+            connect_timeout: Duration::from_millis(self.connect_timeout_ms),
+            max_idle_connections: self.max_idle_connections,
+            tcp_keepalive: self.tcp_keepalive,
+            client_certificate: self.client_certificate(),
+            proxies: self.proxies()?,
+        })?;
         config = config.http_client(http_client::client(
             http_client,
             Duration::from_millis(self.read_timeout_ms),
         ));
         Ok(Client::from_conf(config.build()))
-    }
-
-    /// The SDK's default HTTPS client (rustls, aws-lc, proxies from the environment), with
-    /// this client's CA bundle and proxies if it has them.
-    fn https_client(&self) -> Result<SharedHttpClient, TransferError> {
-        let trust_store = match &self.ca_bundle {
-            Some(path) => ca_bundle_blocks(path, self.endpoint_label())?
-                .into_iter()
-                .fold(TrustStore::empty(), TrustStore::with_pem_certificate),
-            None => TrustStore::empty(),
-        };
-        let tls_context = TlsContext::builder()
-            .with_trust_store(trust_store)
-            .build()
-            .map_err(|e| TransferError::InvalidInput(format!("TLS settings: {e}")))?;
-        let proxy = self.proxy_config()?;
-        let max_idle_connections = self.max_idle_connections;
-        Ok(
-            Builder::new().build_with_connector_fn(move |settings, components| {
-                let mut connector = ConnectorBuilder::default()
-                    .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
-                    .tls_context(tls_context.clone());
-                connector.set_connector_settings(settings.cloned());
-                connector.set_sleep_impl(components.and_then(|c| c.sleep_impl()));
-                connector.set_proxy_config(Some(proxy.clone()));
-                connector.set_pool_max_idle_per_host(Some(max_idle_connections));
-                connector.build()
-            }),
-        )
     }
 
     /// The certificates our own client trusts: the CA bundle's.
@@ -279,29 +229,22 @@ impl ConnectionSettings {
         ))
     }
 
-    fn proxy_config(&self) -> Result<ProxyConfig, TransferError> {
-        let invalid = |e: aws_smithy_http_client::proxy::ProxyError| {
-            TransferError::InvalidInput(format!("proxies: {e}"))
+    fn proxies(&self) -> Result<Proxies, TransferError> {
+        let proxy = |url: &Option<String>| {
+            url.as_deref()
+                .map(Proxy::new)
+                .transpose()
+                .map_err(|e| TransferError::InvalidInput(format!("proxies: {e}")))
         };
-        Ok(match (&self.http_proxy, &self.https_proxy) {
-            (None, None) => ProxyConfig::disabled(),
-            (Some(http), Some(https)) if http == https => {
-                ProxyConfig::all(http).map_err(invalid)?
-            }
-            (Some(http), None) => ProxyConfig::http(http).map_err(invalid)?,
-            (None, Some(https)) => ProxyConfig::https(https).map_err(invalid)?,
-            (Some(_), Some(_)) => {
-                return Err(TransferError::InvalidInput(
-                    "proxies: one proxy for http and another for https is not supported".into(),
-                ))
-            }
+        Ok(Proxies {
+            http: proxy(&self.http_proxy)?,
+            https: proxy(&self.https_proxy)?,
         })
     }
 }
 
-/// The PEM blocks of a CA bundle's certificates that rustls accepts as trust anchors. The
-/// SDK's TLS setup panics on a certificate it cannot parse, and system bundles may hold such:
-/// they are left out here, as OpenSSL (botocore's TLS) skips them too. A bundle with none is
+/// The PEM blocks of a CA bundle's certificates that rustls accepts as trust anchors. System
+/// bundles may hold others: they are left out, as OpenSSL (botocore's TLS) skips them too. A bundle with none is
 /// an SSLError (for `endpoint`), as botocore's TLS setup raises for it.
 fn ca_bundle_blocks(path: &PathBuf, endpoint: String) -> Result<Vec<Vec<u8>>, TransferError> {
     let pem = std::fs::read(path).map_err(|source| TransferError::io(path, source))?;

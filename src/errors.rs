@@ -14,6 +14,7 @@ use aws_sdk_s3::operation::create_session::CreateSessionError;
 use crate::error_body::{self, ErrorField};
 use crate::http_client::BodyReadTimedOut;
 use crate::own_http::{HandshakeBrokenOff, TcpConnectTimedOut};
+use crate::proxy::{ProxyUnreachable, TunnelClosed};
 use crate::retries;
 
 pub type HttpResponse = aws_sdk_s3::config::http::HttpResponse;
@@ -25,6 +26,9 @@ pub enum TransferError {
     Service(Box<ServiceError>),
     /// The endpoint could not be reached (botocore's `EndpointConnectionError`).
     Connection { endpoint: String, detail: String },
+    /// The proxy could not be reached or refused the request (botocore's
+    /// `ProxyConnectionError`, which names the proxy).
+    ProxyConnection { proxy_url: String, detail: String },
     /// The connection closed before a response came (botocore's `ConnectionClosedError`).
     ConnectionClosed { endpoint: String, detail: String },
     /// The connection broke while a response body was read (botocore's
@@ -192,16 +196,19 @@ impl TransferError {
                     find_cause::<hyper_util::client::legacy::Error>(e)
                         .is_some_and(|e| e.is_connect())
                 });
-                // Our own client says when the TCP handshake timed out. The SDK's (which serves
-                // proxied connections) bounds the TCP and TLS handshakes with one timer and does
-                // not say which one stalled: without TLS, connecting is the TCP handshake alone;
-                // with it, a stalled TLS handshake is botocore's ReadTimeoutError, and so is
-                // that case.
+                // Our client says when the TCP connect timed out; any other timeout while
+                // connecting is a proxy's tunnel or the TLS handshake (see own_http::Connect).
                 let tcp_timed_out =
                     connector_error.is_some_and(|e| find_cause::<TcpConnectTimedOut>(e).is_some());
-                if failure.is_timeout()
-                    && (tcp_timed_out || connecting && endpoint.starts_with("http://"))
+                if let Some(proxy) = connector_error.and_then(|e| find_cause::<ProxyUnreachable>(e))
                 {
+                    TransferError::ProxyConnection {
+                        proxy_url: proxy.url.clone(),
+                        detail: proxy.to_string(),
+                    }
+                } else if connector_error.is_some_and(|e| find_cause::<TunnelClosed>(e).is_some()) {
+                    TransferError::ConnectionClosed { endpoint, detail }
+                } else if failure.is_timeout() && tcp_timed_out {
                     TransferError::ConnectTimeout { endpoint, detail }
                 } else if failure.is_timeout() && connecting {
                     TransferError::HandshakeTimeout { endpoint, detail }

@@ -7,11 +7,9 @@
 //! that answers and closes while body bytes it never read are still coming resets the
 //! connection, and the client can lose the answer it was sent and see only the reset.
 //!
-//! The SDK's HTTP client sends a body as soon as the head has gone. hyper tells 1xx responses
-//! to a callback set on the request (`hyper::ext::on_informational`), and request extensions
-//! reach hyper through the SDK's client, so the engine's HTTP client (`http_client`) sets the
-//! callback on whichever client sends the request, and the body is held until the callback or
-//! the timer releases it.
+//! hyper's client sends a body as soon as the head has gone. It tells 1xx responses to a
+//! callback set on the request (`hyper::ext::on_informational`), which the engine's HTTP client
+//! (`http_client`) sets, and the body is held until the callback or the timer releases it.
 //!
 //! When the final answer comes first, the body is never sent: once the answer is done with, the
 //! held body fails, and hyper closes the connection (the server may still expect the body).

@@ -1,16 +1,9 @@
-//! The HTTP client every request of the engine goes through, around the one that sends it (the
-//! SDK's, or our own in `own_http`):
+//! The HTTP client every request of the engine goes through, around the one that sends it
+//! (`own_http`, which bounds the wait for a response's head by the read timeout):
 //!
-//! - One connection pool per engine client. The SDK's client keeps a pool for each distinct
-//!   per-request timeout setting, and uploads turn the read timeout off (see `upload.rs`), so
-//!   uploads and downloads used to hold a pool each: the client below is asked for one
-//!   connector, with the connect timeout alone.
-//! - The read timeout, applied here as the SDK's client applies it (until the response's head
-//!   has come), for the requests that have one: uploads have none.
-//! - The read timeout again on every wait for a response body's next bytes, for every request,
-//!   as botocore's socket timeout bounds each read (see `PacedBody`): the SDK's client bounds
-//!   none, so an answer whose body stopped after its head (a CreateMultipartUpload's, an error's)
-//!   was waited for for ever.
+//! - The read timeout on every wait for a response body's next bytes, for every request, as
+//!   botocore's socket timeout bounds each read (see `PacedBody`): an answer whose body stopped
+//!   after its head (a CreateMultipartUpload's, an error's) was waited for for ever.
 //! - `Expect: 100-continue` on large upload bodies (`expect_continue`).
 
 use std::future::Future;
@@ -29,7 +22,6 @@ use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
     SharedHttpConnector,
 };
-use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::{
     RuntimeComponents, RuntimeComponentsBuilder,
 };
@@ -64,11 +56,8 @@ impl HttpClient for EngineHttpClient {
         settings: &HttpConnectorSettings,
         components: &RuntimeComponents,
     ) -> SharedHttpConnector {
-        let mut one_pool = HttpConnectorSettings::builder();
-        one_pool.set_connect_timeout(settings.connect_timeout());
         EngineConnector {
-            connector: self.client.http_connector(&one_pool.build(), components),
-            read_timeout: settings.read_timeout(),
+            connector: self.client.http_connector(settings, components),
             continue_wait: self.continue_wait,
             body_read_timeout: self.body_read_timeout,
         }
@@ -99,8 +88,6 @@ impl HttpClient for EngineHttpClient {
 #[derive(Debug)]
 struct EngineConnector {
     connector: SharedHttpConnector,
-    /// Until the response's head has come; None for uploads.
-    read_timeout: Option<Duration>,
     continue_wait: Duration,
     body_read_timeout: Duration,
 }
@@ -114,14 +101,9 @@ impl HttpConnector for EngineConnector {
         } else {
             self.connector.call(request)
         };
-        let (read_timeout, body_read_timeout) = (self.read_timeout, self.body_read_timeout);
+        let body_read_timeout = self.body_read_timeout;
         HttpConnectorFuture::new(async move {
-            let response = match read_timeout {
-                None => sent.await?,
-                Some(limit) => tokio::time::timeout(limit, sent)
-                    .await
-                    .map_err(|elapsed| ConnectorError::timeout(elapsed.into()))??,
-            };
+            let response = sent.await?;
             Ok(response.map(|body| PacedBody::wrap(body, body_read_timeout)))
         })
     }

@@ -20,6 +20,7 @@ mod own_http;
 mod plan;
 mod presign;
 mod progress;
+mod proxy;
 mod python;
 mod python_async;
 mod redirect;

@@ -1,13 +1,14 @@
-//! The engine's own HTTP(S) client, hyper's over rustls, for https (unless through a proxy)
-//! and for what the SDK's client takes no setting for: botocore's `verify=False` (any server
-//! certificate is taken: a local S3 server with a self-signed one, say), `tcp_keepalive=True`
-//! (SO_KEEPALIVE on every connection) and `client_cert` (a certificate the client shows servers
-//! that ask for one: mutual TLS). It serves https because it times the TCP connect and the TLS
-//! handshake apart, as botocore does (see `Connect`). It has the SDK's error kinds, and no
-//! proxies: the Python layer leaves clients with those settings to boto3 when a proxy would be
-//! used, and the SDK's client serves proxied https.
+//! The engine's HTTP(S) client, hyper's over rustls, which every request goes through. It makes
+//! connections as urllib3 makes them for botocore, which the SDK's client does not:
 //!
-//! Which server certificates it takes is server_trust's to say.
+//! - the TCP connect within the connect timeout, then a proxy's tunnel and the TLS handshake
+//!   within it again, and the read timeout only from then on (see `Connect`, `OwnConnector`);
+//! - botocore's `verify=False` (any server certificate is taken: a local S3 server with a
+//!   self-signed one, say), `tcp_keepalive=True` (SO_KEEPALIVE on every connection) and
+//!   `client_cert` (a certificate the client shows servers that ask for one: mutual TLS);
+//! - a proxy's failures told apart as urllib3 tells them (see `proxy`).
+//!
+//! It has the SDK's error kinds. Which server certificates it takes is server_trust's to say.
 
 use std::future::Future;
 use std::io;
@@ -27,7 +28,9 @@ use aws_smithy_types::body::SdkBody;
 use http::Uri;
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
-use hyper_util::client::legacy::connect::{Connected, Connection as HyperConnection};
+use hyper_util::client::legacy::connect::{
+    capture_connection, Connected, Connection as HyperConnection,
+};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::ClientConfig;
@@ -39,6 +42,7 @@ use tokio_rustls::TlsConnector;
 use tower_service::Service;
 
 use crate::errors::TransferError;
+use crate::proxy::{self, Proxies, Proxy};
 use crate::server_trust::AsBotocoreVerifies;
 
 type Tcp = <TcpConnector as Service<Uri>>::Response;
@@ -62,6 +66,7 @@ pub struct Settings {
     pub tcp_keepalive: bool,
     /// The certificate to show servers that ask for one, or why the one given cannot be used.
     pub client_certificate: Option<Result<ClientCertificate, String>>,
+    pub proxies: Proxies,
 }
 
 /// The certificate chain this client shows, and its private key.
@@ -89,7 +94,10 @@ pub fn client(settings: Settings) -> Result<SharedHttpClient, TransferError> {
             });
             match tls {
                 Ok(tls) => tls,
-                Err(reason) => return Ok(connector_client(UnusableClientCertificate(reason))),
+                Err(reason) => {
+                    let connector = SharedHttpConnector::new(UnusableClientCertificate(reason));
+                    return Ok(http_client_fn(move |_, _| connector.clone()));
+                }
             }
         }
     };
@@ -103,18 +111,21 @@ pub fn client(settings: Settings) -> Result<SharedHttpClient, TransferError> {
         tcp,
         tls: TlsConnector::from(Arc::new(tls)),
         limit: settings.connect_timeout,
+        proxies: settings.proxies.clone(),
     };
     let client = Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
         .pool_max_idle_per_host(settings.max_idle_connections)
         .build(connect);
-    Ok(connector_client(OwnConnector(client)))
-}
-
-/// An HTTP client of one connector for all its requests.
-fn connector_client(connector: impl HttpConnector + 'static) -> SharedHttpClient {
-    let connector = SharedHttpConnector::new(connector);
-    http_client_fn(move |_settings, _components| connector.clone())
+    // One pool for every request, whatever its read timeout.
+    let proxies = settings.proxies;
+    Ok(http_client_fn(move |settings, _components| {
+        SharedHttpConnector::new(OwnConnector {
+            client: client.clone(),
+            read_timeout: settings.read_timeout(),
+            proxies: proxies.clone(),
+        })
+    }))
 }
 
 /// The idle time before the first keepalive probe that a socket with SO_KEEPALIVE alone gets:
@@ -127,16 +138,19 @@ fn system_keepalive_time() -> Duration {
         .map_or(Duration::from_secs(7200), Duration::from_secs)
 }
 
-/// Connections made as urllib3 makes them for botocore: the TCP connection within the connect
-/// timeout, then the TLS handshake within it again. botocore tells the two apart: no TCP
-/// connection is its `ConnectTimeoutError` (see `TcpConnectTimedOut`), which s3transfer does not
-/// try again; a server that takes the connection and never finishes the handshake is its
-/// `ReadTimeoutError`. (The SDK's client bounds both with one timer, and says neither.)
+/// Connections made as urllib3 makes them for botocore: the TCP connection (to the proxy, if
+/// there is one) within the connect timeout, then the proxy's tunnel and the TLS handshake
+/// within it again. botocore tells them apart: no TCP connection is its `ConnectTimeoutError`
+/// (see `TcpConnectTimedOut`), which s3transfer does not try again, or its
+/// `ProxyConnectionError` for a proxy; a server that takes the connection and never finishes the
+/// handshake is its `ReadTimeoutError`. (The SDK's client bounds all with one timer, says
+/// none, and counts them in the read timeout.)
 #[derive(Clone)]
 struct Connect {
     tcp: TcpConnector,
     tls: TlsConnector,
     limit: Duration,
+    proxies: Proxies,
 }
 
 impl Service<Uri> for Connect {
@@ -160,21 +174,39 @@ impl Service<Uri> for Connect {
                 return Box::pin(async move { Err(error.into()) });
             }
         };
-        let connecting = self.tcp.call(destination);
+        let proxy = self.proxies.for_destination(&destination).cloned();
+        let connecting = match &proxy {
+            Some(proxy) => self.tcp.call(proxy.uri.clone()),
+            None => self.tcp.call(destination.clone()),
+        };
         let (tls, limit) = (self.tls.clone(), self.limit);
         Box::pin(async move {
-            let tcp = match tokio::time::timeout(limit, connecting).await {
-                Ok(connected) => connected?,
-                Err(_) => {
-                    return Err(io::Error::new(io::ErrorKind::TimedOut, TcpConnectTimedOut).into())
-                }
+            let connected = match tokio::time::timeout(limit, connecting).await {
+                Ok(connected) => connected.map_err(io::Error::other),
+                Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, TcpConnectTimedOut)),
+            };
+            let mut tcp = match (connected, &proxy) {
+                (Ok(tcp), _) => tcp,
+                (Err(error), Some(proxy)) => return Err(proxy.unreachable(error).into()),
+                (Err(error), None) => return Err(error.into()),
             };
             let Some(server_name) = server_name else {
-                return Ok(Connection::Http(tcp));
+                return Ok(match proxy {
+                    Some(_) => Connection::Forwarded(tcp),
+                    None => Connection::Http(tcp),
+                });
             };
-            match tokio::time::timeout(limit, tls.connect(server_name, TokioIo::new(tcp))).await {
+            let secured = async {
+                if let Some(proxy) = &proxy {
+                    proxy::open_tunnel(tcp.inner_mut(), proxy, &destination).await?;
+                }
+                tls.connect(server_name, TokioIo::new(tcp))
+                    .await
+                    .map_err(broken_off)
+            };
+            match tokio::time::timeout(limit, secured).await {
                 Ok(secured) => Ok(Connection::Https(Box::new(TokioIo::new(TellsAlerts(
-                    secured.map_err(broken_off)?,
+                    secured?,
                 ))))),
                 Err(_) => {
                     Err(io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out").into())
@@ -184,9 +216,11 @@ impl Service<Uri> for Connect {
     }
 }
 
-/// A connection of this client: plain, or TLS (whose state takes a kilobyte).
+/// A connection of this client: plain, plain to a proxy that forwards its requests, or TLS
+/// (whose state takes a kilobyte), directly or through a proxy's tunnel.
 enum Connection {
     Http(Tcp),
+    Forwarded(Tcp),
     Https(Box<TokioIo<TellsAlerts>>),
 }
 
@@ -194,6 +228,8 @@ impl HyperConnection for Connection {
     fn connected(&self) -> Connected {
         match self {
             Connection::Http(tcp) => tcp.connected(),
+            // Its requests name their whole URL.
+            Connection::Forwarded(tcp) => tcp.connected().proxy(true),
             Connection::Https(tls) => tls.inner().0.get_ref().0.inner().connected(),
         }
     }
@@ -206,7 +242,7 @@ impl Read for Connection {
         buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Connection::Http(tcp) => Pin::new(tcp).poll_read(cx, buf),
+            Connection::Http(tcp) | Connection::Forwarded(tcp) => Pin::new(tcp).poll_read(cx, buf),
             Connection::Https(tls) => Pin::new(&mut **tls).poll_read(cx, buf),
         }
     }
@@ -219,7 +255,7 @@ impl Write for Connection {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            Connection::Http(tcp) => Pin::new(tcp).poll_write(cx, buf),
+            Connection::Http(tcp) | Connection::Forwarded(tcp) => Pin::new(tcp).poll_write(cx, buf),
             Connection::Https(tls) => Pin::new(&mut **tls).poll_write(cx, buf),
         }
     }
@@ -230,28 +266,30 @@ impl Write for Connection {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            Connection::Http(tcp) => Pin::new(tcp).poll_write_vectored(cx, bufs),
+            Connection::Http(tcp) | Connection::Forwarded(tcp) => {
+                Pin::new(tcp).poll_write_vectored(cx, bufs)
+            }
             Connection::Https(tls) => Pin::new(&mut **tls).poll_write_vectored(cx, bufs),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
         match self {
-            Connection::Http(tcp) => tcp.is_write_vectored(),
+            Connection::Http(tcp) | Connection::Forwarded(tcp) => tcp.is_write_vectored(),
             Connection::Https(tls) => tls.is_write_vectored(),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Connection::Http(tcp) => Pin::new(tcp).poll_flush(cx),
+            Connection::Http(tcp) | Connection::Forwarded(tcp) => Pin::new(tcp).poll_flush(cx),
             Connection::Https(tls) => Pin::new(&mut **tls).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Connection::Http(tcp) => Pin::new(tcp).poll_shutdown(cx),
+            Connection::Http(tcp) | Connection::Forwarded(tcp) => Pin::new(tcp).poll_shutdown(cx),
             Connection::Https(tls) => Pin::new(&mut **tls).poll_shutdown(cx),
         }
     }
@@ -404,20 +442,49 @@ impl std::fmt::Display for TcpConnectTimedOut {
 
 impl std::error::Error for TcpConnectTimedOut {}
 
-/// hyper's client, answering as the SDK's does. (The read timeout is applied around it, in
-/// `http_client`, as around the SDK's.)
+/// hyper's client, answering as the SDK's does, with the read timeout of the requests it
+/// sends (None for uploads, see `upload::upload_settings`).
 #[derive(Debug)]
-struct OwnConnector(Client<Connect, SdkBody>);
+struct OwnConnector {
+    client: Client<Connect, SdkBody>,
+    read_timeout: Option<Duration>,
+    proxies: Proxies,
+}
 
 impl HttpConnector for OwnConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let request = match request.try_into_http1x() {
+        let mut request = match request.try_into_http1x() {
             Ok(request) => request,
             Err(e) => return HttpConnectorFuture::ready(Err(ConnectorError::user(e.into()))),
         };
-        let sent = self.0.request(request);
+        let forwarded_by = match request.uri().scheme_str() {
+            Some("http") => self.proxies.http.clone(),
+            _ => None,
+        };
+        let mut connection = capture_connection(&mut request);
+        let sent = self.client.request(request);
+        let read_timeout = self.read_timeout;
         HttpConnectorFuture::new(async move {
-            let response = sent.await.map_err(connector_error)?;
+            let answered = match read_timeout {
+                None => sent.await,
+                // As botocore's socket timeout, the read timeout runs once the connection is
+                // made (or taken from the pool): connecting has the connect timeout.
+                Some(limit) => {
+                    tokio::pin!(sent);
+                    let connected = async {
+                        connection.wait_for_connection_metadata().await;
+                    };
+                    tokio::select! {
+                        answered = &mut sent => answered,
+                        () = connected => {
+                            tokio::time::timeout(limit, sent)
+                                .await
+                                .map_err(|elapsed| ConnectorError::timeout(elapsed.into()))?
+                        }
+                    }
+                }
+            };
+            let response = answered.map_err(|e| connector_error(e, forwarded_by.as_ref()))?;
             HttpResponse::try_from(response.map(SdkBody::from_body_1_x))
                 .map_err(|e| ConnectorError::other(e.into(), None))
         })
@@ -438,14 +505,22 @@ impl HttpConnector for UnusableClientCertificate {
 }
 
 /// The SDK's kinds for hyper's errors: a timeout, or an I/O error (which it retries), as its
-/// own client tells them.
-fn connector_error(error: hyper_util::client::legacy::Error) -> ConnectorError {
-    let timed_out = std::error::Error::source(&error)
+/// own client tells them. A connection to a proxy that `forwarded_by` closed before its answer
+/// came is one urllib3 counts as not made to the proxy: its ProxyConnectionError.
+fn connector_error(
+    error: hyper_util::client::legacy::Error,
+    forwarded_by: Option<&Proxy>,
+) -> ConnectorError {
+    let cause = std::error::Error::source(&error);
+    let timed_out = cause
         .and_then(|cause| cause.downcast_ref::<std::io::Error>())
         .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut);
-    if timed_out {
-        ConnectorError::timeout(error.into())
-    } else {
-        ConnectorError::io(error.into())
+    let unanswered = cause
+        .and_then(|cause| cause.downcast_ref::<hyper::Error>())
+        .is_some_and(|e| e.is_incomplete_message());
+    match forwarded_by {
+        _ if timed_out => ConnectorError::timeout(error.into()),
+        Some(proxy) if unanswered => ConnectorError::io(proxy.unreachable(error).into()),
+        _ => ConnectorError::io(error.into()),
     }
 }

@@ -964,6 +964,16 @@ fn build_py_err(py: Python<'_>, error: TransferError) -> PyResult<PyErr> {
         TransferError::Connection { endpoint, detail } => {
             with_endpoint("EndpointConnectionError", endpoint, detail)?
         }
+        TransferError::ProxyConnection { proxy_url, detail } => {
+            let kwargs = PyDict::new(py);
+            kwargs.set_item("proxy_url", proxy_url)?;
+            kwargs.set_item("error", detail)?;
+            PyErr::from_value(
+                botocore
+                    .getattr("ProxyConnectionError")?
+                    .call((), Some(&kwargs))?,
+            )
+        }
         TransferError::Tls { endpoint, detail } => with_endpoint("SSLError", endpoint, detail)?,
         TransferError::ConnectionClosed { endpoint, detail } => {
             with_endpoint("ConnectionClosedError", endpoint, detail)?

@@ -133,16 +133,16 @@ impl Transfer {
                     cancel.cancel(); // no loop is left to report to
                     return;
                 };
-                Python::attach(|py| {
-                    match ask.call0(py).and_then(|asked| asked.is_truthy(py)) {
+                Python::attach(
+                    |py| match ask.call0(py).and_then(|asked| asked.is_truthy(py)) {
                         Ok(true) => {}
                         Ok(false) => cancel.cancel(),
                         Err(error) => {
                             cancel.cancel();
                             error.write_unraisable(py, None);
                         }
-                    }
-                })
+                    },
+                )
             });
         });
         Self { progress, cancel }

@@ -311,7 +311,7 @@ def test_max_bandwidth_is_one_limit_for_all_the_parts(server, bucket, tmp_path, 
     assert sha256_file(tmp_path / "out.bin") == sha256_file(source)
 
 
-@pytest.mark.parametrize("tcp_keepalive", [False, True], ids=["SDK's client", "own client"])
+@pytest.mark.parametrize("tcp_keepalive", [False, True], ids=["default", "tcp_keepalive"])
 def test_an_upload_may_take_longer_than_the_read_timeout_to_send_as_in_boto3(
     s3s_fs, tmp_path, tcp_keepalive
 ):

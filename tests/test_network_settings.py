@@ -25,6 +25,7 @@ from botocore.exceptions import (
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    ProxyConnectionError,
     ReadTimeoutError,
     SSLError,
 )
@@ -96,14 +97,16 @@ def test_custom_ca_bundle(s3s_fs, https_front, certificates, tmp_path, monkeypat
         ("common name only", "127.0.0.1", False),  # an address is never a common name
     ],
 )
+@pytest.mark.parametrize("proxied", [False, True], ids=["direct", "proxied"])
 def test_certificates_openssl_takes_beyond_webpki_are_taken_as_in_boto3(
-    s3s_fs, tmp_path_factory, tmp_path, caplog, server_certificate, host, taken
+    s3s_fs, tmp_path_factory, tmp_path, caplog, server_certificate, host, taken, proxied
 ):
     """Server certificates boto3's TLS (OpenSSL) takes and webpki, as rustls has it, refuses:
     a self-signed one given as the CA bundle (a CA's, as `openssl req -x509` makes them), and
     one with its host name only in the subject's common name. Both clients take them for their
-    names, and refuse them, with an SSLError, for other names or past their dates. The engine
-    refused both kinds (CaUsedAsEndEntity, NotValidForName)."""
+    names, and refuse them, with an SSLError, for other names or past their dates, directly
+    and through a proxy's tunnel. The engine refused both kinds (CaUsedAsEndEntity,
+    NotValidForName), through a proxy until its own client served proxies too."""
     certificates = Certificates(
         tmp_path_factory.mktemp("certificates"),
         expired=server_certificate.endswith("expired"),
@@ -111,10 +114,14 @@ def test_certificates_openssl_takes_beyond_webpki_are_taken_as_in_boto3(
     )
     front = TlsFront(s3s_fs_port(s3s_fs), certificates)
     bucket = s3s_fs.new_bucket()
+    config = Config(retries=ONE_ATTEMPT)
+    proxy = ForwardProxy({host: front.port}) if proxied else None
+    if proxy:
+        config = config.merge(Config(proxies={"https": f"http://127.0.0.1:{proxy.port}"}))
     kwargs = {
         "endpoint_url": f"https://{host}:{front.port}",
         "verify": str(certificates.ca_bundle),
-        "config": Config(retries=ONE_ATTEMPT),
+        "config": config,
     }
     try:
         with served_by_engine(caplog):
@@ -126,18 +133,22 @@ def test_certificates_openssl_takes_beyond_webpki_are_taken_as_in_boto3(
                         client.download_file(bucket, "k", str(tmp_path / "out.bin"))
     finally:
         front.close()
+        if proxy:
+            proxy.close()
     assert front.connections >= 2
+    if proxy:
+        assert len(proxy.asked) == front.connections
 
 
 @pytest.mark.parametrize("bundle", ["another CA's", "no certificate in it"])
-@pytest.mark.parametrize("proxied", [False, True], ids=["own client", "SDK's client, proxied"])
+@pytest.mark.parametrize("proxied", [False, True], ids=["direct", "proxied"])
 def test_untrusted_certificate_is_an_ssl_error_as_in_boto3(
     s3s_fs, https_front, tmp_path_factory, tmp_path, caplog, proxied, bundle
 ):
     """Verified against another CA's bundle, or one with no certificate in it, the server's
     certificate is refused: botocore's SSLError from both, saying why (the engine's said
-    what connectors it went through), with no file left behind. Through a proxy, the SDK's
-    client serves the engine."""
+    what connectors it went through), with no file left behind, directly and through a proxy's
+    tunnel."""
     bucket = s3s_fs.new_bucket()
     source = write_random(tmp_path / "source.bin", 1000)
     ca_bundle = Certificates(tmp_path_factory.mktemp("other-ca")).ca_bundle
@@ -307,7 +318,7 @@ def test_tcp_keepalive_is_set_on_the_connections_as_in_boto3(
     assert flags == {"s3turbo": {1}, "s3turbo without": {0}, "boto3": {1}}
 
 
-@pytest.mark.parametrize("tcp_keepalive", [False, True], ids=["SDK's client", "own client"])
+@pytest.mark.parametrize("tcp_keepalive", [False, True], ids=["default", "tcp_keepalive"])
 @pytest.mark.parametrize("max_pool_connections", [None, 4])
 def test_idle_connections_kept_are_max_pool_connections(
     s3s_fs, tmp_path, tcp_keepalive, max_pool_connections
@@ -367,7 +378,7 @@ def test_tcp_keepalive_from_the_config_file(s3s_fs, tmp_path, monkeypatch, caplo
     assert flags == {"s3turbo": {1}, "boto3": {1}}
 
 
-@pytest.mark.parametrize("tcp_keepalive", [False, True], ids=["SDK's client", "own client"])
+@pytest.mark.parametrize("tcp_keepalive", [False, True], ids=["default", "tcp_keepalive"])
 def test_uploads_and_downloads_share_one_connection_as_in_boto3(s3s_fs, tmp_path, tcp_keepalive):
     """One after another, uploads (which have no read timeout) and downloads go over the same
     kept-alive connection, as boto3's do: one connection to the server, not one per kind."""
@@ -471,7 +482,7 @@ def test_close_closes_the_engines_connections_as_boto3s(s3s_fs, tmp_path):
     assert set(left.values()) == {0}, left
 
 
-@pytest.mark.parametrize("proxied", [False, True], ids=["own client", "SDK's client, proxied"])
+@pytest.mark.parametrize("proxied", [False, True], ids=["direct", "proxied"])
 def test_servers_are_trusted_by_botocores_bundle_not_the_systems_roots(
     s3s_fs, https_front, certificates, tmp_path, monkeypatch, caplog, proxied
 ):
@@ -529,7 +540,7 @@ def unconnectable_port():
 @pytest.mark.parametrize(
     "scheme, tcp_keepalive",
     [("http", False), ("http", True), ("https", False)],
-    ids=["http, SDK's client", "http, own client", "https"],
+    ids=["http", "http, tcp_keepalive", "https"],
 )
 def test_a_connect_timeout_is_botocores_connect_timeout_error(
     tmp_path, unconnectable_port, scheme, tcp_keepalive
@@ -563,7 +574,7 @@ def test_a_connect_timeout_is_botocores_connect_timeout_error(
 @pytest.mark.parametrize(
     "setting",
     [{}, {"verify": False}, {"proxy": True}],
-    ids=["own client", "own client, verify=False", "SDK's client, through a proxy"],
+    ids=["direct", "verify=False", "through a proxy"],
 )
 def test_a_tls_handshake_that_never_ends_takes_the_connect_timeout_as_in_boto3(
     tmp_path, caplog, setting
@@ -572,8 +583,8 @@ def test_a_tls_handshake_that_never_ends_takes_the_connect_timeout_as_in_boto3(
     handshake is part of connecting, bounded by connect_timeout (1 s here, against a read
     timeout of 6 s), and the error is botocore's ReadTimeoutError, as boto3's is. A download
     makes as many handshakes as boto3's (its HeadObject's): the engine sent a HeadObject after
-    its first GET's, and waited twice as long. (Through a proxy the SDK's client serves, which
-    times the proxy's tunnel and the handshake as one.)"""
+    its first GET's, and waited twice as long. Through a proxy, its tunnel and the handshake
+    are bounded as one, as urllib3 bounds them."""
     source = write_random(tmp_path / "source.bin", 1000)
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
@@ -678,24 +689,142 @@ def test_a_tls_handshake_the_server_breaks_off_fails_as_in_boto3(tmp_path, endin
 
 
 @pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+@pytest.mark.parametrize("setting", ["verify=False", "tcp_keepalive", "client_cert"])
+def test_own_client_settings_go_through_a_proxy(s3s_fs, certificates, tmp_path, caplog, setting):
+    """verify=False, tcp_keepalive and client_cert through a proxy's tunnel, as boto3 sends
+    them: the engine serves them (boto3 did, when the engine's client for them went direct).
+    A proxy for the other scheme alone is not used."""
+    front = TlsFront(
+        s3s_fs_port(s3s_fs), certificates, client_certificates=setting == "client_cert"
+    )
+    proxy = ForwardProxy({"localhost": front.port})
+    proxies = {"https": f"http://127.0.0.1:{proxy.port}", "http": DEAD_PROXY}
+    config = {
+        "verify=False": Config(),
+        "tcp_keepalive": Config(tcp_keepalive=True),
+        "client_cert": Config(client_cert=str(certificates.client_cert_and_key)),
+    }[setting].merge(Config(proxies=proxies))
+    verify = False if setting == "verify=False" else str(certificates.ca_bundle)
+    endpoint = f"https://localhost:{front.port}"
+    try:
+        with served_by_engine(caplog):
+            client = s3s_fs.s3turbo_client(endpoint_url=endpoint, verify=verify, config=config)
+            round_trip(client, s3s_fs.new_bucket(), tmp_path)
+    finally:
+        proxy.close()
+        front.close()
+    assert proxy.asked and set(proxy.asked) == {f"localhost:{front.port}"}
+
+
+def _answering_proxy(answer: bytes) -> socket.socket:
+    """A proxy that reads each request's head, answers `answer` (nothing: it just closes) and
+    closes."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return  # closed
+            with connection:
+                head = b""
+                while b"\r\n\r\n" not in head and (chunk := connection.recv(4096)):
+                    head += chunk
+                connection.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener
+
+
+REFUSED_TUNNEL = b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n"
+
+
 @pytest.mark.parametrize(
-    "setting, reason",
+    "scheme, proxy, raised",
     [
-        ({"verify": False}, "verify=False"),
-        ({"config": Config(tcp_keepalive=True)}, "tcp_keepalive"),
-        ({"config": Config(client_cert="client.pem")}, "client_cert"),
+        ("http", "nothing listens", ProxyConnectionError),
+        ("https", "nothing listens", ProxyConnectionError),
+        ("https", "refuses the tunnel (407)", ProxyConnectionError),
+        ("https", "closes without answering CONNECT", ConnectionClosedError),
+        ("http", "closes without answering the request", ProxyConnectionError),
     ],
 )
-def test_own_client_settings_with_a_proxy_fall_back_to_boto3(
-    s3s_fs, monkeypatch, caplog, setting, reason
+def test_proxy_failures_raise_as_in_boto3(
+    s3s_fs, https_front, certificates, tmp_path, scheme, proxy, raised
 ):
-    """The engine's own client, for verify=False, tcp_keepalive and client_cert, does not go
-    through proxies: boto3 serves."""
-    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
-    client = s3s_fs.s3turbo_client(**setting)
-    with caplog.at_level("DEBUG", logger="s3turbo"):
-        client.upload_fileobj(io.BytesIO(b"data"), s3s_fs.new_bucket(), "k")
-    assert any(f"{reason} with a proxy" in r.getMessage() for r in caplog.records)
+    """A proxy that cannot be reached or refuses the tunnel is botocore's ProxyConnectionError,
+    naming the proxy; so is a plain request's proxy that closes without answering (urllib3
+    counts its connection as not made then). One that closes before answering CONNECT is a
+    ConnectionClosedError. The engine raised EndpointConnectionError or ConnectionClosedError
+    for all of them."""
+    listener = None
+    if proxy == "nothing listens":
+        proxy_url = f"http://127.0.0.1:{free_port()}"
+    else:
+        listener = _answering_proxy(REFUSED_TUNNEL if "407" in proxy else b"")
+        proxy_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    endpoint = {"http": s3s_fs.endpoint_url, "https": f"https://localhost:{https_front.port}"}
+    config = Config(proxies={scheme: proxy_url}, retries=ONE_ATTEMPT)
+    kwargs = {
+        "endpoint_url": endpoint[scheme],
+        "verify": str(certificates.ca_bundle),
+        "config": config,
+    }
+    failures = {}
+    try:
+        for make in (s3s_fs.boto3_client, s3s_fs.s3turbo_client):
+            with pytest.raises(BotoCoreError) as failed:
+                make(**kwargs).download_file("bucket", "k", str(tmp_path / "out.bin"))
+            failures[make] = (type(failed.value), str(failed.value))
+    finally:
+        if listener is not None:
+            listener.close()
+    assert failures[s3s_fs.s3turbo_client] == failures[s3s_fs.boto3_client]
+    assert failures[s3s_fs.boto3_client][0] is raised
+    assert list(tmp_path.iterdir()) == []
+
+
+class SlowTlsFront(TlsFront):
+    """A TLS front that lets each handshake wait 1.5 s (a far or busy server)."""
+
+    def upstream(self, client):
+        time.sleep(1.5)
+        return super().upstream(client)
+
+
+@pytest.mark.parametrize("proxied", [False, True], ids=["direct", "proxied"])
+def test_a_slow_tls_handshake_has_the_connect_timeout_not_the_read_timeout(
+    s3s_fs, certificates, tmp_path, caplog, proxied
+):
+    """urllib3 bounds the TLS handshake (and a proxy's tunnel) by the connect timeout, and
+    the wait for an answer by the read timeout from then on: a handshake longer than the read
+    timeout takes its time, for both clients. The engine counted it in the read timeout, and
+    failed with ReadTimeoutError after every attempt."""
+    front = SlowTlsFront(s3s_fs_port(s3s_fs), certificates)
+    proxy = ForwardProxy({"localhost": front.port}) if proxied else None
+    config = Config(connect_timeout=10, read_timeout=1, retries=ONE_ATTEMPT)
+    if proxy:
+        config = config.merge(Config(proxies={"https": f"http://127.0.0.1:{proxy.port}"}))
+    bucket = s3s_fs.new_bucket()
+    source = write_random(tmp_path / "source.bin", 100_000)
+    s3s_fs.boto3_client().upload_file(str(source), bucket, "k")
+    kwargs = {
+        "endpoint_url": f"https://localhost:{front.port}",
+        "verify": str(certificates.ca_bundle),
+        "config": config,
+    }
+    try:
+        with served_by_engine(caplog):
+            for make in (s3s_fs.boto3_client, s3s_fs.s3turbo_client):
+                out = tmp_path / f"{make.__name__}.bin"
+                make(**kwargs).download_file(bucket, "k", str(out))
+                assert sha256_file(out) == sha256_file(source)
+    finally:
+        front.close()
+        if proxy:
+            proxy.close()
+    assert front.connections == 2
 
 
 def test_explicit_proxy(s3s_fs, tmp_path, caplog):

@@ -302,16 +302,6 @@ def unsupported_client_setting(client: Any) -> str | None:
     proxies = _proxies(client)
     if any(not url.startswith("http://") or "@" in url for url in proxies.values()):
         return "https or authenticated proxies"
-    if len(set(proxies.values())) > 1:
-        return "different proxies for http and https"
-    own_client_for = "tcp_keepalive" if _keeps_alive(client) else None
-    if _client_certificate(client)["client_cert"]:
-        own_client_for = "client_cert"
-    if not _verifies_certificates(client):
-        own_client_for = "verify=False"
-    # The engine's own client, for these settings, goes direct.
-    if own_client_for and proxies:
-        return f"{own_client_for} with a proxy"
     ca_bundle = _ca_bundle(client)
     if ca_bundle is not None and not os.path.isfile(ca_bundle):
         return f"the CA bundle {ca_bundle!r} is not a file"

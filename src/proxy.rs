@@ -1,0 +1,189 @@
+//! HTTP proxies, as urllib3 speaks to them for botocore: plain http requests go to the proxy
+//! whole (their request line in absolute form), https ones through a tunnel the proxy opens
+//! with CONNECT. Only `http://` proxies without credentials reach the engine (the Python layer
+//! leaves others to boto3).
+
+use std::io;
+
+use http::Uri;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The proxies for http:// and https:// URLs, each as the user gave it (what botocore's
+/// `ProxyConnectionError` names) and parsed.
+#[derive(Clone, Debug, Default)]
+pub struct Proxies {
+    pub http: Option<Proxy>,
+    pub https: Option<Proxy>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Proxy {
+    pub url: String,
+    pub uri: Uri,
+}
+
+impl Proxy {
+    pub fn new(url: &str) -> Result<Self, String> {
+        let uri: Uri = url.parse().map_err(|e| format!("proxy {url:?}: {e}"))?;
+        match (uri.scheme_str(), uri.host()) {
+            (Some("http"), Some(_)) => Ok(Self {
+                url: url.to_owned(),
+                uri,
+            }),
+            _ => Err(format!("proxy {url:?}: not an http:// URL")),
+        }
+    }
+
+    /// That the proxy could not be reached or would not open a tunnel.
+    pub fn unreachable(&self, cause: impl std::fmt::Display) -> io::Error {
+        io::Error::other(ProxyUnreachable {
+            url: self.url.clone(),
+            cause: cause.to_string(),
+        })
+    }
+}
+
+impl Proxies {
+    /// The proxy for requests to `destination`.
+    pub fn for_destination(&self, destination: &Uri) -> Option<&Proxy> {
+        match destination.scheme_str() {
+            Some("https") => self.https.as_ref(),
+            _ => self.http.as_ref(),
+        }
+    }
+}
+
+/// A proxy that could not be reached, that refused to open a tunnel, or that closed a plain
+/// request's connection without answering (urllib3 counts the connection as not made to the
+/// proxy then): botocore's `ProxyConnectionError`.
+#[derive(Debug)]
+pub struct ProxyUnreachable {
+    pub url: String,
+    pub cause: String,
+}
+
+impl std::fmt::Display for ProxyUnreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "proxy {}: {}", self.url, self.cause)
+    }
+}
+
+impl std::error::Error for ProxyUnreachable {}
+
+/// A proxy that closed the connection before it answered CONNECT: urllib3 counts the
+/// connection as made to the proxy then, and reports it as closed (botocore's
+/// `ConnectionClosedError`).
+#[derive(Debug)]
+pub struct TunnelClosed;
+
+impl std::fmt::Display for TunnelClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the proxy closed the connection without answering CONNECT")
+    }
+}
+
+impl std::error::Error for TunnelClosed {}
+
+/// The longest answer to a CONNECT taken (urllib3 takes lines of 64 KiB, and at most 100).
+const MAX_ANSWER: usize = 64 * 1024;
+
+/// Asks `proxy`, connected as `tcp`, for a tunnel to `destination`'s host and port. A refusal
+/// (any answer but 200, as urllib3 takes only that) is `ProxyUnreachable`; a proxy that closes
+/// before answering, `TunnelClosed`.
+pub async fn open_tunnel(
+    tcp: &mut TcpStream,
+    proxy: &Proxy,
+    destination: &Uri,
+) -> Result<(), io::Error> {
+    let host = destination.host().unwrap_or_default();
+    let port = destination.port_u16().unwrap_or(443);
+    let request = format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await?;
+    // The server behind the tunnel does not speak before the client's TLS hello: nothing
+    // comes after the answer's head.
+    let mut answer = Vec::with_capacity(256);
+    let mut chunk = [0u8; 1024];
+    while !answer.ends_with(b"\r\n\r\n") {
+        if answer.len() > MAX_ANSWER {
+            return Err(proxy.unreachable("its answer to CONNECT is too long"));
+        }
+        let read = tcp.read(&mut chunk).await?;
+        if read == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, TunnelClosed));
+        }
+        answer.extend_from_slice(&chunk[..read]);
+    }
+    let status_line = answer.split(|&b| b == b'\r').next().unwrap_or_default();
+    let status_line = String::from_utf8_lossy(status_line);
+    match status_line.split_whitespace().nth(1) {
+        Some("200") => Ok(()),
+        _ => Err(proxy.unreachable(format!("Tunnel connection failed: {status_line}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    /// A proxy that reads a request head and answers `answer`, then keeps the connection open
+    /// until the client closes it.
+    async fn answering(answer: &'static [u8]) -> (Proxy, tokio::task::JoinHandle<Vec<u8>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bound");
+        let url = format!("http://{}", listener.local_addr().expect("its address"));
+        let served = tokio::spawn(async move {
+            let (mut connection, _) = listener.accept().await.expect("accepted");
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                connection.read_exact(&mut byte).await.expect("read");
+                head.push(byte[0]);
+            }
+            connection.write_all(answer).await.expect("answered");
+            head
+        });
+        (Proxy::new(&url).expect("a proxy URL"), served)
+    }
+
+    async fn tunnel_through(proxy: &Proxy) -> Result<(), io::Error> {
+        let address = proxy.uri.authority().expect("an address").as_str();
+        let mut tcp = TcpStream::connect(address).await.expect("connected");
+        let destination: Uri = "https://bucket.example.com:8443/key"
+            .parse()
+            .expect("a URL");
+        open_tunnel(&mut tcp, proxy, &destination).await
+    }
+
+    #[tokio::test]
+    async fn a_tunnel_is_asked_for_the_destinations_host_and_port() {
+        let (proxy, served) = answering(b"HTTP/1.1 200 Connection established\r\n\r\n").await;
+        tunnel_through(&proxy).await.expect("opened");
+        let head = String::from_utf8(served.await.expect("served")).expect("text");
+        assert_eq!(
+            head,
+            "CONNECT bucket.example.com:8443 HTTP/1.1\r\nHost: bucket.example.com:8443\r\n\r\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_tunnel_names_the_proxy() {
+        let answer = b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n";
+        let (proxy, _served) = answering(answer).await;
+        let error = tunnel_through(&proxy).await.expect_err("refused");
+        let refused = error
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<ProxyUnreachable>());
+        assert_eq!(refused.map(|r| r.url.as_str()), Some(proxy.url.as_str()));
+        assert!(error
+            .to_string()
+            .contains("407 Proxy Authentication Required"));
+    }
+
+    #[tokio::test]
+    async fn a_proxy_that_closes_without_answering_closed_the_connection() {
+        let (proxy, _served) = answering(b"").await;
+        let error = tunnel_through(&proxy).await.expect_err("closed");
+        assert!(error.get_ref().is_some_and(|e| e.is::<TunnelClosed>()));
+    }
+}
