@@ -984,9 +984,9 @@ impl Intercept for CommitsWithItsHead {
 }
 
 /// The per-request settings of an upload: at most `attempts` attempts, each reported to `watch`,
-/// and no read timeout. The SDK's runs from the request to its response, so it would cut short
-/// a body that takes longer than that to send (a slow uplink, a bandwidth limit), which boto3
-/// sends: botocore's bounds each socket read and write instead. `unless_stalled` bounds upload
+/// and no read timeout. The client's runs from the connection to the response's head (see
+/// own_http), so it would cut short a body that takes longer than that to send (a slow uplink,
+/// a bandwidth limit), which boto3 sends: botocore's bounds each socket read and write instead. `unless_stalled` bounds upload
 /// stalls as botocore's does.
 fn upload_settings(
     client: &Client,

@@ -259,8 +259,8 @@ class TimerCountingLoop(asyncio.SelectorEventLoop):
 
 def test_transfers_without_a_callback_do_not_wake_the_loop(s3s_fs):
     """A transfer with a Callback wakes the loop every 50 ms to hand it the progress; one
-    without has nothing to hand, and sleeps until it is done (a web server's thousands of idle
-    transfers took a quarter of a core)."""
+    without has nothing to hand, and sleeps until it is about to commit (a web server's
+    thousands of idle transfers took a quarter of a core)."""
     bucket = s3s_fs.new_bucket()
     s3s_fs.boto3_client().put_object(Bucket=bucket, Key="k", Body=os.urandom(2 * MIB))
 

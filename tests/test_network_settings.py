@@ -53,6 +53,13 @@ def s3s_fs_port(server) -> int:
     return int(server.endpoint_url.rsplit(":", 1)[1])
 
 
+def through(proxy: ForwardProxy | None, config: Config) -> Config:
+    """`config`, sending https requests through `proxy` if there is one."""
+    if proxy is None:
+        return config
+    return config.merge(Config(proxies={"https": f"http://127.0.0.1:{proxy.port}"}))
+
+
 @pytest.fixture
 def certificates(tmp_path_factory):
     return Certificates(tmp_path_factory.mktemp("certificates"))
@@ -116,8 +123,7 @@ def test_certificates_openssl_takes_beyond_webpki_are_taken_as_in_boto3(
     bucket = s3s_fs.new_bucket()
     config = Config(retries=ONE_ATTEMPT)
     proxy = ForwardProxy({host: front.port}) if proxied else None
-    if proxy:
-        config = config.merge(Config(proxies={"https": f"http://127.0.0.1:{proxy.port}"}))
+    config = through(proxy, config)
     kwargs = {
         "endpoint_url": f"https://{host}:{front.port}",
         "verify": str(certificates.ca_bundle),
@@ -156,8 +162,7 @@ def test_untrusted_certificate_is_an_ssl_error_as_in_boto3(
         ca_bundle.write_text("not a certificate\n")
     proxy = ForwardProxy({"localhost": https_front.port}) if proxied else None
     config = Config(retries=ONE_ATTEMPT)
-    if proxy:
-        config = config.merge(Config(proxies={"https": f"http://127.0.0.1:{proxy.port}"}))
+    config = through(proxy, config)
     kwargs = {
         "endpoint_url": f"https://localhost:{https_front.port}",
         "verify": str(ca_bundle),
@@ -497,8 +502,7 @@ def test_servers_are_trusted_by_botocores_bundle_not_the_systems_roots(
     source = write_random(tmp_path / "source.bin", 1000)
     proxy = ForwardProxy({"localhost": https_front.port}) if proxied else None
     config = Config(retries=ONE_ATTEMPT)
-    if proxy:
-        config = config.merge(Config(proxies={"https": f"http://127.0.0.1:{proxy.port}"}))
+    config = through(proxy, config)
     kwargs = {"endpoint_url": f"https://localhost:{https_front.port}", "config": config}
     try:
         with served_by_engine(caplog):
@@ -804,8 +808,7 @@ def test_a_slow_tls_handshake_has_the_connect_timeout_not_the_read_timeout(
     front = SlowTlsFront(s3s_fs_port(s3s_fs), certificates)
     proxy = ForwardProxy({"localhost": front.port}) if proxied else None
     config = Config(connect_timeout=10, read_timeout=1, retries=ONE_ATTEMPT)
-    if proxy:
-        config = config.merge(Config(proxies={"https": f"http://127.0.0.1:{proxy.port}"}))
+    config = through(proxy, config)
     bucket = s3s_fs.new_bucket()
     source = write_random(tmp_path / "source.bin", 100_000)
     s3s_fs.boto3_client().upload_file(str(source), bucket, "k")
