@@ -14,7 +14,7 @@ use aws_sdk_s3::operation::create_session::CreateSessionError;
 use crate::error_body::{self, ErrorField};
 use crate::http_client::BodyReadTimedOut;
 use crate::own_http::{HandshakeBrokenOff, TcpConnectTimedOut};
-use crate::proxy::{ProxyUnreachable, TunnelClosed};
+use crate::proxy::{ProxyUnreachable, TunnelUnanswered};
 use crate::retries;
 
 pub type HttpResponse = aws_sdk_s3::config::http::HttpResponse;
@@ -206,7 +206,9 @@ impl TransferError {
                         proxy_url: proxy.url.clone(),
                         detail: proxy.to_string(),
                     }
-                } else if connector_error.is_some_and(|e| find_cause::<TunnelClosed>(e).is_some()) {
+                } else if connector_error
+                    .is_some_and(|e| find_cause::<TunnelUnanswered>(e).is_some())
+                {
                     TransferError::ConnectionClosed { endpoint, detail }
                 } else if failure.is_timeout() && tcp_timed_out {
                     TransferError::ConnectTimeout { endpoint, detail }
@@ -227,7 +229,7 @@ impl TransferError {
                 } else if let Some(tls_error) = tls_error {
                     // In botocore's message ("SSL validation failed for <url> <error>"): what
                     // TLS said, not the layers of connectors around it.
-                    let detail = tls_error.to_string();
+                    let detail = tls_detail(tls_error);
                     TransferError::Tls { endpoint, detail }
                 } else if connector_error.is_some_and(|e| {
                     find_cause::<hyper_util::client::legacy::Error>(e)
@@ -351,6 +353,30 @@ impl TransferError {
                 | TransferError::HandshakeTimeout { .. }
         )
     }
+}
+
+/// What TLS said of a failed handshake. A server certificate that is refused is told in
+/// OpenSSL's words first, as Python's ssl module puts them in botocore's SSLError (scripts look
+/// for `CERTIFICATE_VERIFY_FAILED`), then in rustls's.
+fn tls_detail(error: &rustls::Error) -> String {
+    use rustls::CertificateError::*;
+    let rustls::Error::InvalidCertificate(refusal) = error else {
+        return error.to_string();
+    };
+    let reason = match refusal {
+        Expired | ExpiredContext { .. } => "certificate has expired".to_owned(),
+        NotValidYet | NotValidYetContext { .. } => "certificate is not yet valid".to_owned(),
+        UnknownIssuer => "unable to get local issuer certificate".to_owned(),
+        BadSignature => "certificate signature failure".to_owned(),
+        Revoked => "certificate revoked".to_owned(),
+        NotValidForNameContext { expected, .. } => {
+            let host = expected.to_str();
+            format!("Hostname mismatch, certificate is not valid for '{host}'.")
+        }
+        NotValidForName => "Hostname mismatch".to_owned(),
+        _ => return error.to_string(),
+    };
+    format!("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: {reason} ({error})")
 }
 
 /// The first error of type `T` down `error`'s chain of causes (io::Error hides its inner error
@@ -488,6 +514,28 @@ fn without_sdk_query(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refused_certificates_are_told_in_openssls_words_first() {
+        let expected = rustls_pki_types::ServerName::try_from("s3.example.com").expect("a name");
+        let refused = |refusal| tls_detail(&rustls::Error::InvalidCertificate(refusal));
+        assert_eq!(
+            refused(rustls::CertificateError::UnknownIssuer),
+            "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get local \
+             issuer certificate (invalid peer certificate: UnknownIssuer)"
+        );
+        let mismatch = refused(rustls::CertificateError::NotValidForNameContext {
+            expected,
+            presented: vec!["other.example.com".to_owned()],
+        });
+        assert!(mismatch.starts_with(
+            "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: Hostname mismatch, \
+             certificate is not valid for 's3.example.com'. (invalid peer certificate: "
+        ));
+        // Not about the certificate: rustls's words alone.
+        let alert = rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure);
+        assert_eq!(tls_detail(&alert), alert.to_string());
+    }
 
     #[test]
     fn urls_are_named_as_botocore_names_them() {

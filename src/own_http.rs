@@ -1,8 +1,9 @@
 //! The engine's HTTP(S) client, hyper's over rustls, which every request goes through. It makes
 //! connections as urllib3 makes them for botocore, which the SDK's client does not:
 //!
-//! - the TCP connect within the connect timeout, then a proxy's tunnel and the TLS handshake
-//!   within it again, and the read timeout only from then on (see `Connect`, `OwnConnector`);
+//! - the TCP connect within the connect timeout, then each step of a proxy's tunnel and the
+//!   TLS handshake within it again, and the read timeout only from then on (see `Connect`,
+//!   `OwnConnector`);
 //! - botocore's `verify=False` (any server certificate is taken: a local S3 server with a
 //!   self-signed one, say), `tcp_keepalive=True` (SO_KEEPALIVE on every connection) and
 //!   `client_cert` (a certificate the client shows servers that ask for one: mutual TLS);
@@ -139,8 +140,8 @@ fn system_keepalive_time() -> Duration {
 }
 
 /// Connections made as urllib3 makes them for botocore: the TCP connection (to the proxy, if
-/// there is one) within the connect timeout, then the proxy's tunnel and the TLS handshake
-/// within it again. botocore tells them apart: no TCP connection is its `ConnectTimeoutError`
+/// there is one) within the connect timeout, then each write and read of the proxy's tunnel,
+/// and the TLS handshake, within it again. botocore tells them apart: no TCP connection is its `ConnectTimeoutError`
 /// (see `TcpConnectTimedOut`), which s3transfer does not try again, or its
 /// `ProxyConnectionError` for a proxy; a server that takes the connection and never finishes the
 /// handshake is its `ReadTimeoutError`. (The SDK's client bounds all with one timer, says
@@ -196,10 +197,10 @@ impl Service<Uri> for Connect {
                     None => Connection::Http(tcp),
                 });
             };
+            if let Some(proxy) = &proxy {
+                proxy::open_tunnel(tcp.inner_mut(), proxy, &destination, limit).await?;
+            }
             let secured = async {
-                if let Some(proxy) = &proxy {
-                    proxy::open_tunnel(tcp.inner_mut(), proxy, &destination).await?;
-                }
                 tls.connect(server_name, TokioIo::new(tcp))
                     .await
                     .map_err(broken_off)

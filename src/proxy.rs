@@ -3,7 +3,9 @@
 //! with CONNECT. Only `http://` proxies without credentials reach the engine (the Python layer
 //! leaves others to boto3).
 
+use std::future::Future;
 use std::io;
+use std::time::Duration;
 
 use http::Uri;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -24,8 +26,17 @@ pub struct Proxy {
 }
 
 impl Proxy {
+    /// The proxy `url` names: its scheme, host and port, all that urllib3 uses of it (the
+    /// Python layer leaves URLs urllib3 cannot parse to boto3).
     pub fn new(url: &str) -> Result<Self, String> {
-        let uri: Uri = url.parse().map_err(|e| format!("proxy {url:?}: {e}"))?;
+        let authority_end = url
+            .find("://")
+            .map(|scheme_end| scheme_end + 3)
+            .and_then(|start| url[start..].find(['/', '?', '#']).map(|end| start + end))
+            .unwrap_or(url.len());
+        let uri: Uri = url[..authority_end]
+            .parse()
+            .map_err(|e| format!("proxy {url:?}: {e}"))?;
         match (uri.scheme_str(), uri.host()) {
             (Some("http"), Some(_)) => Ok(Self {
                 url: url.to_owned(),
@@ -71,54 +82,93 @@ impl std::fmt::Display for ProxyUnreachable {
 
 impl std::error::Error for ProxyUnreachable {}
 
-/// A proxy that closed the connection before it answered CONNECT: urllib3 counts the
-/// connection as made to the proxy then, and reports it as closed (botocore's
-/// `ConnectionClosedError`).
+/// A proxy that closed the connection before it answered CONNECT, or answered with no HTTP
+/// status line: urllib3 counts the connection as made to the proxy then, and reports it as
+/// closed (botocore's `ConnectionClosedError`).
 #[derive(Debug)]
-pub struct TunnelClosed;
+pub struct TunnelUnanswered;
 
-impl std::fmt::Display for TunnelClosed {
+impl std::fmt::Display for TunnelUnanswered {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the proxy closed the connection without answering CONNECT")
+        f.write_str("the proxy did not answer CONNECT")
     }
 }
 
-impl std::error::Error for TunnelClosed {}
+impl std::error::Error for TunnelUnanswered {}
 
-/// The longest answer to a CONNECT taken (urllib3 takes lines of 64 KiB, and at most 100).
-const MAX_ANSWER: usize = 64 * 1024;
+/// The longest answer to a CONNECT taken: http.client's, 100 header lines of 64 KiB at most.
+const MAX_ANSWER: usize = 101 * 64 * 1024;
 
-/// Asks `proxy`, connected as `tcp`, for a tunnel to `destination`'s host and port. A refusal
-/// (any answer but 200, as urllib3 takes only that) is `ProxyUnreachable`; a proxy that closes
-/// before answering, `TunnelClosed`.
+/// Asks `proxy`, connected as `tcp`, for a tunnel to `destination`'s host and port, each write
+/// and read within `limit` (urllib3's socket timeout while connecting). A refusal (any status
+/// but 200, as urllib3 takes only that) is `ProxyUnreachable`, told as soon as its status line
+/// has come (a refusal's body is not waited for); a proxy that closes before it answers, or
+/// answers with no HTTP status line, `TunnelUnanswered`.
 pub async fn open_tunnel(
     tcp: &mut TcpStream,
     proxy: &Proxy,
     destination: &Uri,
+    limit: Duration,
 ) -> Result<(), io::Error> {
     let host = destination.host().unwrap_or_default();
     let port = destination.port_u16().unwrap_or(443);
     let request = format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n");
-    tcp.write_all(request.as_bytes()).await?;
-    // The server behind the tunnel does not speak before the client's TLS hello: nothing
-    // comes after the answer's head.
+    within(limit, tcp.write_all(request.as_bytes())).await?;
     let mut answer = Vec::with_capacity(256);
-    let mut chunk = [0u8; 1024];
-    while !answer.ends_with(b"\r\n\r\n") {
+    let mut chunk = [0u8; 4096];
+    let mut status_checked = false;
+    // Lines may end with a bare LF, as http.client takes them. The server behind the tunnel
+    // does not speak before the client's TLS hello: nothing comes after the answer's head.
+    while !has_blank_line(&answer) {
         if answer.len() > MAX_ANSWER {
             return Err(proxy.unreachable("its answer to CONNECT is too long"));
         }
-        let read = tcp.read(&mut chunk).await?;
+        let read = within(limit, tcp.read(&mut chunk)).await?;
         if read == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, TunnelClosed));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                TunnelUnanswered,
+            ));
         }
         answer.extend_from_slice(&chunk[..read]);
+        if let (false, Some(line_end)) = (status_checked, answer.iter().position(|&b| b == b'\n')) {
+            let status_line = String::from_utf8_lossy(&answer[..line_end]);
+            let status_line = status_line.trim_end();
+            let mut words = status_line.split_whitespace();
+            match (words.next(), words.next()) {
+                (Some(version), Some("200")) if version.starts_with("HTTP/") => {}
+                (Some(version), Some(code))
+                    if version.starts_with("HTTP/")
+                        && code.len() == 3
+                        && code.bytes().all(|b| b.is_ascii_digit()) =>
+                {
+                    let refused = format!("Tunnel connection failed: {status_line}");
+                    return Err(proxy.unreachable(refused));
+                }
+                _ => return Err(io::Error::new(io::ErrorKind::InvalidData, TunnelUnanswered)),
+            }
+            status_checked = true;
+        }
     }
-    let status_line = answer.split(|&b| b == b'\r').next().unwrap_or_default();
-    let status_line = String::from_utf8_lossy(status_line);
-    match status_line.split_whitespace().nth(1) {
-        Some("200") => Ok(()),
-        _ => Err(proxy.unreachable(format!("Tunnel connection failed: {status_line}"))),
+    Ok(())
+}
+
+/// Whether a head's lines so far include the blank one that ends it.
+fn has_blank_line(head: &[u8]) -> bool {
+    head.windows(2).any(|pair| pair == b"\n\n") || head.windows(3).any(|w| w == b"\n\r\n")
+}
+
+/// `io` within `limit`, or a TimedOut error.
+async fn within<T>(
+    limit: Duration,
+    io: impl Future<Output = Result<T, io::Error>>,
+) -> Result<T, io::Error> {
+    match tokio::time::timeout(limit, io).await {
+        Ok(done) => done,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the proxy's tunnel timed out",
+        )),
     }
 }
 
@@ -152,7 +202,7 @@ mod tests {
         let destination: Uri = "https://bucket.example.com:8443/key"
             .parse()
             .expect("a URL");
-        open_tunnel(&mut tcp, proxy, &destination).await
+        open_tunnel(&mut tcp, proxy, &destination, Duration::from_secs(5)).await
     }
 
     #[tokio::test]
@@ -181,9 +231,29 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_proxy_that_closes_without_answering_closed_the_connection() {
-        let (proxy, _served) = answering(b"").await;
-        let error = tunnel_through(&proxy).await.expect_err("closed");
-        assert!(error.get_ref().is_some_and(|e| e.is::<TunnelClosed>()));
+    async fn a_refusal_is_told_by_its_status_without_waiting_for_its_body() {
+        // The proxy keeps the connection open after the start of its page.
+        let answer = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 999\r\n\r\n<html>";
+        let (proxy, _served) = answering(answer).await;
+        let error = tunnel_through(&proxy).await.expect_err("refused");
+        assert!(error.to_string().contains("403 Forbidden"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn lines_may_end_with_a_bare_line_feed() {
+        let (proxy, _served) = answering(b"HTTP/1.0 200 Connection established\n\n").await;
+        tunnel_through(&proxy).await.expect("opened");
+    }
+
+    #[tokio::test]
+    async fn a_proxy_that_closes_or_answers_no_http_did_not_answer() {
+        for answer in [&b""[..], b"FOO BAR\r\n\r\n", b"\r\n"] {
+            let (proxy, _served) = answering(answer).await;
+            let error = tunnel_through(&proxy).await.expect_err("unanswered");
+            assert!(
+                error.get_ref().is_some_and(|e| e.is::<TunnelUnanswered>()),
+                "{answer:?}: {error}"
+            );
+        }
     }
 }

@@ -25,6 +25,7 @@ from botocore.exceptions import (
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    HTTPClientError,
     ProxyConnectionError,
     ReadTimeoutError,
     SSLError,
@@ -168,10 +169,16 @@ def test_untrusted_certificate_is_an_ssl_error_as_in_boto3(
         "verify": str(ca_bundle),
         "config": config,
     }
+    # A refused certificate in OpenSSL's words, which scripts look for.
+    why = {
+        "another CA's": r"\[SSL: CERTIFICATE_VERIFY_FAILED\] certificate verify failed: "
+        "certificate signature failure",
+        "no certificate in it": ".*certificate",
+    }[bundle]
+    why = r"SSL validation failed for https://localhost:\d+\S* " + why
     try:
         with served_by_engine(caplog):
             for client in (s3s_fs.boto3_client(**kwargs), s3s_fs.s3turbo_client(**kwargs)):
-                why = r"SSL validation failed for https://localhost:\d+\S* .*certificate"
                 with pytest.raises(SSLError, match=why):
                     client.upload_file(str(source), bucket, "k")
                 with pytest.raises(SSLError, match=why):
@@ -731,17 +738,27 @@ def _answering_proxy(answer: bytes) -> socket.socket:
                 connection, _ = listener.accept()
             except OSError:
                 return  # closed
-            with connection:
-                head = b""
-                while b"\r\n\r\n" not in head and (chunk := connection.recv(4096)):
-                    head += chunk
-                connection.sendall(answer)
+            head = b""
+            while b"\r\n\r\n" not in head and (chunk := connection.recv(4096)):
+                head += chunk
+            connection.sendall(answer)
+            if not answer.endswith(b"<html><body>"):  # a page's end never comes
+                connection.close()
 
     threading.Thread(target=serve, daemon=True).start()
     return listener
 
 
-REFUSED_TUNNEL = b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n"
+ANSWERS = {
+    "refuses the tunnel (407)": b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+    b"Content-Length: 0\r\n\r\n",
+    # As Squid refuses one: a page, its connection left open.
+    "refuses the tunnel with a page (403)": b"HTTP/1.1 403 Forbidden\r\n"
+    b"Content-Type: text/html\r\nContent-Length: 10000\r\n\r\n<html><body>",
+    "answers CONNECT with no HTTP": b"FOO BAR\r\n\r\n",
+    "closes without answering CONNECT": b"",
+    "closes without answering the request": b"",
+}
 
 
 @pytest.mark.parametrize(
@@ -750,6 +767,8 @@ REFUSED_TUNNEL = b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length:
         ("http", "nothing listens", ProxyConnectionError),
         ("https", "nothing listens", ProxyConnectionError),
         ("https", "refuses the tunnel (407)", ProxyConnectionError),
+        ("https", "refuses the tunnel with a page (403)", ProxyConnectionError),
+        ("https", "answers CONNECT with no HTTP", ConnectionClosedError),
         ("https", "closes without answering CONNECT", ConnectionClosedError),
         ("http", "closes without answering the request", ProxyConnectionError),
     ],
@@ -758,18 +777,19 @@ def test_proxy_failures_raise_as_in_boto3(
     s3s_fs, https_front, certificates, tmp_path, scheme, proxy, raised
 ):
     """A proxy that cannot be reached or refuses the tunnel is botocore's ProxyConnectionError,
-    naming the proxy; so is a plain request's proxy that closes without answering (urllib3
-    counts its connection as not made then). One that closes before answering CONNECT is a
+    naming the proxy, at once (the engine waited for a refusal's page to end); so is a plain
+    request's proxy that closes without answering (urllib3 counts its connection as not made
+    then). One that closes before answering CONNECT, or answers it with no HTTP, is a
     ConnectionClosedError. The engine raised EndpointConnectionError or ConnectionClosedError
     for all of them."""
     listener = None
     if proxy == "nothing listens":
         proxy_url = f"http://127.0.0.1:{free_port()}"
     else:
-        listener = _answering_proxy(REFUSED_TUNNEL if "407" in proxy else b"")
+        listener = _answering_proxy(ANSWERS[proxy])
         proxy_url = f"http://127.0.0.1:{listener.getsockname()[1]}"
     endpoint = {"http": s3s_fs.endpoint_url, "https": f"https://localhost:{https_front.port}"}
-    config = Config(proxies={scheme: proxy_url}, retries=ONE_ATTEMPT)
+    config = Config(proxies={scheme: proxy_url}, retries=ONE_ATTEMPT, connect_timeout=20)
     kwargs = {
         "endpoint_url": endpoint[scheme],
         "verify": str(certificates.ca_bundle),
@@ -778,9 +798,11 @@ def test_proxy_failures_raise_as_in_boto3(
     failures = {}
     try:
         for make in (s3s_fs.boto3_client, s3s_fs.s3turbo_client):
+            started = time.monotonic()
             with pytest.raises(BotoCoreError) as failed:
                 make(**kwargs).download_file("bucket", "k", str(tmp_path / "out.bin"))
             failures[make] = (type(failed.value), str(failed.value))
+            assert time.monotonic() - started < 10
     finally:
         if listener is not None:
             listener.close()
@@ -790,10 +812,18 @@ def test_proxy_failures_raise_as_in_boto3(
 
 
 class SlowTlsFront(TlsFront):
-    """A TLS front that lets each handshake wait 1.5 s (a far or busy server)."""
+    """A TLS front that lets each handshake wait 1.2 s (a far or busy server)."""
 
     def upstream(self, client):
-        time.sleep(1.5)
+        time.sleep(1.2)
+        return super().upstream(client)
+
+
+class SlowForwardProxy(ForwardProxy):
+    """A proxy that answers each CONNECT after 1.2 s."""
+
+    def upstream(self, client):
+        time.sleep(1.2)
         return super().upstream(client)
 
 
@@ -801,13 +831,15 @@ class SlowTlsFront(TlsFront):
 def test_a_slow_tls_handshake_has_the_connect_timeout_not_the_read_timeout(
     s3s_fs, certificates, tmp_path, caplog, proxied
 ):
-    """urllib3 bounds the TLS handshake (and a proxy's tunnel) by the connect timeout, and
-    the wait for an answer by the read timeout from then on: a handshake longer than the read
-    timeout takes its time, for both clients. The engine counted it in the read timeout, and
-    failed with ReadTimeoutError after every attempt."""
+    """urllib3 bounds each step of connecting (the TCP connect, each read of a proxy's answer
+    to CONNECT, the TLS handshake) by the connect timeout, and the wait for an answer by the
+    read timeout from then on: a handshake and a tunnel each longer than the read timeout, and
+    together longer than the connect timeout, take their time, for both clients. The engine
+    counted them in the read timeout, and failed with ReadTimeoutError after every attempt;
+    then the tunnel and the handshake shared one connect timeout."""
     front = SlowTlsFront(s3s_fs_port(s3s_fs), certificates)
-    proxy = ForwardProxy({"localhost": front.port}) if proxied else None
-    config = Config(connect_timeout=10, read_timeout=1, retries=ONE_ATTEMPT)
+    proxy = SlowForwardProxy({"localhost": front.port}) if proxied else None
+    config = Config(connect_timeout=2, read_timeout=1, retries=ONE_ATTEMPT)
     config = through(proxy, config)
     bucket = s3s_fs.new_bucket()
     source = write_random(tmp_path / "source.bin", 100_000)
@@ -830,13 +862,15 @@ def test_a_slow_tls_handshake_has_the_connect_timeout_not_the_read_timeout(
     assert front.connections == 2
 
 
-def test_explicit_proxy(s3s_fs, tmp_path, caplog):
+@pytest.mark.parametrize("path", ["", "/a path"])
+def test_explicit_proxy(s3s_fs, tmp_path, caplog, path):
     """The endpoint's host name resolves only inside the proxy: the transfer works only if the
-    engine sends its requests through it."""
+    engine sends its requests through it. A path in the proxy's URL is no part of the proxy,
+    to urllib3 (the engine refused one with a space)."""
     proxy = ForwardProxy({"s3.via-proxy.test": s3s_fs_port(s3s_fs)})
     bucket = s3s_fs.new_bucket()
     config = Config(
-        proxies={"http": f"http://127.0.0.1:{proxy.port}"},
+        proxies={"http": f"http://127.0.0.1:{proxy.port}{path}"},
         s3={"addressing_style": "path"},
         retries=ONE_ATTEMPT,
     )
@@ -848,6 +882,24 @@ def test_explicit_proxy(s3s_fs, tmp_path, caplog):
         assert proxy.connections >= 1
     finally:
         proxy.close()
+
+
+@pytest.mark.parametrize(
+    "proxy_url",
+    ["http://127.0.0.1:3128 ", "http://127.0.0.1:3128\n", "http://127.0.0.1:99999", "http://:3128"],
+)
+def test_a_proxy_url_urllib3_cannot_use_fails_as_in_boto3(s3s_fs, tmp_path, proxy_url):
+    """A space or line break left after it (as a .env file may leave one in HTTPS_PROXY), a
+    port out of range, no host: boto3 raises its HTTPClientError, and so does the call, which
+    boto3 serves. The engine raised ValueError, or a ProxyConnectionError it retried."""
+    config = Config(proxies={"http": proxy_url}, retries=ONE_ATTEMPT, connect_timeout=2)
+    failures = {}
+    for make in (s3s_fs.boto3_client, s3s_fs.s3turbo_client):
+        with pytest.raises(BotoCoreError) as failed:
+            make(config=config).download_file("bucket", "k", str(tmp_path / "out.bin"))
+        failures[make] = type(failed.value)
+    assert failures[s3s_fs.s3turbo_client] is failures[s3s_fs.boto3_client] is HTTPClientError
+    assert list(tmp_path.iterdir()) == []
 
 
 # A proxy nothing listens on: a request sent through it fails.

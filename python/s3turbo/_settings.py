@@ -36,7 +36,8 @@ from s3transfer.constants import FULL_OBJECT_CHECKSUM_ARGS
 from s3transfer.manager import TransferManager
 from s3transfer.upload import UploadSubmissionTask
 from s3transfer.utils import ChunksizeAdjuster, set_default_checksum_algorithm
-from urllib3.exceptions import InsecureRequestWarning
+from urllib3.exceptions import InsecureRequestWarning, LocationParseError
+from urllib3.util import parse_url
 
 from . import _core
 
@@ -302,6 +303,10 @@ def unsupported_client_setting(client: Any) -> str | None:
     proxies = _proxies(client)
     if any(not url.startswith("http://") or "@" in url for url in proxies.values()):
         return "https or authenticated proxies"
+    if any(_urllib3_cannot_use(url) for url in proxies.values()):
+        # A space or line break left after it, a port out of range: boto3 raises its
+        # HTTPClientError as it sends the call.
+        return "a proxy URL urllib3 cannot use"
     ca_bundle = _ca_bundle(client)
     if ca_bundle is not None and not os.path.isfile(ca_bundle):
         return f"the CA bundle {ca_bundle!r} is not a file"
@@ -312,6 +317,14 @@ def unsupported_client_setting(client: Any) -> str | None:
     if not _endpoint_path_is_plain(endpoint_url):
         return "an endpoint_url path that botocore escapes or resolves (beyond A-Z a-z 0-9 -._~)"
     return None
+
+
+def _urllib3_cannot_use(proxy_url: str) -> bool:
+    """Whether urllib3 cannot parse a proxy URL, or finds no host in it."""
+    try:
+        return not parse_url(proxy_url).host
+    except LocationParseError:
+        return True
 
 
 def _is_integer(value: Any) -> bool:
