@@ -122,9 +122,8 @@ def test_certificates_openssl_takes_beyond_webpki_are_taken_as_in_boto3(
     )
     front = TlsFront(s3s_fs_port(s3s_fs), certificates)
     bucket = s3s_fs.new_bucket()
-    config = Config(retries=ONE_ATTEMPT)
     proxy = ForwardProxy({host: front.port}) if proxied else None
-    config = through(proxy, config)
+    config = through(proxy, Config(retries=ONE_ATTEMPT))
     kwargs = {
         "endpoint_url": f"https://{host}:{front.port}",
         "verify": str(certificates.ca_bundle),
@@ -162,8 +161,7 @@ def test_untrusted_certificate_is_an_ssl_error_as_in_boto3(
     if bundle == "no certificate in it":
         ca_bundle.write_text("not a certificate\n")
     proxy = ForwardProxy({"localhost": https_front.port}) if proxied else None
-    config = Config(retries=ONE_ATTEMPT)
-    config = through(proxy, config)
+    config = through(proxy, Config(retries=ONE_ATTEMPT))
     kwargs = {
         "endpoint_url": f"https://localhost:{https_front.port}",
         "verify": str(ca_bundle),
@@ -508,8 +506,7 @@ def test_servers_are_trusted_by_botocores_bundle_not_the_systems_roots(
     bucket = s3s_fs.new_bucket()
     source = write_random(tmp_path / "source.bin", 1000)
     proxy = ForwardProxy({"localhost": https_front.port}) if proxied else None
-    config = Config(retries=ONE_ATTEMPT)
-    config = through(proxy, config)
+    config = through(proxy, Config(retries=ONE_ATTEMPT))
     kwargs = {"endpoint_url": f"https://localhost:{https_front.port}", "config": config}
     try:
         with served_by_engine(caplog):
@@ -839,8 +836,7 @@ def test_a_slow_tls_handshake_has_the_connect_timeout_not_the_read_timeout(
     then the tunnel and the handshake shared one connect timeout."""
     front = SlowTlsFront(s3s_fs_port(s3s_fs), certificates)
     proxy = SlowForwardProxy({"localhost": front.port}) if proxied else None
-    config = Config(connect_timeout=2, read_timeout=1, retries=ONE_ATTEMPT)
-    config = through(proxy, config)
+    config = through(proxy, Config(connect_timeout=2, read_timeout=1, retries=ONE_ATTEMPT))
     bucket = s3s_fs.new_bucket()
     source = write_random(tmp_path / "source.bin", 100_000)
     s3s_fs.boto3_client().upload_file(str(source), bucket, "k")
