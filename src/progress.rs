@@ -19,6 +19,9 @@ use crate::bandwidth::BandwidthLimit;
 use crate::body::BodyReader;
 use crate::errors::TransferError;
 
+/// How often a transfer waiting for its observer's report asks again (see `until_reported`).
+const ASK_AGAIN: Duration = Duration::from_secs(1);
+
 /// Bytes moved so far. It goes down when an attempt that had counted bytes is retried, so that
 /// the increments reported to the callback always add up to the bytes finally transferred.
 ///
@@ -86,7 +89,10 @@ impl Progress {
     }
 
     /// Waits until the observer has reported the bytes counted so far (at once without one),
-    /// or the transfer is cancelled (the observer's callback raised, or Ctrl-C).
+    /// or the transfer is cancelled (the observer's callback raised, or Ctrl-C). The observer
+    /// is asked again every `ASK_AGAIN`: an asyncio loop stopped after it took the ask, and
+    /// closed, never answers it, and only a new ask finds it closed (and cancels the transfer,
+    /// which then cleans up rather than wait for ever).
     pub async fn until_reported(&self, cancel: &CancellationToken) -> Result<(), TransferError> {
         let Some(observer) = &self.observer else {
             return Ok(());
@@ -106,6 +112,7 @@ impl Progress {
             tokio::select! {
                 _ = reported => {}
                 _ = cancel.cancelled() => return Err(TransferError::Cancelled),
+                _ = tokio::time::sleep(ASK_AGAIN) => {}
             }
         }
     }
@@ -430,6 +437,26 @@ mod tests {
     use std::sync::atomic::AtomicU64;
 
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unanswered_observer_is_asked_again_until_it_cannot_be() {
+        let cancel = CancellationToken::new();
+        let asked = Arc::new(AtomicU64::new(0));
+        let (counter, closed) = (asked.clone(), cancel.clone());
+        // As an asyncio loop that took the first ask and was then closed: the third ask finds
+        // it closed, and cancels the transfer.
+        let progress = Progress::observed(move || {
+            if counter.fetch_add(1, Ordering::SeqCst) + 1 == 3 {
+                closed.cancel();
+            }
+        });
+        progress.add(10);
+        let started = tokio::time::Instant::now();
+        let waited = progress.until_reported(&cancel).await;
+        assert!(matches!(waited, Err(TransferError::Cancelled)));
+        assert_eq!(asked.load(Ordering::SeqCst), 3);
+        assert_eq!(started.elapsed(), 2 * ASK_AGAIN);
+    }
 
     #[tokio::test]
     async fn a_commit_waits_for_the_observer_to_report() {

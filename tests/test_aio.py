@@ -427,14 +427,23 @@ def test_a_put_object_cancelled_once_its_body_has_gone_ends_with_its_answer(moto
 
 # The engine's request for a report meets the closed loop: Python reports that error too.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def stop_after_a_busy_while(loop: asyncio.AbstractEventLoop) -> None:
+    """Stops `loop` once this callback has kept it busy for 2 s: its transfers send their
+    bytes meanwhile, and ask it to let them commit."""
+    loop.stop()
+    time.sleep(2)
+
+
 @pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("stopped", ["mid-transfer", "once they asked to commit"])
 @pytest.mark.parametrize("callback", [lambda n: None, None], ids=["Callback", "no Callback"])
-def test_transfers_of_a_loop_closed_under_them_clean_up(moto, tmp_path, callback):
+def test_transfers_of_a_loop_closed_under_them_clean_up(moto, tmp_path, callback, stopped):
     """A loop stopped and closed with transfers pending (a loop thread shut down with work in
     flight): the engine's request for a report before it commits cannot reach the loop, so the
     transfers stop and clean up, quietly (with a Callback it waited for ever: the multipart
     upload stayed open and the download's temporary file on disk; without one the download
-    was put into place after its task was gone)."""
+    was put into place after its task was gone). A loop that took the request and stopped
+    before it answered is asked again, and found closed."""
     bucket = moto.new_bucket()
     source = write_random(tmp_path / "source.bin", 12 * MIB)
     moto.boto3_client().upload_file(str(source), bucket, "existing")
@@ -442,8 +451,10 @@ def test_transfers_of_a_loop_closed_under_them_clean_up(moto, tmp_path, callback
     out.mkdir()
     boto = moto.boto3_client()
     with slowed(moto) as proxy:
-        s3 = aio_client(moto, endpoint_url=proxy.endpoint_url)
+        endpoint = proxy.endpoint_url if stopped == "mid-transfer" else moto.endpoint_url
+        s3 = aio_client(moto, endpoint_url=endpoint)
         loop = asyncio.new_event_loop()
+
         pending = [
             loop.create_task(
                 s3.upload_file(str(source), bucket, "k", Callback=callback, Config=MULTIPART)
@@ -454,7 +465,10 @@ def test_transfers_of_a_loop_closed_under_them_clean_up(moto, tmp_path, callback
                 )
             ),
         ]
-        loop.call_later(0.5, loop.stop)
+        if stopped == "mid-transfer":
+            loop.call_later(0.5, loop.stop)
+        else:
+            loop.call_later(0.05, stop_after_a_busy_while, loop)
         loop.run_forever()
         loop.close()
         del pending, loop

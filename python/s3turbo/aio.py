@@ -451,7 +451,10 @@ class AsyncClient:
                 finally:
                     # Also when this task is cancelled: a pending task left to the garbage
                     # collector is logged as an error ("Task was destroyed but it is pending!").
-                    ask.cancel()
+                    # Not when the coroutine is closed with its loop (GeneratorExit): a closed
+                    # loop runs nothing, and raises on a cancel.
+                    if not ask.get_loop().is_closed():
+                        ask.cancel()
                 asked.clear()
                 if pumping is not None and pumping in finished:
                     waiting.discard(pumping)
