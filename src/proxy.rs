@@ -132,25 +132,29 @@ pub async fn open_tunnel(
         }
         answer.extend_from_slice(&chunk[..read]);
         if let (false, Some(line_end)) = (status_checked, answer.iter().position(|&b| b == b'\n')) {
-            let status_line = String::from_utf8_lossy(&answer[..line_end]);
-            let status_line = status_line.trim_end();
-            let mut words = status_line.split_whitespace();
-            match (words.next(), words.next()) {
-                (Some(version), Some("200")) if version.starts_with("HTTP/") => {}
-                (Some(version), Some(code))
-                    if version.starts_with("HTTP/")
-                        && code.len() == 3
-                        && code.bytes().all(|b| b.is_ascii_digit()) =>
-                {
-                    let refused = format!("Tunnel connection failed: {status_line}");
-                    return Err(proxy.unreachable(refused));
-                }
-                _ => return Err(io::Error::new(io::ErrorKind::InvalidData, TunnelUnanswered)),
-            }
+            tunnel_granted(&answer[..line_end], proxy)?;
             status_checked = true;
         }
     }
     Ok(())
+}
+
+/// Whether a CONNECT answer's status line grants the tunnel: 200 does; another status is a
+/// refusal (`ProxyUnreachable`); a line that is no HTTP status, `TunnelUnanswered`.
+fn tunnel_granted(status_line: &[u8], proxy: &Proxy) -> Result<(), io::Error> {
+    let status_line = String::from_utf8_lossy(status_line);
+    let status_line = status_line.trim_end();
+    let mut words = status_line.split_whitespace();
+    let (version, code) = (
+        words.next().unwrap_or_default(),
+        words.next().unwrap_or_default(),
+    );
+    let is_status = code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit());
+    match (version.starts_with("HTTP/") && is_status, code) {
+        (true, "200") => Ok(()),
+        (true, _) => Err(proxy.unreachable(format!("Tunnel connection failed: {status_line}"))),
+        (false, _) => Err(io::Error::new(io::ErrorKind::InvalidData, TunnelUnanswered)),
+    }
 }
 
 /// Whether a head's lines so far include the blank one that ends it.
